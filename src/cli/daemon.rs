@@ -1,0 +1,159 @@
+//! `start`, `stop`, `reload`, `pid`: running the daemon and talking to it.
+
+use super::logging;
+use crate::config::NetDir;
+use crate::control::client::request;
+use crate::control::pidfile::PidFile;
+use crate::control::{Request, Response};
+use anyhow::{bail, Context, Result};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+/// Options of `start` and `restart`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StartArgs {
+    /// Stay in the foreground and log to stderr (do not detach).
+    #[arg(short = 'D', long = "no-detach")]
+    pub foreground: bool,
+    /// Log to this file (default when detached: DIR/meshd.log).
+    #[arg(long, value_name = "FILE")]
+    pub logfile: Option<PathBuf>,
+    /// Log level: 0 warnings, 1 info (default), 2 debug, 3 trace. MESHD_LOG overrides.
+    #[arg(short = 'd', long = "debug", value_name = "LEVEL")]
+    pub debug: Option<u8>,
+}
+
+const ASK_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn ask(netdir: &NetDir, req: &Request) -> Result<Response> {
+    request(&netdir.pidfile(), &netdir.control_socket(), req, ASK_TIMEOUT)
+}
+
+/// `meshd start`.
+pub fn start(netdir: &NetDir, args: &StartArgs) -> Result<i32> {
+    if let Ok(Response::Pid { pid }) = ask(netdir, &Request::Pid) {
+        eprintln!("A meshd is already running for {} with pid {pid}.", netdir.root.display());
+        return Ok(0);
+    }
+    if args.foreground {
+        match &args.logfile {
+            Some(path) => logging::to_file(path, args.debug)?,
+            None => logging::to_stderr(args.debug),
+        }
+        crate::driver::run(netdir.clone())?;
+        return Ok(0);
+    }
+    let logfile = args.logfile.clone().unwrap_or_else(|| netdir.logfile());
+    let exe = std::env::current_exe().context("cannot find the meshd executable")?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("-c").arg(&netdir.root);
+    if let Some(p) = &netdir.pidfile_override {
+        cmd.arg("--pidfile").arg(p);
+    }
+    cmd.arg("start").arg("-D").arg("--logfile").arg(&logfile);
+    if let Some(d) = args.debug {
+        cmd.arg("-d").arg(d.to_string());
+    }
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    // SAFETY: setsid is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid().map(|_| ()).map_err(std::io::Error::from)
+        });
+    }
+    let mut child = cmd.spawn().context("cannot start the daemon process")?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(Response::Pid { pid }) = ask(netdir, &Request::Pid) {
+            eprintln!("meshd started for {} (pid {pid}, log {}).", netdir.root.display(), logfile.display());
+            return Ok(0);
+        }
+        if let Some(status) = child.try_wait().context("waiting for the daemon")? {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut err);
+            }
+            eprint!("{err}");
+            let log = std::fs::read_to_string(&logfile).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(5).collect();
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+            bail!("the daemon exited during startup ({status}); see {}", logfile.display());
+        }
+        if Instant::now() > deadline {
+            bail!("the daemon did not answer within 10 s; see {}", logfile.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `meshd stop`: ask for a graceful stop, wait until the pidfile is gone.
+pub fn stop(netdir: &NetDir) -> Result<i32> {
+    let pidfile = netdir.pidfile();
+    match ask(netdir, &Request::Stop) {
+        Ok(_) => {}
+        Err(err) => {
+            // The socket is dead; fall back to the pid in the pidfile, as tinc does.
+            match PidFile::read(&pidfile) {
+                Ok(p) if process_alive(p.pid) => {
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.pid as i32), nix::sys::signal::Signal::SIGTERM);
+                }
+                _ => {
+                    eprintln!("{err}");
+                    return Ok(1);
+                }
+            }
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pidfile.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if pidfile.exists() {
+        bail!("the daemon did not stop within 10 s");
+    }
+    Ok(0)
+}
+
+fn process_alive(pid: u32) -> bool {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok()
+}
+
+/// `meshd reload`.
+pub fn reload(netdir: &NetDir) -> Result<i32> {
+    match ask(netdir, &Request::Reload) {
+        Ok(Response::Reloaded { warnings }) => {
+            for w in warnings {
+                eprintln!("warning: {w}");
+            }
+            Ok(0)
+        }
+        Ok(Response::Error { message }) => {
+            eprintln!("Could not reload configuration: {message}");
+            Ok(1)
+        }
+        Ok(other) => bail!("unexpected answer: {other:?}"),
+        Err(err) => {
+            eprintln!("{err}");
+            Ok(1)
+        }
+    }
+}
+
+/// `meshd pid`.
+pub fn pid(netdir: &NetDir) -> Result<i32> {
+    match ask(netdir, &Request::Pid) {
+        Ok(Response::Pid { pid }) => {
+            println!("{pid}");
+            Ok(0)
+        }
+        Ok(other) => bail!("unexpected answer: {other:?}"),
+        Err(err) => {
+            eprintln!("{err}");
+            Ok(1)
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! `dump` and `info`: ask the daemon and print tinc-shaped lines or JSON.
+
+use crate::config::NetDir;
+use crate::control::client::request;
+use crate::control::{Request, Response};
+use crate::node::status::{status_bits, ConnectionStatus, EdgeStatus, NodeStatus};
+use anyhow::{bail, Result};
+use std::fmt::Write as _;
+use std::time::Duration;
+
+fn ask(netdir: &NetDir, req: &Request) -> Result<Option<Response>> {
+    match request(&netdir.pidfile(), &netdir.control_socket(), req, Duration::from_secs(5)) {
+        Ok(Response::Error { message }) => bail!("{message}"),
+        Ok(r) => Ok(Some(r)),
+        Err(err) => {
+            eprintln!("{err}");
+            Ok(None)
+        }
+    }
+}
+
+fn nodes(netdir: &NetDir) -> Result<Option<Vec<NodeStatus>>> {
+    match ask(netdir, &Request::DumpNodes)? {
+        Some(Response::Nodes { nodes }) => Ok(Some(nodes)),
+        Some(other) => bail!("unexpected answer: {other:?}"),
+        None => Ok(None),
+    }
+}
+
+/// `meshd dump WHAT [--json]`.
+pub fn dump(netdir: &NetDir, what: &[String], json: bool) -> Result<i32> {
+    let words: Vec<String> = what.iter().map(|w| w.to_ascii_lowercase()).collect();
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    match words.as_slice() {
+        ["nodes"] | ["reachable", "nodes"] => {
+            let Some(mut list) = nodes(netdir)? else { return Ok(1) };
+            if words[0] == "reachable" {
+                list.retain(|n| n.reachable);
+            }
+            print_out(json, &list, |out| {
+                for n in &list {
+                    out.push_str(&format_node(n));
+                    out.push('\n');
+                }
+            })
+        }
+        ["edges"] => match ask(netdir, &Request::DumpEdges)? {
+            Some(Response::Edges { edges }) => print_out(json, &edges, |out| {
+                for e in &edges {
+                    out.push_str(&format_edge(e));
+                    out.push('\n');
+                }
+            }),
+            Some(other) => bail!("unexpected answer: {other:?}"),
+            None => Ok(1),
+        },
+        ["connections"] => match ask(netdir, &Request::DumpConnections)? {
+            Some(Response::Connections { connections }) => print_out(json, &connections, |out| {
+                for c in &connections {
+                    out.push_str(&format_connection(c));
+                    out.push('\n');
+                }
+            }),
+            Some(other) => bail!("unexpected answer: {other:?}"),
+            None => Ok(1),
+        },
+        ["reachable", _] => bail!("'reachable' only goes with 'nodes'"),
+        _ => bail!("unknown dump type '{}': use nodes, reachable nodes, edges or connections", what.join(" ")),
+    }
+}
+
+fn print_out<T: serde::Serialize>(json: bool, value: &T, text: impl FnOnce(&mut String)) -> Result<i32> {
+    let mut out = String::new();
+    if json {
+        out = serde_json::to_string_pretty(value)?;
+        out.push('\n');
+    } else {
+        text(&mut out);
+    }
+    print!("{out}");
+    Ok(0)
+}
+
+/// One `dump nodes` line in tinc 1.1's shape.
+pub fn format_node(n: &NodeStatus) -> String {
+    let (min, max) = if n.is_self { (0, n.pmtu) } else { (n.pmtu, n.pmtu.max(crate::node::status::PMTU_1500)) };
+    let mut s = format!(
+        "{} id {} at {} port {} cipher 0 digest 0 maclength 0 compression 0 options 0 status {:04x} nexthop {} via {} distance {} pmtu {} (min {} max {}) rx {} {} tx {} {}",
+        n.name, n.id, n.address, n.port, n.status, n.nexthop, n.via, n.distance, n.pmtu, min, max,
+        n.rx_packets, n.rx_bytes, n.tx_packets, n.tx_bytes
+    );
+    if let Some(rtt) = n.rtt_us {
+        let _ = write!(s, " rtt {}.{:03}", rtt / 1000, rtt % 1000);
+    }
+    s
+}
+
+/// One `dump edges` line.
+pub fn format_edge(e: &EdgeStatus) -> String {
+    format!(
+        "{} to {} at {} port {} local {} port {} options 0 weight {}",
+        e.from, e.to, e.address, e.port, e.local_address, e.local_port, e.weight
+    )
+}
+
+/// One `dump connections` line (a session where tinc shows a socket).
+pub fn format_connection(c: &ConnectionStatus) -> String {
+    format!("{} at {} port {} options 0 socket {} status {:x}", c.name, c.address, c.port, c.session, c.status)
+}
+
+fn local_time(unix: u64) -> String {
+    let t = unix as libc::time_t;
+    // SAFETY: localtime_r writes into the zeroed tm we own; both pointers are valid.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let ok = unsafe { !libc::localtime_r(&t, &mut tm).is_null() };
+    if !ok {
+        return unix.to_string();
+    }
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec
+    )
+}
+
+/// The `info NODE` text, as tinc prints it.
+pub fn format_info(n: &NodeStatus) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "Node:         {}", n.name);
+    let _ = writeln!(s, "Node ID:      {}", n.id);
+    let _ = writeln!(s, "Address:      {} port {}", n.address, n.port);
+    let when = n.last_state_change.map_or("never".to_string(), local_time);
+    if n.reachable {
+        let _ = writeln!(s, "Online since: {when}");
+    } else {
+        let _ = writeln!(s, "Last seen:    {when}");
+    }
+    let mut status = String::from("Status:      ");
+    for (bit, word) in [
+        (status_bits::VALIDKEY, "validkey"),
+        (status_bits::VISITED, "visited"),
+        (status_bits::REACHABLE, "reachable"),
+        (status_bits::SPTPS, "sptps"),
+        (status_bits::UDP_CONFIRMED, "udp_confirmed"),
+    ] {
+        if n.status & bit != 0 {
+            status.push(' ');
+            status.push_str(word);
+        }
+    }
+    let _ = writeln!(s, "{status}");
+    let _ = writeln!(s, "Options:     ");
+    let _ = writeln!(s, "Protocol:     meshd/1");
+    let reach = if n.is_self {
+        "can reach itself".to_string()
+    } else if n.reachable {
+        "directly with UDP".to_string()
+    } else if n.key_source == "none" {
+        "unknown".to_string()
+    } else {
+        "unreachable".to_string()
+    };
+    let _ = writeln!(s, "Reachability: {reach}");
+    if n.reachable && !n.is_self {
+        let _ = writeln!(s, "PMTU:         {}", n.pmtu);
+        if let Some(rtt) = n.rtt_us {
+            let _ = writeln!(s, "RTT:          {}.{:03}", rtt / 1000, rtt % 1000);
+        }
+    }
+    let _ = writeln!(s, "RX:           {} packets  {} bytes", n.rx_packets, n.rx_bytes);
+    let _ = writeln!(s, "TX:           {} packets  {} bytes", n.tx_packets, n.tx_bytes);
+    let mut edges = String::from("Edges:       ");
+    for e in &n.edges {
+        edges.push(' ');
+        edges.push_str(e);
+    }
+    let _ = writeln!(s, "{edges}");
+    let _ = writeln!(s, "Subnets:     ");
+    let _ = writeln!(s, "Key:          {}", n.key_source);
+    s
+}
+
+/// `meshd info NODE [--json]`.
+pub fn info(netdir: &NetDir, node: &str, json: bool) -> Result<i32> {
+    if !crate::config::valid_node_name(node) {
+        eprintln!("Argument is not a node name.");
+        return Ok(1);
+    }
+    let Some(list) = nodes(netdir)? else { return Ok(1) };
+    let Some(n) = list.into_iter().find(|n| n.name == node) else {
+        eprintln!("Unknown node {node}.");
+        return Ok(1);
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&n)?);
+    } else {
+        print!("{}", format_info(&n));
+    }
+    Ok(0)
+}

@@ -1,0 +1,116 @@
+//! The command line: clap definitions and dispatch to one module per command family.
+
+mod daemon;
+mod dump;
+mod init;
+pub mod logging;
+
+use crate::config::NetDir;
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// meshd — a tinc-compatible L2 VPN mesh with sub-second failover of shared IPs.
+///
+/// meshd reads a tinc-style network directory (meshd.conf or tinc.conf, hosts/NAME,
+/// ed25519_key.priv) and forms an encrypted, authenticated UDP mesh with every other
+/// node of the network. Pick the directory with -c DIR, or -n NET for
+/// /etc/meshd/NET (the base can be changed with MESHD_CONFDIR_BASE).
+#[derive(Debug, Parser)]
+#[command(name = "meshd", version, after_help = EXAMPLES)]
+pub struct Cli {
+    /// Network directory (holds meshd.conf or tinc.conf, hosts/, keys).
+    #[arg(short = 'c', long = "config", global = true, value_name = "DIR")]
+    pub config: Option<PathBuf>,
+    /// Network name: the directory is $MESHD_CONFDIR_BASE/NET (default /etc/meshd/NET).
+    #[arg(short = 'n', long = "net", global = true, value_name = "NET")]
+    pub net: Option<String>,
+    /// Pidfile to use instead of DIR/meshd.pid (the control socket sits beside it).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub pidfile: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+const EXAMPLES: &str = "\
+Examples:
+  meshd -c /tmp/a init alpha --port 6551   create a network directory and keys for node alpha
+  meshd -c /tmp/a start -D                 run in the foreground, logging to stderr
+  meshd -c /tmp/a start                    run in the background (log: DIR/meshd.log)
+  meshd -c /tmp/a dump nodes               every node known, one line each (--json for JSON)
+  meshd -c /tmp/a info beta                one node in detail
+  meshd -c /tmp/a reload | stop | restart";
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a network directory: meshd.conf, hosts/NAME, an Ed25519 key pair, a tinc-up template.
+    Init {
+        /// This node's name ([A-Za-z0-9_]+).
+        name: String,
+        /// UDP port to listen on (written to hosts/NAME; default 655).
+        #[arg(long)]
+        port: Option<u16>,
+    },
+    /// Start the daemon (in the background unless -D).
+    Start(daemon::StartArgs),
+    /// Stop the daemon gracefully (peers are told it leaves).
+    Stop,
+    /// Stop, then start again.
+    Restart(daemon::StartArgs),
+    /// Make the daemon reread its configuration and host files.
+    Reload,
+    /// Print the daemon's process ID.
+    Pid,
+    /// Show the daemon's view: `dump nodes`, `dump reachable nodes`, `dump edges`, `dump connections`.
+    Dump {
+        /// What to dump.
+        #[arg(required = true, num_args = 1..=2, value_name = "WHAT")]
+        what: Vec<String>,
+        /// Print JSON instead of tinc-style lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one node in detail.
+    Info {
+        /// Node name.
+        node: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Generate a new Ed25519 key pair for this node (the old key is kept in the file, commented out).
+    #[command(name = "generate-ed25519-keys")]
+    GenerateEd25519Keys,
+}
+
+impl Cli {
+    /// The network directory the options name.
+    pub fn netdir(&self) -> Result<NetDir> {
+        let nd = NetDir::resolve(self.config.clone(), self.net.clone())?;
+        Ok(nd.with_pidfile(self.pidfile.clone()))
+    }
+}
+
+/// Runs a parsed command line; returns the exit code.
+pub fn run(cli: Cli) -> Result<i32> {
+    let netdir = cli.netdir()?;
+    match cli.command {
+        Command::Init { name, port } => init::init(&netdir, &name, port),
+        Command::GenerateEd25519Keys => init::generate_keys(&netdir),
+        Command::Start(args) => daemon::start(&netdir, &args),
+        Command::Stop => daemon::stop(&netdir),
+        Command::Restart(args) => {
+            let code = daemon::stop(&netdir)?;
+            if code != 0 {
+                eprintln!("(not running; starting it)");
+            }
+            daemon::start(&netdir, &args)
+        }
+        Command::Reload => daemon::reload(&netdir),
+        Command::Pid => daemon::pid(&netdir),
+        Command::Dump { what, json } => dump::dump(&netdir, &what, json),
+        Command::Info { node, json } => dump::info(&netdir, &node, json),
+    }
+}

@@ -1,0 +1,287 @@
+//! Host files (`hosts/NAME`): typed [`HostConfig`], loading one or all of them, and the typed
+//! variable lookup helpers shared with the server configuration.
+
+use std::path::PathBuf;
+
+use super::known;
+use super::netdir::{valid_node_name, NetDir};
+use super::parse::{read_config_file, ConfigLine};
+use super::subnet::Subnet;
+use super::types::{parse_port, HostAddress, DEFAULT_PORT};
+use super::ConfigError;
+
+/// The typed contents of one node's host file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostConfig {
+    /// The node name (the file name).
+    pub name: String,
+    /// `Address` lines, in order.
+    pub addresses: Vec<HostAddress>,
+    /// `Port` (default 655).
+    pub port: u16,
+    /// `Subnet` lines, in order.
+    pub subnets: Vec<Subnet>,
+    /// `Ed25519PublicKey`, raw text (decoded elsewhere).
+    pub ed25519_public_key: Option<String>,
+    /// Non-fatal problems, each `FILE:LINE: message`.
+    pub warnings: Vec<String>,
+    /// Every line of the file, for variables not typed here.
+    pub raw: Vec<ConfigLine>,
+}
+
+/// Typed access to a list of lines, collecting warnings.
+pub(super) struct Vars<'a, 'w> {
+    pub lines: &'a [ConfigLine],
+    pub warnings: &'w mut Vec<String>,
+}
+
+/// `FILE:LINE: bad value for VAR: REASON`.
+pub(super) fn bad_value(line: &ConfigLine, var: &str, reason: &str) -> ConfigError {
+    line.error(format!("bad value for {var}: {reason}"))
+}
+
+impl<'a> Vars<'a, '_> {
+    /// The first line setting a single-valued `var`; warns if there are more.
+    pub fn single(&mut self, var: &str) -> Option<&'a ConfigLine> {
+        let lines = self.lines;
+        let mut it = lines.iter().filter(|l| l.is(var));
+        let first = it.next()?;
+        for dup in it {
+            self.warnings.push(format!(
+                "{}: {var} is given more than once; using the value from {}",
+                dup.location(),
+                first.location()
+            ));
+        }
+        Some(first)
+    }
+
+    /// Parses the single-valued `var` with `f`; `None` if absent.
+    pub fn get<T>(
+        &mut self,
+        var: &str,
+        f: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Option<(T, &'a ConfigLine)>, ConfigError> {
+        match self.single(var) {
+            None => Ok(None),
+            Some(line) => f(&line.value)
+                .map(|v| Some((v, line)))
+                .map_err(|r| bad_value(line, var, &r)),
+        }
+    }
+
+    /// Parses the single-valued `var` with `f`, or returns `default`.
+    pub fn get_or<T>(
+        &mut self,
+        var: &str,
+        default: T,
+        f: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<T, ConfigError> {
+        Ok(self.get(var, f)?.map_or(default, |(v, _)| v))
+    }
+
+    /// Parses every occurrence of the multi-valued `var` with `f`, in order.
+    pub fn all<T>(
+        &self,
+        var: &str,
+        f: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Vec<T>, ConfigError> {
+        self.lines
+            .iter()
+            .filter(|l| l.is(var))
+            .map(|line| f(&line.value).map_err(|r| bad_value(line, var, &r)))
+            .collect()
+    }
+
+    /// Adds a warning for every variable that is neither a tinc nor a meshd variable.
+    pub fn warn_unknown(&mut self) {
+        for line in self.lines {
+            if !known::is_known(&line.variable) {
+                self.warnings.push(format!(
+                    "{}: unknown variable '{}' ignored",
+                    line.location(),
+                    line.variable
+                ));
+            }
+        }
+    }
+}
+
+/// The host variables shared by [`HostConfig`] and the local node's server configuration.
+pub(super) struct HostFields {
+    pub addresses: Vec<HostAddress>,
+    pub port: u16,
+    pub subnets: Vec<Subnet>,
+    pub ed25519_public_key: Option<String>,
+}
+
+pub(super) fn host_fields(vars: &mut Vars<'_, '_>) -> Result<HostFields, ConfigError> {
+    Ok(HostFields {
+        addresses: vars.all("Address", str::parse)?,
+        port: vars.get_or("Port", DEFAULT_PORT, parse_port)?,
+        subnets: vars.all("Subnet", str::parse)?,
+        ed25519_public_key: vars
+            .get("Ed25519PublicKey", |s| Ok(s.to_string()))?
+            .map(|(k, _)| k),
+    })
+}
+
+/// Builds a [`HostConfig`] for node `name` from already parsed lines.
+pub fn parse_host_config(name: &str, lines: Vec<ConfigLine>) -> Result<HostConfig, ConfigError> {
+    if !valid_node_name(name) {
+        let file = lines
+            .first()
+            .map_or_else(|| PathBuf::from(name), |l| l.file.clone());
+        return Err(ConfigError::file(
+            file,
+            format!("'{name}' is not a valid node name (letters, digits and _ only)"),
+        ));
+    }
+    let mut warnings = Vec::new();
+    let mut vars = Vars {
+        lines: &lines,
+        warnings: &mut warnings,
+    };
+    vars.warn_unknown();
+    let f = host_fields(&mut vars)?;
+    Ok(HostConfig {
+        name: name.to_string(),
+        addresses: f.addresses,
+        port: f.port,
+        subnets: f.subnets,
+        ed25519_public_key: f.ed25519_public_key,
+        warnings,
+        raw: lines,
+    })
+}
+
+/// Reads and parses `hosts/NAME`.
+pub fn load_host_config(netdir: &NetDir, name: &str) -> Result<HostConfig, ConfigError> {
+    if !valid_node_name(name) {
+        return Err(ConfigError::file(
+            netdir.hosts_dir(),
+            format!("'{name}' is not a valid node name (letters, digits and _ only)"),
+        ));
+    }
+    parse_host_config(name, read_config_file(netdir.host_file(name))?)
+}
+
+/// Loads every host file in `hosts/` whose file name is a valid node name (so `NAME-up`,
+/// `NAME-down`, dotfiles and temporary files are skipped), sorted by name. A file that fails to
+/// load is reported in the error list and does not stop the others.
+pub fn load_all_hosts(netdir: &NetDir) -> (Vec<HostConfig>, Vec<ConfigError>) {
+    let dir = netdir.hosts_dir();
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) => return (Vec::new(), vec![ConfigError::io(dir, "cannot list", &e)]),
+    };
+    let mut names = Vec::new();
+    let mut errors = Vec::new();
+    for entry in entries {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                errors.push(ConfigError::io(&dir, "cannot list", &e));
+                continue;
+            }
+        };
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        if valid_node_name(&name) && entry.path().is_file() {
+            names.push(name);
+        }
+    }
+    names.sort();
+    let mut hosts = Vec::new();
+    for name in names {
+        match load_host_config(netdir, &name) {
+            Ok(h) => hosts.push(h),
+            Err(e) => errors.push(e),
+        }
+    }
+    (hosts, errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::parse::parse_config_text;
+    use super::super::types::AddressHost;
+    use super::*;
+    use std::path::Path;
+
+    fn host(text: &str) -> Result<HostConfig, ConfigError> {
+        parse_host_config(
+            "alpha",
+            parse_config_text(text, Path::new("/n/hosts/alpha"))?,
+        )
+    }
+
+    #[test]
+    fn typed_host() {
+        let h = host(
+            "Address = 192.0.2.1\nAddress = b.example 700\nSubnet = aa:bb:cc:dd:ee:ff\nPort = 1655\n\
+             Ed25519PublicKey = abcdef\nCipher = aes-256-cbc\nFoo = bar\n",
+        )
+        .unwrap();
+        assert_eq!(h.port, 1655);
+        assert_eq!(h.addresses.len(), 2);
+        assert_eq!(h.addresses[1].host, AddressHost::Name("b.example".into()));
+        assert_eq!(h.subnets[0].to_string(), "aa:bb:cc:dd:ee:ff");
+        assert_eq!(h.ed25519_public_key.as_deref(), Some("abcdef"));
+        assert_eq!(
+            h.warnings,
+            vec!["/n/hosts/alpha:7: unknown variable 'Foo' ignored".to_string()]
+        );
+        assert_eq!(h.raw.len(), 7);
+    }
+
+    #[test]
+    fn defaults_and_errors() {
+        let h = host("").unwrap();
+        assert_eq!(h.port, 655);
+        assert!(h.addresses.is_empty());
+        let e = host("Port = abc\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/n/hosts/alpha:1: bad value for Port: 'abc' is not a port number (0-65535)"
+        );
+        let e = host("\nSubnet = 10.0.0.1/8\n").unwrap_err();
+        assert_eq!(e.line, Some(2));
+        assert!(e.message.starts_with("bad value for Subnet:"));
+        let w = host("Port = 1\nport = 2\n").unwrap();
+        assert_eq!(w.port, 1);
+        assert!(w.warnings[0].contains("more than once"));
+        assert!(parse_host_config("a-b", vec![]).is_err());
+    }
+
+    #[test]
+    fn all_hosts_skips_scripts_and_collects_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let nd = NetDir::new(dir.path());
+        let hosts = nd.hosts_dir();
+        std::fs::create_dir_all(&hosts).unwrap();
+        std::fs::write(hosts.join("alpha"), "Port = 1\n").unwrap();
+        std::fs::write(hosts.join("beta"), "Subnet = 10.0.0.0/8\n").unwrap();
+        std::fs::write(hosts.join("alpha-up"), "#!/bin/sh\n").unwrap();
+        std::fs::write(hosts.join("alpha-down"), "#!/bin/sh\n").unwrap();
+        std::fs::write(hosts.join(".alpha.tmp"), "junk\n").unwrap();
+        std::fs::write(hosts.join("broken"), "Port = x\n").unwrap();
+        std::fs::create_dir(hosts.join("subdir")).unwrap();
+        let (ok, errs) = load_all_hosts(&nd);
+        let names: Vec<_> = ok.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(names, ["alpha", "beta"]);
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].file, hosts.join("broken"));
+        assert_eq!(errs[0].line, Some(1));
+        assert!(load_host_config(&nd, "../x").is_err());
+    }
+
+    #[test]
+    fn missing_hosts_dir_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ok, errs) = load_all_hosts(&NetDir::new(dir.path().join("nope")));
+        assert!(ok.is_empty());
+        assert_eq!(errs.len(), 1);
+    }
+}

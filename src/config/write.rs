@@ -1,0 +1,265 @@
+//! Writing configuration: atomic file replacement, appending lines to host files, and
+//! initialising a new network directory.
+
+use std::fs::{DirBuilder, File, OpenOptions, Permissions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::netdir::{valid_node_name, NetDir, MESHD_CONF, TINC_CONF};
+use super::parse::parse_config_text;
+use super::ConfigError;
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Replaces `path` atomically with `contents` and permission bits `mode`: writes a temporary
+/// file (a dotfile) in the same directory, fsyncs it, renames it over `path`, fsyncs the
+/// directory. On failure the temporary file is removed and `path` is untouched.
+pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let tmp = dir.join(format!(
+        ".{}.tmp.{}.{}",
+        file_name.to_string_lossy(),
+        std::process::id(),
+        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
+        // The umask may have cleared bits of `mode`; set them explicitly.
+        f.set_permissions(Permissions::from_mode(mode))?;
+        f.write_all(contents)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result?;
+    File::open(dir)?.sync_all()
+}
+
+/// Appends `text` (complete lines) to the file at `path` atomically, creating it with
+/// `new_file_mode` if missing and keeping the mode of an existing file. A newline is inserted
+/// first if the existing file does not end with one.
+pub fn append_lines(path: &Path, text: &str, new_file_mode: u32) -> io::Result<()> {
+    let (mut contents, mode) = match std::fs::read(path) {
+        Ok(c) => (c, std::fs::metadata(path)?.permissions().mode() & 0o7777),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => (Vec::new(), new_file_mode),
+        Err(e) => return Err(e),
+    };
+    if !contents.is_empty() && !contents.ends_with(b"\n") {
+        contents.push(b'\n');
+    }
+    contents.extend_from_slice(text.as_bytes());
+    if !text.ends_with('\n') {
+        contents.push(b'\n');
+    }
+    write_atomic(path, &contents, mode)
+}
+
+/// Appends `Variable = Value` to `hosts/NAME` the way tinc does for keys learned at run time:
+/// preceded by a blank line and `# The following line was automatically added by meshd`.
+pub fn append_to_host_file(
+    netdir: &NetDir,
+    name: &str,
+    variable: &str,
+    value: &str,
+) -> Result<(), ConfigError> {
+    let path = netdir.host_file(name);
+    if !valid_node_name(name) {
+        return Err(ConfigError::file(
+            netdir.hosts_dir(),
+            format!("'{name}' is not a valid node name (letters, digits and _ only)"),
+        ));
+    }
+    let line = format!("{variable} = {value}");
+    check_single_line(&line, &path)?;
+    let text = format!("\n# The following line was automatically added by meshd\n{line}\n");
+    append_lines(&path, &text, 0o644).map_err(|e| ConfigError::io(&path, "cannot write", &e))
+}
+
+/// Checks that `line` is exactly one valid `Variable = Value` line.
+fn check_single_line(line: &str, file: &Path) -> Result<(), ConfigError> {
+    let parsed = parse_config_text(line, file)?;
+    if line.contains(['\n', '\r']) || parsed.len() != 1 {
+        return Err(ConfigError::file(
+            file,
+            format!(
+                "'{}' is not a single `Variable = Value` line",
+                line.escape_debug()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+const TINC_UP_TEMPLATE: &str = "#!/bin/sh
+# Run by meshd when the virtual interface has been created.
+# Environment: INTERFACE, NAME, NETNAME, DEVICE.
+ip link set \"$INTERFACE\" up
+# ip addr add 10.1.1.x/24 dev \"$INTERFACE\"
+";
+
+/// Initialises a new network directory for node `name`: creates the root (0755) and `hosts/`,
+/// writes `meshd.conf` (`Name = NAME`), `hosts/NAME` (`Port = N` if given, then
+/// `public_key_line`, e.g. `Ed25519PublicKey = ...`) and an executable `tinc-up` template
+/// (unless one exists). Refuses if `meshd.conf` or `tinc.conf` already exists, or if the own
+/// host file exists. Key generation is the caller's job.
+pub fn init_netdir(
+    netdir: &NetDir,
+    name: &str,
+    port: Option<u16>,
+    public_key_line: &str,
+) -> Result<(), ConfigError> {
+    for conf in [MESHD_CONF, TINC_CONF] {
+        let p = netdir.root.join(conf);
+        if p.exists() {
+            return Err(ConfigError::file(
+                p,
+                "already initialised: configuration file exists",
+            ));
+        }
+    }
+    if !valid_node_name(name) {
+        return Err(ConfigError::file(
+            &netdir.root,
+            format!("'{name}' is not a valid node name (letters, digits and _ only)"),
+        ));
+    }
+    let host_path = netdir.host_file(name);
+    if !public_key_line.is_empty() {
+        check_single_line(public_key_line, &host_path)?;
+    }
+    if host_path.exists() {
+        return Err(ConfigError::file(
+            host_path,
+            "host file already exists; remove it or choose another name",
+        ));
+    }
+    for dir in [&netdir.root, &netdir.hosts_dir()] {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir)
+            .map_err(|e| ConfigError::io(dir, "cannot create directory", &e))?;
+    }
+
+    let mut host = String::new();
+    if let Some(p) = port {
+        host.push_str(&format!("Port = {p}\n"));
+    }
+    if !public_key_line.is_empty() {
+        host.push_str(public_key_line);
+        host.push('\n');
+    }
+    write_atomic(&host_path, host.as_bytes(), 0o644)
+        .map_err(|e| ConfigError::io(&host_path, "cannot write", &e))?;
+
+    let up = netdir.script("tinc-up");
+    if !up.exists() {
+        write_atomic(&up, TINC_UP_TEMPLATE.as_bytes(), 0o755)
+            .map_err(|e| ConfigError::io(&up, "cannot write", &e))?;
+    }
+
+    // Written last: its existence marks the directory as initialised.
+    let conf = netdir.root.join(MESHD_CONF);
+    let text = format!(
+        "# meshd configuration (tinc 1.1 compatible syntax, switch mode only).\n\
+         # This node's own host variables (Port, Address, Subnet) live in hosts/{name}.\n\
+         Name = {name}\n"
+    );
+    write_atomic(&conf, text.as_bytes(), 0o644)
+        .map_err(|e| ConfigError::io(&conf, "cannot write", &e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{load_host_config, load_server_config};
+    use super::*;
+
+    fn mode_of(p: &Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn write_atomic_sets_mode_and_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("key");
+        write_atomic(&p, b"one", 0o600).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"one");
+        assert_eq!(mode_of(&p), 0o600);
+        write_atomic(&p, b"two", 0o755).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        assert_eq!(mode_of(&p), 0o755);
+        // No temporary files left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        assert!(write_atomic(&dir.path().join("nodir/x"), b"", 0o644).is_err());
+    }
+
+    #[test]
+    fn append_keeps_content_and_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let nd = NetDir::new(dir.path());
+        std::fs::create_dir(nd.hosts_dir()).unwrap();
+        let p = nd.host_file("beta");
+        write_atomic(&p, b"Port = 1", 0o640).unwrap();
+        append_to_host_file(&nd, "beta", "Ed25519PublicKey", "xyz").unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert_eq!(
+            text,
+            "Port = 1\n\n# The following line was automatically added by meshd\nEd25519PublicKey = xyz\n"
+        );
+        assert_eq!(mode_of(&p), 0o640);
+        let h = load_host_config(&nd, "beta").unwrap();
+        assert_eq!(h.ed25519_public_key.as_deref(), Some("xyz"));
+        assert!(append_to_host_file(&nd, "beta", "Port", "1\nSubnet = x").is_err());
+        assert!(append_to_host_file(&nd, "../x", "Port", "1").is_err());
+        append_to_host_file(&nd, "gamma", "Address", "a.example").unwrap();
+        assert_eq!(mode_of(&nd.host_file("gamma")), 0o644);
+    }
+
+    #[test]
+    fn init_creates_and_refuses_second_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let nd = NetDir::new(dir.path().join("net"));
+        init_netdir(&nd, "alpha", Some(1655), "Ed25519PublicKey = abc").unwrap();
+        assert_eq!(mode_of(&nd.root), 0o755);
+        let up = nd.script("tinc-up");
+        assert_eq!(mode_of(&up) & 0o111, 0o111);
+        let up_text = std::fs::read_to_string(&up).unwrap();
+        assert!(up_text.contains("ip link set \"$INTERFACE\" up"));
+        assert!(up_text.contains("# ip addr add 10.1.1.x/24 dev \"$INTERFACE\""));
+        let cfg = load_server_config(&nd).unwrap();
+        assert_eq!(cfg.name, "alpha");
+        assert_eq!(cfg.port, 1655);
+        assert_eq!(cfg.ed25519_public_key.as_deref(), Some("abc"));
+        assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+
+        let e = init_netdir(&nd, "alpha", None, "Ed25519PublicKey = abc").unwrap_err();
+        assert!(e.message.contains("already initialised"), "{e}");
+        assert_eq!(e.file, nd.root.join("meshd.conf"));
+    }
+
+    #[test]
+    fn init_refuses_tinc_conf_and_bad_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let nd = NetDir::new(dir.path());
+        assert!(init_netdir(&nd, "bad-name", None, "").is_err());
+        assert!(init_netdir(&nd, "a", None, "Ed25519PublicKey = a\nPort = 1").is_err());
+        std::fs::write(dir.path().join("tinc.conf"), "Name = a\n").unwrap();
+        let e = init_netdir(&nd, "a", None, "").unwrap_err();
+        assert!(e.message.contains("already initialised"));
+    }
+}

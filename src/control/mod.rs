@@ -1,0 +1,84 @@
+//! The control protocol between the `meshd` CLI and a running daemon: JSON
+//! lines over a unix socket in the network directory, authenticated by the
+//! cookie in the pidfile (and the socket's 0600 mode).
+
+pub mod client;
+pub mod pidfile;
+
+use crate::node::status::{ConnectionStatus, EdgeStatus, NodeStatus};
+use serde::{Deserialize, Serialize};
+
+/// Version of this control protocol; bumped on incompatible changes.
+pub const CONTROL_VERSION: u32 = 1;
+
+/// What the CLI asks.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "request", rename_all = "snake_case")]
+pub enum Request {
+    /// `dump nodes`.
+    DumpNodes,
+    /// `dump edges`.
+    DumpEdges,
+    /// `dump connections`.
+    DumpConnections,
+    /// `stop`: graceful shutdown.
+    Stop,
+    /// `reload`: reread the network directory.
+    Reload,
+    /// `pid`.
+    Pid,
+    /// Counters of refused packets.
+    Drops,
+}
+
+/// The first line a client sends.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Greeting {
+    /// Must equal the daemon's cookie from the pidfile.
+    pub cookie: String,
+    /// The client's [`CONTROL_VERSION`].
+    pub version: u32,
+}
+
+/// What the daemon answers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "response", rename_all = "snake_case")]
+pub enum Response {
+    /// Done.
+    Ok,
+    /// Failed, with a message for the user.
+    Error {
+        /// What went wrong.
+        message: String,
+    },
+    /// `dump nodes`.
+    Nodes {
+        /// One entry per node, sorted by name.
+        nodes: Vec<NodeStatus>,
+    },
+    /// `dump edges`.
+    Edges {
+        /// One entry per directed edge.
+        edges: Vec<EdgeStatus>,
+    },
+    /// `dump connections`.
+    Connections {
+        /// One entry per peer session.
+        connections: Vec<ConnectionStatus>,
+    },
+    /// `pid`.
+    Pid {
+        /// The daemon's process ID.
+        pid: u32,
+    },
+    /// Reload done; warnings found in the files.
+    Reloaded {
+        /// Non-fatal problems.
+        warnings: Vec<String>,
+    },
+    /// Refused packet counters.
+    Drops {
+        /// By reason.
+        drops: serde_json::Value,
+    },
+}

@@ -1,0 +1,81 @@
+//! The daemon side of the control socket: accepts connections, checks the
+//! cookie, and hands each request to the main loop.
+
+use crate::control::{Greeting, Request, Response, CONTROL_VERSION};
+use anyhow::{Context, Result};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use subtle::ConstantTimeEq;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot};
+
+/// A request waiting for the main loop, with the way to answer it.
+pub type Pending = (Request, oneshot::Sender<Response>);
+
+/// Binds the control socket (mode 0600) and serves it on a background task.
+pub fn spawn(path: &Path, cookie: String) -> Result<mpsc::Receiver<Pending>> {
+    let _ = std::fs::remove_file(path);
+    let listener = UnixListener::bind(path).with_context(|| format!("cannot listen on control socket {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot chmod {}", path.display()))?;
+    let (tx, rx) = mpsc::channel(64);
+    let path: PathBuf = path.to_path_buf();
+    tokio::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    let tx = tx.clone();
+                    let cookie = cookie.clone();
+                    tokio::spawn(async move {
+                        if let Err(err) = serve(stream, &cookie, tx).await {
+                            tracing::debug!(%err, "control connection ended with an error");
+                        }
+                    });
+                }
+                Err(err) => {
+                    tracing::warn!(socket = %path.display(), %err, "control socket accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
+        }
+    });
+    Ok(rx)
+}
+
+async fn serve(stream: UnixStream, cookie: &str, tx: mpsc::Sender<Pending>) -> Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read).lines();
+    let timeout = std::time::Duration::from_secs(5);
+    let Ok(Ok(Some(first))) = tokio::time::timeout(timeout, lines.next_line()).await else {
+        return Ok(());
+    };
+    let Ok(greeting) = serde_json::from_str::<Greeting>(&first) else {
+        return Ok(());
+    };
+    if !bool::from(greeting.cookie.as_bytes().ct_eq(cookie.as_bytes())) || greeting.version != CONTROL_VERSION {
+        tracing::warn!("control connection with a wrong cookie or version closed");
+        return Ok(());
+    }
+    let Ok(Ok(Some(line))) = tokio::time::timeout(timeout, lines.next_line()).await else {
+        return Ok(());
+    };
+    let response = match serde_json::from_str::<Request>(&line) {
+        Ok(req) => {
+            let (reply_tx, reply_rx) = oneshot::channel();
+            if tx.send((req, reply_tx)).await.is_err() {
+                return Ok(());
+            }
+            match reply_rx.await {
+                Ok(r) => r,
+                Err(_) => return Ok(()),
+            }
+        }
+        Err(e) => Response::Error { message: format!("unknown request: {e}") },
+    };
+    let mut out = serde_json::to_string(&response)?;
+    out.push('\n');
+    write.write_all(out.as_bytes()).await?;
+    write.shutdown().await?;
+    Ok(())
+}

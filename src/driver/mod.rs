@@ -1,0 +1,191 @@
+//! The tokio driver: the only place that touches sockets, the clock, signals,
+//! files and the control socket. It feeds the sans-IO [`Node`] and carries out
+//! what it asks for.
+
+mod control_server;
+pub mod setup;
+mod udp;
+
+use crate::config::NetDir;
+use crate::control::pidfile::{new_cookie, PidFile};
+use crate::control::{Request, Response};
+use crate::keys::PrivateKey;
+use crate::node::{Event, Node};
+use anyhow::{Context, Result};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use tokio::signal::unix::{signal, SignalKind};
+
+/// Runs the daemon in the current process until it is told to stop.
+pub fn run(netdir: NetDir) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    runtime.block_on(run_async(netdir))
+}
+
+struct Daemon {
+    netdir: NetDir,
+    setup: setup::Setup,
+    node: Node,
+    udp: udp::Udp,
+    buf: Vec<u8>,
+}
+
+async fn run_async(netdir: NetDir) -> Result<()> {
+    let setup = setup::load(&netdir)?;
+    for w in &setup.warnings {
+        tracing::warn!("{w}");
+    }
+    let key = PrivateKey::load(&setup.private_key_file)
+        .with_context(|| format!("cannot load the private key of {}", setup.node.name))?;
+    let udp = udp::Udp::bind(&setup)?;
+    let port = udp.local_port();
+    let pidfile = netdir.pidfile();
+    let socket_path = netdir.control_socket();
+    if crate::control::client::request(&pidfile, &socket_path, &Request::Pid, std::time::Duration::from_secs(1)).is_ok() {
+        anyhow::bail!("a meshd daemon is already running for {}", netdir.root.display());
+    }
+    let cookie = new_cookie();
+    let mut control = control_server::spawn(&socket_path, cookie.clone())?;
+    PidFile { pid: std::process::id(), cookie, host: "127.0.0.1".into(), port }.write(&pidfile)?;
+    tracing::info!(name = %setup.node.name, port, "meshd {} started", env!("CARGO_PKG_VERSION"));
+
+    let wall_ns = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let node = Node::new(
+        setup.node.clone(),
+        key,
+        setup.hosts.clone(),
+        Instant::now(),
+        wall_ns,
+        Box::new(rand::rngs::OsRng),
+    );
+    let mut d = Daemon { netdir, setup, node, udp, buf: vec![0u8; 65536] };
+    let mut sigterm = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    let mut sighup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+    let mut stop_reply = None;
+    d.flush().await;
+    loop {
+        let deadline = d
+            .node
+            .poll_timeout()
+            .map(tokio::time::Instant::from_std)
+            .unwrap_or_else(|| tokio::time::Instant::now() + std::time::Duration::from_secs(3600));
+        tokio::select! {
+            biased;
+            _ = tokio::time::sleep_until(deadline) => {
+                // Read what is queued first: a busy loop must not mistake its own
+                // deafness for peers' silence.
+                d.drain_socket();
+                d.node.handle_timeout(Instant::now());
+            }
+            r = d.udp.recv(&mut d.buf) => {
+                match r {
+                    Ok((n, from)) => d.node.handle_datagram(Instant::now(), from, &d.buf[..n]),
+                    Err(err) => tracing::debug!(%err, "UDP receive error"),
+                }
+                d.drain_socket();
+            }
+            Some((req, reply)) = control.recv() => {
+                if req == Request::Stop {
+                    stop_reply = Some(reply);
+                    break;
+                }
+                let resp = d.handle_request(req);
+                let _ = reply.send(resp);
+            }
+            _ = sigterm.recv() => { tracing::info!("got SIGTERM, stopping"); break; }
+            _ = sigint.recv() => { tracing::info!("got SIGINT, stopping"); break; }
+            _ = sighup.recv() => {
+                let resp = d.reload();
+                if let Response::Error { message } = resp {
+                    tracing::error!("reload failed: {message}");
+                }
+            }
+        }
+        d.flush().await;
+    }
+    d.node.shutdown(Instant::now());
+    d.flush().await;
+    let _ = std::fs::remove_file(d.netdir.control_socket());
+    let _ = std::fs::remove_file(d.netdir.pidfile());
+    tracing::info!("meshd stopped");
+    if let Some(reply) = stop_reply {
+        let _ = reply.send(Response::Ok);
+        // Give the control task a moment to write the answer.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+impl Daemon {
+    /// Hands every datagram already queued on the socket to the core.
+    fn drain_socket(&mut self) {
+        for _ in 0..256 {
+            match self.udp.try_recv(&mut self.buf) {
+                Ok(Some((n, from))) => self.node.handle_datagram(Instant::now(), from, &self.buf[..n]),
+                Ok(None) => break,
+                Err(err) => {
+                    tracing::debug!(%err, "UDP receive error");
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Sends what the core queued and acts on its events.
+    async fn flush(&mut self) {
+        while let Some(t) = self.node.poll_transmit() {
+            if let Err(err) = self.udp.send(&t.payload, t.destination).await {
+                tracing::debug!(to = %t.destination, %err, "UDP send failed");
+            }
+        }
+        while let Some(event) = self.node.poll_event() {
+            self.on_event(event);
+        }
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::HostLearned { name, public_key } => {
+                if self.setup.store_learned_hosts {
+                    if let Err(err) = setup::store_learned_host(&self.netdir, &name, &public_key) {
+                        tracing::warn!(node = %name, "cannot store learned host file: {err:#}");
+                    }
+                }
+            }
+            Event::PeerUp { .. } | Event::PeerDown { .. } => {}
+            Event::Frame { .. } => {}
+        }
+    }
+
+    fn handle_request(&mut self, req: Request) -> Response {
+        let now = Instant::now();
+        match req {
+            Request::DumpNodes => Response::Nodes { nodes: self.node.node_statuses(now, self.udp.local_port()) },
+            Request::DumpEdges => Response::Edges { edges: self.node.edge_statuses() },
+            Request::DumpConnections => Response::Connections { connections: self.node.connection_statuses(now) },
+            Request::Pid => Response::Pid { pid: std::process::id() },
+            Request::Reload => self.reload(),
+            Request::Drops => Response::Drops { drops: serde_json::to_value(self.node.drops()).unwrap_or_default() },
+            Request::Stop => Response::Ok,
+        }
+    }
+
+    fn reload(&mut self) -> Response {
+        match setup::load(&self.netdir) {
+            Ok(setup) => {
+                for w in &setup.warnings {
+                    tracing::warn!("{w}");
+                }
+                self.node.reload(setup.node.clone(), setup.hosts.clone(), Instant::now());
+                let warnings = setup.warnings.clone();
+                self.setup = setup;
+                tracing::info!("configuration reloaded");
+                Response::Reloaded { warnings }
+            }
+            Err(err) => Response::Error { message: format!("{err:#}") },
+        }
+    }
+}

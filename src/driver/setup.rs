@@ -1,0 +1,140 @@
+//! Turns a network directory into what the core and the driver need: the
+//! node's settings, the known hosts with their keys and resolved addresses,
+//! and the UDP bind address.
+
+use crate::config::{self, AddressFamily, AddressHost, HostAddress, NetDir};
+use crate::keys::PublicKey;
+use crate::node::{KnownHost, NodeConfig};
+use anyhow::{Context, Result};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+
+/// Everything loaded from the network directory.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// Settings for the core.
+    pub node: NodeConfig,
+    /// Every host file but our own.
+    pub hosts: Vec<KnownHost>,
+    /// Where to bind the UDP socket.
+    pub bind_address: SocketAddr,
+    /// `AddressFamily`.
+    pub address_family: AddressFamily,
+    /// Our private key file.
+    pub private_key_file: PathBuf,
+    /// Write host files learned from gossip into hosts/.
+    pub store_learned_hosts: bool,
+    /// `Interface`, if set.
+    pub interface: Option<String>,
+    /// Non-fatal problems, to log.
+    pub warnings: Vec<String>,
+}
+
+/// Resolves `Address` lines (names through the system resolver) with `default_port`.
+pub fn resolve_addresses(addresses: &[HostAddress], default_port: u16, family: AddressFamily, warnings: &mut Vec<String>) -> Vec<SocketAddr> {
+    let mut out = Vec::new();
+    for a in addresses {
+        let port = a.port_or(default_port);
+        let resolved: Vec<SocketAddr> = match &a.host {
+            AddressHost::Ip(ip) => vec![SocketAddr::new(*ip, port)],
+            AddressHost::Name(name) => match (name.as_str(), port).to_socket_addrs() {
+                Ok(it) => it.collect(),
+                Err(err) => {
+                    warnings.push(format!("cannot resolve Address {name}: {err}"));
+                    Vec::new()
+                }
+            },
+        };
+        for addr in resolved {
+            let keep = match family {
+                AddressFamily::Any => true,
+                AddressFamily::Ipv4 => addr.is_ipv4(),
+                AddressFamily::Ipv6 => addr.is_ipv6(),
+            };
+            if keep && !out.contains(&addr) {
+                out.push(addr);
+            }
+        }
+    }
+    out
+}
+
+/// Loads the network directory.
+pub fn load(netdir: &NetDir) -> Result<Setup> {
+    let server = config::load_server_config(netdir)?;
+    let mut warnings = server.warnings.clone();
+    let family = server.address_family;
+    let mut node = NodeConfig::new(&server.name);
+    node.advertised_addresses = resolve_addresses(&server.addresses, server.port, family, &mut warnings);
+    node.connect_to = server.connect_to.clone();
+    node.hello_interval = server.hello_interval;
+    node.dead_interval = server.dead_interval;
+    node.rekey_after_time = server.key_expire;
+    node.rekey_after_packets = server.rekey_packets;
+    node.replay_window = server.replay_window;
+
+    let (host_files, errors) = config::load_all_hosts(netdir);
+    for e in errors {
+        warnings.push(e.to_string());
+    }
+    let mut hosts = Vec::new();
+    for h in host_files {
+        warnings.extend(h.warnings.iter().cloned());
+        if h.name == server.name {
+            continue;
+        }
+        let public_key = match &h.ed25519_public_key {
+            Some(text) => match PublicKey::from_tinc_base64(text) {
+                Ok(k) => Some(k),
+                Err(err) => {
+                    warnings.push(format!("{}: bad Ed25519PublicKey: {err}", netdir.host_file(&h.name).display()));
+                    None
+                }
+            },
+            None => None,
+        };
+        let addresses = resolve_addresses(&h.addresses, h.port, family, &mut warnings);
+        hosts.push(KnownHost { name: h.name.clone(), public_key, addresses });
+    }
+    for c in &server.connect_to {
+        if !hosts.iter().any(|h| &h.name == c) {
+            warnings.push(format!("ConnectTo = {c}: there is no {}", netdir.host_file(c).display()));
+        }
+    }
+
+    let bind_address = match server.bind_to_address.first() {
+        Some(b) => {
+            let port = b.port.unwrap_or(server.port);
+            match b.addr {
+                Some(ip) => SocketAddr::new(ip, port),
+                None => super::udp::wildcard(family != AddressFamily::Ipv4, port),
+            }
+        }
+        None => super::udp::wildcard(family != AddressFamily::Ipv4, server.port),
+    };
+    if server.bind_to_address.len() > 1 {
+        warnings.push("only the first BindToAddress is used".to_string());
+    }
+    Ok(Setup {
+        node,
+        hosts,
+        bind_address,
+        address_family: family,
+        private_key_file: server.private_key_file.clone(),
+        store_learned_hosts: server.store_learned_hosts,
+        interface: server.interface.clone(),
+        warnings,
+    })
+}
+
+/// Writes `hosts/NAME` for a node learned from gossip (only if it does not exist).
+pub fn store_learned_host(netdir: &NetDir, name: &str, key: &PublicKey) -> Result<()> {
+    let path = netdir.host_file(name);
+    if path.exists() {
+        return Ok(());
+    }
+    let text = format!("# The following line was automatically added by meshd\nEd25519PublicKey = {key}\n");
+    config::write_atomic(&path, text.as_bytes(), 0o644).with_context(|| format!("cannot write {}", path.display()))?;
+    tracing::info!(node = %name, file = %path.display(), "stored learned host file");
+    Ok(())
+}

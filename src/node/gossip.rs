@@ -1,0 +1,203 @@
+//! Membership gossip: our own signed record, flooding of records, digests for
+//! anti-entropy, and the key a node record introduces.
+
+use super::{Event, KeySource, Node, Peer};
+use crate::keys::PublicKey;
+use crate::wire::{Digest, DigestEntry, Message, Neighbour, NodeRecord};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// Largest plaintext we pack gossip into (records bigger than this go alone).
+const GOSSIP_BUDGET: usize = 1200;
+
+/// Our own record and whether it needs republishing.
+#[derive(Debug)]
+pub(super) struct OwnRecord {
+    pub generation: u64,
+    pub version: u64,
+    pub record: Option<NodeRecord>,
+    pub dirty: bool,
+}
+
+impl OwnRecord {
+    pub fn new(generation: u64) -> OwnRecord {
+        OwnRecord { generation, version: 0, record: None, dirty: true }
+    }
+}
+
+impl Node {
+    /// Rebuilds, signs and floods our record.
+    pub(super) fn publish_own_record(&mut self, _now: Instant) {
+        self.own.dirty = false;
+        let neighbours: Vec<Neighbour> = self
+            .peers
+            .values()
+            .filter(|p| p.alive)
+            .filter_map(|p| p.endpoint.map(|endpoint| Neighbour { name: p.name.clone(), endpoint }))
+            .collect();
+        let unchanged = self.own.record.as_ref().is_some_and(|r| {
+            r.neighbours == neighbours && r.addresses == self.config.advertised_addresses
+        });
+        if unchanged {
+            return;
+        }
+        self.own.version += 1;
+        let mut record = NodeRecord {
+            name: self.config.name.clone(),
+            public_key: *self.identity.public().as_bytes(),
+            generation: self.own.generation,
+            version: self.own.version,
+            addresses: self.config.advertised_addresses.clone(),
+            neighbours,
+            extension: Vec::new(),
+            signature: [0; 64],
+        };
+        record.signature = self.identity.sign(&record.signed_bytes());
+        self.own.record = Some(record.clone());
+        let alive: Vec<String> = self.peers.values().filter(|p| p.alive).map(|p| p.name.clone()).collect();
+        for name in alive {
+            self.send_records(&name, std::slice::from_ref(&record));
+        }
+    }
+
+    /// Sends records to one peer, packed into messages of a sane size.
+    pub(super) fn send_records(&mut self, name: &str, records: &[NodeRecord]) {
+        let mut batch: Vec<NodeRecord> = Vec::new();
+        let mut size = 0;
+        for rec in records {
+            let len = rec.encoded_len();
+            if !batch.is_empty() && size + len > GOSSIP_BUDGET {
+                let full = std::mem::take(&mut batch);
+                self.send_message(name, &Message::Gossip(full));
+                size = 0;
+            }
+            size += len;
+            batch.push(rec.clone());
+        }
+        if !batch.is_empty() {
+            self.send_message(name, &Message::Gossip(batch));
+        }
+    }
+
+    /// Sends our digest (every record we hold, ours included) to one peer.
+    pub(super) fn send_digest(&mut self, _now: Instant, name: &str) {
+        let mut entries: Vec<DigestEntry> = self
+            .peers
+            .values()
+            .filter_map(|p| p.record.as_ref())
+            .map(|r| DigestEntry { name: r.name.clone(), generation: r.generation, version: r.version })
+            .collect();
+        if let Some(own) = &self.own.record {
+            entries.push(DigestEntry { name: own.name.clone(), generation: own.generation, version: own.version });
+        }
+        self.send_message(name, &Message::Digest(Digest { entries }));
+    }
+
+    /// A peer told us which records it has: send it every one we hold newer.
+    pub(super) fn on_digest(&mut self, _now: Instant, from: &str, digest: Digest) {
+        let theirs: HashMap<&str, (u64, u64)> =
+            digest.entries.iter().map(|e| (e.name.as_str(), (e.generation, e.version))).collect();
+        let mut newer: Vec<NodeRecord> = Vec::new();
+        let own = self.own.record.iter();
+        for rec in self.peers.values().filter_map(|p| p.record.as_ref()).chain(own) {
+            if rec.name == from {
+                continue;
+            }
+            let known = theirs.get(rec.name.as_str()).copied();
+            if known.is_none_or(|(g, v)| rec.is_newer_than(g, v)) {
+                newer.push(rec.clone());
+            }
+        }
+        // Our own record goes even if theirs is "newer": that happens only when we restarted
+        // with a clock that went backwards, and they need to see the current one.
+        if !newer.is_empty() {
+            self.send_records(from, &newer);
+        }
+    }
+
+    /// Records arrived from a peer: verify, store the newer ones, flood them on.
+    pub(super) fn on_gossip(&mut self, now: Instant, from: &str, records: Vec<NodeRecord>) {
+        let mut fresh: Vec<NodeRecord> = Vec::new();
+        for rec in records {
+            match self.accept_record(now, &rec) {
+                Ok(true) => fresh.push(rec),
+                Ok(false) => {}
+                Err(reason) => {
+                    self.drops.bad_record += 1;
+                    tracing::warn!(peer = %from, node = %rec.name, reason, "refused node record");
+                }
+            }
+        }
+        if fresh.is_empty() {
+            return;
+        }
+        let others: Vec<String> =
+            self.peers.values().filter(|p| p.alive && p.name != from).map(|p| p.name.clone()).collect();
+        for name in others {
+            let forward: Vec<NodeRecord> = fresh.iter().filter(|r| r.name != name).cloned().collect();
+            self.send_records(&name, &forward);
+        }
+    }
+
+    /// Checks one record; Ok(true) if it is new and was stored.
+    fn accept_record(&mut self, now: Instant, rec: &NodeRecord) -> Result<bool, &'static str> {
+        if rec.name == self.config.name {
+            if rec.public_key != *self.identity.public().as_bytes() {
+                return Err("a record claims our own name with another key");
+            }
+            // Our own record from a previous life: jump past it so ours wins.
+            if rec.generation == self.own.generation && rec.version >= self.own.version {
+                self.own.version = rec.version;
+                self.own.record = None;
+                self.own.dirty = true;
+            }
+            return Ok(false);
+        }
+        if let Some(peer) = self.peers.get(&rec.name) {
+            if let Some(old) = &peer.record {
+                if !rec.is_newer_than(old.generation, old.version) {
+                    return Ok(false);
+                }
+            }
+            if peer.key.is_some_and(|k| *k.as_bytes() != rec.public_key) {
+                return Err("its key differs from the one we hold for that node");
+            }
+        } else if self.peers.len() >= self.config.max_peers {
+            return Err("peer table full");
+        }
+        let key = PublicKey::from_bytes(rec.public_key);
+        if !key.verify(&rec.signed_bytes(), &rec.signature) {
+            return Err("bad signature");
+        }
+        let is_new_peer = !self.peers.contains_key(&rec.name);
+        let peer = self.peers.entry(rec.name.clone()).or_insert_with(|| Peer::new(&rec.name, now));
+        if peer.key.is_none() {
+            peer.key = Some(key);
+            peer.key_source = KeySource::Gossip;
+            tracing::info!(node = %rec.name, key = %key, "learned a node from gossip");
+            self.events.push_back(Event::HostLearned { name: rec.name.clone(), public_key: key });
+        }
+        let restarted = peer.record.as_ref().is_some_and(|old| old.generation != rec.generation);
+        peer.record = Some(rec.clone());
+        if !peer.alive && (is_new_peer || restarted) {
+            // A node we can't reach yet, or one that came back: try it now.
+            peer.next_handshake = now;
+            peer.attempts = 0;
+        }
+        Ok(true)
+    }
+
+    /// Addresses at which other nodes' records say they reach `name`.
+    pub(super) fn observed_endpoints(&self, name: &str) -> Vec<SocketAddr> {
+        let mut out = Vec::new();
+        for rec in self.peers.values().filter_map(|p| p.record.as_ref()) {
+            for n in rec.neighbours.iter().filter(|n| n.name == name) {
+                if !out.contains(&n.endpoint) {
+                    out.push(n.endpoint);
+                }
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,853 @@
+//! The sans-IO protocol core: peers, handshakes, liveness and membership gossip.
+//!
+//! [`Node`] never reads a clock, touches a socket or spawns anything. It is fed
+//! events with an explicit `now` ([`Node::handle_datagram`],
+//! [`Node::handle_timeout`], ...) and drained with [`Node::poll_transmit`],
+//! [`Node::poll_event`] and [`Node::poll_timeout`]. The tokio driver and the
+//! simulated network in the tests are its only callers.
+
+mod gossip;
+mod peer;
+pub mod status;
+
+pub use peer::{KeySource, Peer, PeerStats};
+
+use crate::crypto::{self, HandshakeLimiter, InitiatorState, PacketType, Session, SessionPolicy, Signer};
+use crate::keys::{PrivateKey, PublicKey};
+use crate::wire::{Hello, Message};
+use rand_core::{CryptoRng, RngCore};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Everything the core needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// This node's name.
+    pub name: String,
+    /// Addresses other nodes may reach this one at (its `Address` lines).
+    pub advertised_addresses: Vec<SocketAddr>,
+    /// Nodes named by `ConnectTo`.
+    pub connect_to: Vec<String>,
+    /// Heartbeat period.
+    pub hello_interval: Duration,
+    /// Silence after which a peer is dead.
+    pub dead_interval: Duration,
+    /// Rekey a session this old (initiator side).
+    pub rekey_after_time: Duration,
+    /// Rekey a session after this many packets sent.
+    pub rekey_after_packets: u64,
+    /// Anti-replay window in packets.
+    pub replay_window: u32,
+    /// Longest pause between handshake attempts to a dead peer.
+    pub handshake_retry_max: Duration,
+    /// Period of the anti-entropy digest sent to every live peer.
+    pub gossip_interval: Duration,
+    /// Most peers the node will track (a bound on memory).
+    pub max_peers: usize,
+}
+
+impl NodeConfig {
+    /// Defaults for everything but the name.
+    pub fn new(name: &str) -> NodeConfig {
+        NodeConfig {
+            name: name.to_string(),
+            advertised_addresses: Vec::new(),
+            connect_to: Vec::new(),
+            hello_interval: Duration::from_millis(100),
+            dead_interval: Duration::from_millis(300),
+            rekey_after_time: Duration::from_secs(3600),
+            rekey_after_packets: 1 << 40,
+            replay_window: 2048,
+            handshake_retry_max: Duration::from_secs(5),
+            gossip_interval: Duration::from_secs(2),
+            max_peers: 4096,
+        }
+    }
+}
+
+/// A host known from `hosts/NAME`.
+#[derive(Debug, Clone)]
+pub struct KnownHost {
+    /// Its name.
+    pub name: String,
+    /// Its pinned key, if the file has one.
+    pub public_key: Option<PublicKey>,
+    /// Its `Address` lines, resolved.
+    pub addresses: Vec<SocketAddr>,
+}
+
+/// A datagram the driver must send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Where to.
+    pub destination: SocketAddr,
+    /// The UDP payload.
+    pub payload: Vec<u8>,
+}
+
+/// Something the driver should know about (run a script, write a file, log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A peer became reachable through a direct, authenticated session.
+    PeerUp {
+        /// The peer.
+        name: String,
+        /// Its UDP address.
+        endpoint: SocketAddr,
+    },
+    /// A peer stopped being reachable.
+    PeerDown {
+        /// The peer.
+        name: String,
+        /// Its last known UDP address.
+        endpoint: Option<SocketAddr>,
+        /// Why: silence, or a goodbye.
+        reason: DownReason,
+    },
+    /// A new node and its key were learned from gossip.
+    HostLearned {
+        /// The node.
+        name: String,
+        /// Its key.
+        public_key: PublicKey,
+    },
+    /// An Ethernet frame arrived from a peer for the local TAP.
+    Frame {
+        /// The sending peer.
+        from: String,
+        /// The frame.
+        frame: Vec<u8>,
+    },
+}
+
+/// Why a peer went down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownReason {
+    /// Silent for DeadInterval.
+    Timeout,
+    /// It said goodbye (graceful stop).
+    Goodbye,
+}
+
+/// Counters of packets the core refused, by reason.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct DropCounters {
+    /// Not a meshd packet, wrong version or bad framing.
+    pub malformed: u64,
+    /// Data for a session index we do not have.
+    pub unknown_session: u64,
+    /// Failed authentication or replayed.
+    pub bad_data: u64,
+    /// Handshakes refused (bad signature, unknown key, replayed).
+    pub bad_handshake: u64,
+    /// Handshakes not even looked at because of the rate limit.
+    pub rate_limited: u64,
+    /// Authenticated messages that failed to decode.
+    pub bad_message: u64,
+    /// Gossip records refused (bad signature, key mismatch, table full).
+    pub bad_record: u64,
+}
+
+/// One established or half-established session.
+#[derive(Debug)]
+struct SessionSlot {
+    peer: String,
+    session: Session,
+    confirmed: bool,
+    /// When this slot stops being accepted (set once superseded or unconfirmed).
+    retire_at: Option<Instant>,
+}
+
+/// A handshake we started and wait an answer for.
+struct Pending {
+    peer: String,
+    state: InitiatorState,
+    sent_at: Instant,
+}
+
+/// How long a superseded session is still accepted for receiving.
+const SESSION_GRACE: Duration = Duration::from_secs(10);
+/// How long an unanswered handshake or an unconfirmed session lives.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most addresses one handshake attempt is sent to.
+const MAX_CANDIDATES: usize = 8;
+/// Most sessions kept per peer (current, previous, and in-flight ones).
+const MAX_SESSIONS_PER_PEER: usize = 8;
+
+/// The protocol state machine of one node.
+pub struct Node {
+    config: NodeConfig,
+    identity: PrivateKey,
+    rng: Box<dyn RngSend>,
+    start: Instant,
+    wall_ns_at_start: u64,
+    peers: BTreeMap<String, Peer>,
+    sessions: HashMap<u32, SessionSlot>,
+    pending: HashMap<u32, Pending>,
+    limiter: HandshakeLimiter,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    drops: DropCounters,
+    last_tick: Option<Instant>,
+    next_gossip: Instant,
+    own: gossip::OwnRecord,
+    open_buf: Vec<u8>,
+    seal_buf: Vec<u8>,
+    shutting_down: bool,
+}
+
+impl Signer for PrivateKey {
+    fn public_key(&self) -> [u8; 32] {
+        *self.public().as_bytes()
+    }
+    fn sign(&self, msg: &[u8]) -> [u8; 64] {
+        PrivateKey::sign(self, msg)
+    }
+}
+
+/// The random source the core uses (OS randomness in the driver, seeded in tests).
+pub trait RngSend: RngCore + CryptoRng + Send {}
+impl<T: RngCore + CryptoRng + Send> RngSend for T {}
+
+impl Node {
+    /// A node that knows the hosts given, starting at `now` with the wall clock at `wall_ns`.
+    pub fn new(
+        config: NodeConfig,
+        identity: PrivateKey,
+        hosts: Vec<KnownHost>,
+        now: Instant,
+        wall_ns: u64,
+        rng: Box<dyn RngSend>,
+    ) -> Node {
+        let own = gossip::OwnRecord::new(wall_ns);
+        let mut node = Node {
+            limiter: HandshakeLimiter::new(2000, 50, 4096),
+            config,
+            identity,
+            rng,
+            start: now,
+            wall_ns_at_start: wall_ns,
+            peers: BTreeMap::new(),
+            sessions: HashMap::new(),
+            pending: HashMap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            drops: DropCounters::default(),
+            last_tick: None,
+            next_gossip: now,
+            own,
+            open_buf: Vec::with_capacity(2048),
+            seal_buf: Vec::with_capacity(2048),
+            shutting_down: false,
+        };
+        node.apply_hosts(hosts, now);
+        node.own.dirty = true;
+        node
+    }
+
+    /// This node's name.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    /// Our public key.
+    pub fn public_key(&self) -> PublicKey {
+        self.identity.public()
+    }
+
+    /// All peers, by name.
+    pub fn peers(&self) -> &BTreeMap<String, Peer> {
+        &self.peers
+    }
+
+    /// Packets refused so far, by reason.
+    pub fn drops(&self) -> &DropCounters {
+        &self.drops
+    }
+
+    /// True if `name` has a live direct session.
+    pub fn is_alive(&self, name: &str) -> bool {
+        self.peers.get(name).is_some_and(|p| p.alive)
+    }
+
+    /// Replaces the configuration and host list (SIGHUP / `meshd reload`).
+    pub fn reload(&mut self, config: NodeConfig, hosts: Vec<KnownHost>, now: Instant) {
+        let keep_name = self.config.name.clone();
+        self.config = config;
+        self.config.name = keep_name;
+        self.apply_hosts(hosts, now);
+        self.own.dirty = true;
+        self.finish(now);
+    }
+
+    fn apply_hosts(&mut self, hosts: Vec<KnownHost>, now: Instant) {
+        for peer in self.peers.values_mut() {
+            peer.connect_to = false;
+            peer.static_addresses.clear();
+        }
+        for host in hosts {
+            if host.name == self.config.name {
+                continue;
+            }
+            let peer = self.peers.entry(host.name.clone()).or_insert_with(|| Peer::new(&host.name, now));
+            if let Some(key) = host.public_key {
+                if peer.key.is_some_and(|k| k != key) {
+                    tracing::warn!(peer = %host.name, "host file key changed; dropping its sessions");
+                    let name = host.name.clone();
+                    self.sessions.retain(|_, s| s.peer != name);
+                    self.pending.retain(|_, p| p.peer != name);
+                    let peer = self.peers.get_mut(&host.name).expect("inserted above");
+                    peer.send_index = None;
+                    peer.key = Some(key);
+                    peer.key_source = KeySource::HostFile;
+                    peer.static_addresses = host.addresses;
+                    continue;
+                }
+                peer.key = Some(key);
+                peer.key_source = KeySource::HostFile;
+            }
+            peer.static_addresses = host.addresses;
+        }
+        for name in self.config.connect_to.clone() {
+            if name == self.config.name {
+                continue;
+            }
+            let peer = self.peers.entry(name.clone()).or_insert_with(|| Peer::new(&name, now));
+            peer.connect_to = true;
+            if peer.key.is_none() {
+                tracing::warn!(peer = %name, "ConnectTo names a node without a known Ed25519PublicKey");
+            }
+        }
+    }
+
+    fn session_policy(&self) -> SessionPolicy {
+        let rekey = self.config.rekey_after_time;
+        SessionPolicy {
+            rekey_after_packets: self.config.rekey_after_packets,
+            rekey_after_time: rekey,
+            // Long enough for the rekey to happen even with a lossy handshake.
+            reject_after_time: rekey + (rekey / 2).max(Duration::from_secs(60)),
+            replay_window: u64::from(self.config.replay_window),
+        }
+    }
+
+    /// Wall-clock nanoseconds at `now` (for handshake timestamps), strictly increasing.
+    fn wall_ns(&self, now: Instant) -> u64 {
+        let since = now.saturating_duration_since(self.start).as_nanos() as u64;
+        self.wall_ns_at_start.saturating_add(since)
+    }
+
+    fn micros(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.start).as_micros() as u64 + 1
+    }
+
+    fn fresh_index(&mut self) -> u32 {
+        loop {
+            let idx = self.rng.next_u32();
+            if idx != 0 && !self.sessions.contains_key(&idx) && !self.pending.contains_key(&idx) {
+                return idx;
+            }
+        }
+    }
+
+    // ----------------------------------------------------------------- input
+
+    /// A UDP datagram arrived from `from`.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        match crypto::packet_type(datagram) {
+            Ok(PacketType::HandshakeInit) => self.on_handshake_init(now, from, datagram),
+            Ok(PacketType::HandshakeResponse) => self.on_handshake_response(now, from, datagram),
+            Ok(PacketType::Data) => self.on_data(now, from, datagram),
+            Err(err) => {
+                self.drops.malformed += 1;
+                tracing::debug!(%from, %err, len = datagram.len(), "dropping malformed datagram");
+            }
+        }
+        self.finish(now);
+    }
+
+    fn on_handshake_init(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        if self.shutting_down {
+            return;
+        }
+        if !self.limiter.allow(from.ip(), now) {
+            self.drops.rate_limited += 1;
+            return;
+        }
+        let peers = &self.peers;
+        let lookup = |name: &str| peers.get(name).and_then(|p| p.key).map(|k| *k.as_bytes());
+        let verified = match crypto::verify_init(&self.config.name, datagram, lookup) {
+            Ok(v) => v,
+            Err(err) => {
+                self.drops.bad_handshake += 1;
+                tracing::warn!(%from, %err, "refused handshake");
+                return;
+            }
+        };
+        let initiator = verified.initiator_name().to_string();
+        // Both sides initiated at once: the node with the smaller name keeps its
+        // own attempt and ignores the other's, so both end on the same session.
+        if self.config.name.as_str() < initiator.as_str() && self.pending.values().any(|p| p.peer == initiator) {
+            tracing::debug!(peer = %initiator, "handshake collision: keeping our own attempt");
+            return;
+        }
+        let Some(peer) = self.peers.get_mut(&initiator) else {
+            self.drops.bad_handshake += 1;
+            return;
+        };
+        if !peer.timestamp_guard.accept(verified.timestamp_ns()) {
+            self.drops.bad_handshake += 1;
+            peer.stats.handshake_failures += 1;
+            tracing::warn!(peer = %peer.name, %from, "refused replayed handshake initiation");
+            return;
+        }
+        let name = peer.name.clone();
+        // Its newer attempt supersedes its older ones: it keeps only the newest.
+        self.pending.retain(|_, p| p.peer != name);
+        self.sessions.retain(|_, s| !(s.peer == name && !s.confirmed));
+        let index = self.fresh_index();
+        let (session, response) = match verified.respond(&self.identity, index, &mut self.rng, now) {
+            Ok(ok) => ok,
+            Err(err) => {
+                self.drops.bad_handshake += 1;
+                tracing::warn!(peer = %name, %from, %err, "refused handshake");
+                return;
+            }
+        };
+        let session = session.with_policy(self.session_policy());
+        tracing::debug!(peer = %name, %from, "answered handshake");
+        self.insert_session(now, name, index, session, false);
+        self.transmits.push_back(Transmit { destination: from, payload: response });
+    }
+
+    fn on_handshake_response(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        let Ok(response) = crypto::HandshakeResponse::parse(datagram) else {
+            self.drops.malformed += 1;
+            return;
+        };
+        let receiver = response.receiver_index;
+        let policy = self.session_policy();
+        let Some(pending) = self.pending.get_mut(&receiver) else {
+            self.drops.bad_handshake += 1;
+            return;
+        };
+        let index = pending.state.sender_index();
+        let peer_name = pending.peer.clone();
+        // A forged response leaves the attempt intact for the genuine one.
+        match pending.state.complete(datagram, now) {
+            Ok(session) => {
+                self.pending.remove(&receiver);
+                let session = session.with_policy(policy);
+                let name = peer_name;
+                self.insert_session(now, name.clone(), index, session, true);
+                self.promote(now, &name, index, from);
+                // Key confirmation for the responder, and first sign of life.
+                self.send_hello(now, &name);
+            }
+            Err(err) => {
+                self.drops.bad_handshake += 1;
+                if let Some(p) = self.peers.get_mut(&peer_name) {
+                    p.stats.handshake_failures += 1;
+                }
+                tracing::warn!(peer = %peer_name, %from, %err, "refused handshake response");
+            }
+        }
+    }
+
+    fn insert_session(&mut self, now: Instant, peer: String, index: u32, session: Session, confirmed: bool) {
+        // Bound the sessions one peer can hold: drop its oldest non-sending ones.
+        let send_index = self.peers.get(&peer).and_then(|p| p.send_index);
+        let mut mine: Vec<(u32, Instant)> = self
+            .sessions
+            .iter()
+            .filter(|(i, s)| s.peer == peer && Some(**i) != send_index)
+            .map(|(i, s)| (*i, s.session.created()))
+            .collect();
+        if mine.len() + 2 > MAX_SESSIONS_PER_PEER {
+            mine.sort_by_key(|(_, created)| *created);
+            let excess = mine.len() + 2 - MAX_SESSIONS_PER_PEER;
+            for (i, _) in mine.iter().take(excess) {
+                self.sessions.remove(i);
+            }
+        }
+        let retire_at = if confirmed { None } else { Some(now + HANDSHAKE_TIMEOUT) };
+        self.sessions.insert(index, SessionSlot { peer, session, confirmed, retire_at });
+    }
+
+    /// Makes session `index` the one used to send to `name`, and notes life.
+    fn promote(&mut self, now: Instant, name: &str, index: u32, from: SocketAddr) {
+        let Some(peer) = self.peers.get_mut(name) else { return };
+        if let Some(old) = peer.send_index.replace(index) {
+            if old != index {
+                if let Some(slot) = self.sessions.get_mut(&old) {
+                    slot.retire_at = Some(now + SESSION_GRACE);
+                }
+            }
+        }
+        if let Some(slot) = self.sessions.get_mut(&index) {
+            slot.retire_at = None;
+        }
+        peer.stats.handshakes += 1;
+        peer.attempts = 0;
+        self.note_life(now, name, from);
+    }
+
+    /// An authenticated packet from `name` arrived from `from`.
+    fn note_life(&mut self, now: Instant, name: &str, from: SocketAddr) {
+        let Some(peer) = self.peers.get_mut(name) else { return };
+        peer.last_rx = Some(now);
+        if peer.endpoint != Some(from) {
+            if peer.endpoint.is_some() {
+                tracing::info!(peer = %name, %from, "peer moved to a new address");
+            }
+            peer.endpoint = Some(from);
+            self.own.dirty = true;
+        }
+        if !peer.alive && peer.send_index.is_some() {
+            peer.alive = true;
+            peer.state_changed = Some(now);
+            peer.attempts = 0;
+            tracing::info!(peer = %name, %from, "peer is up");
+            self.own.dirty = true;
+            self.events.push_back(Event::PeerUp { name: name.to_string(), endpoint: from });
+            // Exchange membership at once so a newcomer converges quickly.
+            self.send_digest(now, name);
+        }
+    }
+
+    fn on_data(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        let Ok(index) = crypto::data_receiver_index(datagram) else {
+            self.drops.malformed += 1;
+            return;
+        };
+        let Some(slot) = self.sessions.get_mut(&index) else {
+            self.drops.unknown_session += 1;
+            return;
+        };
+        let mut buf = std::mem::take(&mut self.open_buf);
+        buf.clear();
+        buf.extend_from_slice(datagram);
+        let plain_range = match slot.session.open(&mut buf, now) {
+            Ok(plain) => crypto::DATA_HEADER_LEN..crypto::DATA_HEADER_LEN + plain.len(),
+            Err(err) => {
+                self.drops.bad_data += 1;
+                tracing::debug!(peer = %slot.peer, %from, %err, "dropping data packet");
+                self.open_buf = buf;
+                return;
+            }
+        };
+        let name = slot.peer.clone();
+        let newly_confirmed = !slot.confirmed;
+        slot.confirmed = true;
+        if slot.retire_at.is_some() && !newly_confirmed {
+            // The peer still sends on it: never drop a session in use.
+            slot.retire_at = Some(now + SESSION_GRACE);
+        }
+        if newly_confirmed {
+            self.promote(now, &name, index, from);
+        } else {
+            self.note_life(now, &name, from);
+        }
+        if let Some(peer) = self.peers.get_mut(&name) {
+            peer.stats.rx_packets += 1;
+            peer.stats.rx_bytes += plain_range.len() as u64;
+        }
+        match Message::parse(&buf[plain_range.clone()]) {
+            Ok(msg) => self.on_message(now, &name, msg),
+            Err(err) => {
+                self.drops.bad_message += 1;
+                tracing::debug!(peer = %name, %err, "undecodable message");
+            }
+        }
+        self.open_buf = buf;
+    }
+
+    fn on_message(&mut self, now: Instant, from: &str, msg: Message<'_>) {
+        match msg {
+            Message::Hello(hello) => {
+                if let Some(peer) = self.peers.get_mut(from) {
+                    peer.last_hello_rx = Some((hello.sent_us, now));
+                    if hello.echo_us != 0 {
+                        let now_us = now.saturating_duration_since(self.start).as_micros() as u64 + 1;
+                        let rtt = now_us
+                            .saturating_sub(hello.echo_us)
+                            .saturating_sub(hello.echo_delay_us as u64);
+                        peer.stats.rtt = Some(Duration::from_micros(rtt));
+                    }
+                }
+            }
+            Message::Frame(frame) => {
+                self.events.push_back(Event::Frame { from: from.to_string(), frame: frame.to_vec() });
+            }
+            Message::Gossip(records) => self.on_gossip(now, from, records),
+            Message::Digest(digest) => self.on_digest(now, from, digest),
+            Message::Goodbye => self.mark_dead(now, from, DownReason::Goodbye),
+        }
+    }
+
+    /// Timers: call when [`Node::poll_timeout`] is reached (calling early is harmless).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.detect_stall(now);
+        self.last_tick = Some(now);
+        let names: Vec<String> = self.peers.keys().cloned().collect();
+        for name in &names {
+            self.tick_peer(now, name);
+        }
+        self.sessions.retain(|_, s| s.retire_at.is_none_or(|t| t > now) && !s.session.is_expired(now));
+        let expired: Vec<u32> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| now.saturating_duration_since(p.sent_at) >= HANDSHAKE_TIMEOUT)
+            .map(|(i, _)| *i)
+            .collect();
+        for i in expired {
+            self.pending.remove(&i);
+        }
+        if now >= self.next_gossip {
+            self.next_gossip = now + self.config.gossip_interval;
+            let alive: Vec<String> = self.peers.values().filter(|p| p.alive).map(|p| p.name.clone()).collect();
+            for name in alive {
+                self.send_digest(now, &name);
+            }
+        }
+        self.finish(now);
+    }
+
+    /// If the caller did not run us for longer than DeadInterval (a stalled
+    /// loop, a suspended process), peers were not necessarily silent: we were
+    /// deaf. Give every live peer one more DeadInterval instead of declaring
+    /// them all dead.
+    fn detect_stall(&mut self, now: Instant) {
+        let Some(last) = self.last_tick else { return };
+        let gap = now.saturating_duration_since(last);
+        if gap <= self.config.dead_interval {
+            return;
+        }
+        let grace = now - self.config.dead_interval.saturating_sub(self.config.hello_interval);
+        let mut extended = 0;
+        for peer in self.peers.values_mut().filter(|p| p.alive) {
+            if peer.last_rx.is_some_and(|t| t < grace) {
+                peer.last_rx = Some(grace);
+                extended += 1;
+            }
+        }
+        if extended > 0 {
+            tracing::warn!(gap_ms = gap.as_millis() as u64, peers = extended, "event loop stalled; extending liveness grace");
+        }
+    }
+
+    fn tick_peer(&mut self, now: Instant, name: &str) {
+        let Some(peer) = self.peers.get(name) else { return };
+        if peer.alive && peer.last_rx.is_some_and(|t| now.saturating_duration_since(t) >= self.config.dead_interval) {
+            self.mark_dead(now, name, DownReason::Timeout);
+        }
+        let Some(peer) = self.peers.get(name) else { return };
+        if self.shutting_down {
+            return;
+        }
+        let alive = peer.alive;
+        let hello_due = peer
+            .last_hello_tx
+            .is_none_or(|t| now.saturating_duration_since(t) >= self.config.hello_interval);
+        let handshake_due = peer.key.is_some() && now >= peer.next_handshake;
+        let needs_rekey = peer
+            .send_index
+            .and_then(|i| self.sessions.get(&i))
+            .is_some_and(|s| {
+                // The initiator rekeys by time; the responder steps in if it did not.
+                let overdue = now.saturating_duration_since(s.session.created())
+                    >= self.config.rekey_after_time + self.config.rekey_after_time / 10;
+                s.session.should_initiate_rekey(now) || overdue
+            });
+        let answering = self.sessions.values().any(|s| s.peer == name && !s.confirmed);
+        if alive {
+            if hello_due {
+                self.send_hello(now, name);
+            }
+            let has_pending = self.pending.values().any(|p| p.peer == name);
+            if needs_rekey && !has_pending {
+                tracing::debug!(peer = %name, "rekeying");
+                self.start_handshake(now, name);
+            }
+        } else if handshake_due && !answering {
+            self.start_handshake(now, name);
+        }
+    }
+
+    fn mark_dead(&mut self, now: Instant, name: &str, reason: DownReason) {
+        let Some(peer) = self.peers.get_mut(name) else { return };
+        if !peer.alive {
+            return;
+        }
+        peer.alive = false;
+        peer.state_changed = Some(now);
+        peer.stats.deaths += 1;
+        peer.next_handshake = now;
+        peer.attempts = 0;
+        peer.last_hello_rx = None;
+        if reason == DownReason::Goodbye {
+            // It forgot its sessions; don't keep sending on them.
+            peer.send_index = None;
+            peer.next_handshake = now + self.config.handshake_retry_max;
+            let n = name.to_string();
+            self.sessions.retain(|_, s| s.peer != n);
+        }
+        match reason {
+            DownReason::Timeout => tracing::warn!(peer = %name, "peer is down (silent for DeadInterval)"),
+            DownReason::Goodbye => tracing::info!(peer = %name, "peer left"),
+        }
+        let endpoint = self.peers.get(name).and_then(|p| p.endpoint);
+        self.own.dirty = true;
+        self.events.push_back(Event::PeerDown { name: name.to_string(), endpoint, reason });
+    }
+
+    fn start_handshake(&mut self, now: Instant, name: &str) {
+        let observed = self.observed_endpoints(name);
+        let Some(peer) = self.peers.get_mut(name) else { return };
+        let Some(key) = peer.key else { return };
+        let candidates = peer.candidate_addresses(&observed, MAX_CANDIDATES);
+        peer.next_handshake = now + peer.retry_delay(self.config.handshake_retry_max);
+        peer.attempts = peer.attempts.saturating_add(1);
+        if candidates.is_empty() {
+            return;
+        }
+        let index = self.fresh_index();
+        let timestamp = self.wall_ns(now);
+        let (state, init) = match crypto::initiate(
+            &self.identity,
+            &self.config.name,
+            name,
+            *key.as_bytes(),
+            index,
+            timestamp,
+            &mut self.rng,
+        ) {
+            Ok(ok) => ok,
+            Err(err) => {
+                tracing::warn!(peer = %name, %err, "cannot start a handshake");
+                return;
+            }
+        };
+        // Only the newest attempt per peer is kept.
+        self.pending.retain(|_, p| p.peer != name);
+        self.pending.insert(index, Pending { peer: name.to_string(), state, sent_at: now });
+        for destination in candidates {
+            self.transmits.push_back(Transmit { destination, payload: init.clone() });
+        }
+    }
+
+    // ---------------------------------------------------------------- output
+
+    /// Seals `msg` for `name` on its send session. Returns false if there is none.
+    fn send_message(&mut self, name: &str, msg: &Message<'_>) -> bool {
+        let Some(peer) = self.peers.get_mut(name) else { return false };
+        let (Some(index), Some(destination)) = (peer.send_index, peer.endpoint) else {
+            return false;
+        };
+        let Some(slot) = self.sessions.get_mut(&index) else {
+            peer.send_index = None;
+            return false;
+        };
+        let mut plain = std::mem::take(&mut self.seal_buf);
+        plain.clear();
+        msg.emit(&mut plain);
+        let mut out = Vec::with_capacity(plain.len() + 64);
+        let ok = match slot.session.seal(&plain, &mut out) {
+            Ok(()) => {
+                peer.stats.tx_packets += 1;
+                peer.stats.tx_bytes += plain.len() as u64;
+                self.transmits.push_back(Transmit { destination, payload: out });
+                true
+            }
+            Err(err) => {
+                tracing::warn!(peer = %name, %err, "cannot seal; forcing a new handshake");
+                peer.send_index = None;
+                false
+            }
+        };
+        self.seal_buf = plain;
+        ok
+    }
+
+    fn send_hello(&mut self, now: Instant, name: &str) {
+        let now_us = self.micros(now);
+        let Some(peer) = self.peers.get_mut(name) else { return };
+        peer.last_hello_tx = Some(now);
+        let (echo_us, echo_delay_us) = match peer.last_hello_rx {
+            Some((sent, at)) => (sent, now.saturating_duration_since(at).as_micros().min(u32::MAX as u128) as u32),
+            None => (0, 0),
+        };
+        self.send_message(name, &Message::Hello(Hello { sent_us: now_us, echo_us, echo_delay_us }));
+    }
+
+    /// Sends an Ethernet frame to `name`. Returns false if it has no live session.
+    pub fn send_frame(&mut self, name: &str, frame: &[u8]) -> bool {
+        if !self.is_alive(name) {
+            return false;
+        }
+        self.send_message(name, &Message::Frame(frame))
+    }
+
+    /// Graceful stop: tell every live peer we leave, and stop initiating.
+    pub fn shutdown(&mut self, now: Instant) {
+        self.shutting_down = true;
+        let alive: Vec<String> = self.peers.values().filter(|p| p.alive).map(|p| p.name.clone()).collect();
+        for name in alive {
+            self.send_message(&name, &Message::Goodbye);
+        }
+        self.finish(now);
+    }
+
+    /// Work common to the end of every input: publish our record if it changed.
+    fn finish(&mut self, now: Instant) {
+        if self.own.dirty && !self.shutting_down {
+            self.publish_own_record(now);
+        }
+    }
+
+    /// Next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// Next event for the driver.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Node::handle_timeout`] must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut next = Some(self.next_gossip);
+        let mut consider = |t: Instant| {
+            next = Some(next.map_or(t, |n: Instant| n.min(t)));
+        };
+        for peer in self.peers.values() {
+            if peer.alive {
+                if let Some(t) = peer.last_rx {
+                    consider(t + self.config.dead_interval);
+                }
+                match peer.last_hello_tx {
+                    Some(t) => consider(t + self.config.hello_interval),
+                    None => consider(self.start),
+                }
+            } else if peer.key.is_some() && !self.shutting_down {
+                consider(peer.next_handshake);
+            }
+        }
+        for slot in self.sessions.values() {
+            if let Some(t) = slot.retire_at {
+                consider(t);
+            }
+        }
+        for p in self.pending.values() {
+            consider(p.sent_at + HANDSHAKE_TIMEOUT);
+        }
+        next
+    }
+}

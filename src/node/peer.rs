@@ -1,0 +1,156 @@
+//! What the core knows about one other node: its key, addresses, sessions,
+//! liveness and counters.
+
+use crate::crypto::TimestampGuard;
+use crate::keys::PublicKey;
+use crate::wire::NodeRecord;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Where a peer's public key came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySource {
+    /// Pinned by the operator in `hosts/NAME`.
+    HostFile,
+    /// Learned from a node record flooded through the mesh (trust on first use).
+    Gossip,
+}
+
+/// Traffic and health counters of one peer.
+#[derive(Debug, Clone, Default)]
+pub struct PeerStats {
+    /// Authenticated data packets received.
+    pub rx_packets: u64,
+    /// Their plaintext bytes.
+    pub rx_bytes: u64,
+    /// Data packets sent.
+    pub tx_packets: u64,
+    /// Their plaintext bytes.
+    pub tx_bytes: u64,
+    /// Last round-trip time measured from heartbeats.
+    pub rtt: Option<Duration>,
+    /// Handshakes completed (initial and rekeys).
+    pub handshakes: u64,
+    /// Handshakes that failed verification.
+    pub handshake_failures: u64,
+    /// Times this peer went from alive to dead.
+    pub deaths: u64,
+}
+
+/// One other node of the mesh.
+#[derive(Debug)]
+pub struct Peer {
+    /// The node's name.
+    pub name: String,
+    /// Its Ed25519 key, if known.
+    pub key: Option<PublicKey>,
+    /// Where the key came from.
+    pub key_source: KeySource,
+    /// `Address` lines of `hosts/NAME`.
+    pub static_addresses: Vec<SocketAddr>,
+    /// Named by a `ConnectTo` line.
+    pub connect_to: bool,
+    /// Its latest signed record.
+    pub record: Option<NodeRecord>,
+    /// The address its authenticated packets last came from.
+    pub endpoint: Option<SocketAddr>,
+    /// Local index of the session used to send to it.
+    pub send_index: Option<u32>,
+    /// Alive for steering: an authenticated packet arrived within DeadInterval.
+    pub alive: bool,
+    /// When the last authenticated packet arrived.
+    pub last_rx: Option<Instant>,
+    /// When we last sent it a heartbeat.
+    pub last_hello_tx: Option<Instant>,
+    /// When `alive` last changed.
+    pub state_changed: Option<Instant>,
+    /// When the next handshake attempt is due (while it has no live session).
+    pub next_handshake: Instant,
+    /// Consecutive handshake attempts without success (drives back-off).
+    pub attempts: u32,
+    /// Rejects replayed handshake initiations.
+    pub timestamp_guard: TimestampGuard,
+    /// `sent_us` of its last hello and when it arrived, echoed back for RTT.
+    pub last_hello_rx: Option<(u64, Instant)>,
+    /// Counters.
+    pub stats: PeerStats,
+}
+
+impl Peer {
+    /// A peer known by name only.
+    pub fn new(name: &str, now: Instant) -> Peer {
+        Peer {
+            name: name.to_string(),
+            key: None,
+            key_source: KeySource::HostFile,
+            static_addresses: Vec::new(),
+            connect_to: false,
+            record: None,
+            endpoint: None,
+            send_index: None,
+            alive: false,
+            last_rx: None,
+            last_hello_tx: None,
+            state_changed: None,
+            next_handshake: now,
+            attempts: 0,
+            timestamp_guard: TimestampGuard::default(),
+            last_hello_rx: None,
+            stats: PeerStats::default(),
+        }
+    }
+
+    /// Addresses worth sending a handshake to, best first, without duplicates.
+    pub fn candidate_addresses(&self, observed: &[SocketAddr], limit: usize) -> Vec<SocketAddr> {
+        let mut out: Vec<SocketAddr> = Vec::new();
+        let record_addrs = self.record.iter().flat_map(|r| r.addresses.iter());
+        let all = self
+            .endpoint
+            .iter()
+            .chain(self.static_addresses.iter())
+            .chain(record_addrs)
+            .chain(observed.iter());
+        for addr in all {
+            if out.len() >= limit {
+                break;
+            }
+            if !out.contains(addr) && !addr.ip().is_unspecified() && addr.port() != 0 {
+                out.push(*addr);
+            }
+        }
+        out
+    }
+
+    /// The back-off before the next handshake attempt: 250 ms doubling up to `max`.
+    pub fn retry_delay(&self, max: Duration) -> Duration {
+        let shift = self.attempts.min(8);
+        (Duration::from_millis(250) * (1u32 << shift)).min(max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidates_are_deduplicated_and_bounded() {
+        let now = Instant::now();
+        let mut p = Peer::new("b", now);
+        let a: SocketAddr = "192.0.2.2:655".parse().unwrap();
+        let c: SocketAddr = "192.0.2.3:655".parse().unwrap();
+        p.endpoint = Some(a);
+        p.static_addresses = vec![a, c, "0.0.0.0:655".parse().unwrap()];
+        assert_eq!(p.candidate_addresses(&[c, a], 8), vec![a, c]);
+        assert_eq!(p.candidate_addresses(&[], 1), vec![a]);
+    }
+
+    #[test]
+    fn retry_backs_off_to_a_cap() {
+        let mut p = Peer::new("b", Instant::now());
+        assert_eq!(p.retry_delay(Duration::from_secs(5)), Duration::from_millis(250));
+        p.attempts = 3;
+        assert_eq!(p.retry_delay(Duration::from_secs(5)), Duration::from_secs(2));
+        p.attempts = 30;
+        assert_eq!(p.retry_delay(Duration::from_secs(5)), Duration::from_secs(5));
+    }
+}

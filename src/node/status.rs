@@ -1,0 +1,308 @@
+//! Read-only snapshots of the core for `dump` and `info`: nodes, edges and
+//! sessions, in plain serialisable structs.
+
+use super::{KeySource, Node};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha512};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// tinc's node status bits (TINC-COMPAT §1.4), as meshd sets them.
+pub mod status_bits {
+    /// A session key is established.
+    pub const VALIDKEY: u32 = 0x2;
+    /// Seen by the last graph walk.
+    pub const VISITED: u32 = 0x8;
+    /// Reachable.
+    pub const REACHABLE: u32 = 0x10;
+    /// Authenticated sessions (tinc: SPTPS).
+    pub const SPTPS: u32 = 0x40;
+    /// Direct UDP confirmed.
+    pub const UDP_CONFIRMED: u32 = 0x80;
+    /// The host file has an Address.
+    pub const HAS_ADDRESS: u32 = 0x800;
+}
+
+/// Largest Ethernet frame carried in one 1500-byte underlay datagram:
+/// 1500 − 20 (IPv4) − 8 (UDP) − 14 (data header) − 16 (tag) − 1 (message type).
+pub const PMTU_1500: u32 = 1441;
+
+/// One line of `dump nodes`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NodeStatus {
+    /// Node name.
+    pub name: String,
+    /// First 6 bytes of SHA-512(name), hex (tinc's node ID).
+    pub id: String,
+    /// UDP address, `MYSELF` for this node, or `unknown`.
+    pub address: String,
+    /// UDP port, or `unknown`.
+    pub port: String,
+    /// True for the node answering.
+    pub is_self: bool,
+    /// Live direct session (or self).
+    pub reachable: bool,
+    /// tinc-style status bitfield.
+    pub status: u32,
+    /// First hop of the shortest path in the membership graph.
+    pub nexthop: String,
+    /// Where data goes (meshd sends only directly).
+    pub via: String,
+    /// Hops in the membership graph, -1 if none.
+    pub distance: i32,
+    /// Largest frame carried to it.
+    pub pmtu: u32,
+    /// Packets and bytes received from it.
+    pub rx_packets: u64,
+    /// Bytes received from it.
+    pub rx_bytes: u64,
+    /// Packets sent to it.
+    pub tx_packets: u64,
+    /// Bytes sent to it.
+    pub tx_bytes: u64,
+    /// Last heartbeat round trip in microseconds.
+    pub rtt_us: Option<u64>,
+    /// Unix time of the last reachability change.
+    pub last_state_change: Option<u64>,
+    /// Where its key came from: `self`, `hostfile`, `gossip` or `none`.
+    pub key_source: String,
+    /// Nodes it has live sessions with, by its own record.
+    pub edges: Vec<String>,
+    /// Handshakes completed with it.
+    pub handshakes: u64,
+    /// Times it was declared dead.
+    pub deaths: u64,
+}
+
+/// One line of `dump edges`: FROM has a live session with TO.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EdgeStatus {
+    /// The node whose record lists the session.
+    pub from: String,
+    /// Its peer.
+    pub to: String,
+    /// TO's UDP address as seen by FROM.
+    pub address: String,
+    /// TO's UDP port as seen by FROM.
+    pub port: u16,
+    /// FROM's advertised address, or `unspec`.
+    pub local_address: String,
+    /// FROM's advertised port, or 0.
+    pub local_port: u16,
+    /// Edge weight (meshd: 0).
+    pub weight: i32,
+}
+
+/// One line of `dump connections`: a peer we hold a sending session with.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ConnectionStatus {
+    /// Peer name.
+    pub name: String,
+    /// Its UDP address.
+    pub address: String,
+    /// Its UDP port.
+    pub port: u16,
+    /// Local index of the session (shown where tinc shows a socket).
+    pub session: u32,
+    /// 0x2 alive, 0x4 we initiated the session.
+    pub status: u32,
+    /// Seconds since the session was established.
+    pub age_secs: u64,
+}
+
+/// tinc's node ID: the first 6 bytes of SHA-512(name), in hex.
+pub fn node_id(name: &str) -> String {
+    hex::encode(&Sha512::digest(name.as_bytes())[..6])
+}
+
+impl Node {
+    fn unix_secs(&self, t: Instant) -> u64 {
+        self.wall_ns(t) / 1_000_000_000
+    }
+
+    /// Adjacency of the membership graph: an edge counts only if both ends list it.
+    fn graph(&self) -> BTreeMap<String, BTreeSet<String>> {
+        let mut claims: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let records = self.peers.values().filter_map(|p| p.record.as_ref()).chain(self.own.record.as_ref());
+        for rec in records {
+            let set = claims.entry(rec.name.clone()).or_default();
+            set.extend(rec.neighbours.iter().map(|n| n.name.clone()));
+        }
+        // Our own live sessions are authoritative for our edges.
+        let own: BTreeSet<String> = self.peers.values().filter(|p| p.alive).map(|p| p.name.clone()).collect();
+        claims.insert(self.config.name.clone(), own);
+        let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (a, set) in &claims {
+            for b in set {
+                let mutual = claims.get(b).is_some_and(|s| s.contains(a)) || a == &self.config.name;
+                if mutual {
+                    graph.entry(a.clone()).or_default().insert(b.clone());
+                    graph.entry(b.clone()).or_default().insert(a.clone());
+                }
+            }
+        }
+        graph
+    }
+
+    /// Breadth-first distances and first hops from this node.
+    fn distances(&self) -> BTreeMap<String, (i32, String)> {
+        let graph = self.graph();
+        let me = self.config.name.clone();
+        let mut out = BTreeMap::new();
+        out.insert(me.clone(), (0, me.clone()));
+        let mut queue = VecDeque::from([me.clone()]);
+        while let Some(n) = queue.pop_front() {
+            let (d, hop) = out.get(&n).cloned().unwrap_or((0, me.clone()));
+            for next in graph.get(&n).into_iter().flatten() {
+                if !out.contains_key(next) {
+                    let first = if n == me { next.clone() } else { hop.clone() };
+                    out.insert(next.clone(), (d + 1, first));
+                    queue.push_back(next.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// `dump nodes`: every node known, this one included, sorted by name.
+    pub fn node_statuses(&self, now: Instant, own_port: u16) -> Vec<NodeStatus> {
+        let dist = self.distances();
+        let mut out = Vec::new();
+        let me = &self.config.name;
+        let own_edges = self.peers.values().filter(|p| p.alive).map(|p| p.name.clone()).collect();
+        out.push(NodeStatus {
+            name: me.clone(),
+            id: node_id(me),
+            address: "MYSELF".into(),
+            port: own_port.to_string(),
+            is_self: true,
+            reachable: true,
+            status: status_bits::VISITED | status_bits::REACHABLE | status_bits::SPTPS,
+            nexthop: me.clone(),
+            via: me.clone(),
+            distance: 0,
+            pmtu: 1518,
+            rx_packets: 0,
+            rx_bytes: 0,
+            tx_packets: 0,
+            tx_bytes: 0,
+            rtt_us: None,
+            last_state_change: Some(self.unix_secs(self.start)),
+            key_source: "self".into(),
+            edges: own_edges,
+            handshakes: 0,
+            deaths: 0,
+        });
+        for p in self.peers.values() {
+            let (distance, nexthop) = dist.get(&p.name).cloned().unwrap_or((-1, p.name.clone()));
+            let mut status = 0;
+            if p.send_index.is_some() {
+                status |= status_bits::VALIDKEY | status_bits::SPTPS;
+            }
+            if p.alive {
+                status |= status_bits::VISITED | status_bits::REACHABLE | status_bits::UDP_CONFIRMED;
+            }
+            if !p.static_addresses.is_empty() {
+                status |= status_bits::HAS_ADDRESS;
+            }
+            let endpoint: Option<SocketAddr> = p.endpoint;
+            out.push(NodeStatus {
+                name: p.name.clone(),
+                id: node_id(&p.name),
+                address: endpoint.map_or("unknown".into(), |e| e.ip().to_string()),
+                port: endpoint.map_or("unknown".into(), |e| e.port().to_string()),
+                is_self: false,
+                reachable: p.alive,
+                status,
+                nexthop: if p.alive { p.name.clone() } else { nexthop },
+                via: p.name.clone(),
+                distance: if p.alive { 1 } else { distance },
+                pmtu: if p.alive { PMTU_1500 } else { 0 },
+                rx_packets: p.stats.rx_packets,
+                rx_bytes: p.stats.rx_bytes,
+                tx_packets: p.stats.tx_packets,
+                tx_bytes: p.stats.tx_bytes,
+                rtt_us: if p.alive { p.stats.rtt.map(|d| d.as_micros() as u64) } else { None },
+                last_state_change: p.state_changed.map(|t| self.unix_secs(t)),
+                key_source: match (p.key.is_some(), p.key_source) {
+                    (false, _) => "none".into(),
+                    (true, KeySource::HostFile) => "hostfile".into(),
+                    (true, KeySource::Gossip) => "gossip".into(),
+                },
+                edges: p.record.iter().flat_map(|r| r.neighbours.iter().map(|n| n.name.clone())).collect(),
+                handshakes: p.stats.handshakes,
+                deaths: p.stats.deaths,
+            });
+        }
+        let _ = now;
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// `dump edges`: every session listed in a known record (ours from live state).
+    pub fn edge_statuses(&self) -> Vec<EdgeStatus> {
+        let mut out = Vec::new();
+        let mut push = |from: &str, local: Option<&SocketAddr>, to: &str, at: SocketAddr| {
+            out.push(EdgeStatus {
+                from: from.to_string(),
+                to: to.to_string(),
+                address: at.ip().to_string(),
+                port: at.port(),
+                local_address: local.map_or("unspec".into(), |a| a.ip().to_string()),
+                local_port: local.map_or(0, |a| a.port()),
+                weight: 0,
+            });
+        };
+        let own_local = self.config.advertised_addresses.first();
+        for p in self.peers.values().filter(|p| p.alive) {
+            if let Some(at) = p.endpoint {
+                push(&self.config.name, own_local, &p.name, at);
+            }
+        }
+        for rec in self.peers.values().filter_map(|p| p.record.as_ref()) {
+            for n in &rec.neighbours {
+                push(&rec.name, rec.addresses.first(), &n.name, n.endpoint);
+            }
+        }
+        out.sort_by(|a, b| (&a.from, &a.to).cmp(&(&b.from, &b.to)));
+        out
+    }
+
+    /// `dump connections`: peers we hold a sending session with.
+    pub fn connection_statuses(&self, now: Instant) -> Vec<ConnectionStatus> {
+        let mut out = Vec::new();
+        for p in self.peers.values() {
+            let (Some(index), Some(endpoint)) = (p.send_index, p.endpoint) else { continue };
+            let Some(slot) = self.sessions.get(&index) else { continue };
+            let mut status = 0;
+            if p.alive {
+                status |= 0x2;
+            }
+            if slot.session.is_initiator() {
+                status |= 0x4;
+            }
+            out.push(ConnectionStatus {
+                name: p.name.clone(),
+                address: endpoint.ip().to_string(),
+                port: endpoint.port(),
+                session: index,
+                status,
+                age_secs: now.saturating_duration_since(slot.session.created()).as_secs(),
+            });
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_id_matches_tinc() {
+        // From TINC-COMPAT §1.4: alpha's ID in the lab.
+        assert_eq!(node_id("alpha"), "ba3ce58667ca");
+        assert_eq!(node_id("beta"), "560c72de72c0");
+    }
+}

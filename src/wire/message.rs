@@ -1,0 +1,186 @@
+//! The messages carried in the plaintext of a data packet: heartbeats, Ethernet
+//! frames, membership gossip and goodbyes.
+
+use super::reader::{put_name, Reader};
+use super::record::NodeRecord;
+use super::WireError;
+
+/// Message type bytes (first plaintext byte of a data packet).
+pub mod kind {
+    /// Liveness heartbeat with RTT echo.
+    pub const HELLO: u8 = 0x01;
+    /// An Ethernet frame for the receiver's TAP.
+    pub const FRAME: u8 = 0x02;
+    /// Signed node records.
+    pub const GOSSIP: u8 = 0x03;
+    /// A summary of the node records the sender holds.
+    pub const DIGEST: u8 = 0x04;
+    /// The sender is shutting down.
+    pub const GOODBYE: u8 = 0x05;
+}
+
+/// A liveness heartbeat. The echo fields let the receiver measure RTT without
+/// synchronised clocks: RTT = now − echo_us − echo_delay_us (all in the
+/// receiver's own clock for echo_us, which it sent earlier).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hello {
+    /// Sender's monotonic clock in microseconds when it sent this hello.
+    pub sent_us: u64,
+    /// `sent_us` of the last hello the sender received from the receiver (0 = none).
+    pub echo_us: u64,
+    /// Microseconds between the sender receiving that hello and sending this one.
+    pub echo_delay_us: u32,
+}
+
+/// One line of a digest: which version of a node's record the sender holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestEntry {
+    /// Node name.
+    pub name: String,
+    /// The node's generation (changes when it restarts).
+    pub generation: u64,
+    /// The record's version within that generation.
+    pub version: u64,
+}
+
+/// The sender's view of the membership, for anti-entropy.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Digest {
+    /// One entry per node record held (the sender's own included).
+    pub entries: Vec<DigestEntry>,
+}
+
+/// A decoded inner message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message<'a> {
+    /// Heartbeat.
+    Hello(Hello),
+    /// An Ethernet frame (borrowed from the packet buffer).
+    Frame(&'a [u8]),
+    /// Node records, each signed by its origin.
+    Gossip(Vec<NodeRecord>),
+    /// Anti-entropy summary.
+    Digest(Digest),
+    /// The sender is leaving on purpose.
+    Goodbye,
+}
+
+/// Largest number of records or digest entries one message may carry.
+pub const MAX_ITEMS: usize = 4096;
+
+impl<'a> Message<'a> {
+    /// Decodes a plaintext; fails on any malformed or trailing input.
+    pub fn parse(buf: &'a [u8]) -> Result<Message<'a>, WireError> {
+        let mut r = Reader::new(buf);
+        let msg = match r.u8("message type")? {
+            kind::HELLO => Message::Hello(Hello {
+                sent_us: r.u64("hello sent_us")?,
+                echo_us: r.u64("hello echo_us")?,
+                echo_delay_us: r.u32("hello echo_delay_us")?,
+            }),
+            kind::FRAME => {
+                let frame = r.bytes(r.remaining(), "frame")?;
+                Message::Frame(frame)
+            }
+            kind::GOSSIP => {
+                let count = r.u16("record count")? as usize;
+                let mut records = Vec::with_capacity(count.min(64));
+                for _ in 0..count {
+                    records.push(NodeRecord::read(&mut r)?);
+                }
+                Message::Gossip(records)
+            }
+            kind::DIGEST => {
+                let count = r.u16("digest count")? as usize;
+                let mut entries = Vec::with_capacity(count.min(256));
+                for _ in 0..count {
+                    entries.push(DigestEntry {
+                        name: r.name("digest name")?,
+                        generation: r.u64("digest generation")?,
+                        version: r.u64("digest version")?,
+                    });
+                }
+                Message::Digest(Digest { entries })
+            }
+            kind::GOODBYE => Message::Goodbye,
+            other => return Err(WireError::UnknownType(other)),
+        };
+        r.finish()?;
+        Ok(msg)
+    }
+
+    /// Encodes the message, appending to `out`.
+    pub fn emit(&self, out: &mut Vec<u8>) {
+        match self {
+            Message::Hello(h) => {
+                out.push(kind::HELLO);
+                out.extend_from_slice(&h.sent_us.to_be_bytes());
+                out.extend_from_slice(&h.echo_us.to_be_bytes());
+                out.extend_from_slice(&h.echo_delay_us.to_be_bytes());
+            }
+            Message::Frame(frame) => {
+                out.push(kind::FRAME);
+                out.extend_from_slice(frame);
+            }
+            Message::Gossip(records) => {
+                out.push(kind::GOSSIP);
+                let n = records.len().min(MAX_ITEMS);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+                for rec in &records[..n] {
+                    rec.write(out);
+                }
+            }
+            Message::Digest(d) => {
+                out.push(kind::DIGEST);
+                let n = d.entries.len().min(MAX_ITEMS);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+                for e in &d.entries[..n] {
+                    put_name(out, &e.name);
+                    out.extend_from_slice(&e.generation.to_be_bytes());
+                    out.extend_from_slice(&e.version.to_be_bytes());
+                }
+            }
+            Message::Goodbye => out.push(kind::GOODBYE),
+        }
+    }
+
+    /// Encodes into a fresh buffer.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.emit(&mut out);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_message_round_trips() {
+        let frame = [0xffu8; 60];
+        let msgs = vec![
+            Message::Hello(Hello { sent_us: 1, echo_us: 2, echo_delay_us: 3 }),
+            Message::Frame(&frame),
+            Message::Gossip(vec![]),
+            Message::Digest(Digest {
+                entries: vec![DigestEntry { name: "node_1".into(), generation: 7, version: 9 }],
+            }),
+            Message::Goodbye,
+        ];
+        for m in msgs {
+            let bytes = m.to_vec();
+            assert_eq!(Message::parse(&bytes).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn garbage_is_rejected() {
+        assert!(Message::parse(&[]).is_err());
+        assert_eq!(Message::parse(&[0x7f]), Err(WireError::UnknownType(0x7f)));
+        assert!(Message::parse(&[kind::HELLO, 0, 0]).is_err());
+        assert_eq!(Message::parse(&[kind::GOODBYE, 0]), Err(WireError::Trailing(1)));
+        // A digest that claims more entries than it carries.
+        assert!(Message::parse(&[kind::DIGEST, 0xff, 0xff]).is_err());
+    }
+}

@@ -1,0 +1,208 @@
+//! Helpers for end-to-end tests in network namespaces (need root): a bridge
+//! namespace, one namespace per node joined to it by a veth pair, meshd
+//! network directories, and cleanup of everything the test made.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// True if the test can create namespaces (root and `ip` present).
+pub fn available() -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    let ip = Command::new("ip").arg("-V").output().is_ok_and(|o| o.status.success());
+    root && ip
+}
+
+/// Skips the calling test (with a message) unless namespaces are available.
+#[macro_export]
+macro_rules! require_netns {
+    () => {
+        if !netns::available() {
+            eprintln!("SKIPPED: this test needs root and iproute2 (network namespaces)");
+            return;
+        }
+    };
+}
+
+pub fn run(cmd: &str, args: &[&str]) -> Output {
+    let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    out
+}
+
+pub fn must(cmd: &str, args: &[&str]) -> String {
+    let out = run(cmd, args);
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A lab: namespaces on one bridge, torn down on drop.
+pub struct Lab {
+    pub prefix: String,
+    pub bridge_ns: String,
+    pub nodes: Vec<LabNode>,
+    pub dir: tempfile::TempDir,
+    pub pids: Vec<u32>,
+}
+
+pub struct LabNode {
+    pub name: String,
+    pub ns: String,
+    pub ip: String,
+    pub netdir: PathBuf,
+}
+
+pub fn meshd() -> &'static str {
+    env!("CARGO_BIN_EXE_meshd")
+}
+
+impl Lab {
+    /// Namespaces `PREFIX1..PREFIXn` with eth0 = 192.0.2.i/24 on a shared bridge.
+    pub fn new(tag: &str, names: &[&str]) -> Lab {
+        let prefix = format!("md{}{}", tag, std::process::id() % 100000);
+        let bridge_ns = format!("{prefix}b");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut lab = Lab { prefix: prefix.clone(), bridge_ns: bridge_ns.clone(), nodes: Vec::new(), dir, pids: Vec::new() };
+        must("ip", &["netns", "add", &bridge_ns]);
+        must("ip", &["-n", &bridge_ns, "link", "add", "br0", "type", "bridge"]);
+        must("ip", &["-n", &bridge_ns, "link", "set", "br0", "up"]);
+        for (i, name) in names.iter().enumerate() {
+            let ns = format!("{prefix}n{}", i + 1);
+            let ip = format!("192.0.2.{}", i + 1);
+            must("ip", &["netns", "add", &ns]);
+            let host_end = format!("v{}", i + 1);
+            must("ip", &["-n", &bridge_ns, "link", "add", &host_end, "type", "veth", "peer", "name", "eth0", "netns", &ns]);
+            must("ip", &["-n", &bridge_ns, "link", "set", &host_end, "master", "br0", "up"]);
+            must("ip", &["-n", &ns, "addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
+            must("ip", &["-n", &ns, "link", "set", "eth0", "up"]);
+            must("ip", &["-n", &ns, "link", "set", "lo", "up"]);
+            let netdir = lab.dir.path().join(name);
+            lab.nodes.push(LabNode { name: name.to_string(), ns, ip, netdir });
+        }
+        lab
+    }
+
+    pub fn node(&self, name: &str) -> &LabNode {
+        self.nodes.iter().find(|n| n.name == name).unwrap_or_else(|| panic!("no lab node {name}"))
+    }
+
+    /// `meshd init` for every node, each with `Address` = its IP, port 655.
+    pub fn init_all(&self) {
+        for n in &self.nodes {
+            let out = meshd_cmd(&n.netdir, &["init", &n.name]);
+            assert!(out.status.success(), "init {}: {}", n.name, String::from_utf8_lossy(&out.stderr));
+            append(&n.netdir.join("hosts").join(&n.name), &format!("Address = {}\n", n.ip));
+        }
+    }
+
+    /// Copies `from`'s own host file into `to`'s hosts/.
+    pub fn give_host(&self, from: &str, to: &str) {
+        let src = self.node(from).netdir.join("hosts").join(from);
+        let dst = self.node(to).netdir.join("hosts").join(from);
+        std::fs::copy(&src, &dst).expect("copy host file");
+    }
+
+    /// Appends a line to `node`'s meshd.conf.
+    pub fn conf(&self, node: &str, line: &str) {
+        append(&self.node(node).netdir.join("meshd.conf"), &format!("{line}\n"));
+    }
+
+    /// Starts `node`'s daemon (detached) inside its namespace.
+    pub fn start(&mut self, node: &str) {
+        let n = self.node(node);
+        let out = Command::new("ip")
+            .args(["netns", "exec", &n.ns, meshd(), "-c"])
+            .arg(&n.netdir)
+            .args(["start", "-d", "2"])
+            .output()
+            .expect("start meshd");
+        assert!(out.status.success(), "start {node}: {}", String::from_utf8_lossy(&out.stderr));
+        let pid = self.pid(node).expect("pid after start");
+        self.pids.push(pid);
+    }
+
+    pub fn pid(&self, node: &str) -> Option<u32> {
+        let text = std::fs::read_to_string(self.node(node).netdir.join("meshd.pid")).ok()?;
+        text.split_whitespace().next()?.parse().ok()
+    }
+
+    pub fn kill(&self, node: &str, signal: nix::sys::signal::Signal) {
+        let pid = self.pid(node).expect("pid");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal).expect("kill");
+    }
+
+    /// `meshd -c DIR ARGS...` for a node (the control socket needs no namespace).
+    pub fn ctl(&self, node: &str, args: &[&str]) -> Output {
+        meshd_cmd(&self.node(node).netdir, args)
+    }
+
+    /// Which nodes `node` reports reachable (via `dump nodes --json`).
+    pub fn reachable(&self, node: &str) -> Option<Vec<String>> {
+        let out = self.ctl(node, &["dump", "nodes", "--json"]);
+        if !out.status.success() {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        Some(
+            v.as_array()?
+                .iter()
+                .filter(|n| n["reachable"].as_bool() == Some(true))
+                .filter_map(|n| n["name"].as_str().map(str::to_string))
+                .collect(),
+        )
+    }
+
+    /// Polls `cond` every 10 ms until true or `limit`; returns the time taken.
+    pub fn wait(&self, limit: Duration, mut cond: impl FnMut(&Lab) -> bool) -> Option<Duration> {
+        let t0 = Instant::now();
+        while t0.elapsed() < limit {
+            if cond(self) {
+                return Some(t0.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
+    /// Runs a command inside a node's namespace.
+    pub fn exec(&self, node: &str, args: &[&str]) -> Output {
+        let n = self.node(node);
+        let mut a = vec!["netns", "exec", n.ns.as_str()];
+        a.extend_from_slice(args);
+        run("ip", &a)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for n in &self.nodes {
+            if let Some(pid) = self.pid(&n.name) {
+                if self.pids.contains(&pid) {
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+                }
+            }
+        }
+        for pid in &self.pids {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid as i32), nix::sys::signal::Signal::SIGKILL);
+        }
+        for n in &self.nodes {
+            let _ = run("ip", &["netns", "del", &n.ns]);
+        }
+        let _ = run("ip", &["netns", "del", &self.bridge_ns]);
+    }
+}
+
+pub fn meshd_cmd(netdir: &Path, args: &[&str]) -> Output {
+    Command::new(meshd()).arg("-c").arg(netdir).args(args).output().expect("run meshd")
+}
+
+pub fn append(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().append(true).create(true).open(path).expect("open for append");
+    f.write_all(text.as_bytes()).expect("append");
+}

@@ -1,0 +1,378 @@
+//! A simulated network for the sans-IO core: nodes, links with delay and loss,
+//! partitions, kill / freeze / restart, and a virtual clock. Deterministic for a
+//! given seed.
+#![allow(dead_code)]
+
+use meshd::keys::PrivateKey;
+use meshd::node::{Event, KnownHost, Node, NodeConfig};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashSet};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// One simulated machine.
+pub struct SimNode {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub key: PrivateKey,
+    pub node: Option<Node>,
+    pub frozen: bool,
+    /// Datagrams that arrived while frozen (the kernel's socket buffer).
+    pub backlog: Vec<(SocketAddr, Vec<u8>)>,
+    pub config: Option<NodeConfig>,
+    pub knows: Vec<String>,
+    pub events: Vec<(Duration, Event)>,
+    pub restarts: u64,
+}
+
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct InFlight {
+    at: Instant,
+    seq: u64,
+    to: usize,
+    from: SocketAddr,
+    payload: Vec<u8>,
+}
+
+/// The network and its clock.
+pub struct SimNet {
+    pub base: Instant,
+    pub now: Instant,
+    pub nodes: Vec<SimNode>,
+    queue: BinaryHeap<Reverse<InFlight>>,
+    seq: u64,
+    rng: ChaCha8Rng,
+    pub delay: Duration,
+    pub jitter: Duration,
+    pub loss: f64,
+    /// Node index pairs that cannot talk (both directions).
+    blocked: HashSet<(usize, usize)>,
+    /// Datagrams delivered / dropped by the network.
+    pub delivered: u64,
+    pub dropped: u64,
+    /// If set, called on every delivered datagram; returning false drops it.
+    pub tap: Option<Box<dyn FnMut(usize, usize, &[u8]) -> bool>>,
+}
+
+pub const WALL_BASE_NS: u64 = 1_800_000_000_000_000_000;
+
+impl SimNet {
+    /// Nodes with these names, keys generated from the seed; none started yet.
+    pub fn new(seed: u64, names: &[&str]) -> SimNet {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let nodes = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| SimNode {
+                name: name.to_string(),
+                addr: SocketAddr::from(([10, 0, (i / 250) as u8, (i % 250 + 1) as u8], 655)),
+                key: PrivateKey::generate(&mut rng),
+                node: None,
+                frozen: false,
+                backlog: Vec::new(),
+                config: None,
+                knows: Vec::new(),
+                events: Vec::new(),
+                restarts: 0,
+            })
+            .collect();
+        let base = Instant::now();
+        SimNet {
+            base,
+            now: base,
+            nodes,
+            queue: BinaryHeap::new(),
+            seq: 0,
+            rng,
+            delay: Duration::from_micros(200),
+            jitter: Duration::ZERO,
+            loss: 0.0,
+            blocked: HashSet::new(),
+            delivered: 0,
+            dropped: 0,
+            tap: None,
+        }
+    }
+
+    pub fn idx(&self, name: &str) -> usize {
+        self.nodes.iter().position(|n| n.name == name).unwrap_or_else(|| panic!("no node {name}"))
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.now - self.base
+    }
+
+    /// Default config for a node of this net.
+    pub fn config(&self, name: &str, connect_to: &[&str]) -> NodeConfig {
+        let mut cfg = NodeConfig::new(name);
+        cfg.connect_to = connect_to.iter().map(|s| s.to_string()).collect();
+        cfg.advertised_addresses = vec![self.nodes[self.idx(name)].addr];
+        cfg
+    }
+
+    /// Starts `name` with `config`, knowing the host files of `knows` (key + address).
+    pub fn start(&mut self, config: NodeConfig, knows: &[&str]) {
+        let slot = config.name.clone();
+        self.start_as(&slot, config, knows);
+    }
+
+    /// Starts the machine `slot` running `config` (whose name may differ: an impostor).
+    pub fn start_as(&mut self, slot: &str, config: NodeConfig, knows: &[&str]) {
+        let i = self.idx(slot);
+        self.nodes[i].knows = knows.iter().map(|s| s.to_string()).collect();
+        self.nodes[i].config = Some(config);
+        self.boot(i);
+    }
+
+    fn boot(&mut self, i: usize) {
+        let hosts: Vec<KnownHost> = self.nodes[i]
+            .knows
+            .iter()
+            .map(|k| {
+                let n = &self.nodes[self.idx(k)];
+                KnownHost { name: n.name.clone(), public_key: Some(n.key.public()), addresses: vec![n.addr] }
+            })
+            .collect();
+        let config = self.nodes[i].config.clone().expect("configured");
+        let wall = WALL_BASE_NS + (self.now - self.base).as_nanos() as u64;
+        let seed = self.rng.gen::<u64>();
+        let key = PrivateKey::from_pem_str(&self.nodes[i].key.to_pem_string()).expect("own key");
+        let node = Node::new(config, key, hosts, self.now, wall, Box::new(ChaCha8Rng::seed_from_u64(seed)));
+        self.nodes[i].node = Some(node);
+        self.nodes[i].frozen = false;
+        self.nodes[i].backlog.clear();
+        self.pump(i);
+    }
+
+    /// Stops a node without a goodbye (SIGKILL / power loss).
+    pub fn kill(&mut self, name: &str) {
+        let i = self.idx(name);
+        self.nodes[i].node = None;
+        self.nodes[i].backlog.clear();
+    }
+
+    /// Graceful stop: the node says goodbye, then is gone.
+    pub fn stop(&mut self, name: &str) {
+        let i = self.idx(name);
+        let now = self.now;
+        if let Some(n) = self.nodes[i].node.as_mut() {
+            n.shutdown(now);
+        }
+        self.pump(i);
+        self.nodes[i].node = None;
+    }
+
+    /// Starts a killed node again with the same key and config (a new generation).
+    pub fn restart(&mut self, name: &str) {
+        let i = self.idx(name);
+        self.nodes[i].restarts += 1;
+        self.boot(i);
+    }
+
+    /// SIGSTOP: no timers run, datagrams queue in its socket buffer.
+    pub fn freeze(&mut self, name: &str) {
+        let i = self.idx(name);
+        self.nodes[i].frozen = true;
+    }
+
+    /// SIGCONT: the node runs again and reads its backlog first.
+    pub fn thaw(&mut self, name: &str) {
+        let i = self.idx(name);
+        self.nodes[i].frozen = false;
+        let backlog = std::mem::take(&mut self.nodes[i].backlog);
+        let now = self.now;
+        if let Some(n) = self.nodes[i].node.as_mut() {
+            for (from, payload) in backlog {
+                n.handle_datagram(now, from, &payload);
+            }
+            n.handle_timeout(now);
+        }
+        self.pump(i);
+    }
+
+    /// Cuts every link between `group` and the rest.
+    pub fn partition(&mut self, group: &[&str]) {
+        let inside: Vec<usize> = group.iter().map(|n| self.idx(n)).collect();
+        for a in 0..self.nodes.len() {
+            for b in 0..self.nodes.len() {
+                if inside.contains(&a) != inside.contains(&b) {
+                    self.blocked.insert((a, b));
+                }
+            }
+        }
+    }
+
+    /// Removes every partition.
+    pub fn heal(&mut self) {
+        self.blocked.clear();
+    }
+
+    /// Cuts the link between two nodes.
+    pub fn cut(&mut self, a: &str, b: &str) {
+        let (a, b) = (self.idx(a), self.idx(b));
+        self.blocked.insert((a, b));
+        self.blocked.insert((b, a));
+    }
+
+    /// Injects a raw datagram as if `from` sent it to node `to`.
+    pub fn inject(&mut self, to: &str, from: SocketAddr, payload: Vec<u8>) {
+        let i = self.idx(to);
+        let now = self.now;
+        if let Some(n) = self.nodes[i].node.as_mut() {
+            n.handle_datagram(now, from, &payload);
+        }
+        self.pump(i);
+    }
+
+    pub fn node(&self, name: &str) -> &Node {
+        self.nodes[self.idx(name)].node.as_ref().unwrap_or_else(|| panic!("{name} is not running"))
+    }
+
+    pub fn node_mut(&mut self, name: &str) -> &mut Node {
+        let i = self.idx(name);
+        self.nodes[i].node.as_mut().unwrap_or_else(|| panic!("node is not running"))
+    }
+
+    /// Drains a node's transmits into the network and its events into its log.
+    pub fn pump(&mut self, i: usize) {
+        let elapsed = self.now - self.base;
+        let Some(node) = self.nodes[i].node.as_mut() else { return };
+        let mut out = Vec::new();
+        while let Some(t) = node.poll_transmit() {
+            out.push(t);
+        }
+        let mut events = Vec::new();
+        while let Some(e) = node.poll_event() {
+            events.push((elapsed, e));
+        }
+        self.nodes[i].events.extend(events);
+        let from = self.nodes[i].addr;
+        for t in out {
+            let Some(to) = self.nodes.iter().position(|n| n.addr == t.destination) else {
+                self.dropped += 1;
+                continue;
+            };
+            if self.blocked.contains(&(i, to)) || (self.loss > 0.0 && self.rng.gen_bool(self.loss)) {
+                self.dropped += 1;
+                continue;
+            }
+            if let Some(tap) = self.tap.as_mut() {
+                if !tap(i, to, &t.payload) {
+                    self.dropped += 1;
+                    continue;
+                }
+            }
+            let jitter = if self.jitter.is_zero() {
+                Duration::ZERO
+            } else {
+                Duration::from_nanos(self.rng.gen_range(0..self.jitter.as_nanos() as u64))
+            };
+            self.seq += 1;
+            self.queue.push(Reverse(InFlight {
+                at: self.now + self.delay + jitter,
+                seq: self.seq,
+                to,
+                from,
+                payload: t.payload,
+            }));
+        }
+    }
+
+    /// Runs the network until `self.now + d`.
+    pub fn run_for(&mut self, d: Duration) {
+        let end = self.now + d;
+        self.run_until(end);
+    }
+
+    pub fn run_until(&mut self, end: Instant) {
+        loop {
+            let next_packet = self.queue.peek().map(|Reverse(p)| p.at);
+            let next_timer = self
+                .nodes
+                .iter()
+                .filter(|n| !n.frozen)
+                .filter_map(|n| n.node.as_ref().and_then(|n| n.poll_timeout()))
+                .min();
+            let next = match (next_packet, next_timer) {
+                (Some(a), Some(b)) => a.min(b),
+                (a, b) => match a.or(b) {
+                    Some(t) => t,
+                    None => break,
+                },
+            };
+            if next > end {
+                break;
+            }
+            self.now = self.now.max(next);
+            while let Some(Reverse(p)) = self.queue.peek() {
+                if p.at > self.now {
+                    break;
+                }
+                let Some(Reverse(p)) = self.queue.pop() else { break };
+                let to = p.to;
+                let now = self.now;
+                let sim = &mut self.nodes[to];
+                match sim.node.as_mut() {
+                    None => self.dropped += 1,
+                    Some(_) if sim.frozen => sim.backlog.push((p.from, p.payload)),
+                    Some(n) => {
+                        self.delivered += 1;
+                        n.handle_datagram(now, p.from, &p.payload);
+                        self.pump(to);
+                    }
+                }
+            }
+            for i in 0..self.nodes.len() {
+                if self.nodes[i].frozen {
+                    continue;
+                }
+                let now = self.now;
+                let due = self.nodes[i].node.as_ref().and_then(|n| n.poll_timeout()).is_some_and(|t| t <= now);
+                if due {
+                    if let Some(n) = self.nodes[i].node.as_mut() {
+                        n.handle_timeout(now);
+                    }
+                    self.pump(i);
+                }
+            }
+            // A core that keeps asking for a timeout in the past would spin here.
+            let still_due = self
+                .nodes
+                .iter()
+                .filter(|n| !n.frozen)
+                .filter_map(|n| n.node.as_ref().and_then(|n| n.poll_timeout()))
+                .any(|t| t < self.now);
+            assert!(!still_due, "a node asked for a timeout in the past after handling it");
+        }
+        self.now = self.now.max(end);
+    }
+
+    /// Names of the running nodes.
+    pub fn running(&self) -> Vec<String> {
+        self.nodes.iter().filter(|n| n.node.is_some()).map(|n| n.name.clone()).collect()
+    }
+
+    /// True if `a` sees `b` alive.
+    pub fn sees(&self, a: &str, b: &str) -> bool {
+        self.nodes[self.idx(a)].node.as_ref().is_some_and(|n| n.is_alive(b))
+    }
+
+    /// True if every pair of the named nodes has a live direct session both ways.
+    pub fn full_mesh(&self, names: &[String]) -> bool {
+        names.iter().all(|a| names.iter().all(|b| a == b || self.sees(a, b)))
+    }
+
+    /// Runs until `cond` holds (checked every `step`) or `limit` passes; returns the time taken.
+    pub fn run_until_cond(&mut self, limit: Duration, step: Duration, mut cond: impl FnMut(&SimNet) -> bool) -> Option<Duration> {
+        let start = self.now;
+        while self.now - start <= limit {
+            if cond(self) {
+                return Some(self.now - start);
+            }
+            self.run_for(step);
+        }
+        None
+    }
+}
