@@ -675,7 +675,12 @@ impl Node {
                 tracing::debug!(peer = %name, "rekeying");
                 self.start_handshake(now, name);
             }
-        } else if handshake_due && !answering {
+        } else if handshake_due && answering {
+            // It is handshaking with us right now; look again shortly.
+            if let Some(peer) = self.peers.get_mut(name) {
+                peer.next_handshake = now + Duration::from_millis(250);
+            }
+        } else if handshake_due {
             self.start_handshake(now, name);
         }
     }

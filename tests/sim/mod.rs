@@ -343,7 +343,7 @@ impl SimNet {
                 .iter()
                 .filter(|n| !n.frozen)
                 .filter_map(|n| n.node.as_ref().and_then(|n| n.poll_timeout()))
-                .any(|t| t < self.now);
+                .any(|t| t <= self.now);
             assert!(!still_due, "a node asked for a timeout in the past after handling it");
         }
         self.now = self.now.max(end);
