@@ -40,20 +40,32 @@ fn ten_nodes_through_one_hub_reach_a_full_mesh() {
     // Every node learned every other node's key from gossip.
     for name in &all[1..] {
         let node = net.node(name);
-        assert_eq!(node.peers().len(), 9, "{name} knows {:?}", node.peers().keys());
+        assert_eq!(
+            node.peers().len(),
+            9,
+            "{name} knows {:?}",
+            node.peers().keys()
+        );
     }
 }
 
 #[test]
 fn when_the_hub_dies_the_others_keep_their_direct_sessions() {
     let (mut net, all) = hub_mesh(2, 10);
-    net.run_until_cond(Duration::from_secs(10), 10 * MS, |n| n.full_mesh(&all)).expect("full mesh");
+    net.run_until_cond(Duration::from_secs(10), 10 * MS, |n| n.full_mesh(&all))
+        .expect("full mesh");
     net.kill("hub");
     net.run_for(Duration::from_secs(30));
     let rest: Vec<String> = all[1..].to_vec();
-    assert!(net.full_mesh(&rest), "the nine lost each other without the hub");
+    assert!(
+        net.full_mesh(&rest),
+        "the nine lost each other without the hub"
+    );
     for name in &rest {
-        assert!(!net.sees(name, "hub"), "{name} still thinks the dead hub is alive");
+        assert!(
+            !net.sees(name, "hub"),
+            "{name} still thinks the dead hub is alive"
+        );
     }
     // And they never flapped while the hub died.
     for sim in net.nodes.iter().filter(|s| s.name != "hub") {
@@ -68,7 +80,8 @@ fn when_the_hub_dies_the_others_keep_their_direct_sessions() {
 #[test]
 fn a_killed_peer_is_declared_dead_within_dead_interval() {
     let (mut net, all) = hub_mesh(3, 4);
-    net.run_until_cond(Duration::from_secs(10), 10 * MS, |n| n.full_mesh(&all)).expect("full mesh");
+    net.run_until_cond(Duration::from_secs(10), 10 * MS, |n| n.full_mesh(&all))
+        .expect("full mesh");
     net.run_for(Duration::from_secs(1));
     let killed_at = net.elapsed();
     net.kill("n2");
@@ -77,20 +90,31 @@ fn a_killed_peer_is_declared_dead_within_dead_interval() {
         let down = sim
             .events
             .iter()
-            .find(|(t, e)| *t >= killed_at && matches!(e, Event::PeerDown { name, .. } if name == "n2"))
+            .find(|(t, e)| {
+                *t >= killed_at && matches!(e, Event::PeerDown { name, .. } if name == "n2")
+            })
             .map(|(t, _)| *t - killed_at)
             .unwrap_or_else(|| panic!("{} never saw n2 die", sim.name));
         // DeadInterval is 300 ms; the last heartbeat may have been sent up to one
         // HelloInterval before the kill.
-        assert!(down <= Duration::from_millis(300 + 5), "{} took {down:?}", sim.name);
-        assert!(down >= Duration::from_millis(190), "{} declared death too early: {down:?}", sim.name);
+        assert!(
+            down <= Duration::from_millis(300 + 5),
+            "{} took {down:?}",
+            sim.name
+        );
+        assert!(
+            down >= Duration::from_millis(190),
+            "{} declared death too early: {down:?}",
+            sim.name
+        );
     }
 }
 
 #[test]
 fn a_partitioned_node_goes_unreachable_and_comes_back_after_healing() {
     let (mut net, all) = hub_mesh(4, 5);
-    net.run_until_cond(Duration::from_secs(10), 10 * MS, |n| n.full_mesh(&all)).expect("full mesh");
+    net.run_until_cond(Duration::from_secs(10), 10 * MS, |n| n.full_mesh(&all))
+        .expect("full mesh");
     net.partition(&["n3"]);
     net.run_for(Duration::from_secs(1));
     for name in all.iter().filter(|n| *n != "n3") {
@@ -108,7 +132,8 @@ fn a_partitioned_node_goes_unreachable_and_comes_back_after_healing() {
 #[test]
 fn a_restarted_node_rejoins_with_a_new_session() {
     let (mut net, all) = hub_mesh(5, 5);
-    net.run_until_cond(Duration::from_secs(10), 10 * MS, |n| n.full_mesh(&all)).expect("full mesh");
+    net.run_until_cond(Duration::from_secs(10), 10 * MS, |n| n.full_mesh(&all))
+        .expect("full mesh");
     let before = net.node("n1").peers()["n4"].stats.handshakes;
     net.kill("n4");
     net.run_for(Duration::from_secs(2));
@@ -116,13 +141,17 @@ fn a_restarted_node_rejoins_with_a_new_session() {
     let back = net.run_until_cond(Duration::from_secs(10), 10 * MS, |n| n.full_mesh(&all));
     assert!(back.expect("n4 did not rejoin") < Duration::from_secs(3));
     let after = net.node("n1").peers()["n4"].stats.handshakes;
-    assert!(after > before, "n1 did not handshake again with the restarted n4");
+    assert!(
+        after > before,
+        "n1 did not handshake again with the restarted n4"
+    );
 }
 
 #[test]
 fn a_frozen_node_is_dead_while_frozen_and_alive_after() {
     let (mut net, all) = hub_mesh(6, 4);
-    net.run_until_cond(Duration::from_secs(10), 10 * MS, |n| n.full_mesh(&all)).expect("full mesh");
+    net.run_until_cond(Duration::from_secs(10), 10 * MS, |n| n.full_mesh(&all))
+        .expect("full mesh");
     net.freeze("n2");
     net.run_for(Duration::from_secs(2));
     assert!(!net.sees("hub", "n2"));
@@ -135,7 +164,8 @@ fn a_frozen_node_is_dead_while_frozen_and_alive_after() {
 #[test]
 fn graceful_stop_is_seen_at_once() {
     let (mut net, all) = hub_mesh(7, 3);
-    net.run_until_cond(Duration::from_secs(10), 10 * MS, |n| n.full_mesh(&all)).expect("full mesh");
+    net.run_until_cond(Duration::from_secs(10), 10 * MS, |n| n.full_mesh(&all))
+        .expect("full mesh");
     let t0 = net.elapsed();
     net.stop("n1");
     net.run_for(Duration::from_millis(50));
@@ -159,14 +189,20 @@ fn rekey_by_packet_count_never_interrupts_liveness() {
     net.start(ca, &["b"]);
     net.start(cb, &["a"]);
     let names: Vec<String> = all.iter().map(|s| s.to_string()).collect();
-    net.run_until_cond(Duration::from_secs(5), 10 * MS, |n| n.full_mesh(&names)).expect("mesh");
+    net.run_until_cond(Duration::from_secs(5), 10 * MS, |n| n.full_mesh(&names))
+        .expect("mesh");
     net.loss = 0.02;
     net.run_for(Duration::from_secs(60));
     let hs = net.node("a").peers()["b"].stats.handshakes;
-    assert!(hs >= 10, "only {hs} handshakes in 60 s with rekey every 40 packets");
+    assert!(
+        hs >= 10,
+        "only {hs} handshakes in 60 s with rekey every 40 packets"
+    );
     for sim in &net.nodes {
         assert!(
-            !sim.events.iter().any(|(_, e)| matches!(e, Event::PeerDown { .. })),
+            !sim.events
+                .iter()
+                .any(|(_, e)| matches!(e, Event::PeerDown { .. })),
             "{} saw a peer go down during rekeys",
             sim.name
         );
@@ -185,7 +221,10 @@ fn rekey_by_time_happens() {
     net.start(cb, &["a"]);
     net.run_for(Duration::from_secs(31));
     let hs = net.node("b").peers()["a"].stats.handshakes;
-    assert!((6..=9).contains(&hs), "{hs} handshakes in 31 s with a 5 s rekey period");
+    assert!(
+        (6..=9).contains(&hs),
+        "{hs} handshakes in 31 s with a 5 s rekey period"
+    );
     assert!(net.sees("a", "b") && net.sees("b", "a"));
 }
 
@@ -222,7 +261,11 @@ fn replayed_and_tampered_packets_are_dropped_and_the_session_survives() {
         net.inject("b", a_addr, p.clone());
     }
     let replayed = refused(&net) - before;
-    assert_eq!(replayed, packets.len() as u64, "a replayed packet was accepted");
+    assert_eq!(
+        replayed,
+        packets.len() as u64,
+        "a replayed packet was accepted"
+    );
     assert_eq!(net.node("b").peers()["a"].stats.rx_packets, rx_before);
     for i in [2usize, 6, 14, 20] {
         let mut t = packets[packets.len() - 1].clone();
@@ -236,7 +279,10 @@ fn replayed_and_tampered_packets_are_dropped_and_the_session_survives() {
     }
     net.inject("b", a_addr, vec![9, 3, 0, 0, 0, 0]);
     net.run_for(Duration::from_secs(2));
-    assert!(net.sees("a", "b") && net.sees("b", "a"), "hostile packets broke the session");
+    assert!(
+        net.sees("a", "b") && net.sees("b", "a"),
+        "hostile packets broke the session"
+    );
     let d = net.node("b").drops().clone();
     assert!(d.bad_data + d.unknown_session >= replayed + 4, "{d:?}");
     assert!(d.malformed + d.unknown_session > 60, "{d:?}");

@@ -28,13 +28,21 @@ pub struct StartArgs {
 const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn ask(netdir: &NetDir, req: &Request) -> Result<Response> {
-    request(&netdir.pidfile(), &netdir.control_socket(), req, ASK_TIMEOUT)
+    request(
+        &netdir.pidfile(),
+        &netdir.control_socket(),
+        req,
+        ASK_TIMEOUT,
+    )
 }
 
 /// `meshd start`.
 pub fn start(netdir: &NetDir, args: &StartArgs) -> Result<i32> {
     if let Ok(Response::Pid { pid }) = ask(netdir, &Request::Pid) {
-        eprintln!("A meshd is already running for {} with pid {pid}.", netdir.root.display());
+        eprintln!(
+            "A meshd is already running for {} with pid {pid}.",
+            netdir.root.display()
+        );
         return Ok(0);
     }
     if args.foreground {
@@ -56,18 +64,26 @@ pub fn start(netdir: &NetDir, args: &StartArgs) -> Result<i32> {
     if let Some(d) = args.debug {
         cmd.arg("-d").arg(d.to_string());
     }
-    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     // SAFETY: setsid is async-signal-safe; nothing else runs between fork and exec.
     unsafe {
         cmd.pre_exec(|| {
-            nix::unistd::setsid().map(|_| ()).map_err(std::io::Error::from)
+            nix::unistd::setsid()
+                .map(|_| ())
+                .map_err(std::io::Error::from)
         });
     }
     let mut child = cmd.spawn().context("cannot start the daemon process")?;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Ok(Response::Pid { pid }) = ask(netdir, &Request::Pid) {
-            eprintln!("meshd started for {} (pid {pid}, log {}).", netdir.root.display(), logfile.display());
+            eprintln!(
+                "meshd started for {} (pid {pid}, log {}).",
+                netdir.root.display(),
+                logfile.display()
+            );
             return Ok(0);
         }
         if let Some(status) = child.try_wait().context("waiting for the daemon")? {
@@ -81,10 +97,16 @@ pub fn start(netdir: &NetDir, args: &StartArgs) -> Result<i32> {
             for l in tail.iter().rev() {
                 eprintln!("{l}");
             }
-            bail!("the daemon exited during startup ({status}); see {}", logfile.display());
+            bail!(
+                "the daemon exited during startup ({status}); see {}",
+                logfile.display()
+            );
         }
         if Instant::now() > deadline {
-            bail!("the daemon did not answer within 10 s; see {}", logfile.display());
+            bail!(
+                "the daemon did not answer within 10 s; see {}",
+                logfile.display()
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -99,7 +121,10 @@ pub fn stop(netdir: &NetDir) -> Result<i32> {
             // The socket is dead; fall back to the pid in the pidfile, as tinc does.
             match PidFile::read(&pidfile) {
                 Ok(p) if process_alive(p.pid) => {
-                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.pid as i32), nix::sys::signal::Signal::SIGTERM);
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(p.pid as i32),
+                        nix::sys::signal::Signal::SIGTERM,
+                    );
                 }
                 _ => {
                     eprintln!("{err}");

@@ -9,7 +9,12 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 fn ask(netdir: &NetDir, req: &Request) -> Result<Option<Response>> {
-    match request(&netdir.pidfile(), &netdir.control_socket(), req, Duration::from_secs(5)) {
+    match request(
+        &netdir.pidfile(),
+        &netdir.control_socket(),
+        req,
+        Duration::from_secs(5),
+    ) {
         Ok(Response::Error { message }) => bail!("{message}"),
         Ok(r) => Ok(Some(r)),
         Err(err) => {
@@ -33,7 +38,9 @@ pub fn dump(netdir: &NetDir, what: &[String], json: bool) -> Result<i32> {
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
     match words.as_slice() {
         ["nodes"] | ["reachable", "nodes"] => {
-            let Some(mut list) = nodes(netdir)? else { return Ok(1) };
+            let Some(mut list) = nodes(netdir)? else {
+                return Ok(1);
+            };
             if words[0] == "reachable" {
                 list.retain(|n| n.reachable);
             }
@@ -65,11 +72,18 @@ pub fn dump(netdir: &NetDir, what: &[String], json: bool) -> Result<i32> {
             None => Ok(1),
         },
         ["reachable", _] => bail!("'reachable' only goes with 'nodes'"),
-        _ => bail!("unknown dump type '{}': use nodes, reachable nodes, edges or connections", what.join(" ")),
+        _ => bail!(
+            "unknown dump type '{}': use nodes, reachable nodes, edges or connections",
+            what.join(" ")
+        ),
     }
 }
 
-fn print_out<T: serde::Serialize>(json: bool, value: &T, text: impl FnOnce(&mut String)) -> Result<i32> {
+fn print_out<T: serde::Serialize>(
+    json: bool,
+    value: &T,
+    text: impl FnOnce(&mut String),
+) -> Result<i32> {
     let mut out = String::new();
     if json {
         out = serde_json::to_string_pretty(value)?;
@@ -83,7 +97,11 @@ fn print_out<T: serde::Serialize>(json: bool, value: &T, text: impl FnOnce(&mut 
 
 /// One `dump nodes` line in tinc 1.1's shape.
 pub fn format_node(n: &NodeStatus) -> String {
-    let (min, max) = if n.is_self { (0, n.pmtu) } else { (n.pmtu, n.pmtu.max(crate::node::status::PMTU_1500)) };
+    let (min, max) = if n.is_self {
+        (0, n.pmtu)
+    } else {
+        (n.pmtu, n.pmtu.max(crate::node::status::PMTU_1500))
+    };
     let mut s = format!(
         "{} id {} at {} port {} cipher 0 digest 0 maclength 0 compression 0 options 0 status {:04x} nexthop {} via {} distance {} pmtu {} (min {} max {}) rx {} {} tx {} {}",
         n.name, n.id, n.address, n.port, n.status, n.nexthop, n.via, n.distance, n.pmtu, min, max,
@@ -105,7 +123,10 @@ pub fn format_edge(e: &EdgeStatus) -> String {
 
 /// One `dump connections` line (a session where tinc shows a socket).
 pub fn format_connection(c: &ConnectionStatus) -> String {
-    format!("{} at {} port {} options 0 socket {} status {:x}", c.name, c.address, c.port, c.session, c.status)
+    format!(
+        "{} at {} port {} options 0 socket {} status {:x}",
+        c.name, c.address, c.port, c.session, c.status
+    )
 }
 
 fn local_time(unix: u64) -> String {
@@ -171,8 +192,16 @@ pub fn format_info(n: &NodeStatus) -> String {
             let _ = writeln!(s, "RTT:          {}.{:03}", rtt / 1000, rtt % 1000);
         }
     }
-    let _ = writeln!(s, "RX:           {} packets  {} bytes", n.rx_packets, n.rx_bytes);
-    let _ = writeln!(s, "TX:           {} packets  {} bytes", n.tx_packets, n.tx_bytes);
+    let _ = writeln!(
+        s,
+        "RX:           {} packets  {} bytes",
+        n.rx_packets, n.rx_bytes
+    );
+    let _ = writeln!(
+        s,
+        "TX:           {} packets  {} bytes",
+        n.tx_packets, n.tx_bytes
+    );
     let mut edges = String::from("Edges:       ");
     for e in &n.edges {
         edges.push(' ');
@@ -190,7 +219,9 @@ pub fn info(netdir: &NetDir, node: &str, json: bool) -> Result<i32> {
         eprintln!("Argument is not a node name.");
         return Ok(1);
     }
-    let Some(list) = nodes(netdir)? else { return Ok(1) };
+    let Some(list) = nodes(netdir)? else {
+        return Ok(1);
+    };
     let Some(n) = list.into_iter().find(|n| n.name == node) else {
         eprintln!("Unknown node {node}.");
         return Ok(1);

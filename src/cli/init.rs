@@ -14,7 +14,8 @@ pub fn init(netdir: &NetDir, name: &str, port: Option<u16>) -> Result<i32> {
     eprintln!("Generating Ed25519 key pair:");
     config::init_netdir(netdir, name, port, &line)?;
     let key_path = netdir.default_private_key_file();
-    key.save(&key_path).with_context(|| format!("cannot write {}", key_path.display()))?;
+    key.save(&key_path)
+        .with_context(|| format!("cannot write {}", key_path.display()))?;
     eprintln!("Done.");
     eprintln!(
         "Network directory {} is ready for node {name}.\nAdd peers' host files to {}, a ConnectTo line to {}, then: meshd -c {} start",
@@ -32,18 +33,25 @@ pub fn generate_keys(netdir: &NetDir) -> Result<i32> {
     let key_path = server.private_key_file.clone();
     if key_path.exists() {
         let old = key_path.with_extension("priv.old");
-        let bytes = std::fs::read(&key_path).with_context(|| format!("cannot read {}", key_path.display()))?;
-        config::write_atomic(&old, &bytes, 0o600).with_context(|| format!("cannot write {}", old.display()))?;
+        let bytes = std::fs::read(&key_path)
+            .with_context(|| format!("cannot read {}", key_path.display()))?;
+        config::write_atomic(&old, &bytes, 0o600)
+            .with_context(|| format!("cannot write {}", old.display()))?;
         eprintln!("Old key saved as {}", old.display());
     }
     let key = PrivateKey::generate(&mut rand::rngs::OsRng);
-    key.save(&key_path).with_context(|| format!("cannot write {}", key_path.display()))?;
+    key.save(&key_path)
+        .with_context(|| format!("cannot write {}", key_path.display()))?;
     let host = netdir.host_file(&server.name);
     let text = std::fs::read_to_string(&host).unwrap_or_default();
     let mut kept: Vec<&str> = text
         .lines()
         .filter(|l| {
-            let var = l.trim_start().split(|c: char| c == '=' || c.is_whitespace()).next().unwrap_or("");
+            let var = l
+                .trim_start()
+                .split(|c: char| c == '=' || c.is_whitespace())
+                .next()
+                .unwrap_or("");
             !var.eq_ignore_ascii_case("Ed25519PublicKey")
         })
         .collect();
@@ -51,8 +59,12 @@ pub fn generate_keys(netdir: &NetDir) -> Result<i32> {
     kept.push(&line);
     let mut out = kept.join("\n");
     out.push('\n');
-    config::write_atomic(&host, out.as_bytes(), 0o644).with_context(|| format!("cannot write {}", host.display()))?;
-    eprintln!("Generated a new Ed25519 key pair; public key written to {}", host.display());
+    config::write_atomic(&host, out.as_bytes(), 0o644)
+        .with_context(|| format!("cannot write {}", host.display()))?;
+    eprintln!(
+        "Generated a new Ed25519 key pair; public key written to {}",
+        host.display()
+    );
     eprintln!("Other nodes need the new hosts/{} file.", server.name);
     Ok(0)
 }

@@ -22,7 +22,10 @@ pub fn filter_for(level: Option<u8>) -> EnvFilter {
 
 /// Logs to stderr.
 pub fn to_stderr(level: Option<u8>) {
-    let _ = tracing_subscriber::fmt().with_env_filter(filter_for(level)).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter_for(level))
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// Logs to a file (appending).

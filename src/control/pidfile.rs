@@ -29,12 +29,18 @@ impl PidFile {
             return None;
         }
         let port = it.next()?.parse().ok()?;
-        Some(PidFile { pid, cookie, host, port })
+        Some(PidFile {
+            pid,
+            cookie,
+            host,
+            port,
+        })
     }
 
     /// Reads and parses `path`.
     pub fn read(path: &Path) -> Result<PidFile> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
         match PidFile::parse(&text) {
             Some(p) => Ok(p),
             None => bail!("{}: not a meshd pidfile", path.display()),
@@ -51,9 +57,14 @@ impl PidFile {
             .mode(0o600)
             .open(&tmp)
             .with_context(|| format!("cannot create {}", tmp.display()))?;
-        writeln!(f, "{} {} {} port {}", self.pid, self.cookie, self.host, self.port)
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        std::fs::rename(&tmp, path).with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
+        writeln!(
+            f,
+            "{} {} {} port {}",
+            self.pid, self.cookie, self.host, self.port
+        )
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, path)
+            .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
     }
 }
 
@@ -72,11 +83,19 @@ mod tests {
     fn round_trips_and_is_private() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("meshd.pid");
-        let p = PidFile { pid: 42, cookie: new_cookie(), host: "127.0.0.1".into(), port: 655 };
+        let p = PidFile {
+            pid: 42,
+            cookie: new_cookie(),
+            host: "127.0.0.1".into(),
+            port: 655,
+        };
         p.write(&path).unwrap();
         assert_eq!(PidFile::read(&path).unwrap(), p);
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert_eq!(p.cookie.len(), 64);
     }
 

@@ -492,7 +492,7 @@ impl TimestampGuard {
     }
     /// Whether `timestamp_ns` is newer than everything accepted so far.
     pub fn would_accept(&self, timestamp_ns: u64) -> bool {
-        self.last.map_or(true, |l| timestamp_ns > l)
+        self.last.is_none_or(|l| timestamp_ns > l)
     }
     /// Accepts and records `timestamp_ns` if strictly newer; false otherwise.
     pub fn accept(&mut self, timestamp_ns: u64) -> bool {

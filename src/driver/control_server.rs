@@ -16,7 +16,8 @@ pub type Pending = (Request, oneshot::Sender<Response>);
 /// Binds the control socket (mode 0600) and serves it on a background task.
 pub fn spawn(path: &Path, cookie: String) -> Result<mpsc::Receiver<Pending>> {
     let _ = std::fs::remove_file(path);
-    let listener = UnixListener::bind(path).with_context(|| format!("cannot listen on control socket {}", path.display()))?;
+    let listener = UnixListener::bind(path)
+        .with_context(|| format!("cannot listen on control socket {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
         .with_context(|| format!("cannot chmod {}", path.display()))?;
     let (tx, rx) = mpsc::channel(64);
@@ -53,7 +54,9 @@ async fn serve(stream: UnixStream, cookie: &str, tx: mpsc::Sender<Pending>) -> R
     let Ok(greeting) = serde_json::from_str::<Greeting>(&first) else {
         return Ok(());
     };
-    if !bool::from(greeting.cookie.as_bytes().ct_eq(cookie.as_bytes())) || greeting.version != CONTROL_VERSION {
+    if !bool::from(greeting.cookie.as_bytes().ct_eq(cookie.as_bytes()))
+        || greeting.version != CONTROL_VERSION
+    {
         tracing::warn!("control connection with a wrong cookie or version closed");
         return Ok(());
     }
@@ -71,7 +74,9 @@ async fn serve(stream: UnixStream, cookie: &str, tx: mpsc::Sender<Pending>) -> R
                 Err(_) => return Ok(()),
             }
         }
-        Err(e) => Response::Error { message: format!("unknown request: {e}") },
+        Err(e) => Response::Error {
+            message: format!("unknown request: {e}"),
+        },
     };
     let mut out = serde_json::to_string(&response)?;
     out.push('\n');

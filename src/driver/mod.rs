@@ -43,15 +43,34 @@ async fn run_async(netdir: NetDir) -> Result<()> {
     let port = udp.local_port();
     let pidfile = netdir.pidfile();
     let socket_path = netdir.control_socket();
-    if crate::control::client::request(&pidfile, &socket_path, &Request::Pid, std::time::Duration::from_secs(1)).is_ok() {
-        anyhow::bail!("a meshd daemon is already running for {}", netdir.root.display());
+    if crate::control::client::request(
+        &pidfile,
+        &socket_path,
+        &Request::Pid,
+        std::time::Duration::from_secs(1),
+    )
+    .is_ok()
+    {
+        anyhow::bail!(
+            "a meshd daemon is already running for {}",
+            netdir.root.display()
+        );
     }
     let cookie = new_cookie();
     let mut control = control_server::spawn(&socket_path, cookie.clone())?;
-    PidFile { pid: std::process::id(), cookie, host: "127.0.0.1".into(), port }.write(&pidfile)?;
+    PidFile {
+        pid: std::process::id(),
+        cookie,
+        host: "127.0.0.1".into(),
+        port,
+    }
+    .write(&pidfile)?;
     tracing::info!(name = %setup.node.name, port, "meshd {} started", env!("CARGO_PKG_VERSION"));
 
-    let wall_ns = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let wall_ns = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
     let node = Node::new(
         setup.node.clone(),
         key,
@@ -60,7 +79,13 @@ async fn run_async(netdir: NetDir) -> Result<()> {
         wall_ns,
         Box::new(rand::rngs::OsRng),
     );
-    let mut d = Daemon { netdir, setup, node, udp, buf: vec![0u8; 65536] };
+    let mut d = Daemon {
+        netdir,
+        setup,
+        node,
+        udp,
+        buf: vec![0u8; 65536],
+    };
     let mut sigterm = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("SIGINT handler")?;
     let mut sighup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
@@ -124,7 +149,10 @@ impl Daemon {
     fn drain_socket(&mut self) {
         for _ in 0..256 {
             match self.udp.try_recv(&mut self.buf) {
-                Ok(Some((n, from))) => self.node.handle_datagram(Instant::now(), from, &self.buf[..n]),
+                Ok(Some((n, from))) => {
+                    self.node
+                        .handle_datagram(Instant::now(), from, &self.buf[..n])
+                }
                 Ok(None) => break,
                 Err(err) => {
                     tracing::debug!(%err, "UDP receive error");
@@ -163,12 +191,22 @@ impl Daemon {
     fn handle_request(&mut self, req: Request) -> Response {
         let now = Instant::now();
         match req {
-            Request::DumpNodes => Response::Nodes { nodes: self.node.node_statuses(now, self.udp.local_port()) },
-            Request::DumpEdges => Response::Edges { edges: self.node.edge_statuses() },
-            Request::DumpConnections => Response::Connections { connections: self.node.connection_statuses(now) },
-            Request::Pid => Response::Pid { pid: std::process::id() },
+            Request::DumpNodes => Response::Nodes {
+                nodes: self.node.node_statuses(now, self.udp.local_port()),
+            },
+            Request::DumpEdges => Response::Edges {
+                edges: self.node.edge_statuses(),
+            },
+            Request::DumpConnections => Response::Connections {
+                connections: self.node.connection_statuses(now),
+            },
+            Request::Pid => Response::Pid {
+                pid: std::process::id(),
+            },
             Request::Reload => self.reload(),
-            Request::Drops => Response::Drops { drops: serde_json::to_value(self.node.drops()).unwrap_or_default() },
+            Request::Drops => Response::Drops {
+                drops: serde_json::to_value(self.node.drops()).unwrap_or_default(),
+            },
             Request::Stop => Response::Ok,
         }
     }
@@ -179,13 +217,16 @@ impl Daemon {
                 for w in &setup.warnings {
                     tracing::warn!("{w}");
                 }
-                self.node.reload(setup.node.clone(), setup.hosts.clone(), Instant::now());
+                self.node
+                    .reload(setup.node.clone(), setup.hosts.clone(), Instant::now());
                 let warnings = setup.warnings.clone();
                 self.setup = setup;
                 tracing::info!("configuration reloaded");
                 Response::Reloaded { warnings }
             }
-            Err(err) => Response::Error { message: format!("{err:#}") },
+            Err(err) => Response::Error {
+                message: format!("{err:#}"),
+            },
         }
     }
 }

@@ -31,7 +31,12 @@ pub struct Setup {
 }
 
 /// Resolves `Address` lines (names through the system resolver) with `default_port`.
-pub fn resolve_addresses(addresses: &[HostAddress], default_port: u16, family: AddressFamily, warnings: &mut Vec<String>) -> Vec<SocketAddr> {
+pub fn resolve_addresses(
+    addresses: &[HostAddress],
+    default_port: u16,
+    family: AddressFamily,
+    warnings: &mut Vec<String>,
+) -> Vec<SocketAddr> {
     let mut out = Vec::new();
     for a in addresses {
         let port = a.port_or(default_port);
@@ -65,7 +70,8 @@ pub fn load(netdir: &NetDir) -> Result<Setup> {
     let mut warnings = server.warnings.clone();
     let family = server.address_family;
     let mut node = NodeConfig::new(&server.name);
-    node.advertised_addresses = resolve_addresses(&server.addresses, server.port, family, &mut warnings);
+    node.advertised_addresses =
+        resolve_addresses(&server.addresses, server.port, family, &mut warnings);
     node.connect_to = server.connect_to.clone();
     node.hello_interval = server.hello_interval;
     node.dead_interval = server.dead_interval;
@@ -87,18 +93,28 @@ pub fn load(netdir: &NetDir) -> Result<Setup> {
             Some(text) => match PublicKey::from_tinc_base64(text) {
                 Ok(k) => Some(k),
                 Err(err) => {
-                    warnings.push(format!("{}: bad Ed25519PublicKey: {err}", netdir.host_file(&h.name).display()));
+                    warnings.push(format!(
+                        "{}: bad Ed25519PublicKey: {err}",
+                        netdir.host_file(&h.name).display()
+                    ));
                     None
                 }
             },
             None => None,
         };
         let addresses = resolve_addresses(&h.addresses, h.port, family, &mut warnings);
-        hosts.push(KnownHost { name: h.name.clone(), public_key, addresses });
+        hosts.push(KnownHost {
+            name: h.name.clone(),
+            public_key,
+            addresses,
+        });
     }
     for c in &server.connect_to {
         if !hosts.iter().any(|h| &h.name == c) {
-            warnings.push(format!("ConnectTo = {c}: there is no {}", netdir.host_file(c).display()));
+            warnings.push(format!(
+                "ConnectTo = {c}: there is no {}",
+                netdir.host_file(c).display()
+            ));
         }
     }
 
@@ -133,8 +149,11 @@ pub fn store_learned_host(netdir: &NetDir, name: &str, key: &PublicKey) -> Resul
     if path.exists() {
         return Ok(());
     }
-    let text = format!("# The following line was automatically added by meshd\nEd25519PublicKey = {key}\n");
-    config::write_atomic(&path, text.as_bytes(), 0o644).with_context(|| format!("cannot write {}", path.display()))?;
+    let text = format!(
+        "# The following line was automatically added by meshd\nEd25519PublicKey = {key}\n"
+    );
+    config::write_atomic(&path, text.as_bytes(), 0o644)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     tracing::info!(node = %name, file = %path.display(), "stored learned host file");
     Ok(())
 }

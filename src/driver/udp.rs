@@ -20,8 +20,13 @@ impl Udp {
     /// Binds according to BindToAddress / AddressFamily / Port.
     pub fn bind(setup: &Setup) -> Result<Udp> {
         let addr = setup.bind_address;
-        let domain = if addr.is_ipv6() { Domain::IPV6 } else { Domain::IPV4 };
-        let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP)).context("cannot create UDP socket")?;
+        let domain = if addr.is_ipv6() {
+            Domain::IPV6
+        } else {
+            Domain::IPV4
+        };
+        let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))
+            .context("cannot create UDP socket")?;
         if addr.is_ipv6() {
             let only_v6 = setup.address_family == AddressFamily::Ipv6;
             socket.set_only_v6(only_v6).context("IPV6_V6ONLY")?;
@@ -29,11 +34,23 @@ impl Udp {
         let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
         let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
         socket.set_nonblocking(true).context("O_NONBLOCK")?;
-        socket.bind(&addr.into()).with_context(|| format!("cannot bind UDP {addr} (is another daemon using port {}?)", addr.port()))?;
+        socket.bind(&addr.into()).with_context(|| {
+            format!(
+                "cannot bind UDP {addr} (is another daemon using port {}?)",
+                addr.port()
+            )
+        })?;
         let std_socket: std::net::UdpSocket = socket.into();
-        let port = std_socket.local_addr().map(|a| a.port()).unwrap_or(addr.port());
+        let port = std_socket
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or(addr.port());
         let socket = UdpSocket::from_std(std_socket).context("cannot register UDP socket")?;
-        Ok(Udp { socket, v6: addr.is_ipv6(), port })
+        Ok(Udp {
+            socket,
+            v6: addr.is_ipv6(),
+            port,
+        })
     }
 
     /// The port actually bound.
@@ -60,7 +77,10 @@ impl Udp {
     pub async fn send(&self, payload: &[u8], to: SocketAddr) -> std::io::Result<usize> {
         let to = if self.v6 { mapped(to) } else { to };
         if !self.v6 && to.is_ipv6() {
-            return Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "IPv6 destination on an IPv4 socket"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "IPv6 destination on an IPv4 socket",
+            ));
         }
         self.socket.send_to(payload, to).await
     }

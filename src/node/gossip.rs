@@ -22,7 +22,12 @@ pub(super) struct OwnRecord {
 
 impl OwnRecord {
     pub fn new(generation: u64) -> OwnRecord {
-        OwnRecord { generation, version: 0, record: None, dirty: true }
+        OwnRecord {
+            generation,
+            version: 0,
+            record: None,
+            dirty: true,
+        }
     }
 }
 
@@ -34,7 +39,12 @@ impl Node {
             .peers
             .values()
             .filter(|p| p.alive)
-            .filter_map(|p| p.endpoint.map(|endpoint| Neighbour { name: p.name.clone(), endpoint }))
+            .filter_map(|p| {
+                p.endpoint.map(|endpoint| Neighbour {
+                    name: p.name.clone(),
+                    endpoint,
+                })
+            })
             .collect();
         let unchanged = self.own.record.as_ref().is_some_and(|r| {
             r.neighbours == neighbours && r.addresses == self.config.advertised_addresses
@@ -55,7 +65,12 @@ impl Node {
         };
         record.signature = self.identity.sign(&record.signed_bytes());
         self.own.record = Some(record.clone());
-        let alive: Vec<String> = self.peers.values().filter(|p| p.alive).map(|p| p.name.clone()).collect();
+        let alive: Vec<String> = self
+            .peers
+            .values()
+            .filter(|p| p.alive)
+            .map(|p| p.name.clone())
+            .collect();
         for name in alive {
             self.send_records(&name, std::slice::from_ref(&record));
         }
@@ -86,21 +101,37 @@ impl Node {
             .peers
             .values()
             .filter_map(|p| p.record.as_ref())
-            .map(|r| DigestEntry { name: r.name.clone(), generation: r.generation, version: r.version })
+            .map(|r| DigestEntry {
+                name: r.name.clone(),
+                generation: r.generation,
+                version: r.version,
+            })
             .collect();
         if let Some(own) = &self.own.record {
-            entries.push(DigestEntry { name: own.name.clone(), generation: own.generation, version: own.version });
+            entries.push(DigestEntry {
+                name: own.name.clone(),
+                generation: own.generation,
+                version: own.version,
+            });
         }
         self.send_message(name, &Message::Digest(Digest { entries }));
     }
 
     /// A peer told us which records it has: send it every one we hold newer.
     pub(super) fn on_digest(&mut self, _now: Instant, from: &str, digest: Digest) {
-        let theirs: HashMap<&str, (u64, u64)> =
-            digest.entries.iter().map(|e| (e.name.as_str(), (e.generation, e.version))).collect();
+        let theirs: HashMap<&str, (u64, u64)> = digest
+            .entries
+            .iter()
+            .map(|e| (e.name.as_str(), (e.generation, e.version)))
+            .collect();
         let mut newer: Vec<NodeRecord> = Vec::new();
         let own = self.own.record.iter();
-        for rec in self.peers.values().filter_map(|p| p.record.as_ref()).chain(own) {
+        for rec in self
+            .peers
+            .values()
+            .filter_map(|p| p.record.as_ref())
+            .chain(own)
+        {
             if rec.name == from {
                 continue;
             }
@@ -132,10 +163,15 @@ impl Node {
         if fresh.is_empty() {
             return;
         }
-        let others: Vec<String> =
-            self.peers.values().filter(|p| p.alive && p.name != from).map(|p| p.name.clone()).collect();
+        let others: Vec<String> = self
+            .peers
+            .values()
+            .filter(|p| p.alive && p.name != from)
+            .map(|p| p.name.clone())
+            .collect();
         for name in others {
-            let forward: Vec<NodeRecord> = fresh.iter().filter(|r| r.name != name).cloned().collect();
+            let forward: Vec<NodeRecord> =
+                fresh.iter().filter(|r| r.name != name).cloned().collect();
             self.send_records(&name, &forward);
         }
     }
@@ -171,14 +207,23 @@ impl Node {
             return Err("bad signature");
         }
         let is_new_peer = !self.peers.contains_key(&rec.name);
-        let peer = self.peers.entry(rec.name.clone()).or_insert_with(|| Peer::new(&rec.name, now));
+        let peer = self
+            .peers
+            .entry(rec.name.clone())
+            .or_insert_with(|| Peer::new(&rec.name, now));
         if peer.key.is_none() {
             peer.key = Some(key);
             peer.key_source = KeySource::Gossip;
             tracing::info!(node = %rec.name, key = %key, "learned a node from gossip");
-            self.events.push_back(Event::HostLearned { name: rec.name.clone(), public_key: key });
+            self.events.push_back(Event::HostLearned {
+                name: rec.name.clone(),
+                public_key: key,
+            });
         }
-        let restarted = peer.record.as_ref().is_some_and(|old| old.generation != rec.generation);
+        let restarted = peer
+            .record
+            .as_ref()
+            .is_some_and(|old| old.generation != rec.generation);
         peer.record = Some(rec.clone());
         if !peer.alive && (is_new_peer || restarted) {
             // A node we can't reach yet, or one that came back: try it now.

@@ -12,7 +12,9 @@ pub mod status;
 
 pub use peer::{KeySource, Peer, PeerStats};
 
-use crate::crypto::{self, HandshakeLimiter, InitiatorState, PacketType, Session, SessionPolicy, Signer};
+use crate::crypto::{
+    self, HandshakeLimiter, InitiatorState, PacketType, Session, SessionPolicy, Signer,
+};
 use crate::keys::{PrivateKey, PublicKey};
 use crate::wire::{Hello, Message};
 use rand_core::{CryptoRng, RngCore};
@@ -295,7 +297,10 @@ impl Node {
             if host.name == self.config.name {
                 continue;
             }
-            let peer = self.peers.entry(host.name.clone()).or_insert_with(|| Peer::new(&host.name, now));
+            let peer = self
+                .peers
+                .entry(host.name.clone())
+                .or_insert_with(|| Peer::new(&host.name, now));
             if let Some(key) = host.public_key {
                 if peer.key.is_some_and(|k| k != key) {
                     tracing::warn!(peer = %host.name, "host file key changed; dropping its sessions");
@@ -318,7 +323,10 @@ impl Node {
             if name == self.config.name {
                 continue;
             }
-            let peer = self.peers.entry(name.clone()).or_insert_with(|| Peer::new(&name, now));
+            let peer = self
+                .peers
+                .entry(name.clone())
+                .or_insert_with(|| Peer::new(&name, now));
             peer.connect_to = true;
             if peer.key.is_none() {
                 tracing::warn!(peer = %name, "ConnectTo names a node without a known Ed25519PublicKey");
@@ -393,7 +401,9 @@ impl Node {
         let initiator = verified.initiator_name().to_string();
         // Both sides initiated at once: the node with the smaller name keeps its
         // own attempt and ignores the other's, so both end on the same session.
-        if self.config.name.as_str() < initiator.as_str() && self.pending.values().any(|p| p.peer == initiator) {
+        if self.config.name.as_str() < initiator.as_str()
+            && self.pending.values().any(|p| p.peer == initiator)
+        {
             tracing::debug!(peer = %initiator, "handshake collision: keeping our own attempt");
             return;
         }
@@ -410,9 +420,10 @@ impl Node {
         let name = peer.name.clone();
         // Its newer attempt supersedes its older ones: it keeps only the newest.
         self.pending.retain(|_, p| p.peer != name);
-        self.sessions.retain(|_, s| !(s.peer == name && !s.confirmed));
+        self.sessions.retain(|_, s| s.peer != name || s.confirmed);
         let index = self.fresh_index();
-        let (session, response) = match verified.respond(&self.identity, index, &mut self.rng, now) {
+        let (session, response) = match verified.respond(&self.identity, index, &mut self.rng, now)
+        {
             Ok(ok) => ok,
             Err(err) => {
                 self.drops.bad_handshake += 1;
@@ -423,7 +434,10 @@ impl Node {
         let session = session.with_policy(self.session_policy());
         tracing::debug!(peer = %name, %from, "answered handshake");
         self.insert_session(now, name, index, session, false);
-        self.transmits.push_back(Transmit { destination: from, payload: response });
+        self.transmits.push_back(Transmit {
+            destination: from,
+            payload: response,
+        });
     }
 
     fn on_handshake_response(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
@@ -460,7 +474,14 @@ impl Node {
         }
     }
 
-    fn insert_session(&mut self, now: Instant, peer: String, index: u32, session: Session, confirmed: bool) {
+    fn insert_session(
+        &mut self,
+        now: Instant,
+        peer: String,
+        index: u32,
+        session: Session,
+        confirmed: bool,
+    ) {
         // Bound the sessions one peer can hold: drop its oldest non-sending ones.
         let send_index = self.peers.get(&peer).and_then(|p| p.send_index);
         let mut mine: Vec<(u32, Instant)> = self
@@ -476,13 +497,27 @@ impl Node {
                 self.sessions.remove(i);
             }
         }
-        let retire_at = if confirmed { None } else { Some(now + HANDSHAKE_TIMEOUT) };
-        self.sessions.insert(index, SessionSlot { peer, session, confirmed, retire_at });
+        let retire_at = if confirmed {
+            None
+        } else {
+            Some(now + HANDSHAKE_TIMEOUT)
+        };
+        self.sessions.insert(
+            index,
+            SessionSlot {
+                peer,
+                session,
+                confirmed,
+                retire_at,
+            },
+        );
     }
 
     /// Makes session `index` the one used to send to `name`, and notes life.
     fn promote(&mut self, now: Instant, name: &str, index: u32, from: SocketAddr) {
-        let Some(peer) = self.peers.get_mut(name) else { return };
+        let Some(peer) = self.peers.get_mut(name) else {
+            return;
+        };
         if let Some(old) = peer.send_index.replace(index) {
             if old != index {
                 if let Some(slot) = self.sessions.get_mut(&old) {
@@ -500,7 +535,9 @@ impl Node {
 
     /// An authenticated packet from `name` arrived from `from`.
     fn note_life(&mut self, now: Instant, name: &str, from: SocketAddr) {
-        let Some(peer) = self.peers.get_mut(name) else { return };
+        let Some(peer) = self.peers.get_mut(name) else {
+            return;
+        };
         peer.last_rx = Some(now);
         if peer.endpoint != Some(from) {
             if peer.endpoint.is_some() {
@@ -515,7 +552,10 @@ impl Node {
             peer.attempts = 0;
             tracing::info!(peer = %name, %from, "peer is up");
             self.own.dirty = true;
-            self.events.push_back(Event::PeerUp { name: name.to_string(), endpoint: from });
+            self.events.push_back(Event::PeerUp {
+                name: name.to_string(),
+                endpoint: from,
+            });
             // Exchange membership at once so a newcomer converges quickly.
             self.send_digest(now, name);
         }
@@ -574,7 +614,8 @@ impl Node {
                 if let Some(peer) = self.peers.get_mut(from) {
                     peer.last_hello_rx = Some((hello.sent_us, now));
                     if hello.echo_us != 0 {
-                        let now_us = now.saturating_duration_since(self.start).as_micros() as u64 + 1;
+                        let now_us =
+                            now.saturating_duration_since(self.start).as_micros() as u64 + 1;
                         let rtt = now_us
                             .saturating_sub(hello.echo_us)
                             .saturating_sub(hello.echo_delay_us as u64);
@@ -583,7 +624,10 @@ impl Node {
                 }
             }
             Message::Frame(frame) => {
-                self.events.push_back(Event::Frame { from: from.to_string(), frame: frame.to_vec() });
+                self.events.push_back(Event::Frame {
+                    from: from.to_string(),
+                    frame: frame.to_vec(),
+                });
             }
             Message::Gossip(records) => self.on_gossip(now, from, records),
             Message::Digest(digest) => self.on_digest(now, from, digest),
@@ -599,7 +643,8 @@ impl Node {
         for name in &names {
             self.tick_peer(now, name);
         }
-        self.sessions.retain(|_, s| s.retire_at.is_none_or(|t| t > now) && !s.session.is_expired(now));
+        self.sessions
+            .retain(|_, s| s.retire_at.is_none_or(|t| t > now) && !s.session.is_expired(now));
         let expired: Vec<u32> = self
             .pending
             .iter()
@@ -611,7 +656,12 @@ impl Node {
         }
         if now >= self.next_gossip {
             self.next_gossip = now + self.config.gossip_interval;
-            let alive: Vec<String> = self.peers.values().filter(|p| p.alive).map(|p| p.name.clone()).collect();
+            let alive: Vec<String> = self
+                .peers
+                .values()
+                .filter(|p| p.alive)
+                .map(|p| p.name.clone())
+                .collect();
             for name in alive {
                 self.send_digest(now, &name);
             }
@@ -629,7 +679,11 @@ impl Node {
         if gap <= self.config.dead_interval {
             return;
         }
-        let grace = now - self.config.dead_interval.saturating_sub(self.config.hello_interval);
+        let grace = now
+            - self
+                .config
+                .dead_interval
+                .saturating_sub(self.config.hello_interval);
         let mut extended = 0;
         for peer in self.peers.values_mut().filter(|p| p.alive) {
             if peer.last_rx.is_some_and(|t| t < grace) {
@@ -638,16 +692,28 @@ impl Node {
             }
         }
         if extended > 0 {
-            tracing::warn!(gap_ms = gap.as_millis() as u64, peers = extended, "event loop stalled; extending liveness grace");
+            tracing::warn!(
+                gap_ms = gap.as_millis() as u64,
+                peers = extended,
+                "event loop stalled; extending liveness grace"
+            );
         }
     }
 
     fn tick_peer(&mut self, now: Instant, name: &str) {
-        let Some(peer) = self.peers.get(name) else { return };
-        if peer.alive && peer.last_rx.is_some_and(|t| now.saturating_duration_since(t) >= self.config.dead_interval) {
+        let Some(peer) = self.peers.get(name) else {
+            return;
+        };
+        if peer.alive
+            && peer
+                .last_rx
+                .is_some_and(|t| now.saturating_duration_since(t) >= self.config.dead_interval)
+        {
             self.mark_dead(now, name, DownReason::Timeout);
         }
-        let Some(peer) = self.peers.get(name) else { return };
+        let Some(peer) = self.peers.get(name) else {
+            return;
+        };
         if self.shutting_down {
             return;
         }
@@ -665,7 +731,10 @@ impl Node {
                     >= self.config.rekey_after_time + self.config.rekey_after_time / 10;
                 s.session.should_initiate_rekey(now) || overdue
             });
-        let answering = self.sessions.values().any(|s| s.peer == name && !s.confirmed);
+        let answering = self
+            .sessions
+            .values()
+            .any(|s| s.peer == name && !s.confirmed);
         if alive {
             if hello_due {
                 self.send_hello(now, name);
@@ -686,7 +755,9 @@ impl Node {
     }
 
     fn mark_dead(&mut self, now: Instant, name: &str, reason: DownReason) {
-        let Some(peer) = self.peers.get_mut(name) else { return };
+        let Some(peer) = self.peers.get_mut(name) else {
+            return;
+        };
         if !peer.alive {
             return;
         }
@@ -704,17 +775,25 @@ impl Node {
             self.sessions.retain(|_, s| s.peer != n);
         }
         match reason {
-            DownReason::Timeout => tracing::warn!(peer = %name, "peer is down (silent for DeadInterval)"),
+            DownReason::Timeout => {
+                tracing::warn!(peer = %name, "peer is down (silent for DeadInterval)")
+            }
             DownReason::Goodbye => tracing::info!(peer = %name, "peer left"),
         }
         let endpoint = self.peers.get(name).and_then(|p| p.endpoint);
         self.own.dirty = true;
-        self.events.push_back(Event::PeerDown { name: name.to_string(), endpoint, reason });
+        self.events.push_back(Event::PeerDown {
+            name: name.to_string(),
+            endpoint,
+            reason,
+        });
     }
 
     fn start_handshake(&mut self, now: Instant, name: &str) {
         let observed = self.observed_endpoints(name);
-        let Some(peer) = self.peers.get_mut(name) else { return };
+        let Some(peer) = self.peers.get_mut(name) else {
+            return;
+        };
         let Some(key) = peer.key else { return };
         let candidates = peer.candidate_addresses(&observed, MAX_CANDIDATES);
         peer.next_handshake = now + peer.retry_delay(self.config.handshake_retry_max);
@@ -741,9 +820,19 @@ impl Node {
         };
         // Only the newest attempt per peer is kept.
         self.pending.retain(|_, p| p.peer != name);
-        self.pending.insert(index, Pending { peer: name.to_string(), state, sent_at: now });
+        self.pending.insert(
+            index,
+            Pending {
+                peer: name.to_string(),
+                state,
+                sent_at: now,
+            },
+        );
         for destination in candidates {
-            self.transmits.push_back(Transmit { destination, payload: init.clone() });
+            self.transmits.push_back(Transmit {
+                destination,
+                payload: init.clone(),
+            });
         }
     }
 
@@ -751,7 +840,9 @@ impl Node {
 
     /// Seals `msg` for `name` on its send session. Returns false if there is none.
     fn send_message(&mut self, name: &str, msg: &Message<'_>) -> bool {
-        let Some(peer) = self.peers.get_mut(name) else { return false };
+        let Some(peer) = self.peers.get_mut(name) else {
+            return false;
+        };
         let (Some(index), Some(destination)) = (peer.send_index, peer.endpoint) else {
             return false;
         };
@@ -767,7 +858,10 @@ impl Node {
             Ok(()) => {
                 peer.stats.tx_packets += 1;
                 peer.stats.tx_bytes += plain.len() as u64;
-                self.transmits.push_back(Transmit { destination, payload: out });
+                self.transmits.push_back(Transmit {
+                    destination,
+                    payload: out,
+                });
                 true
             }
             Err(err) => {
@@ -782,13 +876,27 @@ impl Node {
 
     fn send_hello(&mut self, now: Instant, name: &str) {
         let now_us = self.micros(now);
-        let Some(peer) = self.peers.get_mut(name) else { return };
+        let Some(peer) = self.peers.get_mut(name) else {
+            return;
+        };
         peer.last_hello_tx = Some(now);
         let (echo_us, echo_delay_us) = match peer.last_hello_rx {
-            Some((sent, at)) => (sent, now.saturating_duration_since(at).as_micros().min(u32::MAX as u128) as u32),
+            Some((sent, at)) => (
+                sent,
+                now.saturating_duration_since(at)
+                    .as_micros()
+                    .min(u32::MAX as u128) as u32,
+            ),
             None => (0, 0),
         };
-        self.send_message(name, &Message::Hello(Hello { sent_us: now_us, echo_us, echo_delay_us }));
+        self.send_message(
+            name,
+            &Message::Hello(Hello {
+                sent_us: now_us,
+                echo_us,
+                echo_delay_us,
+            }),
+        );
     }
 
     /// Sends an Ethernet frame to `name`. Returns false if it has no live session.
@@ -802,7 +910,12 @@ impl Node {
     /// Graceful stop: tell every live peer we leave, and stop initiating.
     pub fn shutdown(&mut self, now: Instant) {
         self.shutting_down = true;
-        let alive: Vec<String> = self.peers.values().filter(|p| p.alive).map(|p| p.name.clone()).collect();
+        let alive: Vec<String> = self
+            .peers
+            .values()
+            .filter(|p| p.alive)
+            .map(|p| p.name.clone())
+            .collect();
         for name in alive {
             self.send_message(&name, &Message::Goodbye);
         }

@@ -147,10 +147,19 @@ mod tests {
     #[test]
     fn retry_backs_off_to_a_cap() {
         let mut p = Peer::new("b", Instant::now());
-        assert_eq!(p.retry_delay(Duration::from_secs(5)), Duration::from_millis(250));
+        assert_eq!(
+            p.retry_delay(Duration::from_secs(5)),
+            Duration::from_millis(250)
+        );
         p.attempts = 3;
-        assert_eq!(p.retry_delay(Duration::from_secs(5)), Duration::from_secs(2));
+        assert_eq!(
+            p.retry_delay(Duration::from_secs(5)),
+            Duration::from_secs(2)
+        );
         p.attempts = 30;
-        assert_eq!(p.retry_delay(Duration::from_secs(5)), Duration::from_secs(5));
+        assert_eq!(
+            p.retry_delay(Duration::from_secs(5)),
+            Duration::from_secs(5)
+        );
     }
 }

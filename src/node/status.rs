@@ -124,13 +124,22 @@ impl Node {
     /// Adjacency of the membership graph: an edge counts only if both ends list it.
     fn graph(&self) -> BTreeMap<String, BTreeSet<String>> {
         let mut claims: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        let records = self.peers.values().filter_map(|p| p.record.as_ref()).chain(self.own.record.as_ref());
+        let records = self
+            .peers
+            .values()
+            .filter_map(|p| p.record.as_ref())
+            .chain(self.own.record.as_ref());
         for rec in records {
             let set = claims.entry(rec.name.clone()).or_default();
             set.extend(rec.neighbours.iter().map(|n| n.name.clone()));
         }
         // Our own live sessions are authoritative for our edges.
-        let own: BTreeSet<String> = self.peers.values().filter(|p| p.alive).map(|p| p.name.clone()).collect();
+        let own: BTreeSet<String> = self
+            .peers
+            .values()
+            .filter(|p| p.alive)
+            .map(|p| p.name.clone())
+            .collect();
         claims.insert(self.config.name.clone(), own);
         let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for (a, set) in &claims {
@@ -170,7 +179,12 @@ impl Node {
         let dist = self.distances();
         let mut out = Vec::new();
         let me = &self.config.name;
-        let own_edges = self.peers.values().filter(|p| p.alive).map(|p| p.name.clone()).collect();
+        let own_edges = self
+            .peers
+            .values()
+            .filter(|p| p.alive)
+            .map(|p| p.name.clone())
+            .collect();
         out.push(NodeStatus {
             name: me.clone(),
             id: node_id(me),
@@ -201,7 +215,8 @@ impl Node {
                 status |= status_bits::VALIDKEY | status_bits::SPTPS;
             }
             if p.alive {
-                status |= status_bits::VISITED | status_bits::REACHABLE | status_bits::UDP_CONFIRMED;
+                status |=
+                    status_bits::VISITED | status_bits::REACHABLE | status_bits::UDP_CONFIRMED;
             }
             if !p.static_addresses.is_empty() {
                 status |= status_bits::HAS_ADDRESS;
@@ -223,14 +238,22 @@ impl Node {
                 rx_bytes: p.stats.rx_bytes,
                 tx_packets: p.stats.tx_packets,
                 tx_bytes: p.stats.tx_bytes,
-                rtt_us: if p.alive { p.stats.rtt.map(|d| d.as_micros() as u64) } else { None },
+                rtt_us: if p.alive {
+                    p.stats.rtt.map(|d| d.as_micros() as u64)
+                } else {
+                    None
+                },
                 last_state_change: p.state_changed.map(|t| self.unix_secs(t)),
                 key_source: match (p.key.is_some(), p.key_source) {
                     (false, _) => "none".into(),
                     (true, KeySource::HostFile) => "hostfile".into(),
                     (true, KeySource::Gossip) => "gossip".into(),
                 },
-                edges: p.record.iter().flat_map(|r| r.neighbours.iter().map(|n| n.name.clone())).collect(),
+                edges: p
+                    .record
+                    .iter()
+                    .flat_map(|r| r.neighbours.iter().map(|n| n.name.clone()))
+                    .collect(),
                 handshakes: p.stats.handshakes,
                 deaths: p.stats.deaths,
             });
@@ -273,8 +296,12 @@ impl Node {
     pub fn connection_statuses(&self, now: Instant) -> Vec<ConnectionStatus> {
         let mut out = Vec::new();
         for p in self.peers.values() {
-            let (Some(index), Some(endpoint)) = (p.send_index, p.endpoint) else { continue };
-            let Some(slot) = self.sessions.get(&index) else { continue };
+            let (Some(index), Some(endpoint)) = (p.send_index, p.endpoint) else {
+                continue;
+            };
+            let Some(slot) = self.sessions.get(&index) else {
+                continue;
+            };
             let mut status = 0;
             if p.alive {
                 status |= 0x2;
@@ -288,7 +315,9 @@ impl Node {
                 port: endpoint.port(),
                 session: index,
                 status,
-                age_secs: now.saturating_duration_since(slot.session.created()).as_secs(),
+                age_secs: now
+                    .saturating_duration_since(slot.session.created())
+                    .as_secs(),
             });
         }
         out

@@ -160,11 +160,19 @@ mod tests {
     fn every_message_round_trips() {
         let frame = [0xffu8; 60];
         let msgs = vec![
-            Message::Hello(Hello { sent_us: 1, echo_us: 2, echo_delay_us: 3 }),
+            Message::Hello(Hello {
+                sent_us: 1,
+                echo_us: 2,
+                echo_delay_us: 3,
+            }),
             Message::Frame(&frame),
             Message::Gossip(vec![]),
             Message::Digest(Digest {
-                entries: vec![DigestEntry { name: "node_1".into(), generation: 7, version: 9 }],
+                entries: vec![DigestEntry {
+                    name: "node_1".into(),
+                    generation: 7,
+                    version: 9,
+                }],
             }),
             Message::Goodbye,
         ];
@@ -179,7 +187,10 @@ mod tests {
         assert!(Message::parse(&[]).is_err());
         assert_eq!(Message::parse(&[0x7f]), Err(WireError::UnknownType(0x7f)));
         assert!(Message::parse(&[kind::HELLO, 0, 0]).is_err());
-        assert_eq!(Message::parse(&[kind::GOODBYE, 0]), Err(WireError::Trailing(1)));
+        assert_eq!(
+            Message::parse(&[kind::GOODBYE, 0]),
+            Err(WireError::Trailing(1))
+        );
         // A digest that claims more entries than it carries.
         assert!(Message::parse(&[kind::DIGEST, 0xff, 0xff]).is_err());
     }

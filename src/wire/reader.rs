@@ -103,7 +103,9 @@ impl<'a> Reader<'a> {
 
 /// True for 1..=64 bytes of `[A-Za-z0-9_]`, the node-name alphabet.
 pub fn valid_name_bytes(raw: &[u8]) -> bool {
-    !raw.is_empty() && raw.len() <= 64 && raw.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+    !raw.is_empty()
+        && raw.len() <= 64
+        && raw.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
 }
 
 /// Appends a node name (length byte + bytes). Names are validated by the caller.

@@ -90,7 +90,10 @@ impl NodeRecord {
         let version = r.u64("record version")?;
         let naddr = r.u8("address count")? as usize;
         if naddr > MAX_ADDRESSES {
-            return Err(WireError::Invalid { field: "address count", reason: "more than 16" });
+            return Err(WireError::Invalid {
+                field: "address count",
+                reason: "more than 16",
+            });
         }
         let mut addresses = Vec::with_capacity(naddr);
         for _ in 0..naddr {
@@ -98,7 +101,10 @@ impl NodeRecord {
         }
         let nneigh = r.u16("neighbour count")? as usize;
         if nneigh > MAX_NEIGHBOURS {
-            return Err(WireError::Invalid { field: "neighbour count", reason: "more than 1024" });
+            return Err(WireError::Invalid {
+                field: "neighbour count",
+                reason: "more than 1024",
+            });
         }
         let mut neighbours = Vec::with_capacity(nneigh.min(64));
         for _ in 0..nneigh {
@@ -110,7 +116,16 @@ impl NodeRecord {
         let ext_len = r.u16("extension length")? as usize;
         let extension = r.bytes(ext_len, "extension")?.to_vec();
         let signature = r.array::<64>("record signature")?;
-        Ok(NodeRecord { name, public_key, generation, version, addresses, neighbours, extension, signature })
+        Ok(NodeRecord {
+            name,
+            public_key,
+            generation,
+            version,
+            addresses,
+            neighbours,
+            extension,
+            signature,
+        })
     }
 
     /// Decodes exactly one record.
@@ -140,7 +155,10 @@ mod tests {
             generation: 1,
             version: 2,
             addresses: vec!["192.0.2.1:655".parse().unwrap()],
-            neighbours: vec![Neighbour { name: "n2".into(), endpoint: "[2001:db8::2]:655".parse().unwrap() }],
+            neighbours: vec![Neighbour {
+                name: "n2".into(),
+                endpoint: "[2001:db8::2]:655".parse().unwrap(),
+            }],
             extension: vec![1, 2, 3],
             signature: [9; 64],
         }

@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 /// True if the test can create namespaces (root and `ip` present).
 pub fn available() -> bool {
     let root = nix::unistd::geteuid().is_root();
-    let ip = Command::new("ip").arg("-V").output().is_ok_and(|o| o.status.success());
+    let ip = Command::new("ip")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
     root && ip
 }
 
@@ -26,7 +29,10 @@ macro_rules! require_netns {
 }
 
 pub fn run(cmd: &str, args: &[&str]) -> Output {
-    let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
     out
 }
 
@@ -67,36 +73,75 @@ impl Lab {
         let prefix = format!("md{}{}", tag, std::process::id() % 100000);
         let bridge_ns = format!("{prefix}b");
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut lab = Lab { prefix: prefix.clone(), bridge_ns: bridge_ns.clone(), nodes: Vec::new(), dir, pids: Vec::new() };
+        let mut lab = Lab {
+            prefix: prefix.clone(),
+            bridge_ns: bridge_ns.clone(),
+            nodes: Vec::new(),
+            dir,
+            pids: Vec::new(),
+        };
         must("ip", &["netns", "add", &bridge_ns]);
-        must("ip", &["-n", &bridge_ns, "link", "add", "br0", "type", "bridge"]);
+        must(
+            "ip",
+            &["-n", &bridge_ns, "link", "add", "br0", "type", "bridge"],
+        );
         must("ip", &["-n", &bridge_ns, "link", "set", "br0", "up"]);
         for (i, name) in names.iter().enumerate() {
             let ns = format!("{prefix}n{}", i + 1);
             let ip = format!("192.0.2.{}", i + 1);
             must("ip", &["netns", "add", &ns]);
             let host_end = format!("v{}", i + 1);
-            must("ip", &["-n", &bridge_ns, "link", "add", &host_end, "type", "veth", "peer", "name", "eth0", "netns", &ns]);
-            must("ip", &["-n", &bridge_ns, "link", "set", &host_end, "master", "br0", "up"]);
-            must("ip", &["-n", &ns, "addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
+            must(
+                "ip",
+                &[
+                    "-n", &bridge_ns, "link", "add", &host_end, "type", "veth", "peer", "name",
+                    "eth0", "netns", &ns,
+                ],
+            );
+            must(
+                "ip",
+                &[
+                    "-n", &bridge_ns, "link", "set", &host_end, "master", "br0", "up",
+                ],
+            );
+            must(
+                "ip",
+                &["-n", &ns, "addr", "add", &format!("{ip}/24"), "dev", "eth0"],
+            );
             must("ip", &["-n", &ns, "link", "set", "eth0", "up"]);
             must("ip", &["-n", &ns, "link", "set", "lo", "up"]);
             let netdir = lab.dir.path().join(name);
-            lab.nodes.push(LabNode { name: name.to_string(), ns, ip, netdir });
+            lab.nodes.push(LabNode {
+                name: name.to_string(),
+                ns,
+                ip,
+                netdir,
+            });
         }
         lab
     }
 
     pub fn node(&self, name: &str) -> &LabNode {
-        self.nodes.iter().find(|n| n.name == name).unwrap_or_else(|| panic!("no lab node {name}"))
+        self.nodes
+            .iter()
+            .find(|n| n.name == name)
+            .unwrap_or_else(|| panic!("no lab node {name}"))
     }
 
     /// `meshd init` for every node, each with `Address` = its IP, port 655.
     pub fn init_all(&self) {
         for n in &self.nodes {
             let out = meshd_cmd(&n.netdir, &["init", &n.name]);
-            assert!(out.status.success(), "init {}: {}", n.name, String::from_utf8_lossy(&out.stderr));
-            append(&n.netdir.join("hosts").join(&n.name), &format!("Address = {}\n", n.ip));
+            assert!(
+                out.status.success(),
+                "init {}: {}",
+                n.name,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            append(
+                &n.netdir.join("hosts").join(&n.name),
+                &format!("Address = {}\n", n.ip),
+            );
         }
     }
 
@@ -109,7 +154,10 @@ impl Lab {
 
     /// Appends a line to `node`'s meshd.conf.
     pub fn conf(&self, node: &str, line: &str) {
-        append(&self.node(node).netdir.join("meshd.conf"), &format!("{line}\n"));
+        append(
+            &self.node(node).netdir.join("meshd.conf"),
+            &format!("{line}\n"),
+        );
     }
 
     /// Starts `node`'s daemon (detached) inside its namespace.
@@ -121,7 +169,11 @@ impl Lab {
             .args(["start", "-d", "2"])
             .output()
             .expect("start meshd");
-        assert!(out.status.success(), "start {node}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "start {node}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let pid = self.pid(node).expect("pid after start");
         self.pids.push(pid);
     }
@@ -183,12 +235,18 @@ impl Drop for Lab {
         for n in &self.nodes {
             if let Some(pid) = self.pid(&n.name) {
                 if self.pids.contains(&pid) {
-                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid as i32),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
                 }
             }
         }
         for pid in &self.pids {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid as i32), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(*pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
         for n in &self.nodes {
             let _ = run("ip", &["netns", "del", &n.ns]);
@@ -198,11 +256,20 @@ impl Drop for Lab {
 }
 
 pub fn meshd_cmd(netdir: &Path, args: &[&str]) -> Output {
-    Command::new(meshd()).arg("-c").arg(netdir).args(args).output().expect("run meshd")
+    Command::new(meshd())
+        .arg("-c")
+        .arg(netdir)
+        .args(args)
+        .output()
+        .expect("run meshd")
 }
 
 pub fn append(path: &Path, text: &str) {
     use std::io::Write;
-    let mut f = std::fs::OpenOptions::new().append(true).create(true).open(path).expect("open for append");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .expect("open for append");
     f.write_all(text.as_bytes()).expect("append");
 }

@@ -36,6 +36,9 @@ struct InFlight {
     payload: Vec<u8>,
 }
 
+/// A hook on every datagram sent (from index, to index, payload); false drops it.
+pub type Tap = Box<dyn FnMut(usize, usize, &[u8]) -> bool>;
+
 /// The network and its clock.
 pub struct SimNet {
     pub base: Instant,
@@ -53,7 +56,7 @@ pub struct SimNet {
     pub delivered: u64,
     pub dropped: u64,
     /// If set, called on every delivered datagram; returning false drops it.
-    pub tap: Option<Box<dyn FnMut(usize, usize, &[u8]) -> bool>>,
+    pub tap: Option<Tap>,
 }
 
 pub const WALL_BASE_NS: u64 = 1_800_000_000_000_000_000;
@@ -97,7 +100,10 @@ impl SimNet {
     }
 
     pub fn idx(&self, name: &str) -> usize {
-        self.nodes.iter().position(|n| n.name == name).unwrap_or_else(|| panic!("no node {name}"))
+        self.nodes
+            .iter()
+            .position(|n| n.name == name)
+            .unwrap_or_else(|| panic!("no node {name}"))
     }
 
     pub fn elapsed(&self) -> Duration {
@@ -132,14 +138,25 @@ impl SimNet {
             .iter()
             .map(|k| {
                 let n = &self.nodes[self.idx(k)];
-                KnownHost { name: n.name.clone(), public_key: Some(n.key.public()), addresses: vec![n.addr] }
+                KnownHost {
+                    name: n.name.clone(),
+                    public_key: Some(n.key.public()),
+                    addresses: vec![n.addr],
+                }
             })
             .collect();
         let config = self.nodes[i].config.clone().expect("configured");
         let wall = WALL_BASE_NS + (self.now - self.base).as_nanos() as u64;
         let seed = self.rng.gen::<u64>();
         let key = PrivateKey::from_pem_str(&self.nodes[i].key.to_pem_string()).expect("own key");
-        let node = Node::new(config, key, hosts, self.now, wall, Box::new(ChaCha8Rng::seed_from_u64(seed)));
+        let node = Node::new(
+            config,
+            key,
+            hosts,
+            self.now,
+            wall,
+            Box::new(ChaCha8Rng::seed_from_u64(seed)),
+        );
         self.nodes[i].node = Some(node);
         self.nodes[i].frozen = false;
         self.nodes[i].backlog.clear();
@@ -227,18 +244,26 @@ impl SimNet {
     }
 
     pub fn node(&self, name: &str) -> &Node {
-        self.nodes[self.idx(name)].node.as_ref().unwrap_or_else(|| panic!("{name} is not running"))
+        self.nodes[self.idx(name)]
+            .node
+            .as_ref()
+            .unwrap_or_else(|| panic!("{name} is not running"))
     }
 
     pub fn node_mut(&mut self, name: &str) -> &mut Node {
         let i = self.idx(name);
-        self.nodes[i].node.as_mut().unwrap_or_else(|| panic!("node is not running"))
+        self.nodes[i]
+            .node
+            .as_mut()
+            .unwrap_or_else(|| panic!("node is not running"))
     }
 
     /// Drains a node's transmits into the network and its events into its log.
     pub fn pump(&mut self, i: usize) {
         let elapsed = self.now - self.base;
-        let Some(node) = self.nodes[i].node.as_mut() else { return };
+        let Some(node) = self.nodes[i].node.as_mut() else {
+            return;
+        };
         let mut out = Vec::new();
         while let Some(t) = node.poll_transmit() {
             out.push(t);
@@ -254,7 +279,8 @@ impl SimNet {
                 self.dropped += 1;
                 continue;
             };
-            if self.blocked.contains(&(i, to)) || (self.loss > 0.0 && self.rng.gen_bool(self.loss)) {
+            if self.blocked.contains(&(i, to)) || (self.loss > 0.0 && self.rng.gen_bool(self.loss))
+            {
                 self.dropped += 1;
                 continue;
             }
@@ -310,7 +336,9 @@ impl SimNet {
                 if p.at > self.now {
                     break;
                 }
-                let Some(Reverse(p)) = self.queue.pop() else { break };
+                let Some(Reverse(p)) = self.queue.pop() else {
+                    break;
+                };
                 let to = p.to;
                 let now = self.now;
                 let sim = &mut self.nodes[to];
@@ -329,7 +357,11 @@ impl SimNet {
                     continue;
                 }
                 let now = self.now;
-                let due = self.nodes[i].node.as_ref().and_then(|n| n.poll_timeout()).is_some_and(|t| t <= now);
+                let due = self.nodes[i]
+                    .node
+                    .as_ref()
+                    .and_then(|n| n.poll_timeout())
+                    .is_some_and(|t| t <= now);
                 if due {
                     if let Some(n) = self.nodes[i].node.as_mut() {
                         n.handle_timeout(now);
@@ -344,28 +376,45 @@ impl SimNet {
                 .filter(|n| !n.frozen)
                 .filter_map(|n| n.node.as_ref().and_then(|n| n.poll_timeout()))
                 .any(|t| t <= self.now);
-            assert!(!still_due, "a node asked for a timeout in the past after handling it");
+            assert!(
+                !still_due,
+                "a node asked for a timeout in the past after handling it"
+            );
         }
         self.now = self.now.max(end);
     }
 
     /// Names of the running nodes.
     pub fn running(&self) -> Vec<String> {
-        self.nodes.iter().filter(|n| n.node.is_some()).map(|n| n.name.clone()).collect()
+        self.nodes
+            .iter()
+            .filter(|n| n.node.is_some())
+            .map(|n| n.name.clone())
+            .collect()
     }
 
     /// True if `a` sees `b` alive.
     pub fn sees(&self, a: &str, b: &str) -> bool {
-        self.nodes[self.idx(a)].node.as_ref().is_some_and(|n| n.is_alive(b))
+        self.nodes[self.idx(a)]
+            .node
+            .as_ref()
+            .is_some_and(|n| n.is_alive(b))
     }
 
     /// True if every pair of the named nodes has a live direct session both ways.
     pub fn full_mesh(&self, names: &[String]) -> bool {
-        names.iter().all(|a| names.iter().all(|b| a == b || self.sees(a, b)))
+        names
+            .iter()
+            .all(|a| names.iter().all(|b| a == b || self.sees(a, b)))
     }
 
     /// Runs until `cond` holds (checked every `step`) or `limit` passes; returns the time taken.
-    pub fn run_until_cond(&mut self, limit: Duration, step: Duration, mut cond: impl FnMut(&SimNet) -> bool) -> Option<Duration> {
+    pub fn run_until_cond(
+        &mut self,
+        limit: Duration,
+        step: Duration,
+        mut cond: impl FnMut(&SimNet) -> bool,
+    ) -> Option<Duration> {
         let start = self.now;
         while self.now - start <= limit {
             if cond(self) {
