@@ -90,6 +90,19 @@ async fn run_async(netdir: NetDir) -> Result<()> {
     let mut sigint = signal(SignalKind::interrupt()).context("SIGINT handler")?;
     let mut sighup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
     let mut stop_reply = None;
+    // Reloads read files and resolve host names: off the packet loop, so a slow
+    // resolver cannot stall heartbeats (tinc's "synchronous DNS" problem).
+    let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel::<(
+        Result<setup::Setup>,
+        Option<tokio::sync::oneshot::Sender<Response>>,
+    )>(4);
+    let start_reload = |reply: Option<tokio::sync::oneshot::Sender<Response>>, netdir: NetDir| {
+        let tx = reload_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = setup::load(&netdir);
+            let _ = tx.blocking_send((result, reply));
+        });
+    };
     d.flush().await;
     loop {
         let deadline = d
@@ -117,16 +130,27 @@ async fn run_async(netdir: NetDir) -> Result<()> {
                     stop_reply = Some(reply);
                     break;
                 }
-                let resp = d.handle_request(req);
-                let _ = reply.send(resp);
+                if req == Request::Reload {
+                    start_reload(Some(reply), d.netdir.clone());
+                } else {
+                    let resp = d.handle_request(req);
+                    let _ = reply.send(resp);
+                }
+            }
+            Some((result, reply)) = reload_rx.recv() => {
+                let resp = d.apply_reload(result);
+                if let Response::Error { message } = &resp {
+                    tracing::error!("reload failed: {message}");
+                }
+                if let Some(reply) = reply {
+                    let _ = reply.send(resp);
+                }
             }
             _ = sigterm.recv() => { tracing::info!("got SIGTERM, stopping"); break; }
             _ = sigint.recv() => { tracing::info!("got SIGINT, stopping"); break; }
             _ = sighup.recv() => {
-                let resp = d.reload();
-                if let Response::Error { message } = resp {
-                    tracing::error!("reload failed: {message}");
-                }
+                tracing::info!("got SIGHUP, reloading");
+                start_reload(None, d.netdir.clone());
             }
         }
         d.flush().await;
@@ -203,7 +227,9 @@ impl Daemon {
             Request::Pid => Response::Pid {
                 pid: std::process::id(),
             },
-            Request::Reload => self.reload(),
+            Request::Reload => Response::Error {
+                message: "reload is handled by the main loop".into(),
+            },
             Request::Drops => Response::Drops {
                 drops: serde_json::to_value(self.node.drops()).unwrap_or_default(),
             },
@@ -211,8 +237,8 @@ impl Daemon {
         }
     }
 
-    fn reload(&mut self) -> Response {
-        match setup::load(&self.netdir) {
+    fn apply_reload(&mut self, loaded: Result<setup::Setup>) -> Response {
+        match loaded {
             Ok(setup) => {
                 for w in &setup.warnings {
                     tracing::warn!("{w}");
