@@ -311,3 +311,26 @@ fn ten_nodes_converge_under_loss_and_jitter() {
     let took = net.run_until_cond(Duration::from_secs(30), 10 * MS, |n| n.full_mesh(&all));
     assert!(took.is_some(), "no full mesh with 5% loss in 30 s");
 }
+
+#[test]
+fn no_false_death_at_one_percent_loss_for_ten_minutes() {
+    let (mut net, all) = hub_mesh(13, 4);
+    net.run_until_cond(Duration::from_secs(10), 10 * MS, |n| n.full_mesh(&all))
+        .expect("full mesh");
+    net.loss = 0.01;
+    net.jitter = Duration::from_millis(2);
+    net.run_for(Duration::from_secs(600));
+    for sim in &net.nodes {
+        let downs = sim
+            .events
+            .iter()
+            .filter(|(_, e)| matches!(e, Event::PeerDown { .. }))
+            .count();
+        assert_eq!(
+            downs, 0,
+            "{} declared {downs} false deaths at 1% loss",
+            sim.name
+        );
+    }
+    assert!(net.full_mesh(&all));
+}

@@ -44,6 +44,7 @@ fn vectors() -> Vec<(&'static str, Vec<u8>)> {
                 sent_us: 1_000_000,
                 echo_us: 999_500,
                 echo_delay_us: 250,
+                flags: 0,
             })
             .to_vec(),
         ),

@@ -462,7 +462,7 @@ impl Node {
                 self.insert_session(now, name.clone(), index, session, true);
                 self.promote(now, &name, index, from);
                 // Key confirmation for the responder, and first sign of life.
-                self.send_hello(now, &name);
+                self.send_hello(now, &name, 0);
             }
             Err(err) => {
                 self.drops.bad_handshake += 1;
@@ -539,6 +539,7 @@ impl Node {
             return;
         };
         peer.last_rx = Some(now);
+        peer.probes_sent = 0;
         if peer.endpoint != Some(from) {
             if peer.endpoint.is_some() {
                 tracing::info!(peer = %name, %from, "peer moved to a new address");
@@ -611,6 +612,7 @@ impl Node {
     fn on_message(&mut self, now: Instant, from: &str, msg: Message<'_>) {
         match msg {
             Message::Hello(hello) => {
+                let reply = hello.flags & Hello::REPLY_REQUESTED != 0;
                 if let Some(peer) = self.peers.get_mut(from) {
                     peer.last_hello_rx = Some((hello.sent_us, now));
                     if hello.echo_us != 0 {
@@ -621,6 +623,9 @@ impl Node {
                             .saturating_sub(hello.echo_delay_us as u64);
                         peer.stats.rtt = Some(Duration::from_micros(rtt));
                     }
+                }
+                if reply {
+                    self.send_hello(now, from, 0);
                 }
             }
             Message::Frame(frame) => {
@@ -735,9 +740,17 @@ impl Node {
             .sessions
             .values()
             .any(|s| s.peer == name && !s.confirmed);
+        let probe_due = peer
+            .next_probe(self.config.dead_interval)
+            .is_some_and(|t| now >= t);
         if alive {
-            if hello_due {
-                self.send_hello(now, name);
+            if probe_due {
+                if let Some(p) = self.peers.get_mut(name) {
+                    p.probes_sent += 1;
+                }
+                self.send_hello(now, name, Hello::REPLY_REQUESTED);
+            } else if hello_due {
+                self.send_hello(now, name, 0);
             }
             let has_pending = self.pending.values().any(|p| p.peer == name);
             if needs_rekey && !has_pending {
@@ -874,7 +887,7 @@ impl Node {
         ok
     }
 
-    fn send_hello(&mut self, now: Instant, name: &str) {
+    fn send_hello(&mut self, now: Instant, name: &str, flags: u8) {
         let now_us = self.micros(now);
         let Some(peer) = self.peers.get_mut(name) else {
             return;
@@ -895,6 +908,7 @@ impl Node {
                 sent_us: now_us,
                 echo_us,
                 echo_delay_us,
+                flags,
             }),
         );
     }
@@ -949,6 +963,9 @@ impl Node {
             if peer.alive {
                 if let Some(t) = peer.last_rx {
                     consider(t + self.config.dead_interval);
+                }
+                if let Some(t) = peer.next_probe(self.config.dead_interval) {
+                    consider(t);
                 }
                 match peer.last_hello_tx {
                     Some(t) => consider(t + self.config.hello_interval),

@@ -72,6 +72,8 @@ pub struct Peer {
     pub timestamp_guard: TimestampGuard,
     /// `sent_us` of its last hello and when it arrived, echoed back for RTT.
     pub last_hello_rx: Option<(u64, Instant)>,
+    /// Reply-requested probes sent since the last packet from it (0, 1 or 2).
+    pub probes_sent: u8,
     /// Counters.
     pub stats: PeerStats,
 }
@@ -96,6 +98,7 @@ impl Peer {
             attempts: 0,
             timestamp_guard: TimestampGuard::default(),
             last_hello_rx: None,
+            probes_sent: 0,
             stats: PeerStats::default(),
         }
     }
@@ -119,6 +122,17 @@ impl Peer {
             }
         }
         out
+    }
+
+    /// When the next reply-requested probe is due, while alive: at 1/2 and 3/4 of
+    /// `dead` after the last packet from it.
+    pub fn next_probe(&self, dead: Duration) -> Option<Instant> {
+        let last = self.last_rx?;
+        match self.probes_sent {
+            0 => Some(last + dead / 2),
+            1 => Some(last + dead * 3 / 4),
+            _ => None,
+        }
     }
 
     /// The back-off before the next handshake attempt: 250 ms doubling up to `max`.

@@ -30,6 +30,13 @@ pub struct Hello {
     pub echo_us: u64,
     /// Microseconds between the sender receiving that hello and sending this one.
     pub echo_delay_us: u32,
+    /// [`Hello::REPLY_REQUESTED`] and future bits (unknown bits are ignored).
+    pub flags: u8,
+}
+
+impl Hello {
+    /// The sender has not heard from the receiver for a while: answer with a Hello now.
+    pub const REPLY_REQUESTED: u8 = 0x01;
 }
 
 /// One line of a digest: which version of a node's record the sender holds.
@@ -77,6 +84,7 @@ impl<'a> Message<'a> {
                 sent_us: r.u64("hello sent_us")?,
                 echo_us: r.u64("hello echo_us")?,
                 echo_delay_us: r.u32("hello echo_delay_us")?,
+                flags: r.u8("hello flags")?,
             }),
             kind::FRAME => {
                 let frame = r.bytes(r.remaining(), "frame")?;
@@ -117,6 +125,7 @@ impl<'a> Message<'a> {
                 out.extend_from_slice(&h.sent_us.to_be_bytes());
                 out.extend_from_slice(&h.echo_us.to_be_bytes());
                 out.extend_from_slice(&h.echo_delay_us.to_be_bytes());
+                out.push(h.flags);
             }
             Message::Frame(frame) => {
                 out.push(kind::FRAME);
@@ -164,6 +173,7 @@ mod tests {
                 sent_us: 1,
                 echo_us: 2,
                 echo_delay_us: 3,
+                flags: 1,
             }),
             Message::Frame(&frame),
             Message::Gossip(vec![]),
