@@ -115,6 +115,7 @@ pub fn start(netdir: &NetDir, args: &StartArgs) -> Result<i32> {
 /// `meshd stop`: ask for a graceful stop, wait until the pidfile is gone.
 pub fn stop(netdir: &NetDir) -> Result<i32> {
     let pidfile = netdir.pidfile();
+    let mut signalled = None;
     match ask(netdir, &Request::Stop) {
         Ok(_) => {}
         Err(err) => {
@@ -125,6 +126,7 @@ pub fn stop(netdir: &NetDir) -> Result<i32> {
                         nix::unistd::Pid::from_raw(p.pid as i32),
                         nix::sys::signal::Signal::SIGTERM,
                     );
+                    signalled = Some(p.pid);
                 }
                 _ => {
                     eprintln!("{err}");
@@ -135,6 +137,12 @@ pub fn stop(netdir: &NetDir) -> Result<i32> {
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     while pidfile.exists() && Instant::now() < deadline {
+        if signalled.is_some_and(|pid| !process_alive(pid)) {
+            // It died without cleaning up: the files are stale.
+            let _ = std::fs::remove_file(netdir.control_socket());
+            let _ = std::fs::remove_file(&pidfile);
+            break;
+        }
         std::thread::sleep(Duration::from_millis(10));
     }
     if pidfile.exists() {
@@ -143,8 +151,22 @@ pub fn stop(netdir: &NetDir) -> Result<i32> {
     Ok(0)
 }
 
+/// Whether `pid` runs. A zombie (dead, not yet reaped by its parent, which for a
+/// detached daemon is init) does not count: it will never remove its pidfile.
 fn process_alive(pid: u32) -> bool {
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok()
+    if nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_err() {
+        return false;
+    }
+    // /proc/PID/stat is "PID (COMM) STATE ...", where COMM may hold spaces and ')'.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next());
+            state != Some("Z")
+        }
+        Err(_) => true,
+    }
 }
 
 /// `meshd reload`.

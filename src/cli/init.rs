@@ -11,8 +11,8 @@ pub fn init(netdir: &NetDir, name: &str, port: Option<u16>) -> Result<i32> {
     }
     let key = PrivateKey::generate(&mut rand::rngs::OsRng);
     let line = format!("Ed25519PublicKey = {}", key.public());
-    eprintln!("Generating Ed25519 key pair:");
     config::init_netdir(netdir, name, port, &line)?;
+    eprintln!("Generating Ed25519 key pair:");
     let key_path = netdir.default_private_key_file();
     key.save(&key_path)
         .with_context(|| format!("cannot write {}", key_path.display()))?;

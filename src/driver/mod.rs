@@ -157,8 +157,12 @@ async fn run_async(netdir: NetDir) -> Result<()> {
     }
     d.node.shutdown(Instant::now());
     d.flush().await;
-    let _ = std::fs::remove_file(d.netdir.control_socket());
-    let _ = std::fs::remove_file(d.netdir.pidfile());
+    // Release the UDP port before the pidfile goes: `stop` returns when the pidfile
+    // is gone, and `restart` binds the same port right after.
+    let Daemon { netdir, udp, .. } = d;
+    drop(udp);
+    let _ = std::fs::remove_file(netdir.control_socket());
+    let _ = std::fs::remove_file(netdir.pidfile());
     tracing::info!("meshd stopped");
     if let Some(reply) = stop_reply {
         let _ = reply.send(Response::Ok);

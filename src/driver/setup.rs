@@ -85,7 +85,12 @@ pub fn load(netdir: &NetDir) -> Result<Setup> {
     }
     let mut hosts = Vec::new();
     for h in host_files {
-        warnings.extend(h.warnings.iter().cloned());
+        // Our own host file was read (and warned about) with the server config too.
+        for w in &h.warnings {
+            if !warnings.contains(w) {
+                warnings.push(w.clone());
+            }
+        }
         if h.name == server.name {
             continue;
         }
