@@ -65,12 +65,7 @@ impl Node {
         };
         record.signature = self.identity.sign(&record.signed_bytes());
         self.own.record = Some(record.clone());
-        let alive: Vec<String> = self
-            .peers
-            .values()
-            .filter(|p| p.alive)
-            .map(|p| p.name.clone())
-            .collect();
+        let alive = self.alive_peer_names();
         for name in alive {
             self.send_records(&name, std::slice::from_ref(&record));
         }

@@ -273,6 +273,15 @@ impl Node {
         &self.drops
     }
 
+    /// Names of the peers with a live direct session.
+    fn alive_peer_names(&self) -> Vec<String> {
+        self.peers
+            .values()
+            .filter(|p| p.alive)
+            .map(|p| p.name.clone())
+            .collect()
+    }
+
     /// True if `name` has a live direct session.
     pub fn is_alive(&self, name: &str) -> bool {
         self.peers.get(name).is_some_and(|p| p.alive)
@@ -661,12 +670,7 @@ impl Node {
         }
         if now >= self.next_gossip {
             self.next_gossip = now + self.config.gossip_interval;
-            let alive: Vec<String> = self
-                .peers
-                .values()
-                .filter(|p| p.alive)
-                .map(|p| p.name.clone())
-                .collect();
+            let alive = self.alive_peer_names();
             for name in alive {
                 self.send_digest(now, &name);
             }
@@ -924,12 +928,7 @@ impl Node {
     /// Graceful stop: tell every live peer we leave, and stop initiating.
     pub fn shutdown(&mut self, now: Instant) {
         self.shutting_down = true;
-        let alive: Vec<String> = self
-            .peers
-            .values()
-            .filter(|p| p.alive)
-            .map(|p| p.name.clone())
-            .collect();
+        let alive = self.alive_peer_names();
         for name in alive {
             self.send_message(&name, &Message::Goodbye);
         }
