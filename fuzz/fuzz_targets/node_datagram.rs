@@ -18,6 +18,7 @@ use meshd::wire::{Message, Neighbour, NodeRecord};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::net::SocketAddr;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 const WALL_NS: u64 = 1_800_000_000_000_000_000;
@@ -31,6 +32,22 @@ const MAX_OPS: usize = 256;
 
 fn key(seed: u64) -> PrivateKey {
     PrivateKey::generate(&mut ChaCha8Rng::seed_from_u64(seed))
+}
+
+/// The harness's keys, made once (key generation dominates a short input).
+struct Keys {
+    alpha: PrivateKey,
+    beta: PrivateKey,
+    gamma: PrivateKey,
+}
+
+fn keys() -> &'static Keys {
+    static KEYS: OnceLock<Keys> = OnceLock::new();
+    KEYS.get_or_init(|| Keys {
+        alpha: key(ALPHA_SEED),
+        beta: key(BETA_SEED),
+        gamma: key(GAMMA_SEED),
+    })
 }
 
 fn addr(last: u8, port: u16) -> SocketAddr {
@@ -68,9 +85,9 @@ impl Input<'_> {
 struct Harness {
     now: Instant,
     node: Node,
-    alpha: PrivateKey,
-    beta: PrivateKey,
-    gamma: PrivateKey,
+    alpha: &'static PrivateKey,
+    beta: &'static PrivateKey,
+    gamma: &'static PrivateKey,
     beta_rng: ChaCha8Rng,
     beta_ts: u64,
     beta_pending: Vec<InitiatorState>,
@@ -82,17 +99,18 @@ struct Harness {
 impl Harness {
     fn new() -> Harness {
         let now = Instant::now();
-        let beta = key(BETA_SEED);
+        let keys = keys();
         let mut config = NodeConfig::new("alpha");
         config.advertised_addresses = vec![addr(1, 655)];
         config.connect_to = vec!["beta".to_string()];
         let hosts = vec![KnownHost {
             name: "beta".to_string(),
-            public_key: Some(beta.public()),
+            public_key: Some(keys.beta.public()),
             addresses: vec![addr(2, 655)],
         }];
         let node = Node::new(
             config,
+            // The node's own copy: `Node::new` takes the key by value.
             key(ALPHA_SEED),
             hosts,
             now,
@@ -102,9 +120,9 @@ impl Harness {
         let mut h = Harness {
             now,
             node,
-            alpha: key(ALPHA_SEED),
-            beta,
-            gamma: key(GAMMA_SEED),
+            alpha: &keys.alpha,
+            beta: &keys.beta,
+            gamma: &keys.gamma,
             beta_rng: ChaCha8Rng::seed_from_u64(0xbe7a),
             beta_ts: WALL_NS,
             beta_pending: Vec::new(),
@@ -153,7 +171,7 @@ impl Harness {
         self.beta_ts += u64::from(delta);
         let index = self.beta_ts as u32 | 1;
         let Ok((state, init)) = initiate(
-            &self.beta,
+            self.beta,
             "beta",
             "alpha",
             *self.alpha.public().as_bytes(),
@@ -189,7 +207,7 @@ impl Harness {
                 };
                 let index = verified.initiator_index().rotate_left(7) | 2;
                 if let Ok((session, response)) =
-                    verified.respond(&self.beta, index, &mut self.beta_rng, self.now)
+                    verified.respond(self.beta, index, &mut self.beta_rng, self.now)
                 {
                     self.add_beta_session(session);
                     self.feed(from, &response);
@@ -254,9 +272,9 @@ impl Harness {
         let names = ["gamma", "beta", "alpha", "delta"];
         let name = names[usize::from(sel % 4)];
         let signer = match (name, sel & 0x10 != 0) {
-            ("alpha", false) => &self.alpha,
-            ("beta", false) => &self.beta,
-            _ => &self.gamma,
+            ("alpha", false) => self.alpha,
+            ("beta", false) => self.beta,
+            _ => self.gamma,
         };
         let naddr = input.byte_or(0) % 3;
         let addresses = (0..naddr).map(|_| addr(input.byte_or(9), 655)).collect();
