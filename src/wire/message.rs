@@ -92,6 +92,12 @@ impl<'a> Message<'a> {
             }
             kind::GOSSIP => {
                 let count = r.u16("record count")? as usize;
+                if count > MAX_ITEMS {
+                    return Err(WireError::Invalid {
+                        field: "record count",
+                        reason: "more than 4096",
+                    });
+                }
                 let mut records = Vec::with_capacity(count.min(64));
                 for _ in 0..count {
                     records.push(NodeRecord::read(&mut r)?);
@@ -100,6 +106,12 @@ impl<'a> Message<'a> {
             }
             kind::DIGEST => {
                 let count = r.u16("digest count")? as usize;
+                if count > MAX_ITEMS {
+                    return Err(WireError::Invalid {
+                        field: "digest count",
+                        reason: "more than 4096",
+                    });
+                }
                 let mut entries = Vec::with_capacity(count.min(256));
                 for _ in 0..count {
                     entries.push(DigestEntry {
