@@ -88,11 +88,16 @@ pub const TINC_HOST_VARIABLES: &[&str] = &[
 
 /// Variables that only meshd understands.
 pub const MESHD_VARIABLES: &[&str] = &[
+    "AnswerARP",
+    "ARPExpire",
     "DeadInterval",
     "HelloInterval",
+    "InterfaceMTU",
     "MACTableMax",
+    "MACTableMaxPerNode",
     "MetricsAddress",
     "RekeyPackets",
+    "ScriptTimeout",
     "StoreLearnedHosts",
     "VirtualIP",
     "VirtualMAC",

@@ -16,6 +16,16 @@ use super::ConfigError;
 
 /// Default `MACExpire`.
 pub const DEFAULT_MAC_EXPIRE: Duration = Duration::from_secs(600);
+/// Default `MACTableMax`: most learned MAC addresses in all.
+pub const DEFAULT_MAC_TABLE_MAX: usize = 65536;
+/// Default `MACTableMaxPerNode`: most learned MAC addresses behind one node.
+pub const DEFAULT_MAC_TABLE_MAX_PER_NODE: usize = 4096;
+/// Default `ARPExpire`: how long a learned IP-to-MAC binding is used to answer ARP/ND.
+pub const DEFAULT_ARP_EXPIRE: Duration = Duration::from_secs(300);
+/// Default `InterfaceMTU`: a 1500-byte underlay (IPv4 or IPv6) carries these frames whole.
+pub const DEFAULT_INTERFACE_MTU: u32 = 1400;
+/// Default `ScriptTimeout`: a script running longer is killed.
+pub const DEFAULT_SCRIPT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default `HelloInterval` (meshd's failure-detection hello period).
 pub const DEFAULT_HELLO_INTERVAL: Duration = Duration::from_millis(100);
 /// Default `DeadInterval` (peer declared dead after this long without hellos).
@@ -68,6 +78,22 @@ pub struct ServerConfig {
     pub bind_to_address: Vec<BindAddress>,
     /// `MACExpire` (default 600 s).
     pub mac_expire: Duration,
+    /// `MACTableMax`.
+    pub mac_table_max: usize,
+    /// `MACTableMaxPerNode`.
+    pub mac_table_max_per_node: usize,
+    /// `ARPExpire`.
+    pub arp_expire: Duration,
+    /// `AnswerARP`: answer ARP/ND from the local TAP out of the learned table.
+    pub answer_arp: bool,
+    /// `InterfaceMTU`: the MTU meshd sets on the TAP device.
+    pub interface_mtu: u32,
+    /// `ScriptTimeout`.
+    pub script_timeout: Duration,
+    /// `ScriptsInterpreter`.
+    pub scripts_interpreter: Option<String>,
+    /// `ScriptsExtension`.
+    pub scripts_extension: String,
     /// `HelloInterval` (default 100 ms).
     pub hello_interval: Duration,
     /// `DeadInterval` (default 300 ms), always greater than `hello_interval`.
@@ -222,6 +248,13 @@ fn positive_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+fn positive_count(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n > 0 && s.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
+        _ => Err(format!("'{s}' is not a positive count")),
+    }
+}
+
 fn node_name(s: &str) -> Result<String, String> {
     if valid_node_name(s) {
         Ok(s.to_string())
@@ -292,6 +325,29 @@ pub(super) fn build_server_config(
     let bind_to_address = v.all("BindToAddress", str::parse)?;
     let mac_expire = v.get_or("MACExpire", DEFAULT_MAC_EXPIRE, positive_duration)?;
 
+    let mac_table_max = v.get_or("MACTableMax", DEFAULT_MAC_TABLE_MAX, positive_count)?;
+    let mac_table_max_per_node = v.get_or(
+        "MACTableMaxPerNode",
+        DEFAULT_MAC_TABLE_MAX_PER_NODE,
+        positive_count,
+    )?;
+    let arp_expire = v.get_or("ARPExpire", DEFAULT_ARP_EXPIRE, positive_duration)?;
+    let answer_arp = v.get_or("AnswerARP", true, parse_bool)?;
+    let interface_mtu = v.get_or("InterfaceMTU", DEFAULT_INTERFACE_MTU, |s| {
+        match s.parse::<u32>() {
+            Ok(n) if (576..=65535).contains(&n) => Ok(n),
+            _ => Err(format!("'{s}' is not an MTU between 576 and 65535")),
+        }
+    })?;
+    let script_timeout = v.get_or("ScriptTimeout", DEFAULT_SCRIPT_TIMEOUT, positive_duration)?;
+    let scripts_interpreter = v
+        .get("ScriptsInterpreter", |s| Ok(s.to_string()))?
+        .map(|(s, _)| s);
+    let scripts_extension = v
+        .get("ScriptsExtension", |s| Ok(s.to_string()))?
+        .map(|(s, _)| s)
+        .unwrap_or_default();
+
     let hello = v.get("HelloInterval", positive_duration)?;
     let dead = v.get("DeadInterval", positive_duration)?;
     let hello_interval = hello.as_ref().map_or(DEFAULT_HELLO_INTERVAL, |(d, _)| *d);
@@ -361,6 +417,14 @@ pub(super) fn build_server_config(
         address_family,
         bind_to_address,
         mac_expire,
+        mac_table_max,
+        mac_table_max_per_node,
+        arp_expire,
+        answer_arp,
+        interface_mtu,
+        script_timeout,
+        scripts_interpreter,
+        scripts_extension,
         hello_interval,
         dead_interval,
         ping_interval,

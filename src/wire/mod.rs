@@ -6,10 +6,12 @@
 //! of them are fuzzed (see `fuzz/`). The formats are specified in
 //! `proto/PROTOCOL.md`.
 
+pub mod extension;
 pub mod message;
 pub mod reader;
 pub mod record;
 
+pub use extension::{ExtensionItem, VipItem};
 pub use message::{Digest, DigestEntry, Hello, Message};
 pub use record::{Neighbour, NodeRecord};
 

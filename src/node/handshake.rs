@@ -1,0 +1,232 @@
+//! Sessions: answering and starting handshakes, installing the resulting
+//! sessions, and choosing which one carries traffic to each peer.
+
+use super::*;
+
+impl Node {
+    pub(super) fn session_policy(&self) -> SessionPolicy {
+        let rekey = self.config.rekey_after_time;
+        SessionPolicy {
+            rekey_after_packets: self.config.rekey_after_packets,
+            rekey_after_time: rekey,
+            // Long enough for the rekey to happen even with a lossy handshake.
+            reject_after_time: rekey + (rekey / 2).max(Duration::from_secs(60)),
+            replay_window: u64::from(self.config.replay_window),
+        }
+    }
+
+    /// Wall-clock nanoseconds at `now` (for handshake timestamps), strictly increasing.
+    pub(super) fn wall_ns(&self, now: Instant) -> u64 {
+        let since = now.saturating_duration_since(self.start).as_nanos() as u64;
+        self.wall_ns_at_start.saturating_add(since)
+    }
+
+    pub(super) fn fresh_index(&mut self) -> u32 {
+        loop {
+            let idx = self.rng.next_u32();
+            if idx != 0 && !self.sessions.contains_key(&idx) && !self.pending.contains_key(&idx) {
+                return idx;
+            }
+        }
+    }
+
+    pub(super) fn on_handshake_init(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        if self.shutting_down {
+            return;
+        }
+        if !self.limiter.allow(from.ip(), now) {
+            self.drops.rate_limited += 1;
+            return;
+        }
+        let peers = &self.peers;
+        let lookup = |name: &str| peers.get(name).and_then(|p| p.key).map(|k| *k.as_bytes());
+        let verified = match crypto::verify_init(&self.config.name, datagram, lookup) {
+            Ok(v) => v,
+            Err(err) => {
+                self.drops.bad_handshake += 1;
+                tracing::warn!(%from, %err, "refused handshake");
+                return;
+            }
+        };
+        let initiator = verified.initiator_name().to_string();
+        // Both sides initiated at once: the node with the smaller name keeps its
+        // own attempt and ignores the other's, so both end on the same session.
+        if self.config.name.as_str() < initiator.as_str()
+            && self.pending.values().any(|p| p.peer == initiator)
+        {
+            tracing::debug!(peer = %initiator, "handshake collision: keeping our own attempt");
+            return;
+        }
+        let Some(peer) = self.peers.get_mut(&initiator) else {
+            self.drops.bad_handshake += 1;
+            return;
+        };
+        if !peer.timestamp_guard.accept(verified.timestamp_ns()) {
+            self.drops.bad_handshake += 1;
+            peer.stats.handshake_failures += 1;
+            tracing::warn!(peer = %peer.name, %from, "refused replayed handshake initiation");
+            return;
+        }
+        let name = peer.name.clone();
+        // Its newer attempt supersedes its older ones: it keeps only the newest.
+        self.pending.retain(|_, p| p.peer != name);
+        self.sessions.retain(|_, s| s.peer != name || s.confirmed);
+        let index = self.fresh_index();
+        let (session, response) = match verified.respond(&self.identity, index, &mut self.rng, now)
+        {
+            Ok(ok) => ok,
+            Err(err) => {
+                self.drops.bad_handshake += 1;
+                tracing::warn!(peer = %name, %from, %err, "refused handshake");
+                return;
+            }
+        };
+        let session = session.with_policy(self.session_policy());
+        tracing::debug!(peer = %name, %from, "answered handshake");
+        self.insert_session(now, name, index, session, false);
+        self.transmits.push_back(Transmit {
+            destination: from,
+            payload: response,
+        });
+    }
+
+    pub(super) fn on_handshake_response(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        let Ok(response) = crypto::HandshakeResponse::parse(datagram) else {
+            self.drops.malformed += 1;
+            return;
+        };
+        let receiver = response.receiver_index;
+        let policy = self.session_policy();
+        let Some(pending) = self.pending.get_mut(&receiver) else {
+            self.drops.bad_handshake += 1;
+            return;
+        };
+        let index = pending.state.sender_index();
+        let peer_name = pending.peer.clone();
+        // A forged response leaves the attempt intact for the genuine one.
+        match pending.state.complete(datagram, now) {
+            Ok(session) => {
+                self.pending.remove(&receiver);
+                let session = session.with_policy(policy);
+                let name = peer_name;
+                self.insert_session(now, name.clone(), index, session, true);
+                self.promote(now, &name, index, from);
+                // Key confirmation for the responder, and first sign of life.
+                self.send_hello(now, &name, 0);
+            }
+            Err(err) => {
+                self.drops.bad_handshake += 1;
+                if let Some(p) = self.peers.get_mut(&peer_name) {
+                    p.stats.handshake_failures += 1;
+                }
+                tracing::warn!(peer = %peer_name, %from, %err, "refused handshake response");
+            }
+        }
+    }
+
+    pub(super) fn insert_session(
+        &mut self,
+        now: Instant,
+        peer: String,
+        index: u32,
+        session: Session,
+        confirmed: bool,
+    ) {
+        // Bound the sessions one peer can hold: drop its oldest non-sending ones.
+        let send_index = self.peers.get(&peer).and_then(|p| p.send_index);
+        let mut mine: Vec<(u32, Instant)> = self
+            .sessions
+            .iter()
+            .filter(|(i, s)| s.peer == peer && Some(**i) != send_index)
+            .map(|(i, s)| (*i, s.session.created()))
+            .collect();
+        if mine.len() + 2 > MAX_SESSIONS_PER_PEER {
+            mine.sort_by_key(|(_, created)| *created);
+            let excess = mine.len() + 2 - MAX_SESSIONS_PER_PEER;
+            for (i, _) in mine.iter().take(excess) {
+                self.sessions.remove(i);
+            }
+        }
+        let retire_at = if confirmed {
+            None
+        } else {
+            Some(now + HANDSHAKE_TIMEOUT)
+        };
+        self.sessions.insert(
+            index,
+            SessionSlot {
+                peer,
+                session,
+                confirmed,
+                retire_at,
+            },
+        );
+    }
+
+    /// Makes session `index` the one used to send to `name`, and notes life.
+    pub(super) fn promote(&mut self, now: Instant, name: &str, index: u32, from: SocketAddr) {
+        let Some(peer) = self.peers.get_mut(name) else {
+            return;
+        };
+        if let Some(old) = peer.send_index.replace(index) {
+            if old != index {
+                if let Some(slot) = self.sessions.get_mut(&old) {
+                    slot.retire_at = Some(now + SESSION_GRACE);
+                }
+            }
+        }
+        if let Some(slot) = self.sessions.get_mut(&index) {
+            slot.retire_at = None;
+        }
+        peer.stats.handshakes += 1;
+        peer.attempts = 0;
+        self.note_life(now, name, from);
+    }
+
+    pub(super) fn start_handshake(&mut self, now: Instant, name: &str) {
+        let observed = self.observed_endpoints(name);
+        let Some(peer) = self.peers.get_mut(name) else {
+            return;
+        };
+        let Some(key) = peer.key else { return };
+        let candidates = peer.candidate_addresses(&observed, MAX_CANDIDATES);
+        peer.next_handshake = now + peer.retry_delay(self.config.handshake_retry_max);
+        peer.attempts = peer.attempts.saturating_add(1);
+        if candidates.is_empty() {
+            return;
+        }
+        let index = self.fresh_index();
+        let timestamp = self.wall_ns(now);
+        let (state, init) = match crypto::initiate(
+            &self.identity,
+            &self.config.name,
+            name,
+            *key.as_bytes(),
+            index,
+            timestamp,
+            &mut self.rng,
+        ) {
+            Ok(ok) => ok,
+            Err(err) => {
+                tracing::warn!(peer = %name, %err, "cannot start a handshake");
+                return;
+            }
+        };
+        // Only the newest attempt per peer is kept.
+        self.pending.retain(|_, p| p.peer != name);
+        self.pending.insert(
+            index,
+            Pending {
+                peer: name.to_string(),
+                state,
+                sent_at: now,
+            },
+        );
+        for destination in candidates {
+            self.transmits.push_back(Transmit {
+                destination,
+                payload: init.clone(),
+            });
+        }
+    }
+}

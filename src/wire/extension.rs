@@ -1,0 +1,229 @@
+//! The items a node record's extension carries: its subnets and its VIPs,
+//! as a list of type-length-value items (unknown types are skipped, so later
+//! versions can add items without breaking v1 readers).
+
+use super::reader::Reader;
+use super::WireError;
+
+/// Item type of a subnet in tinc's text form (`02:00:00:00:00:0a`, `10.1.1.0/24#5`).
+pub const ITEM_SUBNET: u8 = 0x01;
+/// Item type of a served VIP (see [`VipItem`]).
+pub const ITEM_VIP: u8 = 0x02;
+/// Most items one record may carry.
+pub const MAX_ITEMS: usize = 256;
+/// Longest subnet text.
+pub const MAX_SUBNET_TEXT: usize = 64;
+
+/// A VIP its origin offers (or withdraws) in its record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VipItem {
+    /// The address (4 or 16 bytes on the wire).
+    pub address: std::net::IpAddr,
+    /// Prefix length of the VIP's subnet (informational).
+    pub prefix_len: u8,
+    /// Lower weights win; equal weights share.
+    pub weight: u32,
+    /// The virtual MAC every node answers ARP with.
+    pub virtual_mac: [u8; 6],
+    /// Bit 0: offered (healthy and serving); clear = withdrawn.
+    pub flags: u8,
+}
+
+impl VipItem {
+    /// Flag: the origin serves this VIP now.
+    pub const OFFERED: u8 = 0x01;
+
+    /// True if the origin currently serves it.
+    pub fn is_offered(&self) -> bool {
+        self.flags & Self::OFFERED != 0
+    }
+}
+
+/// One item of a record extension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExtensionItem {
+    /// A static subnet of the origin, in tinc's text form.
+    Subnet(String),
+    /// A VIP the origin serves or has withdrawn.
+    Vip(VipItem),
+}
+
+/// Encodes items as the extension bytes of a record.
+pub fn encode_extension(items: &[ExtensionItem]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for item in items.iter().take(MAX_ITEMS) {
+        let mut value = Vec::new();
+        let ty = match item {
+            ExtensionItem::Subnet(text) => {
+                let bytes = text.as_bytes();
+                value.extend_from_slice(&bytes[..bytes.len().min(MAX_SUBNET_TEXT)]);
+                ITEM_SUBNET
+            }
+            ExtensionItem::Vip(vip) => {
+                match vip.address {
+                    std::net::IpAddr::V4(a) => value.extend_from_slice(&a.octets()),
+                    std::net::IpAddr::V6(a) => value.extend_from_slice(&a.octets()),
+                }
+                value.push(vip.prefix_len);
+                value.extend_from_slice(&vip.weight.to_be_bytes());
+                value.extend_from_slice(&vip.virtual_mac);
+                value.push(vip.flags);
+                ITEM_VIP
+            }
+        };
+        out.push(ty);
+        out.extend_from_slice(&(value.len() as u16).to_be_bytes());
+        out.extend_from_slice(&value);
+    }
+    out
+}
+
+/// Decodes extension bytes; unknown item types are skipped.
+pub fn decode_extension(bytes: &[u8]) -> Result<Vec<ExtensionItem>, WireError> {
+    let mut r = Reader::new(bytes);
+    let mut items = Vec::new();
+    while r.remaining() > 0 {
+        let ty = r.u8("extension item type")?;
+        let len = r.u16("extension item length")? as usize;
+        let value = r.bytes(len, "extension item value")?;
+        if items.len() >= MAX_ITEMS {
+            return Err(WireError::Invalid {
+                field: "extension",
+                reason: "more than 256 items",
+            });
+        }
+        match ty {
+            ITEM_SUBNET => {
+                if value.is_empty() || value.len() > MAX_SUBNET_TEXT {
+                    return Err(WireError::Invalid {
+                        field: "subnet item",
+                        reason: "empty or longer than 64 bytes",
+                    });
+                }
+                let text = std::str::from_utf8(value).map_err(|_| WireError::Invalid {
+                    field: "subnet item",
+                    reason: "not UTF-8",
+                })?;
+                items.push(ExtensionItem::Subnet(text.to_string()));
+            }
+            ITEM_VIP => items.push(ExtensionItem::Vip(decode_vip(value)?)),
+            _ => {}
+        }
+    }
+    Ok(items)
+}
+
+fn decode_vip(value: &[u8]) -> Result<VipItem, WireError> {
+    let mut r = Reader::new(value);
+    let address = match value.len() {
+        16 => {
+            let a = r.array::<4>("VIP address")?;
+            std::net::IpAddr::from(a)
+        }
+        28 => {
+            let a = r.array::<16>("VIP address")?;
+            std::net::IpAddr::from(a)
+        }
+        _ => {
+            return Err(WireError::Invalid {
+                field: "VIP item",
+                reason: "length is neither 16 (IPv4) nor 28 (IPv6)",
+            })
+        }
+    };
+    let prefix_len = r.u8("VIP prefix length")?;
+    let max_prefix = if address.is_ipv4() { 32 } else { 128 };
+    if prefix_len > max_prefix {
+        return Err(WireError::Invalid {
+            field: "VIP prefix length",
+            reason: "longer than the address",
+        });
+    }
+    let weight = r.u32("VIP weight")?;
+    let virtual_mac = r.array::<6>("VIP virtual MAC")?;
+    if virtual_mac[0] & 1 != 0 {
+        return Err(WireError::Invalid {
+            field: "VIP virtual MAC",
+            reason: "multicast",
+        });
+    }
+    let flags = r.u8("VIP flags")?;
+    r.finish()?;
+    Ok(VipItem {
+        address,
+        prefix_len,
+        weight,
+        virtual_mac,
+        flags,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Vec<ExtensionItem> {
+        vec![
+            ExtensionItem::Subnet("02:00:00:00:00:0a".into()),
+            ExtensionItem::Subnet("10.1.1.0/24#5".into()),
+            ExtensionItem::Vip(VipItem {
+                address: "10.1.1.10".parse().unwrap(),
+                prefix_len: 24,
+                weight: 10,
+                virtual_mac: [0x02, 0x6d, 0x65, 0x0a, 0x01, 0x01],
+                flags: VipItem::OFFERED,
+            }),
+            ExtensionItem::Vip(VipItem {
+                address: "2001:db8::10".parse().unwrap(),
+                prefix_len: 64,
+                weight: 0,
+                virtual_mac: [0x02, 0x6d, 0x65, 0, 0, 0x10],
+                flags: 0,
+            }),
+        ]
+    }
+
+    #[test]
+    fn items_round_trip() {
+        let bytes = encode_extension(&sample());
+        assert_eq!(decode_extension(&bytes).unwrap(), sample());
+        assert_eq!(decode_extension(&[]).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn unknown_items_are_skipped() {
+        let mut bytes = vec![0x7f, 0, 3, 1, 2, 3];
+        bytes.extend(encode_extension(&sample()[..1]));
+        assert_eq!(decode_extension(&bytes).unwrap(), sample()[..1].to_vec());
+    }
+
+    #[test]
+    fn every_truncation_is_an_error() {
+        let bytes = encode_extension(&sample());
+        let mut boundaries = vec![];
+        let mut at = 0;
+        while at < bytes.len() {
+            boundaries.push(at);
+            at += 3 + u16::from_be_bytes([bytes[at + 1], bytes[at + 2]]) as usize;
+        }
+        for len in 0..bytes.len() {
+            if boundaries.contains(&len) {
+                continue;
+            }
+            assert!(decode_extension(&bytes[..len]).is_err(), "len {len}");
+        }
+    }
+
+    #[test]
+    fn bad_vips_are_refused() {
+        let mut vip = encode_extension(&sample()[2..3]);
+        vip[3 + 4] = 33; // prefix longer than an IPv4 address
+        assert!(decode_extension(&vip).is_err());
+        let mut vip = encode_extension(&sample()[2..3]);
+        vip[3 + 4 + 1 + 4] = 0x01; // multicast virtual MAC
+        assert!(decode_extension(&vip).is_err());
+        assert!(decode_extension(&[ITEM_VIP, 0, 2, 1, 2]).is_err());
+        assert!(decode_extension(&[ITEM_SUBNET, 0, 0]).is_err());
+        assert!(decode_extension(&[ITEM_SUBNET, 0, 2, 0xff, 0xfe]).is_err());
+    }
+}
