@@ -50,7 +50,7 @@ pub fn start(netdir: &NetDir, args: &StartArgs) -> Result<i32> {
             Some(path) => logging::to_file(path, args.debug)?,
             None => logging::to_stderr(args.debug),
         }
-        crate::driver::run(netdir.clone())?;
+        crate::driver::run(netdir.clone(), args.debug.unwrap_or(1))?;
         return Ok(0);
     }
     let logfile = args.logfile.clone().unwrap_or_else(|| netdir.logfile());
@@ -76,7 +76,8 @@ pub fn start(netdir: &NetDir, args: &StartArgs) -> Result<i32> {
         });
     }
     let mut child = cmd.spawn().context("cannot start the daemon process")?;
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // Generous: tinc-up runs before the daemon answers.
+    let deadline = Instant::now() + Duration::from_secs(45);
     loop {
         if let Ok(Response::Pid { pid }) = ask(netdir, &Request::Pid) {
             eprintln!(
@@ -104,7 +105,7 @@ pub fn start(netdir: &NetDir, args: &StartArgs) -> Result<i32> {
         }
         if Instant::now() > deadline {
             bail!(
-                "the daemon did not answer within 10 s; see {}",
+                "the daemon did not answer within 45 s; see {}",
                 logfile.display()
             );
         }
@@ -135,7 +136,8 @@ pub fn stop(netdir: &NetDir) -> Result<i32> {
             }
         }
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // Generous: tinc-up runs before the daemon answers.
+    let deadline = Instant::now() + Duration::from_secs(45);
     while pidfile.exists() && Instant::now() < deadline {
         if signalled.is_some_and(|pid| !process_alive(pid)) {
             // It died without cleaning up: the files are stale.

@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use std::fmt::Write as _;
 use std::time::Duration;
 
-fn ask(netdir: &NetDir, req: &Request) -> Result<Option<Response>> {
+pub(super) fn ask(netdir: &NetDir, req: &Request) -> Result<Option<Response>> {
     match request(
         &netdir.pidfile(),
         &netdir.control_socket(),
@@ -71,15 +71,16 @@ pub fn dump(netdir: &NetDir, what: &[String], json: bool) -> Result<i32> {
             Some(other) => bail!("unexpected answer: {other:?}"),
             None => Ok(1),
         },
+        ["subnets"] => super::subnets::dump_subnets(netdir, json),
         ["reachable", _] => bail!("'reachable' only goes with 'nodes'"),
         _ => bail!(
-            "unknown dump type '{}': use nodes, reachable nodes, edges or connections",
+            "unknown dump type '{}': use nodes, reachable nodes, edges, connections or subnets",
             what.join(" ")
         ),
     }
 }
 
-fn print_out<T: serde::Serialize>(
+pub(super) fn print_out<T: serde::Serialize>(
     json: bool,
     value: &T,
     text: impl FnOnce(&mut String),
@@ -208,15 +209,23 @@ pub fn format_info(n: &NodeStatus) -> String {
         edges.push_str(e);
     }
     let _ = writeln!(s, "{edges}");
-    let _ = writeln!(s, "Subnets:     ");
+    let mut subnets = String::from("Subnets:     ");
+    for sub in &n.subnets {
+        subnets.push(' ');
+        subnets.push_str(sub);
+    }
+    let _ = writeln!(s, "{subnets}");
     let _ = writeln!(s, "Key:          {}", n.key_source);
     s
 }
 
-/// `meshd info NODE [--json]`.
+/// `meshd info NODE|ADDRESS [--json]`.
 pub fn info(netdir: &NetDir, node: &str, json: bool) -> Result<i32> {
     if !crate::config::valid_node_name(node) {
-        eprintln!("Argument is not a node name.");
+        if node.contains(['.', ':']) {
+            return super::subnets::info_address(netdir, node, json);
+        }
+        eprintln!("Argument is not a node name, subnet or address.");
         return Ok(1);
     }
     let Some(list) = nodes(netdir)? else {

@@ -3,6 +3,7 @@
 mod daemon;
 mod dump;
 mod init;
+mod subnets;
 pub mod logging;
 
 use crate::config::NetDir;
@@ -40,6 +41,8 @@ Examples:
   meshd -c /tmp/a start                    run in the background (log: DIR/meshd.log)
   meshd -c /tmp/a dump nodes               every node known, one line each (--json for JSON)
   meshd -c /tmp/a info beta                one node in detail
+  meshd -c /tmp/a dump subnets             static subnets, learned MACs and IP bindings
+  meshd -c /tmp/a info 10.1.1.2            which node has that address (also a MAC)
   meshd -c /tmp/a reload | stop | restart";
 
 /// The commands.
@@ -63,7 +66,8 @@ pub enum Command {
     Reload,
     /// Print the daemon's process ID.
     Pid,
-    /// Show the daemon's view: `dump nodes`, `dump reachable nodes`, `dump edges`, `dump connections`.
+    /// Show the daemon's view: `dump nodes`, `dump reachable nodes`, `dump edges`,
+    /// `dump connections`, `dump subnets` (static subnets, learned MACs, learned IP bindings).
     Dump {
         /// What to dump.
         #[arg(required = true, num_args = 1..=2, value_name = "WHAT")]
@@ -72,9 +76,10 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Show one node in detail.
+    /// Show one node in detail, or who owns a MAC or an IP address (`info 10.1.1.2`).
     Info {
-        /// Node name.
+        /// Node name, MAC address, IP address, or subnet (`10.1.1.0/24`, `10.1.1.2#5`).
+        #[arg(value_name = "NODE|ADDRESS")]
         node: String,
         /// Print JSON.
         #[arg(long)]

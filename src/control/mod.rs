@@ -5,7 +5,7 @@
 pub mod client;
 pub mod pidfile;
 
-use crate::node::status::{ConnectionStatus, EdgeStatus, NodeStatus};
+use crate::node::status::{ConnectionStatus, EdgeStatus, NodeStatus, SubnetStatus};
 use serde::{Deserialize, Serialize};
 
 /// Version of this control protocol; bumped on incompatible changes.
@@ -21,6 +21,8 @@ pub enum Request {
     DumpEdges,
     /// `dump connections`.
     DumpConnections,
+    /// `dump subnets` (and `info ADDRESS`).
+    DumpSubnets,
     /// `stop`: graceful shutdown.
     Stop,
     /// `reload`: reread the network directory.
@@ -65,6 +67,11 @@ pub enum Response {
     Connections {
         /// One entry per peer session.
         connections: Vec<ConnectionStatus>,
+    },
+    /// `dump subnets`.
+    Subnets {
+        /// Sorted as tinc sorts them.
+        subnets: Vec<SubnetStatus>,
     },
     /// `pid`.
     Pid {

@@ -3,7 +3,10 @@
 //! what it asks for.
 
 mod control_server;
+mod hooks;
+pub mod scripts;
 pub mod setup;
+pub mod tap;
 mod udp;
 
 use crate::config::NetDir;
@@ -11,28 +14,38 @@ use crate::control::pidfile::{new_cookie, PidFile};
 use crate::control::{Request, Response};
 use crate::keys::PrivateKey;
 use crate::node::{Event, Node};
+use scripts::{ScriptEnv, ScriptRequest, ScriptRunner};
 use anyhow::{Context, Result};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::signal::unix::{signal, SignalKind};
 
 /// Runs the daemon in the current process until it is told to stop.
-pub fn run(netdir: NetDir) -> Result<()> {
+/// `debug` is the log level, passed to scripts as `DEBUG`.
+pub fn run(netdir: NetDir, debug: u8) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
-    runtime.block_on(run_async(netdir))
+    runtime.block_on(run_async(netdir, debug))
 }
+
+/// Frames read from the TAP in one go before other inputs get a turn.
+const TAP_BATCH: usize = 64;
 
 struct Daemon {
     netdir: NetDir,
     setup: setup::Setup,
     node: Node,
     udp: udp::Udp,
+    tap: tap::Tap,
+    scripts: ScriptRunner,
     buf: Vec<u8>,
+    tap_buf: Vec<u8>,
+    /// Frames the TAP refused because its queue was full.
+    tap_write_drops: u64,
 }
 
-async fn run_async(netdir: NetDir) -> Result<()> {
+async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
     let setup = setup::load(&netdir)?;
     for w in &setup.warnings {
         tracing::warn!("{w}");
@@ -56,6 +69,28 @@ async fn run_async(netdir: NetDir) -> Result<()> {
             netdir.root.display()
         );
     }
+    let tap = tap::Tap::open(&setup.interface, setup.interface_mtu).with_context(|| {
+        format!(
+            "cannot create the TAP device {} (set Interface to choose another name)",
+            setup.interface
+        )
+    })?;
+    tracing::info!(interface = %tap.name(), mtu = tap.mtu(), "TAP device ready");
+    let scripts = ScriptRunner::spawn(
+        netdir.root.clone(),
+        ScriptEnv {
+            netname: netdir.netname.clone(),
+            name: setup.node.name.clone(),
+            device: "/dev/net/tun".into(),
+            interface: tap.name().to_string(),
+            debug,
+            interpreter: setup.scripts_interpreter.clone(),
+            extension: setup.scripts_extension.clone(),
+        },
+        setup.script_timeout,
+    );
+    // tinc-up configures the interface; the daemon is ready only once it has run.
+    scripts.run_now(ScriptRequest::new("tinc-up")).await;
     let cookie = new_cookie();
     let mut control = control_server::spawn(&socket_path, cookie.clone())?;
     PidFile {
@@ -84,7 +119,11 @@ async fn run_async(netdir: NetDir) -> Result<()> {
         setup,
         node,
         udp,
+        tap,
+        scripts,
         buf: vec![0u8; 65536],
+        tap_buf: vec![0u8; 65536],
+        tap_write_drops: 0,
     };
     let mut sigterm = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("SIGINT handler")?;
@@ -125,6 +164,13 @@ async fn run_async(netdir: NetDir) -> Result<()> {
                 }
                 d.drain_socket();
             }
+            r = d.tap.recv(&mut d.tap_buf) => {
+                match r {
+                    Ok(n) => d.node.handle_frame(Instant::now(), &d.tap_buf[..n]),
+                    Err(err) => tracing::debug!(%err, "TAP read error"),
+                }
+                d.drain_tap();
+            }
             Some((req, reply)) = control.recv() => {
                 if req == Request::Stop {
                     stop_reply = Some(reply);
@@ -157,10 +203,15 @@ async fn run_async(netdir: NetDir) -> Result<()> {
     }
     d.node.shutdown(Instant::now());
     d.flush().await;
+    // host-down and subnet-down for everything, then tinc-down, before the TAP goes.
+    d.scripts.run_now(ScriptRequest::new("tinc-down")).await;
     // Release the UDP port before the pidfile goes: `stop` returns when the pidfile
     // is gone, and `restart` binds the same port right after.
-    let Daemon { netdir, udp, .. } = d;
+    let Daemon {
+        netdir, udp, tap, ..
+    } = d;
     drop(udp);
+    drop(tap);
     let _ = std::fs::remove_file(netdir.control_socket());
     let _ = std::fs::remove_file(netdir.pidfile());
     tracing::info!("meshd stopped");
@@ -190,11 +241,35 @@ impl Daemon {
         }
     }
 
+    /// Hands frames already waiting on the TAP to the core (a bounded batch).
+    fn drain_tap(&mut self) {
+        for _ in 0..TAP_BATCH {
+            match self.tap.try_recv(&mut self.tap_buf) {
+                Ok(Some(n)) => self.node.handle_frame(Instant::now(), &self.tap_buf[..n]),
+                Ok(None) => break,
+                Err(err) => {
+                    tracing::debug!(%err, "TAP read error");
+                    break;
+                }
+            }
+        }
+    }
+
     /// Sends what the core queued and acts on its events.
     async fn flush(&mut self) {
         while let Some(t) = self.node.poll_transmit() {
             if let Err(err) = self.udp.send(&t.payload, t.destination).await {
                 tracing::debug!(to = %t.destination, %err, "UDP send failed");
+            }
+        }
+        while let Some(frame) = self.node.poll_frame() {
+            match self.tap.try_send(&frame) {
+                Ok(true) => {}
+                Ok(false) => self.tap_write_drops += 1,
+                Err(err) => {
+                    self.tap_write_drops += 1;
+                    tracing::debug!(%err, len = frame.len(), "TAP write failed");
+                }
             }
         }
         while let Some(event) = self.node.poll_event() {
@@ -203,6 +278,9 @@ impl Daemon {
     }
 
     fn on_event(&mut self, event: Event) {
+        for req in hooks::scripts_for(&event, self.node.name()) {
+            self.scripts.submit(req);
+        }
         match event {
             Event::HostLearned { name, public_key } => {
                 if self.setup.store_learned_hosts {
@@ -211,8 +289,10 @@ impl Daemon {
                     }
                 }
             }
-            Event::PeerUp { .. } | Event::PeerDown { .. } => {}
-            Event::Frame { .. } => {}
+            Event::PeerUp { .. }
+            | Event::PeerDown { .. }
+            | Event::SubnetUp { .. }
+            | Event::SubnetDown { .. } => {}
         }
     }
 
@@ -228,6 +308,9 @@ impl Daemon {
             Request::DumpConnections => Response::Connections {
                 connections: self.node.connection_statuses(now),
             },
+            Request::DumpSubnets => Response::Subnets {
+                subnets: self.node.subnet_statuses(now),
+            },
             Request::Pid => Response::Pid {
                 pid: std::process::id(),
             },
@@ -235,7 +318,13 @@ impl Daemon {
                 message: "reload is handled by the main loop".into(),
             },
             Request::Drops => Response::Drops {
-                drops: serde_json::to_value(self.node.drops()).unwrap_or_default(),
+                drops: serde_json::json!({
+                    "packets": self.node.drops(),
+                    "frames": self.node.switch().counters(),
+                    "tap_write_drops": self.tap_write_drops,
+                    "mac_table_entries": self.node.switch().macs().len(),
+                    "ip_bindings": self.node.switch().neighbours().len(),
+                }),
             },
             Request::Stop => Response::Ok,
         }

@@ -5,6 +5,7 @@
 use crate::config::{self, AddressFamily, AddressHost, HostAddress, NetDir};
 use crate::keys::PublicKey;
 use crate::node::{KnownHost, NodeConfig};
+use crate::switch::{MacTableLimits, SwitchConfig};
 use anyhow::{Context, Result};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -24,8 +25,16 @@ pub struct Setup {
     pub private_key_file: PathBuf,
     /// Write host files learned from gossip into hosts/.
     pub store_learned_hosts: bool,
-    /// `Interface`, if set.
-    pub interface: Option<String>,
+    /// The TAP device's name: `Interface`, else the network name, else the directory's name.
+    pub interface: String,
+    /// MTU to set on the TAP.
+    pub interface_mtu: u32,
+    /// `ScriptTimeout`.
+    pub script_timeout: std::time::Duration,
+    /// `ScriptsInterpreter`.
+    pub scripts_interpreter: Option<String>,
+    /// `ScriptsExtension`.
+    pub scripts_extension: String,
     /// Non-fatal problems, to log.
     pub warnings: Vec<String>,
 }
@@ -78,6 +87,19 @@ pub fn load(netdir: &NetDir) -> Result<Setup> {
     node.rekey_after_time = server.key_expire;
     node.rekey_after_packets = server.rekey_packets;
     node.replay_window = server.replay_window;
+    node.subnets = server.subnets.clone();
+    node.switch = SwitchConfig {
+        macs: MacTableLimits {
+            expire: server.mac_expire,
+            max_total: server.mac_table_max,
+            max_per_port: server.mac_table_max_per_node,
+        },
+        neighbour_expire: server.arp_expire,
+        answer_arp: server.answer_arp,
+        // Ethernet header, one VLAN tag and the payload the MTU allows.
+        max_frame_len: server.interface_mtu as usize + 18,
+        ..SwitchConfig::default()
+    };
 
     let (host_files, errors) = config::load_all_hosts(netdir);
     for e in errors {
@@ -143,9 +165,38 @@ pub fn load(netdir: &NetDir) -> Result<Setup> {
         address_family: family,
         private_key_file: server.private_key_file.clone(),
         store_learned_hosts: server.store_learned_hosts,
-        interface: server.interface.clone(),
+        interface: server
+            .interface
+            .clone()
+            .unwrap_or_else(|| default_interface(netdir)),
+        interface_mtu: server.interface_mtu,
+        script_timeout: server.script_timeout,
+        scripts_interpreter: server.scripts_interpreter.clone(),
+        scripts_extension: server.scripts_extension.clone(),
         warnings,
     })
+}
+
+/// The TAP name when `Interface` is not set: the network name, else the
+/// network directory's name, cut to the kernel's 15 bytes.
+pub fn default_interface(netdir: &NetDir) -> String {
+    let base = netdir.netname.clone().unwrap_or_else(|| {
+        netdir
+            .root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    let clean: String = base
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        .take(15)
+        .collect();
+    if clean.is_empty() || clean == "." || clean == ".." {
+        "meshd".to_string()
+    } else {
+        clean
+    }
 }
 
 /// Writes `hosts/NAME` for a node learned from gossip (only if it does not exist).

@@ -3,6 +3,7 @@
 
 use super::{Event, KeySource, Node, Peer};
 use crate::keys::PublicKey;
+use crate::wire::extension::encode_extension;
 use crate::wire::{Digest, DigestEntry, Message, Neighbour, NodeRecord};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -46,8 +47,11 @@ impl Node {
                 })
             })
             .collect();
+        let extension = encode_extension(&self.own_extension_items());
         let unchanged = self.own.record.as_ref().is_some_and(|r| {
-            r.neighbours == neighbours && r.addresses == self.config.advertised_addresses
+            r.neighbours == neighbours
+                && r.addresses == self.config.advertised_addresses
+                && r.extension == extension
         });
         if unchanged {
             return;
@@ -60,7 +64,7 @@ impl Node {
             version: self.own.version,
             addresses: self.config.advertised_addresses.clone(),
             neighbours,
-            extension: Vec::new(),
+            extension,
             signature: [0; 64],
         };
         record.signature = self.identity.sign(&record.signed_bytes());
@@ -219,11 +223,15 @@ impl Node {
             .record
             .as_ref()
             .is_some_and(|old| old.generation != rec.generation);
+        let extension_changed = peer.record.as_ref().is_none_or(|old| old.extension != rec.extension);
         peer.record = Some(rec.clone());
         if !peer.alive && (is_new_peer || restarted) {
             // A node we can't reach yet, or one that came back: try it now.
             peer.next_handshake = now;
             peer.attempts = 0;
+        }
+        if extension_changed {
+            self.apply_peer_subnets(&rec.name, &rec.extension);
         }
         Ok(true)
     }

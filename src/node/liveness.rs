@@ -28,6 +28,7 @@ impl Node {
                 name: name.to_string(),
                 endpoint: from,
             });
+            self.peer_subnets_up(name);
             // Exchange membership at once so a newcomer converges quickly.
             self.send_digest(now, name);
         }
@@ -37,6 +38,7 @@ impl Node {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.detect_stall(now);
         self.last_tick = Some(now);
+        self.sweep_switch(now);
         let names: Vec<String> = self.peers.keys().cloned().collect();
         for name in &names {
             self.tick_peer(now, name);
@@ -180,6 +182,7 @@ impl Node {
                 tracing::warn!(peer = %name, "peer is down (silent for DeadInterval)")
             }
             DownReason::Goodbye => tracing::info!(peer = %name, "peer left"),
+            DownReason::LocalShutdown => tracing::debug!(peer = %name, "leaving peer"),
         }
         let endpoint = self.peers.get(name).and_then(|p| p.endpoint);
         self.own.dirty = true;
@@ -188,6 +191,7 @@ impl Node {
             endpoint,
             reason,
         });
+        self.peer_subnets_down(now, name);
     }
 
     pub(super) fn send_hello(&mut self, now: Instant, name: &str, flags: u8) {

@@ -9,10 +9,13 @@
 mod gossip;
 mod handshake;
 mod liveness;
+mod subnet_status;
+mod switching;
 mod peer;
 pub mod status;
 
 pub use peer::{KeySource, Peer, PeerStats};
+pub use switching::TapStats;
 
 use crate::crypto::{
     self, HandshakeLimiter, InitiatorState, PacketType, Session, SessionPolicy, Signer,
@@ -49,6 +52,10 @@ pub struct NodeConfig {
     pub gossip_interval: Duration,
     /// Most peers the node will track (a bound on memory).
     pub max_peers: usize,
+    /// Our static subnets (`Subnet` lines of our host file), published in our record.
+    pub subnets: Vec<crate::config::Subnet>,
+    /// MAC table, ARP answering and frame limits.
+    pub switch: crate::switch::SwitchConfig,
 }
 
 impl NodeConfig {
@@ -66,6 +73,8 @@ impl NodeConfig {
             handshake_retry_max: Duration::from_secs(5),
             gossip_interval: Duration::from_secs(2),
             max_peers: 4096,
+            subnets: Vec::new(),
+            switch: crate::switch::SwitchConfig::default(),
         }
     }
 }
@@ -116,12 +125,23 @@ pub enum Event {
         /// Its key.
         public_key: PublicKey,
     },
-    /// An Ethernet frame arrived from a peer for the local TAP.
-    Frame {
-        /// The sending peer.
-        from: String,
-        /// The frame.
-        frame: Vec<u8>,
+    /// A subnet became reachable: learned or static, ours (`owner` None) or a peer's.
+    SubnetUp {
+        /// The owning peer, or None for this node.
+        owner: Option<String>,
+        /// The subnet (a MAC for learned addresses).
+        subnet: crate::config::Subnet,
+        /// The owner's UDP address, when it is a peer.
+        endpoint: Option<SocketAddr>,
+    },
+    /// A subnet went away (expired, moved, or its owner went down).
+    SubnetDown {
+        /// The owning peer, or None for this node.
+        owner: Option<String>,
+        /// The subnet.
+        subnet: crate::config::Subnet,
+        /// The owner's last UDP address, when it is a peer.
+        endpoint: Option<SocketAddr>,
     },
 }
 
@@ -132,6 +152,8 @@ pub enum DownReason {
     Timeout,
     /// It said goodbye (graceful stop).
     Goodbye,
+    /// We are stopping.
+    LocalShutdown,
 }
 
 /// Counters of packets the core refused, by reason.
@@ -199,6 +221,12 @@ pub struct Node {
     open_buf: Vec<u8>,
     seal_buf: Vec<u8>,
     shutting_down: bool,
+    switch: crate::switch::Switch,
+    tap_out: VecDeque<Vec<u8>>,
+    tap_stats: TapStats,
+    reply_buf: Vec<Vec<u8>>,
+    next_switch_sweep: Instant,
+    cap_logged_at: Option<Instant>,
 }
 
 impl Signer for PrivateKey {
@@ -225,6 +253,7 @@ impl Node {
         rng: Box<dyn RngSend>,
     ) -> Node {
         let own = gossip::OwnRecord::new(wall_ns);
+        let config_switch = config.switch.clone();
         let mut node = Node {
             limiter: HandshakeLimiter::new(2000, 50, 4096),
             config,
@@ -244,8 +273,15 @@ impl Node {
             open_buf: Vec::with_capacity(2048),
             seal_buf: Vec::with_capacity(2048),
             shutting_down: false,
+            switch: crate::switch::Switch::new(config_switch),
+            tap_out: VecDeque::new(),
+            tap_stats: TapStats::default(),
+            reply_buf: Vec::new(),
+            next_switch_sweep: now + switching::SWITCH_SWEEP,
+            cap_logged_at: None,
         };
         node.apply_hosts(hosts, now);
+        node.apply_own_subnets(&[]);
         node.own.dirty = true;
         node
     }
@@ -292,9 +328,11 @@ impl Node {
     /// Replaces the configuration and host list (SIGHUP / `meshd reload`).
     pub fn reload(&mut self, config: NodeConfig, hosts: Vec<KnownHost>, now: Instant) {
         let keep_name = self.config.name.clone();
-        self.config = config;
+        let old_subnets = std::mem::replace(&mut self.config, config).subnets;
         self.config.name = keep_name;
+        self.switch.reconfigure(self.config.switch.clone());
         self.apply_hosts(hosts, now);
+        self.apply_own_subnets(&old_subnets);
         self.own.dirty = true;
         self.finish(now);
     }
@@ -399,8 +437,7 @@ impl Node {
             self.note_life(now, &name, from);
         }
         if let Some(peer) = self.peers.get_mut(&name) {
-            peer.stats.rx_packets += 1;
-            peer.stats.rx_bytes += plain_range.len() as u64;
+            peer.stats.rx_messages += 1;
         }
         match Message::parse(&buf[plain_range.clone()]) {
             Ok(msg) => self.on_message(now, &name, msg),
@@ -431,12 +468,7 @@ impl Node {
                     self.send_hello(now, from, 0);
                 }
             }
-            Message::Frame(frame) => {
-                self.events.push_back(Event::Frame {
-                    from: from.to_string(),
-                    frame: frame.to_vec(),
-                });
-            }
+            Message::Frame(frame) => self.on_frame(now, from, frame),
             Message::Gossip(records) => self.on_gossip(now, from, records),
             Message::Digest(digest) => self.on_digest(now, from, digest),
             Message::Goodbye => self.mark_dead(now, from, DownReason::Goodbye),
@@ -463,8 +495,7 @@ impl Node {
         let mut out = Vec::with_capacity(plain.len() + 64);
         let ok = match slot.session.seal(&plain, &mut out) {
             Ok(()) => {
-                peer.stats.tx_packets += 1;
-                peer.stats.tx_bytes += plain.len() as u64;
+                peer.stats.tx_messages += 1;
                 self.transmits.push_back(Transmit {
                     destination,
                     payload: out,
@@ -486,15 +517,34 @@ impl Node {
         if !self.is_alive(name) {
             return false;
         }
-        self.send_message(name, &Message::Frame(frame))
+        let sent = self.send_message(name, &Message::Frame(frame));
+        if sent {
+            if let Some(peer) = self.peers.get_mut(name) {
+                peer.stats.tx_packets += 1;
+                peer.stats.tx_bytes += frame.len() as u64;
+            }
+        }
+        sent
     }
 
     /// Graceful stop: tell every live peer we leave, and stop initiating.
+    /// Events follow tinc's order for the scripts: `host-down` and the
+    /// `subnet-down`s of every peer, then `subnet-down` for our own subnets.
     pub fn shutdown(&mut self, now: Instant) {
         self.shutting_down = true;
         let alive = self.alive_peer_names();
-        for name in alive {
-            self.send_message(&name, &Message::Goodbye);
+        for name in &alive {
+            self.send_message(name, &Message::Goodbye);
+        }
+        for name in &alive {
+            self.mark_dead(now, name, DownReason::LocalShutdown);
+        }
+        for s in self.config.subnets.clone() {
+            self.events.push_back(Event::SubnetDown {
+                owner: None,
+                subnet: s,
+                endpoint: None,
+            });
         }
         self.finish(now);
     }
@@ -518,7 +568,7 @@ impl Node {
 
     /// When [`Node::handle_timeout`] must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut next = Some(self.next_gossip);
+        let mut next = Some(self.next_gossip.min(self.next_switch_sweep));
         let mut consider = |t: Instant| {
             next = Some(next.map_or(t, |n: Instant| n.min(t)));
         };

@@ -19,14 +19,18 @@ pub enum KeySource {
 /// Traffic and health counters of one peer.
 #[derive(Debug, Clone, Default)]
 pub struct PeerStats {
-    /// Authenticated data packets received.
+    /// Ethernet frames received from this peer.
     pub rx_packets: u64,
-    /// Their plaintext bytes.
+    /// Their bytes.
     pub rx_bytes: u64,
-    /// Data packets sent.
+    /// Ethernet frames sent to this peer.
     pub tx_packets: u64,
-    /// Their plaintext bytes.
+    /// Their bytes.
     pub tx_bytes: u64,
+    /// Authenticated messages of any kind received (heartbeats, gossip, frames).
+    pub rx_messages: u64,
+    /// Messages of any kind sent.
+    pub tx_messages: u64,
     /// Last round-trip time measured from heartbeats.
     pub rtt: Option<Duration>,
     /// Handshakes completed (initial and rekeys).
@@ -52,6 +56,8 @@ pub struct Peer {
     pub connect_to: bool,
     /// Its latest signed record.
     pub record: Option<NodeRecord>,
+    /// Static subnets its record lists (`Subnet` lines of its own host file).
+    pub subnets: Vec<crate::config::Subnet>,
     /// The address its authenticated packets last came from.
     pub endpoint: Option<SocketAddr>,
     /// Local index of the session used to send to it.
@@ -88,6 +94,7 @@ impl Peer {
             static_addresses: Vec::new(),
             connect_to: false,
             record: None,
+            subnets: Vec::new(),
             endpoint: None,
             send_index: None,
             alive: false,

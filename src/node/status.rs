@@ -73,6 +73,27 @@ pub struct NodeStatus {
     pub handshakes: u64,
     /// Times it was declared dead.
     pub deaths: u64,
+    /// Its subnets: static ones, then MACs learned behind it (tinc's form).
+    #[serde(default)]
+    pub subnets: Vec<String>,
+}
+
+/// One line of `dump subnets`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SubnetStatus {
+    /// tinc's form: `02:00:00:00:00:0a`, `10.1.1.0/24`, `10.1.1.2#5` (no `#10`).
+    pub subnet: String,
+    /// Owning node, or `(broadcast)`.
+    pub owner: String,
+    /// `static` (a Subnet line), `learned` (a MAC seen in traffic), `arp`
+    /// (an IP-to-MAC binding learned from ARP/ND) or `broadcast`.
+    pub origin: String,
+    /// For `arp` entries: the MAC the IP is bound to.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub mac: Option<String>,
+    /// Seconds since the entry was last refreshed (learned entries only).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub idle_secs: Option<u64>,
 }
 
 /// One line of `dump edges`: FROM has a live session with TO.
@@ -197,10 +218,11 @@ impl Node {
             via: me.clone(),
             distance: 0,
             pmtu: 1518,
-            rx_packets: 0,
-            rx_bytes: 0,
-            tx_packets: 0,
-            tx_bytes: 0,
+            rx_packets: self.tap_stats.rx_packets,
+            rx_bytes: self.tap_stats.rx_bytes,
+            tx_packets: self.tap_stats.tx_packets,
+            tx_bytes: self.tap_stats.tx_bytes,
+            subnets: self.subnets_of(None),
             rtt_us: None,
             last_state_change: Some(self.unix_secs(self.start)),
             key_source: "self".into(),
@@ -256,6 +278,7 @@ impl Node {
                     .collect(),
                 handshakes: p.stats.handshakes,
                 deaths: p.stats.deaths,
+                subnets: self.subnets_of(Some(&p.name)),
             });
         }
         let _ = now;

@@ -25,7 +25,15 @@ pub struct SimNode {
     pub knows: Vec<String>,
     pub events: Vec<(Duration, Event)>,
     pub restarts: u64,
+    /// Frames the node wrote into its TAP, with the time.
+    pub tap_rx: Vec<(Duration, Vec<u8>)>,
+    /// The simulated host behind the TAP: sees every frame written to the TAP
+    /// and returns the frames it sends back (ARP replies, echo replies...).
+    pub host: Option<HostFn>,
 }
+
+/// A simulated host kernel behind a node's TAP.
+pub type HostFn = Box<dyn FnMut(Duration, &[u8]) -> Vec<Vec<u8>>>;
 
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
 struct InFlight {
@@ -79,6 +87,8 @@ impl SimNet {
                 knows: Vec::new(),
                 events: Vec::new(),
                 restarts: 0,
+                tap_rx: Vec::new(),
+                host: None,
             })
             .collect();
         let base = Instant::now();
@@ -258,12 +268,45 @@ impl SimNet {
             .unwrap_or_else(|| panic!("node is not running"))
     }
 
+    /// A frame sent by the host behind `name`'s TAP.
+    pub fn tap_send(&mut self, name: &str, frame: &[u8]) {
+        let i = self.idx(name);
+        let now = self.now;
+        if let Some(n) = self.nodes[i].node.as_mut() {
+            n.handle_frame(now, frame);
+        }
+        self.pump(i);
+    }
+
+    /// Frames `name`'s TAP received since the last call.
+    pub fn take_tap_rx(&mut self, name: &str) -> Vec<Vec<u8>> {
+        let i = self.idx(name);
+        std::mem::take(&mut self.nodes[i].tap_rx)
+            .into_iter()
+            .map(|(_, f)| f)
+            .collect()
+    }
+
     /// Drains a node's transmits into the network and its events into its log.
     pub fn pump(&mut self, i: usize) {
         let elapsed = self.now - self.base;
-        let Some(node) = self.nodes[i].node.as_mut() else {
+        let now = self.now;
+        let sim = &mut self.nodes[i];
+        let Some(node) = sim.node.as_mut() else {
             return;
         };
+        // Frames for the TAP go to the host, whose answers come back in.
+        for _ in 0..1000 {
+            let Some(frame) = node.poll_frame() else { break };
+            let replies = match sim.host.as_mut() {
+                Some(host) => host(elapsed, &frame),
+                None => Vec::new(),
+            };
+            sim.tap_rx.push((elapsed, frame));
+            for r in replies {
+                node.handle_frame(now, &r);
+            }
+        }
         let mut out = Vec::new();
         while let Some(t) = node.poll_transmit() {
             out.push(t);
