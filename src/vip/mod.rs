@@ -1,0 +1,554 @@
+//! The shared-VIP brain, sans-IO: which nodes hold each VIP, which of them
+//! are eligible for traffic (alive, offering it, past their hold-down, lowest
+//! weight), per-flow steering with rendezvous hashing and a flow table, and
+//! this node's own VIPs with their health.
+
+mod flows;
+
+pub use flows::{Flow, FlowTable};
+
+use crate::switch::{FlowKey, MacAddr};
+use crate::wire::VipItem;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+/// Engine settings (from `VIPHoldDown`, `FlowIdleTimeout`).
+#[derive(Debug, Clone)]
+pub struct VipSettings {
+    /// A holder that became eligible gets new flows only after this long.
+    pub hold_down: Duration,
+    /// Flows idle this long are forgotten.
+    pub flow_idle_timeout: Duration,
+    /// Most flows remembered (beyond it, new flows are steered by hash only).
+    pub max_flows: usize,
+}
+
+impl Default for VipSettings {
+    fn default() -> Self {
+        VipSettings {
+            hold_down: Duration::from_secs(1),
+            flow_idle_timeout: Duration::from_secs(60),
+            max_flows: 65536,
+        }
+    }
+}
+
+/// A VIP this node serves, as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalVip {
+    /// The address.
+    pub address: IpAddr,
+    /// Prefix length of its subnet.
+    pub prefix_len: u8,
+    /// Lower weights win.
+    pub weight: u32,
+    /// The virtual MAC.
+    pub virtual_mac: MacAddr,
+    /// Whether a health check gates it (if so it starts unhealthy).
+    pub checked: bool,
+}
+
+/// One node's stake in a VIP.
+#[derive(Debug, Clone)]
+pub struct Holder {
+    /// Its weight.
+    pub weight: u32,
+    /// It says it serves the VIP (healthy, not leaving).
+    pub offered: bool,
+    /// It has a live session with us (always true for ourselves).
+    pub alive: bool,
+    /// When it last became eligible (alive and offering), if it is.
+    pub eligible_since: Option<Instant>,
+}
+
+impl Holder {
+    /// Alive and offering.
+    pub fn eligible(&self) -> bool {
+        self.alive && self.offered
+    }
+}
+
+/// Everything known about one VIP.
+#[derive(Debug, Clone)]
+pub struct Vip {
+    /// The address.
+    pub address: IpAddr,
+    /// Prefix length (as its holders configured it).
+    pub prefix_len: u8,
+    /// The MAC every node answers ARP with.
+    pub virtual_mac: MacAddr,
+    /// Holders by node name (this node under its own name).
+    pub holders: BTreeMap<String, Holder>,
+}
+
+/// Where a steered frame goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// This node holds it: deliver into the local TAP.
+    Local,
+    /// Send it to this peer.
+    Peer(String),
+}
+
+/// Something the driver should act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VipEvent {
+    /// This node started serving a VIP (run `vip-up`).
+    Up(LocalVip),
+    /// This node stopped serving a VIP (run `vip-down`).
+    Down(LocalVip),
+}
+
+/// Counters of the steering path.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct VipCounters {
+    /// ARP requests for a VIP answered locally with its virtual MAC.
+    pub arp_answered: u64,
+    /// ARP frames whose sender was rewritten to a virtual MAC.
+    pub arp_rewritten: u64,
+    /// Frames steered to a holder.
+    pub steered: u64,
+    /// Frames to a VIP with no eligible holder (dropped).
+    pub no_holder: u64,
+    /// Frames for a VIP this node does not hold (dropped).
+    pub not_holder: u64,
+    /// Flows moved because their holder stopped being eligible.
+    pub flows_moved: u64,
+}
+
+/// The VIP state machine of one node.
+#[derive(Debug)]
+pub struct VipEngine {
+    own_name: String,
+    settings: VipSettings,
+    local: BTreeMap<IpAddr, LocalState>,
+    vips: BTreeMap<IpAddr, Vip>,
+    by_mac: HashMap<MacAddr, IpAddr>,
+    flows: FlowTable,
+    events: Vec<VipEvent>,
+    counters: VipCounters,
+}
+
+#[derive(Debug, Clone)]
+struct LocalState {
+    cfg: LocalVip,
+    healthy: bool,
+    withdrawn: bool,
+    serving: bool,
+}
+
+impl LocalState {
+    fn offered(&self) -> bool {
+        self.healthy && !self.withdrawn
+    }
+}
+
+/// Rendezvous score of `holder` for `key`: the highest wins.
+fn score(key: &FlowKey, holder: &str) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    holder.hash(&mut h);
+    h.finish()
+}
+
+impl VipEngine {
+    /// An engine for node `own_name`.
+    pub fn new(own_name: &str, settings: VipSettings) -> VipEngine {
+        VipEngine {
+            own_name: own_name.to_string(),
+            flows: FlowTable::new(settings.max_flows),
+            settings,
+            local: BTreeMap::new(),
+            vips: BTreeMap::new(),
+            by_mac: HashMap::new(),
+            events: Vec::new(),
+            counters: VipCounters::default(),
+        }
+    }
+
+    /// New settings (reload).
+    pub fn set_settings(&mut self, settings: VipSettings) {
+        self.flows.set_capacity(settings.max_flows);
+        self.settings = settings;
+    }
+
+    /// This node's configured VIPs (startup and reload). VIPs without a health
+    /// check are offered at once; checked ones wait for their first healthy verdict.
+    pub fn set_local(&mut self, vips: Vec<LocalVip>, now: Instant) {
+        let old = std::mem::take(&mut self.local);
+        for cfg in vips {
+            let state = match old.get(&cfg.address) {
+                Some(prev) if prev.cfg == cfg => prev.clone(),
+                Some(prev) => LocalState {
+                    healthy: if cfg.checked { prev.healthy } else { true },
+                    cfg,
+                    withdrawn: prev.withdrawn,
+                    serving: prev.serving,
+                },
+                None => LocalState {
+                    healthy: !cfg.checked,
+                    cfg,
+                    withdrawn: false,
+                    serving: false,
+                },
+            };
+            self.local.insert(state.cfg.address, state);
+        }
+        for (addr, prev) in old {
+            if !self.local.contains_key(&addr) && prev.serving {
+                self.events.push(VipEvent::Down(prev.cfg.clone()));
+            }
+            if let Some(v) = self.vips.get_mut(&addr) {
+                v.holders.remove(&self.own_name);
+            }
+        }
+        self.refresh_local(now);
+    }
+
+    /// A health verdict for one of our VIPs. Returns true if it changed anything.
+    pub fn set_health(&mut self, vip: IpAddr, healthy: bool, now: Instant) -> bool {
+        let Some(state) = self.local.get_mut(&vip) else {
+            return false;
+        };
+        if state.healthy == healthy {
+            return false;
+        }
+        state.healthy = healthy;
+        self.refresh_local(now);
+        true
+    }
+
+    /// Graceful stop: stop offering every VIP (the record says so; we keep
+    /// delivering what still arrives).
+    pub fn withdraw_all(&mut self, now: Instant) {
+        for s in self.local.values_mut() {
+            s.withdrawn = true;
+        }
+        self.refresh_local(now);
+    }
+
+    /// Final stop: `vip-down` for everything still served.
+    pub fn stop_serving(&mut self) {
+        for s in self.local.values_mut() {
+            if s.serving {
+                s.serving = false;
+                self.events.push(VipEvent::Down(s.cfg.clone()));
+            }
+        }
+    }
+
+    fn refresh_local(&mut self, now: Instant) {
+        let own = self.own_name.clone();
+        let states: Vec<LocalState> = self.local.values().cloned().collect();
+        for s in states {
+            let offered = s.offered();
+            let vip = self.vip_entry(s.cfg.address, s.cfg.prefix_len, s.cfg.virtual_mac);
+            let holder = vip.holders.entry(own.clone()).or_insert(Holder {
+                weight: s.cfg.weight,
+                offered: false,
+                alive: true,
+                eligible_since: None,
+            });
+            holder.weight = s.cfg.weight;
+            update_holder(holder, offered, true, now);
+            // vip-up when we start offering, vip-down when a health check withdraws
+            // it; a graceful stop keeps serving until the very end.
+            let state = self.local.get_mut(&s.cfg.address).expect("present");
+            if offered && !state.serving {
+                state.serving = true;
+                self.events.push(VipEvent::Up(s.cfg.clone()));
+            } else if !offered && state.serving && !state.withdrawn {
+                state.serving = false;
+                self.events.push(VipEvent::Down(s.cfg.clone()));
+            }
+        }
+        self.gc();
+    }
+
+    fn vip_entry(&mut self, address: IpAddr, prefix_len: u8, mac: MacAddr) -> &mut Vip {
+        if let Some(old) = self.vips.get(&address) {
+            if old.virtual_mac != mac {
+                tracing::warn!(vip = %address, old = %old.virtual_mac, new = %mac,
+                    "holders disagree on the virtual MAC; using the newest");
+                self.by_mac.remove(&old.virtual_mac);
+            }
+        }
+        self.by_mac.insert(mac, address);
+        let vip = self.vips.entry(address).or_insert_with(|| Vip {
+            address,
+            prefix_len,
+            virtual_mac: mac,
+            holders: BTreeMap::new(),
+        });
+        vip.virtual_mac = mac;
+        vip.prefix_len = prefix_len;
+        vip
+    }
+
+    /// Forgets VIPs nobody holds any more.
+    fn gc(&mut self) {
+        let empty: Vec<IpAddr> = self
+            .vips
+            .iter()
+            .filter(|(_, v)| v.holders.is_empty())
+            .map(|(a, _)| *a)
+            .collect();
+        for a in empty {
+            if let Some(v) = self.vips.remove(&a) {
+                self.by_mac.remove(&v.virtual_mac);
+            }
+        }
+    }
+
+    /// Items for our own record.
+    pub fn local_items(&self) -> Vec<VipItem> {
+        self.local
+            .values()
+            .map(|s| VipItem {
+                address: s.cfg.address,
+                prefix_len: s.cfg.prefix_len,
+                weight: s.cfg.weight,
+                virtual_mac: s.cfg.virtual_mac.0,
+                flags: if s.offered() { VipItem::OFFERED } else { 0 },
+            })
+            .collect()
+    }
+
+    /// A peer's record lists these VIPs (replacing what it listed before).
+    pub fn apply_peer_items(&mut self, peer: &str, items: &[VipItem], alive: bool, now: Instant) {
+        for v in self.vips.values_mut() {
+            if !items.iter().any(|i| i.address == v.address) {
+                v.holders.remove(peer);
+            }
+        }
+        for item in items {
+            let vip = self.vip_entry(item.address, item.prefix_len, MacAddr(item.virtual_mac));
+            let holder = vip.holders.entry(peer.to_string()).or_insert(Holder {
+                weight: item.weight,
+                offered: false,
+                alive,
+                eligible_since: None,
+            });
+            holder.weight = item.weight;
+            update_holder(holder, item.is_offered(), alive, now);
+        }
+        self.drop_ineligible_flows();
+        self.gc();
+    }
+
+    /// A peer's session came up or died.
+    pub fn set_peer_alive(&mut self, peer: &str, alive: bool, now: Instant) {
+        for v in self.vips.values_mut() {
+            if let Some(h) = v.holders.get_mut(peer) {
+                let offered = h.offered;
+                update_holder(h, offered, alive, now);
+            }
+        }
+        if !alive {
+            self.drop_ineligible_flows();
+        }
+    }
+
+    fn drop_ineligible_flows(&mut self) {
+        let vips = &self.vips;
+        let moved = self.flows.retain(|f| {
+            vips.get(&f.vip)
+                .and_then(|v| v.holders.get(&f.holder))
+                .is_some_and(Holder::eligible)
+        });
+        self.counters.flows_moved += moved as u64;
+    }
+
+    /// The VIP whose virtual MAC this is.
+    pub fn vip_for_mac(&self, mac: &MacAddr) -> Option<IpAddr> {
+        self.by_mac.get(mac).copied()
+    }
+
+    /// The virtual MAC of a VIP, if it is one.
+    pub fn mac_for_vip(&self, ip: &IpAddr) -> Option<MacAddr> {
+        self.vips.get(ip).map(|v| v.virtual_mac)
+    }
+
+    /// True if this node is configured to serve `ip` (offered or not).
+    pub fn is_local(&self, ip: &IpAddr) -> bool {
+        self.local.contains_key(ip)
+    }
+
+    /// True if some VIP uses this MAC.
+    pub fn is_virtual_mac(&self, mac: &MacAddr) -> bool {
+        self.by_mac.contains_key(mac)
+    }
+
+    /// Every virtual MAC in use.
+    pub fn virtual_macs(&self) -> impl Iterator<Item = &MacAddr> {
+        self.by_mac.keys()
+    }
+
+    /// Every eligible holder of `vip` (for frames that all holders must see, like ARP replies).
+    pub fn eligible_holders(&self, vip: &IpAddr) -> Vec<Target> {
+        let own = &self.own_name;
+        self.vips
+            .get(vip)
+            .map(|v| {
+                v.holders
+                    .iter()
+                    .filter(|(_, h)| h.eligible())
+                    .map(|(n, _)| {
+                        if n == own {
+                            Target::Local
+                        } else {
+                            Target::Peer(n.clone())
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Picks the holder for a frame of flow `key` to `vip`: the flow's holder
+    /// while it stays eligible, else the rendezvous winner among the eligible
+    /// holders of the lowest weight (holders in hold-down only if nobody else is).
+    pub fn steer(&mut self, now: Instant, vip: IpAddr, key: &FlowKey) -> Option<Target> {
+        let Some(v) = self.vips.get(&vip) else {
+            self.counters.no_holder += 1;
+            return None;
+        };
+        let holder = match self.flows.get_mut(key) {
+            Some(flow) if v.holders.get(&flow.holder).is_some_and(Holder::eligible) => {
+                flow.last_used = now;
+                flow.holder.clone()
+            }
+            _ => {
+                let Some(name) = pick(v, key, now, self.settings.hold_down) else {
+                    self.counters.no_holder += 1;
+                    return None;
+                };
+                self.flows.insert(
+                    *key,
+                    Flow {
+                        vip,
+                        holder: name.clone(),
+                        last_used: now,
+                    },
+                );
+                name
+            }
+        };
+        self.counters.steered += 1;
+        Some(if holder == self.own_name {
+            Target::Local
+        } else {
+            Target::Peer(holder)
+        })
+    }
+
+    /// A frame from holder `peer` with a VIP as its source: the replies of that
+    /// flow must go back to `peer` (a flow the holder started).
+    pub fn pin_reply(&mut self, now: Instant, vip: IpAddr, peer: &str, key: &FlowKey) {
+        let reply = key.reversed();
+        let holds = self
+            .vips
+            .get(&vip)
+            .is_some_and(|v| v.holders.get(peer).is_some_and(Holder::eligible));
+        if !holds {
+            return;
+        }
+        match self.flows.get_mut(&reply) {
+            Some(f) if f.holder == peer => f.last_used = now,
+            _ => self.flows.insert(
+                reply,
+                Flow {
+                    vip,
+                    holder: peer.to_string(),
+                    last_used: now,
+                },
+            ),
+        }
+    }
+
+    /// Forgets flows idle for `FlowIdleTimeout`.
+    pub fn expire(&mut self, now: Instant) {
+        let idle = self.settings.flow_idle_timeout;
+        self.flows
+            .retain(|f| now.saturating_duration_since(f.last_used) < idle);
+    }
+
+    /// Next event for the driver.
+    pub fn poll_event(&mut self) -> Option<VipEvent> {
+        if self.events.is_empty() {
+            None
+        } else {
+            Some(self.events.remove(0))
+        }
+    }
+
+    /// Every VIP known.
+    pub fn vips(&self) -> &BTreeMap<IpAddr, Vip> {
+        &self.vips
+    }
+
+    /// The flow table.
+    pub fn flows(&self) -> &FlowTable {
+        &self.flows
+    }
+
+    /// Our own VIP's state: (healthy, offered), if we serve it.
+    pub fn local_state(&self, vip: &IpAddr) -> Option<(bool, bool)> {
+        self.local.get(vip).map(|s| (s.healthy, s.offered()))
+    }
+
+    /// Our configured VIPs.
+    pub fn local_vips(&self) -> impl Iterator<Item = &LocalVip> {
+        self.local.values().map(|s| &s.cfg)
+    }
+
+    /// Settings in force.
+    pub fn settings(&self) -> &VipSettings {
+        &self.settings
+    }
+
+    /// Counters.
+    pub fn counters(&self) -> &VipCounters {
+        &self.counters
+    }
+
+    /// Counters, for the node to bump.
+    pub fn counters_mut(&mut self) -> &mut VipCounters {
+        &mut self.counters
+    }
+}
+
+fn update_holder(h: &mut Holder, offered: bool, alive: bool, now: Instant) {
+    let was = h.eligible();
+    h.offered = offered;
+    h.alive = alive;
+    match (was, h.eligible()) {
+        (false, true) => h.eligible_since = Some(now),
+        (true, false) => h.eligible_since = None,
+        _ => {}
+    }
+}
+
+fn pick(v: &Vip, key: &FlowKey, now: Instant, hold_down: Duration) -> Option<String> {
+    let settled = |h: &Holder| {
+        h.eligible_since
+            .is_some_and(|t| now.saturating_duration_since(t) >= hold_down)
+    };
+    let eligible: Vec<(&String, &Holder)> =
+        v.holders.iter().filter(|(_, h)| h.eligible()).collect();
+    let mut pool: Vec<(&String, &Holder)> =
+        eligible.iter().copied().filter(|(_, h)| settled(h)).collect();
+    if pool.is_empty() {
+        pool = eligible;
+    }
+    let best = pool.iter().map(|(_, h)| h.weight).min()?;
+    pool.into_iter()
+        .filter(|(_, h)| h.weight == best)
+        .max_by_key(|(n, _)| score(key, n))
+        .map(|(n, _)| n.clone())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,206 @@
+use super::*;
+use std::net::Ipv4Addr;
+
+const VIP: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 1, 1, 10));
+
+fn item(weight: u32, offered: bool) -> VipItem {
+    VipItem {
+        address: VIP,
+        prefix_len: 24,
+        weight,
+        virtual_mac: [2, 0x6d, 10, 1, 1, 10],
+        flags: if offered { VipItem::OFFERED } else { 0 },
+    }
+}
+
+fn flow(n: u16) -> FlowKey {
+    FlowKey::Ip {
+        src: IpAddr::V4(Ipv4Addr::new(10, 1, 1, 2)),
+        dst: VIP,
+        proto: 17,
+        src_port: n,
+        dst_port: 53,
+    }
+}
+
+/// A client-side engine that knows holders h2..h4 with these weights, all settled.
+fn client(weights: &[(&str, u32)], t0: Instant) -> VipEngine {
+    let mut e = VipEngine::new("client", VipSettings::default());
+    for (name, w) in weights {
+        e.apply_peer_items(name, &[item(*w, true)], true, t0);
+    }
+    e
+}
+
+fn spread(e: &mut VipEngine, now: Instant, n: u16) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for i in 0..n {
+        if let Some(Target::Peer(p)) = e.steer(now, VIP, &flow(i)) {
+            *out.entry(p).or_insert(0) += 1;
+        }
+    }
+    out
+}
+
+#[test]
+fn equal_weights_share_flows_and_flows_stick() {
+    let t0 = Instant::now();
+    let later = t0 + Duration::from_secs(5);
+    let mut e = client(&[("h2", 10), ("h3", 10), ("h4", 10)], t0);
+    let counts = spread(&mut e, later, 3000);
+    assert_eq!(counts.len(), 3);
+    for (h, c) in &counts {
+        assert!((800..=1200).contains(c), "{h} got {c} of 3000");
+    }
+    // The same flow always goes to the same holder.
+    let first = e.steer(later, VIP, &flow(7));
+    for _ in 0..10 {
+        assert_eq!(e.steer(later, VIP, &flow(7)), first);
+    }
+}
+
+#[test]
+fn lowest_weight_is_active_others_are_backup() {
+    let t0 = Instant::now();
+    let later = t0 + Duration::from_secs(5);
+    let mut e = client(&[("h2", 5), ("h3", 10), ("h4", 10)], t0);
+    let counts = spread(&mut e, later, 100);
+    assert_eq!(counts.get("h2"), Some(&100));
+    // h2 dies: its flows move to the backups at once.
+    e.set_peer_alive("h2", false, later);
+    let counts = spread(&mut e, later, 100);
+    assert_eq!(counts.get("h2"), None);
+    assert_eq!(counts.values().sum::<usize>(), 100);
+    assert!(e.counters().flows_moved >= 100);
+}
+
+#[test]
+fn a_dead_holder_only_moves_its_own_flows() {
+    let t0 = Instant::now();
+    let later = t0 + Duration::from_secs(5);
+    let mut e = client(&[("h2", 10), ("h3", 10), ("h4", 10)], t0);
+    let before: Vec<Option<Target>> = (0..300).map(|i| e.steer(later, VIP, &flow(i))).collect();
+    e.set_peer_alive("h3", false, later);
+    for (i, b) in before.iter().enumerate() {
+        let now = e.steer(later, VIP, &flow(i as u16));
+        if *b != Some(Target::Peer("h3".into())) {
+            assert_eq!(&now, b, "flow {i} moved although its holder lives");
+        } else {
+            assert_ne!(now, Some(Target::Peer("h3".into())));
+        }
+    }
+}
+
+#[test]
+fn a_returning_holder_waits_out_its_hold_down_and_takes_no_established_flow() {
+    let t0 = Instant::now();
+    let t1 = t0 + Duration::from_secs(5);
+    let mut e = client(&[("h2", 10), ("h3", 10)], t0);
+    e.set_peer_alive("h2", false, t1);
+    // All established flows now sit on h3.
+    for i in 0..200 {
+        assert_eq!(e.steer(t1, VIP, &flow(i)), Some(Target::Peer("h3".into())));
+    }
+    e.set_peer_alive("h2", true, t1 + Duration::from_millis(100));
+    // Within the hold-down, new flows still avoid h2.
+    let t2 = t1 + Duration::from_millis(600);
+    for i in 200..400 {
+        assert_eq!(e.steer(t2, VIP, &flow(i)), Some(Target::Peer("h3".into())));
+    }
+    // After it, new flows spread again but established ones stay on h3.
+    let t3 = t1 + Duration::from_secs(2);
+    for i in 0..400 {
+        assert_eq!(e.steer(t3, VIP, &flow(i)), Some(Target::Peer("h3".into())));
+    }
+    let counts = spread(&mut e, t3, 2000);
+    assert!(counts.get("h2").copied().unwrap_or(0) > 0);
+}
+
+#[test]
+fn a_lone_holder_in_hold_down_gets_traffic_and_none_when_dead() {
+    let t0 = Instant::now();
+    let mut e = client(&[("h2", 10)], t0);
+    assert_eq!(e.steer(t0, VIP, &flow(1)), Some(Target::Peer("h2".into())));
+    e.set_peer_alive("h2", false, t0);
+    assert_eq!(e.steer(t0, VIP, &flow(1)), None);
+    assert_eq!(e.counters().no_holder, 1);
+}
+
+#[test]
+fn withdrawn_vips_get_no_new_flows() {
+    let t0 = Instant::now();
+    let later = t0 + Duration::from_secs(5);
+    let mut e = client(&[("h2", 10), ("h3", 10)], t0);
+    e.apply_peer_items("h2", &[item(10, false)], true, later);
+    let counts = spread(&mut e, later, 100);
+    assert_eq!(counts.get("h3"), Some(&100));
+    // A record without the VIP removes the holder.
+    e.apply_peer_items("h3", &[], true, later);
+    assert_eq!(e.steer(later, VIP, &flow(1)), None);
+    assert!(e.vip_for_mac(&MacAddr([2, 0x6d, 10, 1, 1, 10])).is_some());
+}
+
+#[test]
+fn replies_to_flows_a_holder_started_go_back_to_it() {
+    let t0 = Instant::now();
+    let later = t0 + Duration::from_secs(5);
+    let mut e = client(&[("h2", 10), ("h3", 10), ("h4", 10)], t0);
+    // h4 sends a query from the VIP (VIP:53 -> client:4000).
+    let outbound = FlowKey::Ip {
+        src: VIP,
+        dst: IpAddr::V4(Ipv4Addr::new(10, 1, 1, 2)),
+        proto: 17,
+        src_port: 53,
+        dst_port: 4000,
+    };
+    e.pin_reply(later, VIP, "h4", &outbound);
+    for _ in 0..5 {
+        assert_eq!(
+            e.steer(later, VIP, &outbound.reversed()),
+            Some(Target::Peer("h4".into()))
+        );
+    }
+}
+
+#[test]
+fn local_vips_follow_health_and_emit_up_down() {
+    let t0 = Instant::now();
+    let mut e = VipEngine::new("h2", VipSettings::default());
+    let cfg = LocalVip {
+        address: VIP,
+        prefix_len: 24,
+        weight: 10,
+        virtual_mac: MacAddr([2, 0x6d, 10, 1, 1, 10]),
+        checked: true,
+    };
+    e.set_local(vec![cfg.clone()], t0);
+    assert_eq!(e.poll_event(), None, "checked VIPs wait for a verdict");
+    assert!(!e.local_items()[0].is_offered());
+    assert!(e.set_health(VIP, true, t0));
+    assert_eq!(e.poll_event(), Some(VipEvent::Up(cfg.clone())));
+    assert!(e.local_items()[0].is_offered());
+    assert_eq!(e.steer(t0, VIP, &flow(1)), Some(Target::Local));
+    assert!(e.set_health(VIP, false, t0));
+    assert_eq!(e.poll_event(), Some(VipEvent::Down(cfg.clone())));
+    assert!(!e.local_items()[0].is_offered());
+    e.set_health(VIP, true, t0);
+    e.poll_event();
+    // A graceful stop withdraws but keeps serving until the end.
+    e.withdraw_all(t0);
+    assert!(!e.local_items()[0].is_offered());
+    assert_eq!(e.poll_event(), None);
+    e.stop_serving();
+    assert_eq!(e.poll_event(), Some(VipEvent::Down(cfg)));
+}
+
+#[test]
+fn idle_flows_expire() {
+    let t0 = Instant::now();
+    let mut e = client(&[("h2", 10)], t0);
+    e.steer(t0, VIP, &flow(1));
+    assert_eq!(e.flows().len(), 1);
+    e.expire(t0 + Duration::from_secs(30));
+    assert_eq!(e.flows().len(), 1);
+    e.expire(t0 + Duration::from_secs(61));
+    assert_eq!(e.flows().len(), 0);
+}
