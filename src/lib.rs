@@ -11,4 +11,5 @@ pub mod crypto;
 pub mod driver;
 pub mod keys;
 pub mod node;
+pub mod switch;
 pub mod wire;
