@@ -24,6 +24,7 @@ pub mod parse;
 pub mod server;
 mod subnet;
 pub mod types;
+pub mod vip;
 pub mod write;
 
 #[cfg(test)]
@@ -41,6 +42,9 @@ pub use subnet::{Subnet, SubnetAddr, DEFAULT_SUBNET_WEIGHT};
 pub use types::{
     format_duration, parse_bool, parse_duration, parse_port, AddressFamily, AddressHost,
     BindAddress, HostAddress, DEFAULT_PORT,
+};
+pub use vip::{
+    parse_vip_settings, virtual_mac_for, CheckKind, HealthCheckSpec, VipConfig, VipSettings,
 };
 pub use write::{append_to_host_file, init_netdir, write_atomic};
 

@@ -3,6 +3,7 @@
 //! what it asks for.
 
 mod control_server;
+pub mod health;
 mod hooks;
 pub mod scripts;
 pub mod setup;
