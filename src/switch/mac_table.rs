@@ -386,6 +386,17 @@ impl MacTable {
         gone
     }
 
+    /// Removes the learned entry for `mac`, if there is one, and returns its
+    /// port (static entries stay).
+    pub fn forget(&mut self, mac: &MacAddr) -> Option<Port> {
+        if self.entries.get(mac).is_none_or(|e| e.is_static) {
+            return None;
+        }
+        let entry = self.entries.remove(mac)?;
+        self.release(&entry.port, false);
+        Some(entry.port)
+    }
+
     /// Removes every learned entry at `port` (its static ones stay) and returns
     /// their addresses, sorted.
     pub fn remove_learned<'p>(&mut self, port: impl Into<PortRef<'p>>) -> Vec<MacAddr> {

@@ -183,12 +183,28 @@ fn remove_learned_keeps_statics() {
     assert_eq!((t.count_for(&peer("a")), t.learned_len()), (1, 1));
 }
 
+#[test]
+fn forget_removes_only_learned() {
+    let t0 = Instant::now();
+    let mut t = MacTable::default();
+    t.learn(mac(1), &peer("a"), t0);
+    t.set_static(peer("a"), &[mac(2)]);
+    assert_eq!(t.forget(&mac(1)), Some(peer("a")));
+    assert_eq!(t.forget(&mac(1)), None);
+    assert_eq!(t.forget(&mac(2)), None);
+    assert_eq!(
+        (t.len(), t.learned_len(), t.count_for(&peer("a"))),
+        (1, 0, 1)
+    );
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Learn(u8, u8, u16),
     Static(u8, Vec<u8>),
     Expire(u16),
     Remove(u8),
+    Forget(u8),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -197,6 +213,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0u8..4, proptest::collection::vec(0u8..24, 0..6)).prop_map(|(p, m)| Op::Static(p, m)),
         1 => (0u16..2000).prop_map(Op::Expire),
         1 => (0u8..4).prop_map(Op::Remove),
+        1 => (0u8..24).prop_map(Op::Forget),
     ]
 }
 
@@ -223,6 +240,7 @@ proptest! {
                 }
                 Op::Expire(at) => { t.expire(t0 + Duration::from_secs(at.into())); }
                 Op::Remove(p) => { t.remove_learned(&port_n(p)); }
+                Op::Forget(m) => { t.forget(&mac(m.into())); }
             }
             let mut learned: HashMap<Port, usize> = HashMap::new();
             let mut all: HashMap<Port, usize> = HashMap::new();

@@ -27,7 +27,7 @@ mod switch_answer_tests;
 #[cfg(test)]
 mod switch_tests;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::time::Instant;
 
@@ -59,6 +59,8 @@ pub struct Switch {
     events: VecDeque<SwitchEvent>,
     /// Ports with a queued [`SwitchEvent::CapHit`].
     cap_pending: Vec<Port>,
+    /// MACs never learned as stations (the VIPs' virtual MACs).
+    reserved: HashSet<MacAddr>,
 }
 
 /// Who knows the answer to an ARP request / solicitation.
@@ -81,6 +83,7 @@ impl Switch {
             counters: SwitchCounters::default(),
             events: VecDeque::new(),
             cap_pending: Vec::new(),
+            reserved: HashSet::new(),
         }
     }
 
@@ -243,6 +246,9 @@ impl Switch {
     /// Learns a source MAC and queues what changed.
     #[inline]
     fn learn_mac(&mut self, mac: MacAddr, port: PortRef<'_>, now: Instant) {
+        if !self.reserved.is_empty() && self.reserved.contains(&mac) {
+            return;
+        }
         match self.macs.learn(mac, port, now) {
             Learned::Refreshed | Learned::Invalid => {}
             Learned::New => {
@@ -435,6 +441,20 @@ impl Switch {
     /// The settings in force.
     pub fn config(&self) -> &SwitchConfig {
         &self.cfg
+    }
+
+    /// Makes `macs` the set of addresses never learned as stations (the
+    /// virtual MACs of VIPs, which several holders send from): frames from
+    /// them are still forwarded, but their source is not learned. Learned
+    /// entries for them are removed (queueing [`SwitchEvent::MacDown`]);
+    /// static ones stay.
+    pub fn set_reserved(&mut self, macs: &[MacAddr]) {
+        self.reserved = macs.iter().copied().collect();
+        for &mac in macs {
+            if let Some(port) = self.macs.forget(&mac) {
+                self.push_event(SwitchEvent::MacDown { mac, port });
+            }
+        }
     }
 
     /// Applies new settings (on reload). Lower caps refuse new entries but evict none.

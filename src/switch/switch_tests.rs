@@ -407,3 +407,31 @@ proptest! {
         sw.from_tap(t0, &frame, |_| true, &mut replies);
     }
 }
+
+#[test]
+fn reserved_macs_are_forwarded_but_never_learned() {
+    let t0 = Instant::now();
+    let mut sw = Switch::new(SwitchConfig::default());
+    let vmac = MacAddr([0x02, 0x5e, 0, 0, 0, 1]);
+    sw.from_peer(t0, "b", &data(LOCAL, vmac));
+    sw.set_static(peer("b"), &[MC]);
+    events(&mut sw);
+    sw.set_reserved(&[vmac, MC]);
+    assert_eq!(events(&mut sw), vec![down(vmac, peer("b"))], "statics stay");
+    assert_eq!(sw.macs().lookup(&vmac), None);
+    assert_eq!(sw.macs().lookup(&MC), Some(&peer("b")));
+    // Several holders send from the virtual MAC: no learning, no moves, no events.
+    assert_eq!(sw.from_peer(t0, "b", &data(LOCAL, vmac)), Delivery::Tap);
+    assert_eq!(sw.from_peer(t0, "c", &data(LOCAL, vmac)), Delivery::Tap);
+    assert_eq!(
+        tap(&mut sw, t0, &data(MacAddr::BROADCAST, vmac)),
+        Delivery::Flood
+    );
+    assert_eq!(events(&mut sw), vec![]);
+    assert_eq!(sw.macs().lookup(&vmac), None);
+    assert_eq!(sw.counters().mac_moves, 0);
+    // Unreserved, it is learned again.
+    sw.set_reserved(&[]);
+    sw.from_peer(t0, "c", &data(LOCAL, vmac));
+    assert_eq!(events(&mut sw), vec![up(vmac, peer("c"))]);
+}
