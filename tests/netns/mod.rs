@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// True if the test can create namespaces (root and `ip` present).
@@ -54,6 +54,10 @@ pub struct Lab {
     pub nodes: Vec<LabNode>,
     pub dir: tempfile::TempDir,
     pub pids: Vec<u32>,
+    /// Extra namespaces made with [`Lab::add_netns`], deleted on drop.
+    pub extra_ns: Vec<String>,
+    /// Processes started with [`Lab::spawn_in`], killed and reaped on drop.
+    pub children: Vec<Child>,
 }
 
 pub struct LabNode {
@@ -79,6 +83,8 @@ impl Lab {
             nodes: Vec::new(),
             dir,
             pids: Vec::new(),
+            extra_ns: Vec::new(),
+            children: Vec::new(),
         };
         must("ip", &["netns", "add", &bridge_ns]);
         must(
@@ -228,10 +234,104 @@ impl Lab {
         a.extend_from_slice(args);
         run("ip", &a)
     }
+
+    /// Creates one more namespace, `PREFIX` + `suffix`, with `lo` up and
+    /// nothing else; the lab deletes it on drop. Returns its name.
+    pub fn add_netns(&mut self, suffix: &str) -> String {
+        let ns = format!("{}{suffix}", self.prefix);
+        must("ip", &["netns", "add", &ns]);
+        self.extra_ns.push(ns.clone());
+        must("ip", &["-n", &ns, "link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// Runs a command inside any namespace (a node's `ns` or one from [`Lab::add_netns`]).
+    pub fn exec_in(&self, ns: &str, args: &[&str]) -> Output {
+        let mut a = vec!["netns", "exec", ns];
+        a.extend_from_slice(args);
+        run("ip", &a)
+    }
+
+    /// Like [`Lab::exec_in`] but panics with the output unless it succeeds; returns stdout.
+    pub fn must_in(&self, ns: &str, args: &[&str]) -> String {
+        let mut a = vec!["netns", "exec", ns];
+        a.extend_from_slice(args);
+        must("ip", &a)
+    }
+
+    /// Starts a long-running command inside a namespace, with stdin and
+    /// stdout from/to the given files (`None`: /dev/null) and stderr to
+    /// `PATH.err` next to stdout (or /dev/null). `ip netns exec` execs the
+    /// command, so the child's PID is the command's. The lab kills and reaps
+    /// it on drop. Returns its PID (for [`Lab::wait_child`]).
+    pub fn spawn_in(
+        &mut self,
+        ns: &str,
+        args: &[&str],
+        stdin: Option<&Path>,
+        stdout: Option<&Path>,
+    ) -> u32 {
+        let file = |p: &Path, write: bool| {
+            let f = if write {
+                std::fs::File::create(p)
+            } else {
+                std::fs::File::open(p)
+            };
+            Stdio::from(f.unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+        };
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns]).args(args);
+        cmd.stdin(stdin.map_or_else(Stdio::null, |p| file(p, false)));
+        cmd.stdout(stdout.map_or_else(Stdio::null, |p| file(p, true)));
+        cmd.stderr(stdout.map_or_else(Stdio::null, |p| {
+            let mut e = p.as_os_str().to_owned();
+            e.push(".err");
+            file(Path::new(&e), true)
+        }));
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {args:?} in {ns}: {e}"));
+        let pid = child.id();
+        self.children.push(child);
+        pid
+    }
+
+    /// Waits up to `limit` for a child from [`Lab::spawn_in`] to exit.
+    pub fn wait_child(&mut self, pid: u32, limit: Duration) -> Option<ExitStatus> {
+        let child = self
+            .children
+            .iter_mut()
+            .find(|c| c.id() == pid)
+            .unwrap_or_else(|| panic!("no child {pid}"));
+        let t0 = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if t0.elapsed() >= limit {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Writes an executable script (mode 0755) at `rel` inside `node`'s
+    /// network directory (e.g. `tinc-up`, `hosts/gamma-down`).
+    pub fn script(&self, node: &str, rel: &str, body: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.node(node).netdir.join(rel);
+        std::fs::write(&path, body).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+            .expect("chmod script");
+    }
 }
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
         for n in &self.nodes {
             if let Some(pid) = self.pid(&n.name) {
                 if self.pids.contains(&pid) {
@@ -247,6 +347,9 @@ impl Drop for Lab {
                 nix::unistd::Pid::from_raw(*pid as i32),
                 nix::sys::signal::Signal::SIGKILL,
             );
+        }
+        for ns in &self.extra_ns {
+            let _ = run("ip", &["netns", "del", ns]);
         }
         for n in &self.nodes {
             let _ = run("ip", &["netns", "del", &n.ns]);
