@@ -12,4 +12,5 @@ pub mod driver;
 pub mod keys;
 pub mod node;
 pub mod switch;
+pub mod vip;
 pub mod wire;

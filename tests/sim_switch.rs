@@ -26,7 +26,14 @@ fn frame(dst: [u8; 6], src: [u8; 6], tag: u8) -> Vec<u8> {
     f
 }
 
-fn arp(op: u16, dst: [u8; 6], src: [u8; 6], sip: Ipv4Addr, tmac: [u8; 6], tip: Ipv4Addr) -> Vec<u8> {
+fn arp(
+    op: u16,
+    dst: [u8; 6],
+    src: [u8; 6],
+    sip: Ipv4Addr,
+    tmac: [u8; 6],
+    tip: Ipv4Addr,
+) -> Vec<u8> {
     let mut f = Vec::new();
     f.extend_from_slice(&dst);
     f.extend_from_slice(&src);
@@ -80,7 +87,10 @@ fn learns_floods_once_then_switches_unicast_to_one_node() {
     net.tap_send("b", &frame(mac(0xa1), mac(0xb1), 2));
     net.run_for(Duration::from_millis(10));
     assert_eq!(net.take_tap_rx("a"), vec![frame(mac(0xa1), mac(0xb1), 2)]);
-    assert!(net.take_tap_rx("c").is_empty(), "unicast to a known MAC was flooded");
+    assert!(
+        net.take_tap_rx("c").is_empty(),
+        "unicast to a known MAC was flooded"
+    );
     // And a learned b1 from that answer.
     net.tap_send("a", &frame(mac(0xb1), mac(0xa1), 3));
     net.run_for(Duration::from_millis(10));
@@ -126,7 +136,12 @@ fn broadcast_on_a_redundant_mesh_arrives_exactly_once_everywhere() {
         for n in &names {
             let got = net.take_tap_rx(n);
             let expect = usize::from(n != origin);
-            assert_eq!(got.len(), expect, "{n} got {} copies from {origin}", got.len());
+            assert_eq!(
+                got.len(),
+                expect,
+                "{n} got {} copies from {origin}",
+                got.len()
+            );
         }
     }
 }
@@ -172,7 +187,10 @@ fn a_mac_that_shows_up_behind_another_node_moves_at_once() {
     net.tap_send("b", &frame(mac(0x77), mac(0xb1), 3));
     net.run_for(Duration::from_millis(10));
     assert_eq!(net.take_tap_rx("c").len(), 1);
-    assert!(net.take_tap_rx("a").is_empty(), "frame went to the old location");
+    assert!(
+        net.take_tap_rx("a").is_empty(),
+        "frame went to the old location"
+    );
 }
 
 #[test]
@@ -221,10 +239,20 @@ fn arp_is_answered_locally_on_a_hit_and_flooded_on_a_miss() {
     net.tap_send("b", &arp(1, BCAST, mac(0xb1), ip_b, [0; 6], ip_b));
     net.run_for(Duration::from_millis(10));
     clear_taps(&mut net, &names);
-    let before: u64 = net.node("a").peers().values().map(|p| p.stats.tx_packets).sum();
+    let before: u64 = net
+        .node("a")
+        .peers()
+        .values()
+        .map(|p| p.stats.tx_packets)
+        .sum();
     net.tap_send("a", &arp(1, BCAST, mac(0xa1), ip_a, [0; 6], ip_b));
     net.run_for(Duration::from_millis(10));
-    let after: u64 = net.node("a").peers().values().map(|p| p.stats.tx_packets).sum();
+    let after: u64 = net
+        .node("a")
+        .peers()
+        .values()
+        .map(|p| p.stats.tx_packets)
+        .sum();
     assert_eq!(after - before, 0, "the ARP request crossed the mesh");
     assert!(net.take_tap_rx("b").is_empty());
     assert!(net.take_tap_rx("c").is_empty());
@@ -239,7 +267,17 @@ fn arp_is_answered_locally_on_a_hit_and_flooded_on_a_miss() {
     assert_eq!(&r[32..38], &mac(0xa1));
     assert_eq!(&r[38..42], &ip_a.octets());
     // A miss floods.
-    net.tap_send("a", &arp(1, BCAST, mac(0xa1), ip_a, [0; 6], Ipv4Addr::new(10, 1, 1, 99)));
+    net.tap_send(
+        "a",
+        &arp(
+            1,
+            BCAST,
+            mac(0xa1),
+            ip_a,
+            [0; 6],
+            Ipv4Addr::new(10, 1, 1, 99),
+        ),
+    );
     net.run_for(Duration::from_millis(10));
     assert_eq!(net.take_tap_rx("b").len(), 1);
     assert_eq!(net.take_tap_rx("c").len(), 1);
@@ -293,8 +331,12 @@ fn static_mac_subnets_pin_a_mac_and_run_subnet_events() {
     assert!(sub > up);
     // And dump subnets lists it with its owner, plus a learned MAC.
     let subs = net.node("b").subnet_statuses(net.now);
-    assert!(subs.iter().any(|s| s.subnet == "02:00:00:00:00:cc" && s.owner == "c"));
-    assert!(subs.iter().any(|s| s.subnet == "ff:ff:ff:ff:ff:ff" && s.owner == "(broadcast)"));
+    assert!(subs
+        .iter()
+        .any(|s| s.subnet == "02:00:00:00:00:cc" && s.owner == "c"));
+    assert!(subs
+        .iter()
+        .any(|s| s.subnet == "ff:ff:ff:ff:ff:ff" && s.owner == "(broadcast)"));
     // c going away runs subnet-down for it on b.
     net.stop("c");
     net.run_for(Duration::from_millis(100));
@@ -310,7 +352,14 @@ fn bad_frames_are_dropped_and_counted() {
     clear_taps(&mut net, &names);
     net.tap_send("a", &[1, 2, 3]);
     net.tap_send("a", &frame(BCAST, [0x03, 0, 0, 0, 0, 1], 0)); // multicast source
-    let mut bad_arp = arp(1, BCAST, mac(0xa1), Ipv4Addr::new(10, 1, 1, 1), [0; 6], Ipv4Addr::new(10, 1, 1, 2));
+    let mut bad_arp = arp(
+        1,
+        BCAST,
+        mac(0xa1),
+        Ipv4Addr::new(10, 1, 1, 1),
+        [0; 6],
+        Ipv4Addr::new(10, 1, 1, 2),
+    );
     bad_arp[18] = 9; // hlen
     net.tap_send("a", &bad_arp);
     net.tap_send("a", &vec![0x02; 70_000]);

@@ -62,7 +62,28 @@ fn vectors() -> Vec<(&'static str, Vec<u8>)> {
             .to_vec(),
         ),
         ("goodbye", Message::Goodbye.to_vec()),
+        (
+            "record_ack",
+            Message::RecordAck {
+                generation: rec.generation,
+                version: 3,
+            }
+            .to_vec(),
+        ),
         ("record_signed_bytes", rec.signed_bytes()),
+        (
+            "record_extension",
+            meshd::wire::extension::encode_extension(&[
+                meshd::wire::ExtensionItem::Subnet("02:00:00:00:00:0a".into()),
+                meshd::wire::ExtensionItem::Vip(meshd::wire::VipItem {
+                    address: "10.1.1.10".parse().unwrap(),
+                    prefix_len: 24,
+                    weight: 10,
+                    virtual_mac: [0x02, 0x6d, 0x0a, 0x01, 0x01, 0x0a],
+                    flags: meshd::wire::VipItem::OFFERED,
+                }),
+            ]),
+        ),
     ]
 }
 
@@ -85,7 +106,11 @@ fn message_vectors_match_the_file() {
             .find_map(|l| l.strip_prefix(&format!("{k} = ")))
             .unwrap_or_else(|| panic!("{k} missing from the vector file"));
         assert_eq!(line, hex::encode(bytes), "{k} differs from the vector file");
-        if *k != "record_signed_bytes" {
+        if *k == "record_extension" {
+            let raw = hex::decode(line).unwrap();
+            let items = meshd::wire::extension::decode_extension(&raw).expect("vector decodes");
+            assert_eq!(meshd::wire::extension::encode_extension(&items), raw);
+        } else if *k != "record_signed_bytes" {
             let raw = hex::decode(line).unwrap();
             let parsed = Message::parse(&raw).expect("vector parses");
             assert_eq!(parsed.to_vec(), raw, "{k} does not round-trip");

@@ -72,9 +72,10 @@ pub fn dump(netdir: &NetDir, what: &[String], json: bool) -> Result<i32> {
             None => Ok(1),
         },
         ["subnets"] => super::subnets::dump_subnets(netdir, json),
+        ["vips"] => super::vips::dump_vips(netdir, json),
         ["reachable", _] => bail!("'reachable' only goes with 'nodes'"),
         _ => bail!(
-            "unknown dump type '{}': use nodes, reachable nodes, edges, connections or subnets",
+            "unknown dump type '{}': use nodes, reachable nodes, edges, connections, subnets or vips",
             what.join(" ")
         ),
     }
@@ -223,6 +224,11 @@ pub fn format_info(n: &NodeStatus) -> String {
 pub fn info(netdir: &NetDir, node: &str, json: bool) -> Result<i32> {
     if !crate::config::valid_node_name(node) {
         if node.contains(['.', ':']) {
+            if !node.contains(['/', '#']) {
+                if let Some(code) = super::vips::info_vip(netdir, node, json)? {
+                    return Ok(code);
+                }
+            }
             return super::subnets::info_address(netdir, node, json);
         }
         eprintln!("Argument is not a node name, subnet or address.");

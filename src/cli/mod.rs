@@ -3,8 +3,9 @@
 mod daemon;
 mod dump;
 mod init;
-mod subnets;
 pub mod logging;
+mod subnets;
+mod vips;
 
 use crate::config::NetDir;
 use anyhow::Result;
@@ -43,6 +44,8 @@ Examples:
   meshd -c /tmp/a info beta                one node in detail
   meshd -c /tmp/a dump subnets             static subnets, learned MACs and IP bindings
   meshd -c /tmp/a info 10.1.1.2            which node has that address (also a MAC)
+  meshd -c /tmp/a dump vips                shared VIPs: holders, health, flows
+  meshd -c /tmp/a info 10.1.1.10           one VIP: who gets its traffic now
   meshd -c /tmp/a reload | stop | restart";
 
 /// The commands.
@@ -67,7 +70,8 @@ pub enum Command {
     /// Print the daemon's process ID.
     Pid,
     /// Show the daemon's view: `dump nodes`, `dump reachable nodes`, `dump edges`,
-    /// `dump connections`, `dump subnets` (static subnets, learned MACs, learned IP bindings).
+    /// `dump connections`, `dump subnets` (static subnets, learned MACs, learned IP bindings),
+    /// `dump vips` (each shared VIP, its virtual MAC, its holders and their state).
     Dump {
         /// What to dump.
         #[arg(required = true, num_args = 1..=2, value_name = "WHAT")]
@@ -76,7 +80,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Show one node in detail, or who owns a MAC or an IP address (`info 10.1.1.2`).
+    /// Show one node in detail, who owns a MAC or an IP address (`info 10.1.1.2`),
+    /// or a VIP with its holders (`info 10.1.1.10`, or its virtual MAC).
     Info {
         /// Node name, MAC address, IP address, or subnet (`10.1.1.0/24`, `10.1.1.2#5`).
         #[arg(value_name = "NODE|ADDRESS")]

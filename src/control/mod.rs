@@ -23,6 +23,8 @@ pub enum Request {
     DumpConnections,
     /// `dump subnets` (and `info ADDRESS`).
     DumpSubnets,
+    /// `dump vips` (and `info VIP`).
+    DumpVips,
     /// `stop`: graceful shutdown.
     Stop,
     /// `reload`: reread the network directory.
@@ -72,6 +74,11 @@ pub enum Response {
     Subnets {
         /// Sorted as tinc sorts them.
         subnets: Vec<SubnetStatus>,
+    },
+    /// `dump vips`.
+    Vips {
+        /// Sorted by address.
+        vips: Vec<crate::node::vip_status::VipStatus>,
     },
     /// `pid`.
     Pid {

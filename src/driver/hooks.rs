@@ -37,14 +37,38 @@ pub fn scripts_for(event: &Event, own_name: &str) -> Vec<ScriptRequest> {
             owner,
             subnet,
             endpoint,
-        } => vec![subnet_script("subnet-up", owner, own_name, subnet, *endpoint)],
+        } => vec![subnet_script(
+            "subnet-up",
+            owner,
+            own_name,
+            subnet,
+            *endpoint,
+        )],
         Event::SubnetDown {
             owner,
             subnet,
             endpoint,
-        } => vec![subnet_script("subnet-down", owner, own_name, subnet, *endpoint)],
+        } => vec![subnet_script(
+            "subnet-down",
+            owner,
+            own_name,
+            subnet,
+            *endpoint,
+        )],
+        Event::VipUp { vip } => vec![vip_script("vip-up", vip)],
+        Event::VipDown { vip } => vec![vip_script("vip-down", vip)],
         Event::HostLearned { .. } => Vec::new(),
     }
+}
+
+/// `vip-up`/`vip-down`: VIP, VIP_PREFIXLEN, VIP_SUBNET (`10.1.1.10/24`), VIRTUAL_MAC, WEIGHT.
+fn vip_script(script: &str, vip: &crate::vip::LocalVip) -> ScriptRequest {
+    ScriptRequest::new(script)
+        .var("VIP", vip.address.to_string())
+        .var("VIP_PREFIXLEN", vip.prefix_len.to_string())
+        .var("VIP_SUBNET", format!("{}/{}", vip.address, vip.prefix_len))
+        .var("VIRTUAL_MAC", vip.virtual_mac.to_string())
+        .var("WEIGHT", vip.weight.to_string())
 }
 
 fn host_scripts(dir: &str, name: &str, endpoint: Option<SocketAddr>) -> Vec<ScriptRequest> {

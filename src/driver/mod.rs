@@ -15,8 +15,8 @@ use crate::control::pidfile::{new_cookie, PidFile};
 use crate::control::{Request, Response};
 use crate::keys::PrivateKey;
 use crate::node::{Event, Node};
-use scripts::{ScriptEnv, ScriptRequest, ScriptRunner};
 use anyhow::{Context, Result};
+use scripts::{ScriptEnv, ScriptRequest, ScriptRunner};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -92,6 +92,8 @@ async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
     );
     // tinc-up configures the interface; the daemon is ready only once it has run.
     scripts.run_now(ScriptRequest::new("tinc-up")).await;
+    // tinc-up may have set the MAC; holders rewrite steered frames to it.
+    let tap_mac = tap.mac().context("cannot read the TAP device's MAC")?;
     let cookie = new_cookie();
     let mut control = control_server::spawn(&socket_path, cookie.clone())?;
     PidFile {
@@ -115,6 +117,8 @@ async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
         wall_ns,
         Box::new(rand::rngs::OsRng),
     );
+    let mut node = node;
+    node.set_tap_mac(tap_mac);
     let mut d = Daemon {
         netdir,
         setup,
@@ -129,7 +133,11 @@ async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
     let mut sigterm = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("SIGINT handler")?;
     let mut sighup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+    // VIP health checks run as their own tasks and report changes here.
+    let (health_tx, mut health_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut health = health::HealthChecks::spawn(d.setup.health_checks.clone(), health_tx.clone());
     let mut stop_reply = None;
+    let mut leaving = false;
     // Reloads read files and resolve host names: off the packet loop, so a slow
     // resolver cannot stall heartbeats (tinc's "synchronous DNS" problem).
     let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel::<(
@@ -174,18 +182,34 @@ async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
             }
             Some((req, reply)) = control.recv() => {
                 if req == Request::Stop {
-                    stop_reply = Some(reply);
-                    break;
-                }
-                if req == Request::Reload {
-                    start_reload(Some(reply), d.netdir.clone());
+                    if stop_reply.is_none() {
+                        stop_reply = Some(reply);
+                    } else {
+                        let _ = reply.send(Response::Ok);
+                    }
+                    leaving = true;
+                    d.node.begin_leave(Instant::now());
+                } else if req == Request::Reload {
+                    if leaving {
+                        let _ = reply.send(Response::Error { message: "meshd is stopping".into() });
+                    } else {
+                        start_reload(Some(reply), d.netdir.clone());
+                    }
                 } else {
                     let resp = d.handle_request(req);
                     let _ = reply.send(resp);
                 }
             }
+            Some(change) = health_rx.recv() => {
+                d.node.set_vip_health(Instant::now(), change.vip, change.healthy);
+                tracing::debug!(vip = %change.vip, healthy = change.healthy, "{}", change.detail);
+            }
             Some((result, reply)) = reload_rx.recv() => {
+                let checks_before = d.setup.health_checks.clone();
                 let resp = d.apply_reload(result);
+                if d.setup.health_checks != checks_before {
+                    health = health::HealthChecks::spawn(d.setup.health_checks.clone(), health_tx.clone());
+                }
                 if let Response::Error { message } = &resp {
                     tracing::error!("reload failed: {message}");
                 }
@@ -193,15 +217,29 @@ async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
                     let _ = reply.send(resp);
                 }
             }
-            _ = sigterm.recv() => { tracing::info!("got SIGTERM, stopping"); break; }
-            _ = sigint.recv() => { tracing::info!("got SIGINT, stopping"); break; }
+            _ = sigterm.recv() => {
+                tracing::info!("got SIGTERM, stopping");
+                leaving = true;
+                d.node.begin_leave(Instant::now());
+            }
+            _ = sigint.recv() => {
+                tracing::info!("got SIGINT, stopping");
+                leaving = true;
+                d.node.begin_leave(Instant::now());
+            }
             _ = sighup.recv() => {
                 tracing::info!("got SIGHUP, reloading");
                 start_reload(None, d.netdir.clone());
             }
         }
         d.flush().await;
+        // A graceful stop first withdraws our VIPs and waits (bounded) until
+        // every peer steers elsewhere; frames keep flowing meanwhile.
+        if leaving && d.node.leave_ready(Instant::now()) {
+            break;
+        }
     }
+    drop(health);
     d.node.shutdown(Instant::now());
     d.flush().await;
     // host-down and subnet-down for everything, then tinc-down, before the TAP goes.
@@ -290,6 +328,12 @@ impl Daemon {
                     }
                 }
             }
+            Event::VipUp { vip } => {
+                tracing::info!(vip = %vip.address, mac = %vip.virtual_mac, "now serving the VIP");
+            }
+            Event::VipDown { vip } => {
+                tracing::info!(vip = %vip.address, "no longer serving the VIP");
+            }
             Event::PeerUp { .. }
             | Event::PeerDown { .. }
             | Event::SubnetUp { .. }
@@ -309,6 +353,9 @@ impl Daemon {
             Request::DumpConnections => Response::Connections {
                 connections: self.node.connection_statuses(now),
             },
+            Request::DumpVips => Response::Vips {
+                vips: self.node.vip_statuses(now),
+            },
             Request::DumpSubnets => Response::Subnets {
                 subnets: self.node.subnet_statuses(now),
             },
@@ -322,6 +369,8 @@ impl Daemon {
                 drops: serde_json::json!({
                     "packets": self.node.drops(),
                     "frames": self.node.switch().counters(),
+                    "vip": self.node.vip_engine().counters(),
+                    "flows": self.node.vip_engine().flows().len(),
                     "tap_write_drops": self.tap_write_drops,
                     "mac_table_entries": self.node.switch().macs().len(),
                     "ip_bindings": self.node.switch().neighbours().len(),

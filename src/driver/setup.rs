@@ -5,7 +5,8 @@
 use crate::config::{self, AddressFamily, AddressHost, HostAddress, NetDir};
 use crate::keys::PublicKey;
 use crate::node::{KnownHost, NodeConfig};
-use crate::switch::{MacTableLimits, SwitchConfig};
+use crate::switch::{MacAddr, MacTableLimits, SwitchConfig};
+use crate::vip::LocalVip;
 use anyhow::{Context, Result};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -35,6 +36,8 @@ pub struct Setup {
     pub scripts_interpreter: Option<String>,
     /// `ScriptsExtension`.
     pub scripts_extension: String,
+    /// Health checks of our VIPs.
+    pub health_checks: Vec<crate::config::vip::HealthCheckSpec>,
     /// Non-fatal problems, to log.
     pub warnings: Vec<String>,
 }
@@ -100,6 +103,30 @@ pub fn load(netdir: &NetDir) -> Result<Setup> {
         max_frame_len: server.interface_mtu as usize + 18,
         ..SwitchConfig::default()
     };
+    let vip_conf = config::vip::parse_vip_settings(&server.raw, &mut warnings)?;
+    let mut health_checks = Vec::new();
+    for v in &vip_conf.vips {
+        if v.address.is_ipv6() {
+            anyhow::bail!(
+                "VirtualIP = {}: IPv6 VIPs are not supported yet (meshd answers ARP for IPv4 VIPs only)",
+                v.address
+            );
+        }
+        node.vips.push(LocalVip {
+            address: v.address,
+            prefix_len: v.prefix_len,
+            weight: v.weight,
+            virtual_mac: MacAddr(v.virtual_mac),
+            checked: !v.checks.is_empty(),
+        });
+        health_checks.extend(v.checks.iter().cloned());
+    }
+    node.vip_settings = crate::vip::VipSettings {
+        hold_down: vip_conf.hold_down,
+        flow_idle_timeout: vip_conf.flow_idle_timeout,
+        ..crate::vip::VipSettings::default()
+    };
+    node.shutdown_grace = vip_conf.shutdown_grace;
 
     let (host_files, errors) = config::load_all_hosts(netdir);
     for e in errors {
@@ -173,6 +200,7 @@ pub fn load(netdir: &NetDir) -> Result<Setup> {
         script_timeout: server.script_timeout,
         scripts_interpreter: server.scripts_interpreter.clone(),
         scripts_extension: server.scripts_extension.clone(),
+        health_checks,
         warnings,
     })
 }

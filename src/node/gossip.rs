@@ -150,9 +150,20 @@ impl Node {
     pub(super) fn on_gossip(&mut self, now: Instant, from: &str, records: Vec<NodeRecord>) {
         let mut fresh: Vec<NodeRecord> = Vec::new();
         for rec in records {
+            let direct = rec.name == from;
             match self.accept_record(now, &rec) {
-                Ok(true) => fresh.push(rec),
-                Ok(false) => {}
+                Ok(true) => {
+                    if direct {
+                        // Straight from its origin: acknowledge (a leaving node waits for this).
+                        self.ack_record(from, rec.generation, rec.version);
+                    }
+                    fresh.push(rec)
+                }
+                Ok(false) => {
+                    if direct && self.holds_record(&rec) {
+                        self.ack_record(from, rec.generation, rec.version);
+                    }
+                }
                 Err(reason) => {
                     self.drops.bad_record += 1;
                     tracing::warn!(peer = %from, node = %rec.name, reason, "refused node record");
@@ -223,7 +234,10 @@ impl Node {
             .record
             .as_ref()
             .is_some_and(|old| old.generation != rec.generation);
-        let extension_changed = peer.record.as_ref().is_none_or(|old| old.extension != rec.extension);
+        let extension_changed = peer
+            .record
+            .as_ref()
+            .is_none_or(|old| old.extension != rec.extension);
         peer.record = Some(rec.clone());
         if !peer.alive && (is_new_peer || restarted) {
             // A node we can't reach yet, or one that came back: try it now.
@@ -231,9 +245,21 @@ impl Node {
             peer.attempts = 0;
         }
         if extension_changed {
-            self.apply_peer_subnets(&rec.name, &rec.extension);
+            self.apply_peer_extension(now, &rec.name, &rec.extension);
         }
         Ok(true)
+    }
+
+    /// True if the record we hold for `rec`'s origin is the same as `rec`.
+    fn holds_record(&self, rec: &NodeRecord) -> bool {
+        self.peers
+            .get(&rec.name)
+            .and_then(|p| p.record.as_ref())
+            .is_some_and(|r| {
+                r.generation == rec.generation
+                    && r.version == rec.version
+                    && r.signature == rec.signature
+            })
     }
 
     /// Addresses at which other nodes' records say they reach `name`.

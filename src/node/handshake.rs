@@ -90,7 +90,12 @@ impl Node {
         });
     }
 
-    pub(super) fn on_handshake_response(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+    pub(super) fn on_handshake_response(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        datagram: &[u8],
+    ) {
         let Ok(response) = crypto::HandshakeResponse::parse(datagram) else {
             self.drops.malformed += 1;
             return;

@@ -28,7 +28,7 @@ impl Node {
                 name: name.to_string(),
                 endpoint: from,
             });
-            self.peer_subnets_up(name);
+            self.peer_subnets_up(now, name);
             // Exchange membership at once so a newcomer converges quickly.
             self.send_digest(now, name);
         }
@@ -39,6 +39,7 @@ impl Node {
         self.detect_stall(now);
         self.last_tick = Some(now);
         self.sweep_switch(now);
+        self.tick_leave(now);
         let names: Vec<String> = self.peers.keys().cloned().collect();
         for name in &names {
             self.tick_peer(now, name);

@@ -9,10 +9,12 @@
 mod gossip;
 mod handshake;
 mod liveness;
-mod subnet_status;
-mod switching;
 mod peer;
 pub mod status;
+mod subnet_status;
+mod switching;
+mod vip;
+pub mod vip_status;
 
 pub use peer::{KeySource, Peer, PeerStats};
 pub use switching::TapStats;
@@ -56,6 +58,12 @@ pub struct NodeConfig {
     pub subnets: Vec<crate::config::Subnet>,
     /// MAC table, ARP answering and frame limits.
     pub switch: crate::switch::SwitchConfig,
+    /// VIPs this node serves.
+    pub vips: Vec<crate::vip::LocalVip>,
+    /// Hold-down, flow idle timeout, flow table bound.
+    pub vip_settings: crate::vip::VipSettings,
+    /// Longest wait for peers to acknowledge a VIP withdrawal at a graceful stop.
+    pub shutdown_grace: Duration,
 }
 
 impl NodeConfig {
@@ -75,6 +83,9 @@ impl NodeConfig {
             max_peers: 4096,
             subnets: Vec::new(),
             switch: crate::switch::SwitchConfig::default(),
+            vips: Vec::new(),
+            vip_settings: crate::vip::VipSettings::default(),
+            shutdown_grace: Duration::from_millis(500),
         }
     }
 }
@@ -133,6 +144,16 @@ pub enum Event {
         subnet: crate::config::Subnet,
         /// The owner's UDP address, when it is a peer.
         endpoint: Option<SocketAddr>,
+    },
+    /// This node started serving a VIP (`vip-up`).
+    VipUp {
+        /// The VIP.
+        vip: crate::vip::LocalVip,
+    },
+    /// This node stopped serving a VIP (`vip-down`).
+    VipDown {
+        /// The VIP.
+        vip: crate::vip::LocalVip,
     },
     /// A subnet went away (expired, moved, or its owner went down).
     SubnetDown {
@@ -227,6 +248,9 @@ pub struct Node {
     reply_buf: Vec<Vec<u8>>,
     next_switch_sweep: Instant,
     cap_logged_at: Option<Instant>,
+    vip: crate::vip::VipEngine,
+    tap_mac: Option<crate::switch::MacAddr>,
+    leaving: Option<vip::Leaving>,
 }
 
 impl Signer for PrivateKey {
@@ -254,6 +278,8 @@ impl Node {
     ) -> Node {
         let own = gossip::OwnRecord::new(wall_ns);
         let config_switch = config.switch.clone();
+        let config_name = config.name.clone();
+        let config_vip_settings = config.vip_settings.clone();
         let mut node = Node {
             limiter: HandshakeLimiter::new(2000, 50, 4096),
             config,
@@ -279,9 +305,13 @@ impl Node {
             reply_buf: Vec::new(),
             next_switch_sweep: now + switching::SWITCH_SWEEP,
             cap_logged_at: None,
+            vip: crate::vip::VipEngine::new(&config_name, config_vip_settings),
+            tap_mac: None,
+            leaving: None,
         };
         node.apply_hosts(hosts, now);
         node.apply_own_subnets(&[]);
+        node.apply_own_vips(now);
         node.own.dirty = true;
         node
     }
@@ -333,6 +363,8 @@ impl Node {
         self.switch.reconfigure(self.config.switch.clone());
         self.apply_hosts(hosts, now);
         self.apply_own_subnets(&old_subnets);
+        self.vip.set_settings(self.config.vip_settings.clone());
+        self.apply_own_vips(now);
         self.own.dirty = true;
         self.finish(now);
     }
@@ -472,6 +504,10 @@ impl Node {
             Message::Gossip(records) => self.on_gossip(now, from, records),
             Message::Digest(digest) => self.on_digest(now, from, digest),
             Message::Goodbye => self.mark_dead(now, from, DownReason::Goodbye),
+            Message::RecordAck {
+                generation,
+                version,
+            } => self.on_record_ack(now, from, generation, version),
         }
     }
 
@@ -539,6 +575,8 @@ impl Node {
         for name in &alive {
             self.mark_dead(now, name, DownReason::LocalShutdown);
         }
+        self.vip.stop_serving();
+        self.drain_vip_events();
         for s in self.config.subnets.clone() {
             self.events.push_back(Event::SubnetDown {
                 owner: None,
@@ -569,6 +607,9 @@ impl Node {
     /// When [`Node::handle_timeout`] must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut next = Some(self.next_gossip.min(self.next_switch_sweep));
+        if let Some(t) = self.leave_timeout() {
+            next = next.map(|n| n.min(t));
+        }
         let mut consider = |t: Instant| {
             next = Some(next.map_or(t, |n: Instant| n.min(t)));
         };

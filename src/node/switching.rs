@@ -32,6 +32,14 @@ impl Node {
     pub fn handle_frame(&mut self, now: Instant, frame: &[u8]) {
         self.tap_stats.rx_packets += 1;
         self.tap_stats.rx_bytes += frame.len() as u64;
+        match self.vip_from_tap(now, frame) {
+            super::vip::VipVerdict::Consumed => {}
+            super::vip::VipVerdict::Pass => self.switch_from_tap(now, frame),
+            super::vip::VipVerdict::Rewritten(copy) => self.switch_from_tap(now, &copy),
+        }
+    }
+
+    fn switch_from_tap(&mut self, now: Instant, frame: &[u8]) {
         let mut replies = std::mem::take(&mut self.reply_buf);
         let peers = &self.peers;
         let delivery = self.switch.from_tap(
@@ -70,13 +78,20 @@ impl Node {
             peer.stats.rx_packets += 1;
             peer.stats.rx_bytes += frame.len() as u64;
         }
+        let copy = match self.vip_from_peer(now, from, frame) {
+            super::vip::VipVerdict::Consumed => return,
+            super::vip::VipVerdict::Pass => None,
+            super::vip::VipVerdict::Rewritten(copy) => Some(copy),
+        };
+        let frame = copy.as_deref().unwrap_or(frame);
         if let Delivery::Tap = self.switch.from_peer(now, from, frame) {
             self.queue_tap_frame(frame.to_vec());
         }
         self.drain_switch_events(now);
     }
 
-    fn queue_tap_frame(&mut self, frame: Vec<u8>) {
+    pub(super) fn queue_tap_frame(&mut self, mut frame: Vec<u8>) {
+        self.rewrite_for_tap(&mut frame);
         self.tap_stats.tx_packets += 1;
         self.tap_stats.tx_bytes += frame.len() as u64;
         self.tap_out.push_back(frame);
@@ -104,6 +119,7 @@ impl Node {
         }
         self.next_switch_sweep = now + SWITCH_SWEEP;
         self.switch.expire(now);
+        self.vip.expire(now);
         self.drain_switch_events(now);
     }
 
@@ -177,7 +193,7 @@ impl Node {
     }
 
     /// The subnets a peer's record lists; applied when the record is accepted.
-    pub(super) fn apply_peer_subnets(&mut self, name: &str, extension: &[u8]) {
+    pub(super) fn apply_peer_extension(&mut self, now: Instant, name: &str, extension: &[u8]) {
         let items = match decode_extension(extension) {
             Ok(items) => items,
             Err(err) => {
@@ -186,15 +202,18 @@ impl Node {
             }
         };
         let mut subnets = Vec::new();
+        let mut vips = Vec::new();
         for item in items {
-            if let ExtensionItem::Subnet(text) = item {
-                match text.parse::<Subnet>() {
+            match item {
+                ExtensionItem::Subnet(text) => match text.parse::<Subnet>() {
                     Ok(s) if !subnets.contains(&s) => subnets.push(s),
                     Ok(_) => {}
                     Err(err) => tracing::warn!(node = %name, %err, "ignoring a bad subnet"),
-                }
+                },
+                ExtensionItem::Vip(v) => vips.push(v),
             }
         }
+        self.apply_peer_vips(now, name, &vips);
         let Some(peer) = self.peers.get_mut(name) else {
             return;
         };
@@ -220,7 +239,8 @@ impl Node {
     }
 
     /// A peer came up: `subnet-up` for each of its static subnets.
-    pub(super) fn peer_subnets_up(&mut self, name: &str) {
+    pub(super) fn peer_subnets_up(&mut self, now: Instant, name: &str) {
+        self.vip.set_peer_alive(name, true, now);
         let subnets = self
             .peers
             .get(name)
@@ -234,6 +254,7 @@ impl Node {
     /// A peer went down: forget the MACs learned behind it, `subnet-down` for
     /// those and for its static subnets.
     pub(super) fn peer_subnets_down(&mut self, now: Instant, name: &str) {
+        self.vip.set_peer_alive(name, false, now);
         self.switch.peer_down(name);
         self.drain_switch_events(now);
         let subnets = self
@@ -248,11 +269,22 @@ impl Node {
 
     /// Our record's extension: our static subnets.
     pub(super) fn own_extension_items(&self) -> Vec<ExtensionItem> {
-        self.config
+        let mut items: Vec<ExtensionItem> = self
+            .config
             .subnets
             .iter()
             .map(|s| ExtensionItem::Subnet(s.to_string()))
-            .collect()
+            .collect();
+        items.extend(self.own_vip_items());
+        items
+    }
+
+    /// Our configured VIPs (startup and reload).
+    pub(super) fn apply_own_vips(&mut self, now: Instant) {
+        self.vip.set_local(self.config.vips.clone(), now);
+        self.reserve_virtual_macs();
+        self.drain_vip_events();
+        self.own.dirty = true;
     }
 }
 

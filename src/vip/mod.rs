@@ -538,8 +538,11 @@ fn pick(v: &Vip, key: &FlowKey, now: Instant, hold_down: Duration) -> Option<Str
     };
     let eligible: Vec<(&String, &Holder)> =
         v.holders.iter().filter(|(_, h)| h.eligible()).collect();
-    let mut pool: Vec<(&String, &Holder)> =
-        eligible.iter().copied().filter(|(_, h)| settled(h)).collect();
+    let mut pool: Vec<(&String, &Holder)> = eligible
+        .iter()
+        .copied()
+        .filter(|(_, h)| settled(h))
+        .collect();
     if pool.is_empty() {
         pool = eligible;
     }

@@ -17,6 +17,8 @@ pub mod kind {
     pub const DIGEST: u8 = 0x04;
     /// The sender is shutting down.
     pub const GOODBYE: u8 = 0x05;
+    /// The sender applied the receiver's node record (generation, version).
+    pub const RECORD_ACK: u8 = 0x06;
 }
 
 /// A liveness heartbeat. The echo fields let the receiver measure RTT without
@@ -70,6 +72,14 @@ pub enum Message<'a> {
     Digest(Digest),
     /// The sender is leaving on purpose.
     Goodbye,
+    /// The sender holds the receiver's own record at least this new (a
+    /// leaving node waits for these before it goes, so nothing is lost).
+    RecordAck {
+        /// The receiver's record generation.
+        generation: u64,
+        /// Its version.
+        version: u64,
+    },
 }
 
 /// Largest number of records or digest entries one message may carry.
@@ -123,6 +133,10 @@ impl<'a> Message<'a> {
                 Message::Digest(Digest { entries })
             }
             kind::GOODBYE => Message::Goodbye,
+            kind::RECORD_ACK => Message::RecordAck {
+                generation: r.u64("ack generation")?,
+                version: r.u64("ack version")?,
+            },
             other => return Err(WireError::UnknownType(other)),
         };
         r.finish()?;
@@ -162,6 +176,14 @@ impl<'a> Message<'a> {
                 }
             }
             Message::Goodbye => out.push(kind::GOODBYE),
+            Message::RecordAck {
+                generation,
+                version,
+            } => {
+                out.push(kind::RECORD_ACK);
+                out.extend_from_slice(&generation.to_be_bytes());
+                out.extend_from_slice(&version.to_be_bytes());
+            }
         }
     }
 
@@ -197,6 +219,10 @@ mod tests {
                 }],
             }),
             Message::Goodbye,
+            Message::RecordAck {
+                generation: 3,
+                version: 4,
+            },
         ];
         for m in msgs {
             let bytes = m.to_vec();

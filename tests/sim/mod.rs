@@ -297,7 +297,9 @@ impl SimNet {
         };
         // Frames for the TAP go to the host, whose answers come back in.
         for _ in 0..1000 {
-            let Some(frame) = node.poll_frame() else { break };
+            let Some(frame) = node.poll_frame() else {
+                break;
+            };
             let replies = match sim.host.as_mut() {
                 Some(host) => host(elapsed, &frame),
                 None => Vec::new(),

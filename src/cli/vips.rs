@@ -1,0 +1,122 @@
+//! `dump vips` and `info VIP|VIRTUAL_MAC`: which nodes serve a shared IP,
+//! which of them get traffic, and how this node's flows are spread.
+
+use super::dump::{ask, print_out};
+use crate::config::NetDir;
+use crate::control::{Request, Response};
+use crate::node::vip_status::{HolderStatus, VipStatus};
+use anyhow::{bail, Result};
+use std::fmt::Write as _;
+
+/// Asks the daemon for its VIPs.
+pub fn vips(netdir: &NetDir) -> Result<Option<Vec<VipStatus>>> {
+    match ask(netdir, &Request::DumpVips)? {
+        Some(Response::Vips { vips }) => Ok(Some(vips)),
+        Some(other) => bail!("unexpected answer: {other:?}"),
+        None => Ok(None),
+    }
+}
+
+fn yes(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+fn holder_words(h: &HolderStatus) -> String {
+    format!(
+        "weight {} alive {} offered {} holddown {} flows {} share {:.0}%",
+        h.weight,
+        yes(h.alive),
+        yes(h.offered),
+        h.hold_down_ms,
+        h.flows,
+        h.share_percent
+    )
+}
+
+/// `dump vips` lines: one per VIP and holder.
+pub fn format_vip_lines(v: &VipStatus) -> String {
+    let mut out = String::new();
+    if v.holders.is_empty() {
+        let _ = writeln!(
+            out,
+            "{}/{} mac {} holder (none)",
+            v.vip, v.prefix_len, v.virtual_mac
+        );
+    }
+    for h in &v.holders {
+        let _ = writeln!(
+            out,
+            "{}/{} mac {} holder {} {}",
+            v.vip,
+            v.prefix_len,
+            v.virtual_mac,
+            h.name,
+            holder_words(h)
+        );
+    }
+    out
+}
+
+/// `meshd dump vips [--json]`.
+pub fn dump_vips(netdir: &NetDir, json: bool) -> Result<i32> {
+    let Some(list) = vips(netdir)? else {
+        return Ok(1);
+    };
+    print_out(json, &list, |out| {
+        for v in &list {
+            out.push_str(&format_vip_lines(v));
+        }
+    })
+}
+
+/// The `info` block of one VIP.
+pub fn format_vip_info(v: &VipStatus) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "VIP:          {}/{}", v.vip, v.prefix_len);
+    let _ = writeln!(s, "Virtual MAC:  {}", v.virtual_mac);
+    let here = match v.local_healthy {
+        Some(true) => "yes (healthy)",
+        Some(false) => "yes (health check failing: withdrawn)",
+        None => "no",
+    };
+    let _ = writeln!(s, "Served here:  {here}");
+    let eligible: Vec<&str> = v
+        .holders
+        .iter()
+        .filter(|h| h.eligible)
+        .map(|h| h.name.as_str())
+        .collect();
+    let _ = writeln!(
+        s,
+        "Traffic to:   {}",
+        if eligible.is_empty() {
+            "(nobody: no live holder)".to_string()
+        } else {
+            eligible.join(" ")
+        }
+    );
+    let _ = writeln!(s, "Flows:        {}", v.flows);
+    for h in &v.holders {
+        let _ = writeln!(s, "Holder:       {} {}", h.name, holder_words(h));
+    }
+    s
+}
+
+/// `info ARG` for a VIP address or virtual MAC; `None` if ARG is neither.
+pub fn info_vip(netdir: &NetDir, arg: &str, json: bool) -> Result<Option<i32>> {
+    let Some(list) = vips(netdir)? else {
+        return Ok(Some(1));
+    };
+    let want = arg.to_ascii_lowercase();
+    let Some(v) = list
+        .into_iter()
+        .find(|v| v.vip == want || v.virtual_mac == want)
+    else {
+        return Ok(None);
+    };
+    print_out(json, &v, |out| out.push_str(&format_vip_info(&v))).map(Some)
+}

@@ -1,0 +1,332 @@
+//! The node's VIP path: ARP for VIPs answered locally with the virtual MAC,
+//! ARP that would teach a holder's real MAC rewritten, frames to a virtual MAC
+//! steered per flow to one live holder, delivery on the holder, VIP state in
+//! our record, and the acknowledged withdrawal of a graceful stop.
+
+use super::{Event, Node};
+use crate::switch::{
+    build_arp_reply, flow_key, rewrite_arp_sender_mac, set_dst_mac, ArpOp, ArpPacket,
+    EthernetFrame, FlowKey, MacAddr, ETHERTYPE_ARP,
+};
+use crate::vip::{Target, VipEvent};
+use crate::wire::{ExtensionItem, Message, VipItem};
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+/// After the last acknowledgement, frames already in flight still arrive.
+const LEAVE_LINGER: Duration = Duration::from_millis(20);
+
+/// What the VIP path did with a frame.
+pub(super) enum VipVerdict {
+    /// Handled entirely (answered, steered or dropped).
+    Consumed,
+    /// Not a VIP matter: the switch takes the frame as it is.
+    Pass,
+    /// The switch takes this rewritten copy instead.
+    Rewritten(Vec<u8>),
+}
+
+/// A graceful stop in progress: our withdrawal must be acknowledged.
+#[derive(Debug)]
+pub(super) struct Leaving {
+    version: u64,
+    deadline: Instant,
+    waiting: BTreeSet<String>,
+    done_at: Option<Instant>,
+    /// Past the deadline or acknowledged: no more timers needed.
+    ready: bool,
+}
+
+fn src_ip(key: &FlowKey) -> Option<IpAddr> {
+    match key {
+        FlowKey::Ip { src, .. } => Some(*src),
+        FlowKey::Mac { .. } => None,
+    }
+}
+
+impl Node {
+    /// The MAC of our TAP device (holders rewrite steered frames to it).
+    pub fn set_tap_mac(&mut self, mac: [u8; 6]) {
+        self.tap_mac = Some(MacAddr(mac));
+    }
+
+    /// The VIP engine (holders, flows), for introspection.
+    pub fn vip_engine(&self) -> &crate::vip::VipEngine {
+        &self.vip
+    }
+
+    /// A health verdict for one of our VIPs (from the driver's checks).
+    pub fn set_vip_health(&mut self, now: Instant, vip: IpAddr, healthy: bool) {
+        if self.vip.set_health(vip, healthy, now) {
+            if healthy {
+                tracing::info!(%vip, "health check passes; offering the VIP again");
+            } else {
+                tracing::warn!(%vip, "health check fails; withdrawing the VIP from the mesh");
+            }
+            self.own.dirty = true;
+            self.drain_vip_events();
+            self.finish(now);
+        }
+    }
+
+    pub(super) fn drain_vip_events(&mut self) {
+        while let Some(ev) = self.vip.poll_event() {
+            self.events.push_back(match ev {
+                VipEvent::Up(v) => Event::VipUp { vip: v },
+                VipEvent::Down(v) => Event::VipDown { vip: v },
+            });
+        }
+    }
+
+    /// A frame from the local TAP, before the switch sees it.
+    pub(super) fn vip_from_tap(&mut self, now: Instant, frame: &[u8]) -> VipVerdict {
+        let Ok(eth) = EthernetFrame::parse(frame) else {
+            return VipVerdict::Pass;
+        };
+        if self.vip.vips().is_empty() {
+            return VipVerdict::Pass;
+        }
+        if eth.ethertype() == ETHERTYPE_ARP {
+            if let Some(Ok(arp)) = ArpPacket::from_frame(&eth) {
+                let target = IpAddr::V4(arp.target_ip);
+                if arp.op == ArpOp::Request {
+                    if let Some(vmac) = self.vip.mac_for_vip(&target) {
+                        // Every node answers for every VIP, with the virtual MAC, locally.
+                        let reply = build_arp_reply(&arp, eth.src(), vmac);
+                        self.vip.counters_mut().arp_answered += 1;
+                        self.queue_tap_frame(reply);
+                        return VipVerdict::Consumed;
+                    }
+                }
+                if let Some(copy) = self.rewrite_vip_sender(frame, &arp) {
+                    return self
+                        .vip_arp_to_virtual(now, &copy)
+                        .unwrap_or(VipVerdict::Rewritten(copy));
+                }
+            }
+        }
+        if let Some(v) = self.vip_arp_to_virtual(now, frame) {
+            return v;
+        }
+        VipVerdict::Pass
+    }
+
+    /// Frames to a virtual MAC: steered (IP) or sent to every holder (ARP and
+    /// other non-IP: a holder's kernel must get the answers to its questions).
+    fn vip_arp_to_virtual(&mut self, now: Instant, frame: &[u8]) -> Option<VipVerdict> {
+        let eth = EthernetFrame::parse(frame).ok()?;
+        let vip = self.vip.vip_for_mac(&eth.dst())?;
+        let key = flow_key(&eth);
+        let targets = match key {
+            FlowKey::Ip { .. } => self.vip.steer(now, vip, &key).into_iter().collect(),
+            FlowKey::Mac { .. } => self.vip.eligible_holders(&vip),
+        };
+        if targets.is_empty() {
+            tracing::debug!(%vip, "no live holder for a frame to the VIP");
+        }
+        for t in targets {
+            match t {
+                Target::Local => self.queue_tap_frame(frame.to_vec()),
+                Target::Peer(name) => {
+                    self.send_frame(&name, frame);
+                }
+            }
+        }
+        Some(VipVerdict::Consumed)
+    }
+
+    /// An ARP frame whose sender IP is a VIP, with the sender MAC set to the
+    /// virtual MAC (so no host ever learns a holder's own MAC for a VIP).
+    fn rewrite_vip_sender(&mut self, frame: &[u8], arp: &ArpPacket) -> Option<Vec<u8>> {
+        let vmac = self.vip.mac_for_vip(&IpAddr::V4(arp.sender_ip))?;
+        if arp.sender_mac == vmac {
+            return None;
+        }
+        let mut copy = frame.to_vec();
+        if !rewrite_arp_sender_mac(&mut copy, vmac) {
+            return None;
+        }
+        self.vip.counters_mut().arp_rewritten += 1;
+        Some(copy)
+    }
+
+    /// A frame from peer `from`, before the switch sees it.
+    pub(super) fn vip_from_peer(&mut self, now: Instant, from: &str, frame: &[u8]) -> VipVerdict {
+        if self.vip.vips().is_empty() {
+            return VipVerdict::Pass;
+        }
+        let Ok(eth) = EthernetFrame::parse(frame) else {
+            return VipVerdict::Pass;
+        };
+        let mut rewritten = None;
+        if eth.ethertype() == ETHERTYPE_ARP {
+            if let Some(Ok(arp)) = ArpPacket::from_frame(&eth) {
+                rewritten = self.rewrite_vip_sender(frame, &arp);
+            }
+        } else {
+            // A flow a holder started from the VIP: its replies go back to it.
+            let key = flow_key(&eth);
+            if let Some(src) = src_ip(&key) {
+                if self.vip.mac_for_vip(&src).is_some() {
+                    self.vip.pin_reply(now, src, from, &key);
+                }
+            }
+        }
+        if let Some(vip) = self.vip.vip_for_mac(&eth.dst()) {
+            if !self.vip.is_local(&vip) {
+                self.vip.counters_mut().not_holder += 1;
+                tracing::debug!(%vip, peer = %from, "frame for a VIP we do not hold");
+                return VipVerdict::Consumed;
+            }
+            let mut copy = rewritten.unwrap_or_else(|| frame.to_vec());
+            if let Some(mac) = self.tap_mac {
+                set_dst_mac(&mut copy, mac);
+            }
+            return VipVerdict::Rewritten(copy);
+        }
+        match rewritten {
+            Some(copy) => VipVerdict::Rewritten(copy),
+            None => VipVerdict::Pass,
+        }
+    }
+
+    /// Frames into our TAP addressed to a virtual MAC of ours get our TAP's MAC
+    /// (the kernel drops frames for other MACs).
+    pub(super) fn rewrite_for_tap(&self, frame: &mut [u8]) {
+        let Some(tap_mac) = self.tap_mac else { return };
+        let Ok(eth) = EthernetFrame::parse(frame) else {
+            return;
+        };
+        if let Some(vip) = self.vip.vip_for_mac(&eth.dst()) {
+            if self.vip.is_local(&vip) {
+                set_dst_mac(frame, tap_mac);
+            }
+        }
+    }
+
+    /// Our record's VIP items.
+    pub(super) fn own_vip_items(&self) -> Vec<ExtensionItem> {
+        self.vip
+            .local_items()
+            .into_iter()
+            .map(ExtensionItem::Vip)
+            .collect()
+    }
+
+    /// A peer's record lists these VIPs.
+    pub(super) fn apply_peer_vips(&mut self, now: Instant, name: &str, items: &[VipItem]) {
+        let alive = self.is_alive(name);
+        self.vip.apply_peer_items(name, items, alive, now);
+        self.reserve_virtual_macs();
+    }
+
+    /// The switch must never learn a virtual MAC as a station.
+    pub(super) fn reserve_virtual_macs(&mut self) {
+        let macs: Vec<MacAddr> = self.vip.virtual_macs().copied().collect();
+        self.switch.set_reserved(&macs);
+    }
+
+    // ------------------------------------------------------------ leaving
+
+    /// Graceful stop, step one: withdraw our VIPs and wait (at most
+    /// `ShutdownGrace`) until every live peer acknowledged the record that says so.
+    pub fn begin_leave(&mut self, now: Instant) {
+        if self.leaving.is_some() {
+            return;
+        }
+        let has_vips = self.vip.local_vips().next().is_some();
+        self.vip.withdraw_all(now);
+        self.drain_vip_events();
+        self.own.dirty = true;
+        self.finish(now);
+        let waiting: BTreeSet<String> = if has_vips {
+            self.peers
+                .values()
+                .filter(|p| p.alive)
+                .map(|p| p.name.clone())
+                .collect()
+        } else {
+            BTreeSet::new()
+        };
+        if !waiting.is_empty() {
+            tracing::info!(
+                peers = waiting.len(),
+                "withdrawing VIPs; waiting for acknowledgements"
+            );
+        }
+        let done_at = waiting.is_empty().then_some(now);
+        self.leaving = Some(Leaving {
+            version: self.own.version,
+            deadline: now + self.config.shutdown_grace,
+            waiting,
+            done_at,
+            ready: false,
+        });
+    }
+
+    /// True once a graceful stop may proceed to [`Node::shutdown`].
+    pub fn leave_ready(&self, now: Instant) -> bool {
+        match &self.leaving {
+            None => true,
+            Some(l) if l.ready && l.waiting.is_empty() => true,
+            Some(l) => {
+                if now >= l.deadline {
+                    if !l.waiting.is_empty() {
+                        tracing::warn!(missing = ?l.waiting, "leaving without every acknowledgement");
+                    }
+                    return true;
+                }
+                l.done_at.is_some_and(|t| now >= t)
+            }
+        }
+    }
+
+    /// When the leave state needs a look again.
+    pub(super) fn leave_timeout(&self) -> Option<Instant> {
+        self.leaving
+            .as_ref()
+            .filter(|l| !l.ready)
+            .map(|l| l.done_at.map_or(l.deadline, |d| d.min(l.deadline)))
+    }
+
+    /// Timer: notes when a graceful stop may proceed.
+    pub(super) fn tick_leave(&mut self, now: Instant) {
+        if let Some(l) = self.leaving.as_mut() {
+            if now >= l.deadline || l.done_at.is_some_and(|t| now >= t) {
+                l.ready = true;
+            }
+        }
+    }
+
+    /// A peer acknowledged one of our records.
+    pub(super) fn on_record_ack(
+        &mut self,
+        now: Instant,
+        from: &str,
+        generation: u64,
+        version: u64,
+    ) {
+        let Some(l) = self.leaving.as_mut() else {
+            return;
+        };
+        if generation != self.own.generation || version < l.version {
+            return;
+        }
+        if l.waiting.remove(from) && l.waiting.is_empty() {
+            tracing::info!("every peer acknowledged the VIP withdrawal");
+            l.done_at = Some(now + LEAVE_LINGER);
+        }
+    }
+
+    /// A record came straight from its origin: tell it we have it.
+    pub(super) fn ack_record(&mut self, from: &str, generation: u64, version: u64) {
+        self.send_message(
+            from,
+            &Message::RecordAck {
+                generation,
+                version,
+            },
+        );
+    }
+}

@@ -1,0 +1,93 @@
+//! `dump vips` and `info VIP`: each VIP with its virtual MAC, its holders and
+//! their state, and how this node's flows are spread over them.
+
+use super::Node;
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+/// One holder of a VIP, as this node sees it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HolderStatus {
+    /// Node name.
+    pub name: String,
+    /// Its weight (lower wins).
+    pub weight: u32,
+    /// Live session with it (always true for this node).
+    pub alive: bool,
+    /// It offers the VIP (healthy and not leaving).
+    pub offered: bool,
+    /// Gets traffic now: alive and offered.
+    pub eligible: bool,
+    /// Milliseconds of hold-down left before it gets new flows (0 = none).
+    pub hold_down_ms: u64,
+    /// Flows this node steers to it.
+    pub flows: usize,
+    /// Those flows as a share of this node's flows to the VIP, in percent.
+    pub share_percent: f64,
+}
+
+/// One VIP.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VipStatus {
+    /// The address.
+    pub vip: String,
+    /// Prefix length.
+    pub prefix_len: u8,
+    /// The virtual MAC every node answers ARP with.
+    pub virtual_mac: String,
+    /// This node serves it: its health verdict.
+    pub local_healthy: Option<bool>,
+    /// Flows this node steers to it.
+    pub flows: usize,
+    /// Holders, by name.
+    pub holders: Vec<HolderStatus>,
+}
+
+impl Node {
+    /// Every VIP known, sorted by address.
+    pub fn vip_statuses(&self, now: Instant) -> Vec<VipStatus> {
+        let hold_down = self.vip.settings().hold_down;
+        self.vip
+            .vips()
+            .values()
+            .map(|v| {
+                let counts = self.vip.flows().count_by_holder(v.address);
+                let total: usize = counts.values().sum();
+                let holders = v
+                    .holders
+                    .iter()
+                    .map(|(name, h)| {
+                        let flows = counts.get(name).copied().unwrap_or(0);
+                        let left = h.eligible_since.map_or(0, |t| {
+                            hold_down
+                                .saturating_sub(now.saturating_duration_since(t))
+                                .as_millis() as u64
+                        });
+                        HolderStatus {
+                            name: name.clone(),
+                            weight: h.weight,
+                            alive: h.alive,
+                            offered: h.offered,
+                            eligible: h.eligible(),
+                            hold_down_ms: left,
+                            flows,
+                            share_percent: if total == 0 {
+                                0.0
+                            } else {
+                                flows as f64 * 100.0 / total as f64
+                            },
+                        }
+                    })
+                    .collect();
+                VipStatus {
+                    vip: v.address.to_string(),
+                    prefix_len: v.prefix_len,
+                    virtual_mac: v.virtual_mac.to_string(),
+                    local_healthy: self.vip.local_state(&v.address).map(|(h, _)| h),
+                    flows: total,
+                    holders,
+                }
+            })
+            .collect()
+    }
+}
