@@ -436,26 +436,3 @@ fn reserved_macs_are_forwarded_but_never_learned() {
     assert_eq!(events(&mut sw), vec![up(vmac, peer("c"))]);
 }
 
-#[test]
-#[ignore]
-fn scratch_bench() {
-    let t0 = Instant::now();
-    let mut sw = Switch::new(SwitchConfig::default());
-    sw.from_peer(t0, "bravo-node", &data(LOCAL, MB));
-    let f = data(MB, LOCAL);
-    let mut replies = Vec::new();
-    let n = 2_000_000;
-    let start = std::time::Instant::now();
-    for _ in 0..n {
-        let d = sw.from_tap(t0, std::hint::black_box(&f), |_| true, &mut replies);
-        std::hint::black_box(d);
-    }
-    let tap_ns = start.elapsed().as_nanos() / n;
-    let g = data(LOCAL, MB);
-    let start = std::time::Instant::now();
-    for _ in 0..n {
-        std::hint::black_box(sw.from_peer(t0, "bravo-node", std::hint::black_box(&g)));
-    }
-    let peer_ns = start.elapsed().as_nanos() / n;
-    eprintln!("from_tap unicast: {tap_ns} ns/frame, from_peer: {peer_ns} ns/frame");
-}
