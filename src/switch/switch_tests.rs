@@ -435,4 +435,3 @@ fn reserved_macs_are_forwarded_but_never_learned() {
     sw.from_peer(t0, "c", &data(LOCAL, vmac));
     assert_eq!(events(&mut sw), vec![up(vmac, peer("c"))]);
 }
-
