@@ -221,10 +221,12 @@ fn pidfile_pid(dir: &Path) -> Option<u32> {
 }
 
 /// `meshd init NAME --port PORT` in `dir`, then `Address = 127.0.0.1` in its own host file.
+/// These loopback daemons have no TAP (`DeviceType = dummy`), so they need no root.
 fn init_node(dir: &Path, name: &str, port: u16) {
     let o = meshd(dir, &["init", name, "--port", &port.to_string()]);
     assert_ok(&o);
     append(&dir.join("hosts").join(name), "Address = 127.0.0.1\n");
+    append(&dir.join("meshd.conf"), "DeviceType = dummy\n");
 }
 
 /// Rewrites the `Port` line of `hosts/NAME` in every directory given.

@@ -31,7 +31,11 @@ fn every_example_node_loads_cleanly() {
             .arg("generate-ed25519-keys")
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     // Exchange host files as the README says: the hub gets all, the others the hub's.
     for n in 2..=5 {
@@ -55,7 +59,10 @@ fn every_example_node_loads_cleanly() {
         let serves_vip = (2..=4).contains(&n);
         assert_eq!(setup.node.vips.len(), usize::from(serves_vip), "node_{n}");
         if serves_vip {
-            assert_eq!(setup.node.vips[0].virtual_mac.to_string(), "02:6d:0a:01:01:0a");
+            assert_eq!(
+                setup.node.vips[0].virtual_mac.to_string(),
+                "02:6d:0a:01:01:0a"
+            );
         }
         for script in ["tinc-up", "tinc-down", "host-up", "host-down"] {
             let meta = std::fs::metadata(netdir.root.join(script)).unwrap();

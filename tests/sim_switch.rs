@@ -107,6 +107,14 @@ fn learns_floods_once_then_switches_unicast_to_one_node() {
     assert_eq!(b_stats.tx_packets, 3);
     assert_eq!(b_stats.rx_packets, 1);
     assert_eq!(a.tap_stats().rx_packets, 3);
+    // At stop, a runs subnet-down for the MAC it learned on its own TAP, as tinc does.
+    net.stop("a");
+    let a1: meshd::config::Subnet = "02:00:00:00:00:a1".parse().unwrap();
+    assert!(net.nodes[net.idx("a")]
+        .events
+        .iter()
+        .any(|(_, e)| matches!(e,
+        Event::SubnetDown { owner: None, subnet, .. } if *subnet == a1)));
 }
 
 #[test]

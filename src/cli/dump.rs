@@ -73,9 +73,16 @@ pub fn dump(netdir: &NetDir, what: &[String], json: bool) -> Result<i32> {
         },
         ["subnets"] => super::subnets::dump_subnets(netdir, json),
         ["vips"] => super::vips::dump_vips(netdir, json),
+        ["drops"] => match ask(netdir, &Request::Drops)? {
+            Some(Response::Drops { drops }) => print_out(json, &drops, |out| {
+                flatten("", &drops, out);
+            }),
+            Some(other) => bail!("unexpected answer: {other:?}"),
+            None => Ok(1),
+        },
         ["reachable", _] => bail!("'reachable' only goes with 'nodes'"),
         _ => bail!(
-            "unknown dump type '{}': use nodes, reachable nodes, edges, connections, subnets or vips",
+            "unknown dump type '{}': use nodes, reachable nodes, edges, connections, subnets, vips or drops",
             what.join(" ")
         ),
     }
@@ -95,6 +102,25 @@ pub(super) fn print_out<T: serde::Serialize>(
     }
     print!("{out}");
     Ok(0)
+}
+
+/// `dump drops`: one `group.counter value` line per counter.
+fn flatten(prefix: &str, v: &serde_json::Value, out: &mut String) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, inner) in map {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, inner, out);
+            }
+        }
+        other => {
+            let _ = writeln!(out, "{prefix} {other}");
+        }
+    }
 }
 
 /// One `dump nodes` line in tinc 1.1's shape.

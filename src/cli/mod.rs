@@ -71,7 +71,8 @@ pub enum Command {
     Pid,
     /// Show the daemon's view: `dump nodes`, `dump reachable nodes`, `dump edges`,
     /// `dump connections`, `dump subnets` (static subnets, learned MACs, learned IP bindings),
-    /// `dump vips` (each shared VIP, its virtual MAC, its holders and their state).
+    /// `dump vips` (each shared VIP, its virtual MAC, its holders and their state),
+    /// `dump drops` (counters of refused packets and dropped frames).
     Dump {
         /// What to dump.
         #[arg(required = true, num_args = 1..=2, value_name = "WHAT")]

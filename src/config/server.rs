@@ -49,12 +49,15 @@ pub enum Mode {
     Switch,
 }
 
-/// Virtual device type. meshd supports only TAP devices.
+/// Virtual device type: a TAP device, or none (tinc's `dummy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeviceType {
     /// A Linux TAP device.
     #[default]
     Tap,
+    /// No device: the node takes part in the mesh but carries no frames of its
+    /// own (as tinc's `DeviceType = dummy`; also lets tests run without root).
+    Dummy,
 }
 
 /// The local node's configuration: server config file, `conf.d/*.conf` and own host file.
@@ -116,7 +119,7 @@ pub struct ServerConfig {
     pub ed25519_public_key: Option<String>,
     /// `Device` (e.g. `/dev/net/tun`).
     pub device: Option<String>,
-    /// `DeviceType`; always tap.
+    /// `DeviceType`: tap, or dummy (no device).
     pub device_type: DeviceType,
     /// `StoreLearnedHosts` (default no): write host files learned via gossip to `hosts/`.
     pub store_learned_hosts: bool,
@@ -309,10 +312,13 @@ pub(super) fn build_server_config(
             }
         }
     }
+    let mut device_type = DeviceType::Tap;
     if let Some(line) = v.single("DeviceType") {
-        if !line.value.eq_ignore_ascii_case("tap") {
+        if line.value.eq_ignore_ascii_case("dummy") {
+            device_type = DeviceType::Dummy;
+        } else if !line.value.eq_ignore_ascii_case("tap") {
             return Err(line.error(format!(
-                "DeviceType = {} is not supported: meshd implements only switch mode with a tap device",
+                "DeviceType = {} is not supported: meshd implements switch mode with a tap device (or dummy: none)",
                 line.value
             )));
         }
@@ -436,7 +442,7 @@ pub(super) fn build_server_config(
         subnets: host.subnets,
         ed25519_public_key: host.ed25519_public_key,
         device,
-        device_type: DeviceType::Tap,
+        device_type,
         store_learned_hosts,
         warnings,
         raw,

@@ -38,7 +38,7 @@ struct Daemon {
     setup: setup::Setup,
     node: Node,
     udp: udp::Udp,
-    tap: tap::Tap,
+    tap: Option<tap::Tap>,
     scripts: ScriptRunner,
     buf: Vec<u8>,
     tap_buf: Vec<u8>,
@@ -70,20 +70,29 @@ async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
             netdir.root.display()
         );
     }
-    let tap = tap::Tap::open(&setup.interface, setup.interface_mtu).with_context(|| {
-        format!(
-            "cannot create the TAP device {} (set Interface to choose another name)",
-            setup.interface
-        )
-    })?;
-    tracing::info!(interface = %tap.name(), mtu = tap.mtu(), "TAP device ready");
+    let tap = if setup.dummy_device {
+        tracing::info!("DeviceType = dummy: no TAP device");
+        None
+    } else {
+        let tap = tap::Tap::open(&setup.interface, setup.interface_mtu).with_context(|| {
+            format!(
+                "cannot create the TAP device {} (set Interface to choose another name)",
+                setup.interface
+            )
+        })?;
+        tracing::info!(interface = %tap.name(), mtu = tap.mtu(), "TAP device ready");
+        Some(tap)
+    };
     let scripts = ScriptRunner::spawn(
         netdir.root.clone(),
         ScriptEnv {
             netname: netdir.netname.clone(),
             name: setup.node.name.clone(),
             device: "/dev/net/tun".into(),
-            interface: tap.name().to_string(),
+            interface: tap
+                .as_ref()
+                .map(|t| t.name().to_string())
+                .unwrap_or_default(),
             debug,
             interpreter: setup.scripts_interpreter.clone(),
             extension: setup.scripts_extension.clone(),
@@ -93,7 +102,10 @@ async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
     // tinc-up configures the interface; the daemon is ready only once it has run.
     scripts.run_now(ScriptRequest::new("tinc-up")).await;
     // tinc-up may have set the MAC; holders rewrite steered frames to it.
-    let tap_mac = tap.mac().context("cannot read the TAP device's MAC")?;
+    let tap_mac = match &tap {
+        Some(t) => Some(t.mac().context("cannot read the TAP device's MAC")?),
+        None => None,
+    };
     let cookie = new_cookie();
     let mut control = control_server::spawn(&socket_path, cookie.clone())?;
     PidFile {
@@ -118,7 +130,9 @@ async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
         Box::new(rand::rngs::OsRng),
     );
     let mut node = node;
-    node.set_tap_mac(tap_mac);
+    if let Some(mac) = tap_mac {
+        node.set_tap_mac(mac);
+    }
     let mut d = Daemon {
         netdir,
         setup,
@@ -173,7 +187,7 @@ async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
                 }
                 d.drain_socket();
             }
-            r = d.tap.recv(&mut d.tap_buf) => {
+            r = tap_recv(d.tap.as_ref(), &mut d.tap_buf) => {
                 match r {
                     Ok(n) => d.node.handle_frame(Instant::now(), &d.tap_buf[..n]),
                     Err(err) => tracing::debug!(%err, "TAP read error"),
@@ -262,6 +276,14 @@ async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
     Ok(())
 }
 
+/// Reads a frame from the TAP; never ready without one (`DeviceType = dummy`).
+async fn tap_recv(tap: Option<&tap::Tap>, buf: &mut [u8]) -> std::io::Result<usize> {
+    match tap {
+        Some(t) => t.recv(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Daemon {
     /// Hands every datagram already queued on the socket to the core.
     fn drain_socket(&mut self) {
@@ -283,7 +305,8 @@ impl Daemon {
     /// Hands frames already waiting on the TAP to the core (a bounded batch).
     fn drain_tap(&mut self) {
         for _ in 0..TAP_BATCH {
-            match self.tap.try_recv(&mut self.tap_buf) {
+            let Some(tap) = self.tap.as_ref() else { break };
+            match tap.try_recv(&mut self.tap_buf) {
                 Ok(Some(n)) => self.node.handle_frame(Instant::now(), &self.tap_buf[..n]),
                 Ok(None) => break,
                 Err(err) => {
@@ -302,7 +325,10 @@ impl Daemon {
             }
         }
         while let Some(frame) = self.node.poll_frame() {
-            match self.tap.try_send(&frame) {
+            let Some(tap) = self.tap.as_ref() else {
+                continue;
+            };
+            match tap.try_send(&frame) {
                 Ok(true) => {}
                 Ok(false) => self.tap_write_drops += 1,
                 Err(err) => {

@@ -30,6 +30,8 @@ pub struct Setup {
     pub interface: String,
     /// MTU to set on the TAP.
     pub interface_mtu: u32,
+    /// `DeviceType = dummy`: no TAP at all.
+    pub dummy_device: bool,
     /// `ScriptTimeout`.
     pub script_timeout: std::time::Duration,
     /// `ScriptsInterpreter`.
@@ -197,6 +199,7 @@ pub fn load(netdir: &NetDir) -> Result<Setup> {
             .clone()
             .unwrap_or_else(|| default_interface(netdir)),
         interface_mtu: server.interface_mtu,
+        dummy_device: server.device_type == config::DeviceType::Dummy,
         script_timeout: server.script_timeout,
         scripts_interpreter: server.scripts_interpreter.clone(),
         scripts_extension: server.scripts_extension.clone(),

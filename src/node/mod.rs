@@ -577,7 +577,20 @@ impl Node {
         }
         self.vip.stop_serving();
         self.drain_vip_events();
-        for s in self.config.subnets.clone() {
+        let mut learned: Vec<crate::switch::MacAddr> = self
+            .switch
+            .macs()
+            .entries()
+            .filter(|(_, e)| !e.is_static && e.port == crate::switch::Port::Local)
+            .map(|(m, _)| m)
+            .collect();
+        learned.sort();
+        let own_subnets = self.config.subnets.clone();
+        for s in learned
+            .into_iter()
+            .map(|m| crate::config::Subnet::mac(m.0))
+            .chain(own_subnets)
+        {
             self.events.push_back(Event::SubnetDown {
                 owner: None,
                 subnet: s,
