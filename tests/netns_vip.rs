@@ -1,0 +1,1025 @@
+//! End-to-end shared-VIP failover (needs root; creates its own network
+//! namespaces and removes them): the reference scenario with real daemons and
+//! real TAPs. node_1 is the hub (10.1.1.1), node_2..node_4 serve the VIP
+//! 10.1.1.10 (overlay 10.1.1.102..104, `vip-up`/`vip-down` put the /32 on
+//! mesh0), node_5 is the client (10.1.1.2); everyone `ConnectTo = node_1`.
+//!
+//! The client pings the VIP every 10 ms; a fault is applied to the holder that
+//! serves the ping's flow, and the outage is read from the ping's sequence
+//! numbers: (largest gap between answered sequence numbers - 1) × 10 ms.
+//!
+//! Each test builds its own lab (unique tag), so they may run in parallel.
+
+mod netns;
+
+use netns::Lab;
+use nix::sys::signal::Signal;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+const NODES: [&str; 5] = ["node_1", "node_2", "node_3", "node_4", "node_5"];
+const HOLDERS: [&str; 3] = ["node_2", "node_3", "node_4"];
+const CLIENT: &str = "node_5";
+const VIP: &str = "10.1.1.10";
+/// The virtual MAC meshd derives from 10.1.1.10.
+const VMAC: &str = "02:6d:0a:01:01:0a";
+/// The probe interval (ping -i 0.01).
+const PROBE_MS: u64 = 10;
+/// The outage bound for a hard fault (generous for CI; the design aims at 300 ms median).
+const MAX_OUTAGE_MS: u64 = 500;
+
+/// The overlay address tinc-up gives `node`.
+fn overlay_ip(node: &str) -> &'static str {
+    match node {
+        "node_1" => "10.1.1.1",
+        "node_2" => "10.1.1.102",
+        "node_3" => "10.1.1.103",
+        "node_4" => "10.1.1.104",
+        "node_5" => "10.1.1.2",
+        _ => panic!("no lab node {node}"),
+    }
+}
+
+/// The script log of `node`: one line per script run.
+fn log_path(lab: &Lab, node: &str) -> PathBuf {
+    lab.dir.path().join(format!("{node}.log"))
+}
+
+fn log(lab: &Lab, node: &str) -> String {
+    std::fs::read_to_string(log_path(lab, node)).unwrap_or_default()
+}
+
+/// The file whose existence `node`'s health check tests.
+fn health_file(lab: &Lab, node: &str) -> PathBuf {
+    lab.dir.path().join(format!("{node}.healthy"))
+}
+
+/// The daemon's debug log.
+fn daemon_log(lab: &Lab, node: &str) -> String {
+    std::fs::read_to_string(lab.node(node).netdir.join("meshd.log")).unwrap_or_default()
+}
+
+/// Panics with an install hint unless every tool is on PATH.
+fn need_tools(tools: &[&str]) {
+    for t in tools {
+        let found = std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {t}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        assert!(
+            found,
+            "{t} is missing: apt-get install iputils-ping iperf3 netcat-openbsd python3"
+        );
+    }
+}
+
+/// The reference scenario, not started. With `health`, every holder has
+/// `HealthCheck = 10.1.1.10 exec ... test -f LABDIR/NODE.healthy` (the files exist).
+fn vip_lab(tag: &str, health: bool) -> Lab {
+    let lab = Lab::new(tag, &NODES);
+    lab.init_all();
+    for n in NODES {
+        if n != "node_1" {
+            lab.conf(n, "ConnectTo = node_1");
+        }
+        lab.conf(n, "Interface = mesh0");
+        let ip = overlay_ip(n);
+        let log = log_path(&lab, n);
+        let log = log.display();
+        lab.script(
+            n,
+            "tinc-up",
+            &format!(
+                "#!/bin/sh\n\
+                 ip link set \"$INTERFACE\" up\n\
+                 ip addr add {ip}/24 dev \"$INTERFACE\"\n\
+                 echo \"tinc-up $NAME $INTERFACE\" >> {log}\n"
+            ),
+        );
+    }
+    for h in HOLDERS {
+        let host = lab.node(h).netdir.join("hosts").join(h);
+        netns::append(&host, &format!("VirtualIP = {VIP}/24\n"));
+        if health {
+            let file = health_file(&lab, h);
+            std::fs::write(&file, "").expect("health file");
+            netns::append(
+                &host,
+                &format!(
+                    "HealthCheck = {VIP} exec interval=100ms timeout=100ms rise=2 fall=1 test -f {}\n",
+                    file.display()
+                ),
+            );
+        }
+        let log = log_path(&lab, h);
+        let log = log.display();
+        for (script, op) in [("vip-up", "add"), ("vip-down", "del")] {
+            lab.script(
+                h,
+                script,
+                &format!(
+                    "#!/bin/sh\n\
+                     ip addr {op} \"$VIP/32\" dev \"$INTERFACE\"\n\
+                     echo \"{script} $NAME $INTERFACE $VIP $VIP_PREFIXLEN $VIP_SUBNET $VIRTUAL_MAC $WEIGHT\" >> {log}\n"
+                ),
+            );
+        }
+    }
+    // Host files are exchanged after the VIP lines went in, as a user would copy them.
+    for n in &NODES[1..] {
+        lab.give_host(n, "node_1");
+        lab.give_host("node_1", n);
+    }
+    lab
+}
+
+fn full_mesh(lab: &Lab) -> bool {
+    NODES.iter().all(|n| {
+        lab.reachable(n)
+            .is_some_and(|r| NODES.iter().all(|m| r.iter().any(|x| x == m)))
+    })
+}
+
+fn ctl_text(lab: &Lab, node: &str, args: &[&str]) -> String {
+    let out = lab.ctl(node, args);
+    assert!(
+        out.status.success(),
+        "{node} {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `node`'s `dump vips --json` entry for 10.1.1.10, if the daemon answers and knows it.
+fn vip_status(lab: &Lab, node: &str) -> Option<Value> {
+    let out = lab.ctl(node, &["dump", "vips", "--json"]);
+    if !out.status.success() {
+        return None;
+    }
+    let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+    v.as_array()?.iter().find(|x| x["vip"] == VIP).cloned()
+}
+
+/// One holder's entry in a [`vip_status`].
+fn holder<'a>(v: &'a Value, name: &str) -> Option<&'a Value> {
+    v["holders"]
+        .as_array()?
+        .iter()
+        .find(|h| h["name"].as_str() == Some(name))
+}
+
+fn flag(h: Option<&Value>, key: &str) -> Option<bool> {
+    h.and_then(|h| h[key].as_bool())
+}
+
+/// The names on `info 10.1.1.10`'s "Traffic to:" line on `node`.
+fn traffic_to(lab: &Lab, node: &str) -> Vec<String> {
+    let info = ctl_text(lab, node, &["info", VIP]);
+    info.lines()
+        .find_map(|l| l.strip_prefix("Traffic to:"))
+        .unwrap_or_else(|| panic!("no `Traffic to:` in info {VIP} of {node}:\n{info}"))
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+fn has_vip_address(lab: &Lab, node: &str) -> bool {
+    let out = lab.exec(node, &["ip", "-o", "addr", "show", "dev", "mesh0"]);
+    String::from_utf8_lossy(&out.stdout).contains(&format!("inet {VIP}/32"))
+}
+
+/// True once the client sees all three holders alive, offered, eligible and
+/// out of hold-down, and every holder has the VIP on mesh0.
+fn vip_ready(lab: &Lab) -> bool {
+    let Some(v) = vip_status(lab, CLIENT) else {
+        return false;
+    };
+    HOLDERS.iter().all(|h| {
+        let e = holder(&v, h);
+        flag(e, "alive") == Some(true)
+            && flag(e, "eligible") == Some(true)
+            && e.and_then(|e| e["hold_down_ms"].as_u64()) == Some(0)
+    }) && HOLDERS.iter().all(|h| has_vip_address(lab, h))
+}
+
+/// Starts all five (hub first), waits for the full mesh and for the client
+/// to see three eligible holders.
+fn start_all(lab: &mut Lab) {
+    let t0 = Instant::now();
+    for n in NODES {
+        lab.start(n);
+    }
+    let mesh = lab
+        .wait(Duration::from_secs(15), full_mesh)
+        .expect("no full mesh within 15 s");
+    lab.wait(Duration::from_secs(10), vip_ready)
+        .unwrap_or_else(|| {
+            panic!(
+                "node_5 does not see 3 eligible holders within 10 s:\n{}",
+                lab.ctl(CLIENT, &["dump", "vips"])
+                    .stdout
+                    .iter()
+                    .map(|b| *b as char)
+                    .collect::<String>()
+            )
+        });
+    eprintln!(
+        "full mesh {mesh:?} after the starts, VIP ready {:?} after the first start",
+        t0.elapsed()
+    );
+}
+
+/// A ping from the client to the VIP running in the background.
+struct Probe {
+    pid: u32,
+    out: PathBuf,
+    count: u32,
+}
+
+/// `ping -n -D -i 0.01 -W 1 -c COUNT 10.1.1.10` in node_5's namespace.
+fn start_probe(lab: &mut Lab, name: &str, count: u32) -> Probe {
+    let ns = lab.node(CLIENT).ns.clone();
+    let out = lab.dir.path().join(format!("{name}.ping"));
+    let pid = lab.spawn_in(
+        &ns,
+        &[
+            "ping",
+            "-n",
+            "-D",
+            "-i",
+            "0.01",
+            "-W",
+            "1",
+            "-c",
+            &count.to_string(),
+            VIP,
+        ],
+        None,
+        Some(&out),
+    );
+    Probe { pid, out, count }
+}
+
+#[derive(Debug)]
+struct ProbeResult {
+    sent: u32,
+    received: u32,
+    duplicates: u32,
+    /// Answered sequence numbers, ascending, without duplicates.
+    seqs: Vec<u32>,
+    /// (largest gap between answered seqs, counting both ends - 1) × 10 ms.
+    outage_ms: u64,
+    /// The largest gap between two answers in wall-clock time (ping -D) less
+    /// the median gap between answers, ms.
+    outage_wall_ms: f64,
+    lost: u32,
+}
+
+impl ProbeResult {
+    /// True if every one of the last `n` probes was answered.
+    fn tail_answered(&self, n: u32) -> bool {
+        let from = self.sent.saturating_sub(n) + 1;
+        (from..=self.sent).all(|s| self.seqs.binary_search(&s).is_ok())
+    }
+}
+
+fn finish_probe(lab: &mut Lab, p: &Probe) -> ProbeResult {
+    let limit = Duration::from_millis(u64::from(p.count) * PROBE_MS * 3 + 5000);
+    let st = lab
+        .wait_child(p.pid, limit)
+        .unwrap_or_else(|| panic!("ping did not finish within {limit:?}"));
+    let text = std::fs::read_to_string(&p.out).expect("ping output");
+    let err = std::fs::read_to_string(format!("{}.err", p.out.display())).unwrap_or_default();
+    let mut answers: Vec<(u32, f64)> = Vec::new();
+    let mut duplicates = 0;
+    let (mut sent, mut received) = (None, None);
+    for line in text.lines() {
+        if line.contains(" bytes from ") {
+            let seq = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("icmp_seq="))
+                .and_then(|s| s.parse::<u32>().ok())
+                .unwrap_or_else(|| panic!("no icmp_seq in {line}"));
+            if line.contains("DUP!") {
+                duplicates += 1;
+                continue;
+            }
+            let ts = line
+                .strip_prefix('[')
+                .and_then(|l| l.split(']').next())
+                .and_then(|t| t.parse::<f64>().ok())
+                .unwrap_or(0.0);
+            answers.push((seq, ts));
+        }
+        if line.contains("packets transmitted") {
+            let nums: Vec<u32> = line
+                .split(|c: char| !c.is_ascii_digit())
+                .filter_map(|w| w.parse().ok())
+                .collect();
+            sent = nums.first().copied();
+            received = nums.get(1).copied();
+        }
+    }
+    let (Some(sent), Some(received)) = (sent, received) else {
+        panic!("no ping summary ({st}):\n{text}\n{err}");
+    };
+    answers.sort_by_key(|a| a.0);
+    answers.dedup_by_key(|a| a.0);
+    let seqs: Vec<u32> = answers.iter().map(|a| a.0).collect();
+    // Gaps, with virtual answers at seq 0 and seq sent+1 so that a lost head
+    // or a lost tail counts too.
+    let mut bounds = vec![0];
+    bounds.extend(&seqs);
+    bounds.push(sent + 1);
+    let gap = bounds
+        .windows(2)
+        .map(|w| w[1] - w[0] - 1)
+        .max()
+        .unwrap_or(0);
+    // ping -i 0.01 really paces at ~16 ms here (timer granularity), so the
+    // seq-based figure understates the time; this one uses ping -D's receive
+    // timestamps: the largest gap between two answers less the median gap.
+    let mut gaps: Vec<f64> = answers
+        .windows(2)
+        .map(|w| (w[1].1 - w[0].1) * 1000.0)
+        .collect();
+    gaps.sort_by(f64::total_cmp);
+    let outage_wall_ms = match (gaps.get(gaps.len() / 2), gaps.last()) {
+        (Some(median), Some(max)) => (max - median).max(0.0),
+        _ => 0.0,
+    };
+    ProbeResult {
+        sent,
+        received,
+        duplicates,
+        seqs,
+        outage_ms: u64::from(gap) * PROBE_MS,
+        outage_wall_ms,
+        lost: sent - received,
+    }
+}
+
+/// The holder that serves the client's flows: the one with flows in node_5's `dump vips`.
+fn serving_holder(lab: &Lab) -> String {
+    let mut last = Value::Null;
+    let found = lab.wait(Duration::from_secs(3), |lab| {
+        let Some(v) = vip_status(lab, CLIENT) else {
+            return false;
+        };
+        let with_flows = HOLDERS
+            .iter()
+            .filter(|h| holder(&v, h).and_then(|e| e["flows"].as_u64()).unwrap_or(0) > 0)
+            .count();
+        last = v;
+        with_flows == 1
+    });
+    assert!(
+        found.is_some(),
+        "not exactly one holder with flows on node_5:\n{last:#}"
+    );
+    HOLDERS
+        .iter()
+        .find(|h| {
+            holder(&last, h)
+                .and_then(|e| e["flows"].as_u64())
+                .unwrap_or(0)
+                > 0
+        })
+        .expect("holder with flows")
+        .to_string()
+}
+
+fn daemon_alive(lab: &Lab, node: &str) -> bool {
+    lab.pid(node).is_some_and(|pid| {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok()
+    })
+}
+
+/// The lines of `node`'s daemon log that mention VIPs, holders or the victim (for reports).
+fn vip_log_excerpt(lab: &Lab, node: &str, victim: &str) -> String {
+    daemon_log(lab, node)
+        .lines()
+        .filter(|l| {
+            let l = l.to_lowercase();
+            l.contains("vip") || l.contains("holder") || l.contains(&victim.to_lowercase())
+        })
+        .rev()
+        .take(40)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Sends SIGCONT to a frozen daemon when dropped (or at [`Thaw::now`]), so
+/// that a failing assertion never leaves a stopped process behind.
+struct Thaw(Option<u32>);
+
+impl Thaw {
+    fn now(&mut self) {
+        if let Some(pid) = self.0.take() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGCONT);
+        }
+    }
+}
+
+impl Drop for Thaw {
+    fn drop(&mut self) {
+        self.now();
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Fault {
+    Stop,
+    Kill,
+    LinkCut,
+    Freeze,
+    HealthFail,
+}
+
+/// Builds the lab, pings the VIP from node_5, applies `fault` to the serving
+/// holder 1 s in, and checks the failover. Returns the lab, the victim, the
+/// probe's result (the probe is over) and, for a freeze, what thaws the victim.
+fn failover(tag: &str, fault: Fault) -> (Lab, String, ProbeResult, Thaw) {
+    need_tools(&["ping"]);
+    let mut lab = vip_lab(tag, fault == Fault::HealthFail);
+    start_all(&mut lab);
+    let probe = start_probe(&mut lab, &format!("{fault:?}"), 400);
+    std::thread::sleep(Duration::from_millis(1000));
+    let victim = serving_holder(&lab);
+    let others: Vec<&str> = HOLDERS.iter().copied().filter(|h| *h != victim).collect();
+    eprintln!("{fault:?}: the client's flow is served by {victim}");
+    let t = Instant::now();
+    let mut thaw = Thaw(None);
+    match fault {
+        Fault::Stop => {
+            let out = lab.ctl(&victim, &["stop"]);
+            assert!(
+                out.status.success(),
+                "meshd stop {victim}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            eprintln!("meshd stop of {victim} returned after {:?}", t.elapsed());
+        }
+        Fault::Kill => lab.kill(&victim, Signal::SIGKILL),
+        Fault::LinkCut => {
+            netns::must(
+                "ip",
+                &["-n", &lab.node(&victim).ns, "link", "set", "eth0", "down"],
+            );
+        }
+        Fault::Freeze => {
+            thaw = Thaw(lab.pid(&victim));
+            lab.kill(&victim, Signal::SIGSTOP);
+        }
+        Fault::HealthFail => {
+            std::fs::remove_file(health_file(&lab, &victim)).expect("remove health file");
+        }
+    }
+    // The client stops sending traffic to the victim.
+    let seen = lab.wait(Duration::from_secs(3), |lab| {
+        !traffic_to(lab, CLIENT).contains(&victim)
+    });
+    match seen {
+        Some(d) => eprintln!("{fault:?}: node_5 dropped {victim} from `Traffic to:` after {d:?}"),
+        None => eprintln!(
+            "{fault:?}: node_5 still lists {victim} 3 s after the fault; its log:\n{}",
+            vip_log_excerpt(&lab, CLIENT, &victim)
+        ),
+    }
+    let r = finish_probe(&mut lab, &probe);
+    eprintln!(
+        "{fault:?} of the serving holder {victim}: outage {} ms by seq ({:.0} ms wall), \
+         lost {} ({} of {} answered), {} duplicates",
+        r.outage_ms, r.outage_wall_ms, r.lost, r.received, r.sent, r.duplicates
+    );
+    let info = ctl_text(&lab, CLIENT, &["info", VIP]);
+    eprintln!("node_5's info {VIP} after the fault:\n{info}");
+    assert!(seen.is_some(), "node_5 still steers to {victim}:\n{info}");
+    let to = traffic_to(&lab, CLIENT);
+    assert!(
+        others.iter().all(|o| to.iter().any(|n| n == o)),
+        "the surviving holders {others:?} are not all in `Traffic to:`:\n{info}"
+    );
+    assert!(
+        r.tail_answered(100),
+        "the probe did not keep getting answers after the failover: {r:?}"
+    );
+    assert_eq!(r.duplicates, 0, "duplicate answers: {r:?}");
+    // The flow moved to a surviving holder.
+    let v = vip_status(&lab, CLIENT).expect("dump vips on node_5");
+    let flows_on = |h: &str| holder(&v, h).and_then(|e| e["flows"].as_u64()).unwrap_or(0);
+    assert!(
+        others.iter().any(|o| flows_on(o) > 0),
+        "no surviving holder carries the client's flow:\n{v:#}"
+    );
+    (lab, victim, r, thaw)
+}
+
+fn hard_fault_bound(fault: Fault, victim: &str, lab: &Lab, r: &ProbeResult) {
+    assert!(
+        r.outage_ms <= MAX_OUTAGE_MS && r.outage_wall_ms <= MAX_OUTAGE_MS as f64,
+        "{fault:?}: outage {} ms by seq, {:.0} ms wall: over {MAX_OUTAGE_MS} ms ({r:?}); \
+         node_5's log:\n{}",
+        r.outage_ms,
+        r.outage_wall_ms,
+        vip_log_excerpt(lab, CLIENT, victim)
+    );
+}
+
+#[test]
+fn sigterm_graceful_stop_loses_nothing() {
+    require_netns!();
+    let t0 = Instant::now();
+    let (lab, victim, r, _) = failover("vt", Fault::Stop);
+    assert!(!daemon_alive(&lab, &victim), "{victim}'s daemon still runs");
+    assert!(
+        log(&lab, &victim).contains(&format!("vip-down {victim} mesh0 {VIP}")),
+        "no vip-down on {victim}:\n{}",
+        log(&lab, &victim)
+    );
+    assert_eq!(
+        r.lost,
+        0,
+        "a graceful stop lost {} probes ({r:?}); node_5's log:\n{}\n{victim}'s log:\n{}",
+        r.lost,
+        vip_log_excerpt(&lab, CLIENT, &victim),
+        vip_log_excerpt(&lab, &victim, &victim)
+    );
+    eprintln!("sigterm_graceful_stop_loses_nothing: {:?}", t0.elapsed());
+}
+
+#[test]
+fn sigkill() {
+    require_netns!();
+    let t0 = Instant::now();
+    let (lab, victim, r, _) = failover("vk", Fault::Kill);
+    hard_fault_bound(Fault::Kill, &victim, &lab, &r);
+    let v = vip_status(&lab, CLIENT).expect("dump vips");
+    let e = holder(&v, &victim);
+    assert!(
+        e.is_none() || flag(e, "alive") == Some(false),
+        "node_5 still thinks the killed {victim} is alive:\n{v:#}"
+    );
+    eprintln!("sigkill: {:?}", t0.elapsed());
+}
+
+#[test]
+fn underlay_link_cut() {
+    require_netns!();
+    let t0 = Instant::now();
+    let (lab, victim, r, _) = failover("vl", Fault::LinkCut);
+    hard_fault_bound(Fault::LinkCut, &victim, &lab, &r);
+    assert!(daemon_alive(&lab, &victim), "{victim}'s daemon died");
+    let v = vip_status(&lab, CLIENT).expect("dump vips");
+    assert_eq!(
+        flag(holder(&v, &victim), "alive"),
+        Some(false),
+        "node_5 still thinks the cut-off {victim} is alive:\n{v:#}"
+    );
+    eprintln!("underlay_link_cut: {:?}", t0.elapsed());
+}
+
+#[test]
+fn freeze() {
+    require_netns!();
+    let t0 = Instant::now();
+    let (mut lab, victim, r, mut thaw) = failover("vf", Fault::Freeze);
+    hard_fault_bound(Fault::Freeze, &victim, &lab, &r);
+    // The frozen holder returns while the client keeps probing: its
+    // established flow stays where it is (no second outage).
+    let probe = start_probe(&mut lab, "thaw", 300);
+    std::thread::sleep(Duration::from_millis(500));
+    thaw.now();
+    let back = lab.wait(Duration::from_secs(3), |lab| {
+        vip_status(lab, CLIENT).is_some_and(|v| flag(holder(&v, &victim), "alive") == Some(true))
+    });
+    let r2 = finish_probe(&mut lab, &probe);
+    eprintln!(
+        "freeze: {victim} alive again on node_5 {back:?} after SIGCONT; probe across the return: \
+         outage {} ms by seq ({:.0} ms wall), lost {} of {}, {} duplicates",
+        r2.outage_ms, r2.outage_wall_ms, r2.lost, r2.sent, r2.duplicates
+    );
+    assert!(
+        back.is_some(),
+        "node_5 never saw {victim} alive after SIGCONT"
+    );
+    assert!(
+        daemon_alive(&lab, &victim),
+        "{victim}'s daemon died after SIGCONT"
+    );
+    assert_eq!(
+        r2.lost, 0,
+        "the returning holder disturbed the established flow: {r2:?}"
+    );
+    eprintln!("freeze: {:?}", t0.elapsed());
+}
+
+#[test]
+fn health_check_failing() {
+    require_netns!();
+    let t0 = Instant::now();
+    let (mut lab, victim, r, _) = failover("vh", Fault::HealthFail);
+    hard_fault_bound(Fault::HealthFail, &victim, &lab, &r);
+    // The node stays up: its daemon runs, the client sees it alive but not offering.
+    assert!(daemon_alive(&lab, &victim), "{victim}'s daemon died");
+    let v = vip_status(&lab, CLIENT).expect("dump vips");
+    let e = holder(&v, &victim);
+    assert_eq!(
+        (flag(e, "alive"), flag(e, "offered"), flag(e, "eligible")),
+        (Some(true), Some(false), Some(false)),
+        "node_5's view of {victim} with a failing check:\n{v:#}"
+    );
+    let own = ctl_text(&lab, &victim, &["info", VIP]);
+    assert!(
+        own.contains("Served here:  yes (health check failing: withdrawn)"),
+        "{victim}'s own info:\n{own}"
+    );
+    lab.wait(Duration::from_secs(2), |lab| {
+        log(lab, &victim).contains(&format!("vip-down {victim} mesh0 {VIP}"))
+            && !has_vip_address(lab, &victim)
+    })
+    .unwrap_or_else(|| panic!("no vip-down on {victim}:\n{}", log(&lab, &victim)));
+    // The check passes again: the holder comes back (after its hold-down),
+    // and the established flow does not move back.
+    let probe = start_probe(&mut lab, "healthy-again", 300);
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::write(health_file(&lab, &victim), "").expect("health file");
+    let back = lab.wait(Duration::from_secs(4), |lab| {
+        vip_status(lab, CLIENT).is_some_and(|v| {
+            let e = holder(&v, &victim);
+            flag(e, "eligible") == Some(true)
+        })
+    });
+    let r2 = finish_probe(&mut lab, &probe);
+    eprintln!(
+        "health_check_failing: {victim} eligible again {back:?} after the file returned; \
+         probe across the return: outage {} ms by seq ({:.0} ms wall), lost {} of {}",
+        r2.outage_ms, r2.outage_wall_ms, r2.lost, r2.sent
+    );
+    assert!(back.is_some(), "{victim} never offered the VIP again");
+    assert!(has_vip_address(&lab, &victim), "vip-up did not run again");
+    assert_eq!(
+        r2.lost, 0,
+        "the returning holder disturbed the flow: {r2:?}"
+    );
+    eprintln!("health_check_failing: {:?}", t0.elapsed());
+}
+
+/// `ip neigh show 10.1.1.10` in node_5's namespace, trimmed.
+fn neigh(lab: &Lab) -> String {
+    let out = lab.exec(CLIENT, &["ip", "neigh", "show", VIP]);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn tap_mac(lab: &Lab, node: &str) -> String {
+    lab.must_in(&lab.node(node).ns, &["cat", "/sys/class/net/mesh0/address"])
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn client_neighbour_entry_is_always_the_virtual_mac() {
+    require_netns!();
+    let t0 = Instant::now();
+    need_tools(&["ping"]);
+    let mut lab = vip_lab("vn", false);
+    start_all(&mut lab);
+    let holder_macs: Vec<(String, String)> = HOLDERS
+        .iter()
+        .map(|h| (h.to_string(), tap_mac(&lab, h)))
+        .collect();
+    eprintln!("holders' TAP MACs: {holder_macs:?}");
+    let mut samples: Vec<(&str, String)> = vec![("before", neigh(&lab))];
+    let probe = start_probe(&mut lab, "neigh", 300);
+    for _ in 0..20 {
+        samples.push(("probing", neigh(&lab)));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let victim = serving_holder(&lab);
+    lab.kill(&victim, Signal::SIGKILL);
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_millis(1200) {
+        samples.push(("failover", neigh(&lab)));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let r = finish_probe(&mut lab, &probe);
+    samples.push(("after", neigh(&lab)));
+    // Force a fresh resolution now that one holder is gone: the answer is the virtual MAC again.
+    lab.exec(CLIENT, &["ip", "neigh", "flush", "to", VIP]);
+    let ok = lab.exec(CLIENT, &["ping", "-c", "3", "-i", "0.2", "-W", "1", VIP]);
+    samples.push(("re-resolved", neigh(&lab)));
+    eprintln!(
+        "neighbour samples: {} ({} during the failover); probe: outage {} ms by seq ({:.0} ms wall), lost {}",
+        samples.len(),
+        samples.iter().filter(|s| s.0 == "failover").count(),
+        r.outage_ms,
+        r.outage_wall_ms,
+        r.lost
+    );
+    let mut distinct: Vec<&String> = samples.iter().map(|s| &s.1).collect();
+    distinct.sort();
+    distinct.dedup();
+    eprintln!("distinct neighbour entries seen: {distinct:#?}");
+    for (when, s) in &samples {
+        if s.is_empty() {
+            continue;
+        }
+        let lower = s.to_lowercase();
+        assert!(
+            !lower.contains("incomplete") && !lower.contains("failed"),
+            "{when}: unresolved neighbour entry for the VIP: {s}"
+        );
+        for (h, mac) in &holder_macs {
+            assert!(
+                !lower.contains(&mac.to_lowercase()),
+                "{when}: the client learned {h}'s TAP MAC for the VIP: {s}"
+            );
+        }
+        assert!(
+            lower.contains(&format!("lladdr {VMAC}")),
+            "{when}: the VIP's neighbour entry is not the virtual MAC: {s}"
+        );
+    }
+    // Once the first probe resolved it, the entry stays (it never needs to change).
+    let first = samples
+        .iter()
+        .position(|s| !s.1.is_empty())
+        .expect("the client never resolved the VIP");
+    assert!(
+        samples[first..].iter().all(|s| !s.1.is_empty()),
+        "the entry vanished while probing: {samples:?}"
+    );
+    assert!(ok.status.success(), "no ping after re-resolution");
+    eprintln!(
+        "client_neighbour_entry_is_always_the_virtual_mac: {:?}",
+        t0.elapsed()
+    );
+}
+
+/// A threaded line echo server on 0.0.0.0:5001 that logs each connection's peer.
+const ECHO_SERVER: &str = r#"
+import socket, sys, threading
+log = open(sys.argv[1], "a", buffering=1)
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 5001))
+s.listen(16)
+def serve(c, a):
+    log.write("conn %s:%d\n" % a)
+    try:
+        for line in c.makefile("rb"):
+            c.sendall(line)
+    except OSError as e:
+        log.write("error %s:%d %s\n" % (a[0], a[1], e))
+    log.write("closed %s:%d\n" % a)
+    c.close()
+while True:
+    c, a = s.accept()
+    threading.Thread(target=serve, args=(c, a), daemon=True).start()
+"#;
+
+/// Connects to the VIP, prints its local port, then sends a line every 100 ms
+/// and reads the echo (1 s timeout), N times; exits 1 on any error.
+const ECHO_CLIENT: &str = r#"
+import socket, sys, time
+n = int(sys.argv[1])
+c = socket.create_connection(("10.1.1.10", 5001), timeout=2)
+c.settimeout(1.0)
+print("local %d" % c.getsockname()[1], flush=True)
+f = c.makefile("rb")
+worst = 0.0
+for i in range(n):
+    t = time.monotonic()
+    msg = ("line %d\n" % i).encode()
+    try:
+        c.sendall(msg)
+        got = f.readline()
+    except OSError as e:
+        print("error at line %d: %s" % (i, e), flush=True)
+        sys.exit(1)
+    if got != msg:
+        print("bad echo at line %d: %r" % (i, got), flush=True)
+        sys.exit(1)
+    dt = time.monotonic() - t
+    worst = max(worst, dt)
+    print("ok %d %.1f ms at %.3f" % (i, dt * 1000, time.time()), flush=True)
+    time.sleep(0.1)
+print("done worst %.1f ms" % (worst * 1000), flush=True)
+"#;
+
+#[test]
+fn tcp_to_a_surviving_holder_survives_another_holders_death() {
+    require_netns!();
+    let t0 = Instant::now();
+    need_tools(&["python3", "ss"]);
+    let mut lab = vip_lab("vc", false);
+    start_all(&mut lab);
+    for h in HOLDERS {
+        let ns = lab.node(h).ns.clone();
+        let echo_log = lab.dir.path().join(format!("{h}.echo"));
+        lab.spawn_in(
+            &ns,
+            &[
+                "python3",
+                "-c",
+                ECHO_SERVER,
+                &echo_log.display().to_string(),
+            ],
+            None,
+            None,
+        );
+    }
+    lab.wait(Duration::from_secs(5), |lab| {
+        HOLDERS.iter().all(|h| {
+            let out = lab.exec(h, &["ss", "-Hltn", "sport = :5001"]);
+            !String::from_utf8_lossy(&out.stdout).trim().is_empty()
+        })
+    })
+    .expect("echo servers not listening");
+    let client_out = lab.dir.path().join("client.txt");
+    let ns = lab.node(CLIENT).ns.clone();
+    let lines = 40;
+    let client = lab.spawn_in(
+        &ns,
+        &["python3", "-c", ECHO_CLIENT, &lines.to_string()],
+        None,
+        Some(&client_out),
+    );
+    // Which holder got the connection?
+    let mut port = String::new();
+    let mut server = String::new();
+    lab.wait(Duration::from_secs(5), |lab| {
+        let text = std::fs::read_to_string(&client_out).unwrap_or_default();
+        let Some(p) = text
+            .lines()
+            .find_map(|l| l.strip_prefix("local "))
+            .map(str::to_string)
+        else {
+            return false;
+        };
+        port = p;
+        let peer = format!("conn {}:{port}", overlay_ip(CLIENT));
+        if let Some(h) = HOLDERS.iter().find(|h| {
+            std::fs::read_to_string(lab.dir.path().join(format!("{h}.echo")))
+                .unwrap_or_default()
+                .contains(&peer)
+        }) {
+            server = h.to_string();
+            true
+        } else {
+            false
+        }
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "no echo server saw the connection; client:\n{}",
+            std::fs::read_to_string(&client_out).unwrap_or_default()
+        )
+    });
+    let established = lab.exec(
+        &server,
+        &["ss", "-Htn", "state", "established", "sport = :5001"],
+    );
+    let est = String::from_utf8_lossy(&established.stdout).to_string();
+    assert!(
+        est.contains(&format!("{VIP}:5001")) && est.contains(&format!(":{port}")),
+        "{server} has no established connection from port {port}: {est}"
+    );
+    let victim = HOLDERS
+        .iter()
+        .find(|h| **h != server)
+        .expect("another holder")
+        .to_string();
+    std::thread::sleep(Duration::from_millis(800));
+    let killed_at = Instant::now();
+    lab.kill(&victim, Signal::SIGKILL);
+    eprintln!("connection on {server} (client port {port}); SIGKILLed {victim}");
+    let st = lab
+        .wait_child(client, Duration::from_secs(15))
+        .expect("the client did not finish within 15 s");
+    let ran = killed_at.elapsed();
+    let text = std::fs::read_to_string(&client_out).unwrap_or_default();
+    let err = std::fs::read_to_string(format!("{}.err", client_out.display())).unwrap_or_default();
+    eprintln!(
+        "client after the kill ran {ran:?}; its last lines:\n{}",
+        text.lines().rev().take(3).collect::<Vec<_>>().join("\n")
+    );
+    assert!(
+        st.success(),
+        "the TCP connection to {server} broke when {victim} died ({st}):\n{text}\n{err}\n{server}'s echo log:\n{}",
+        std::fs::read_to_string(lab.dir.path().join(format!("{server}.echo"))).unwrap_or_default()
+    );
+    assert!(
+        ran >= Duration::from_secs(2),
+        "the client finished only {ran:?} after the kill"
+    );
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("ok ")).count(),
+        lines,
+        "not every line echoed:\n{text}"
+    );
+    assert!(
+        !traffic_to(&lab, CLIENT).contains(&victim),
+        "node_5 still steers to the killed {victim}"
+    );
+    eprintln!(
+        "tcp_to_a_surviving_holder_survives_another_holders_death: {:?}",
+        t0.elapsed()
+    );
+}
+
+#[test]
+fn info_and_dump_vips_explain_the_vip() {
+    require_netns!();
+    let t0 = Instant::now();
+    let mut lab = vip_lab("vi", false);
+    start_all(&mut lab);
+    for arg in [VIP, VMAC] {
+        let info = ctl_text(&lab, CLIENT, &["info", arg]);
+        eprintln!("node_5's info {arg}:\n{info}");
+        assert!(
+            info.lines()
+                .any(|l| l.starts_with("VIP:") && l.contains(&format!("{VIP}/24"))),
+            "info {arg}: no VIP line:\n{info}"
+        );
+        assert!(
+            info.lines()
+                .any(|l| l.starts_with("Virtual MAC:") && l.contains(VMAC)),
+            "info {arg}: no virtual MAC:\n{info}"
+        );
+        assert!(
+            info.lines()
+                .any(|l| l.starts_with("Served here:") && l.contains("no")),
+            "info {arg}: node_5 serves the VIP?\n{info}"
+        );
+        let mut to = traffic_to(&lab, CLIENT);
+        to.sort();
+        assert_eq!(to, HOLDERS, "info {arg}: `Traffic to:`\n{info}");
+        for h in HOLDERS {
+            assert!(
+                info.lines().any(|l| l.starts_with("Holder:")
+                    && l.split_whitespace().nth(1) == Some(h)
+                    && l.contains("alive yes")
+                    && l.contains("offered yes")),
+                "info {arg}: no live offering `Holder: {h}` line:\n{info}"
+            );
+        }
+    }
+    for h in HOLDERS {
+        let info = ctl_text(&lab, h, &["info", VIP]);
+        assert!(
+            info.contains("Served here:  yes (healthy)"),
+            "{h}'s info {VIP}:\n{info}"
+        );
+        let l = log(&lab, h);
+        assert!(
+            l.contains(&format!("vip-up {h} mesh0 {VIP} 24 {VIP}/24 {VMAC} 10")),
+            "{h}'s vip-up environment:\n{l}"
+        );
+    }
+    let text = ctl_text(&lab, CLIENT, &["dump", "vips"]);
+    eprintln!("node_5's dump vips:\n{text}");
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 3, "dump vips: one line per holder:\n{text}");
+    for h in HOLDERS {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("{VIP}/24 mac {VMAC} holder {h} "))),
+            "dump vips: no line for {h}:\n{text}"
+        );
+    }
+    let json = ctl_text(&lab, CLIENT, &["dump", "vips", "--json"]);
+    let v: Value = serde_json::from_str(&json).expect("dump vips --json parses");
+    let list = v.as_array().expect("a list");
+    assert_eq!(list.len(), 1, "one VIP:\n{json}");
+    let e = &list[0];
+    assert_eq!(e["vip"], VIP);
+    assert_eq!(e["prefix_len"], 24);
+    assert_eq!(e["virtual_mac"], VMAC);
+    assert_eq!(e["local_healthy"], Value::Null, "{json}");
+    let names: Vec<&str> = e["holders"]
+        .as_array()
+        .expect("holders")
+        .iter()
+        .filter_map(|h| h["name"].as_str())
+        .collect();
+    assert_eq!(names, HOLDERS, "{json}");
+    for h in e["holders"].as_array().expect("holders") {
+        for key in ["weight", "hold_down_ms", "flows", "share_percent"] {
+            assert!(h[key].is_number(), "{key} in {h}");
+        }
+        for key in ["alive", "offered", "eligible"] {
+            assert_eq!(h[key], true, "{key} in {h}");
+        }
+    }
+    // The hub (not a holder, not probing) agrees.
+    let hub = vip_status(&lab, "node_1").expect("node_1's dump vips");
+    assert_eq!(hub["holders"].as_array().map(Vec::len), Some(3), "{hub:#}");
+    eprintln!("info_and_dump_vips_explain_the_vip: {:?}", t0.elapsed());
+}
