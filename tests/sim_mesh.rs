@@ -148,6 +148,28 @@ fn a_restarted_node_rejoins_with_a_new_session() {
 }
 
 #[test]
+fn a_node_restarted_after_a_long_death_rejoins_within_a_round_trip_or_two() {
+    // The hub sorts first, so on a handshake collision it keeps its own attempt;
+    // that attempt went to the dead node, and must not make the restarted one
+    // wait out the hub's retry backoff (up to 5 s).
+    let (mut net, all) = hub_mesh(15, 4);
+    net.run_until_cond(Duration::from_secs(10), 10 * MS, |n| n.full_mesh(&all))
+        .expect("full mesh");
+    for wait in [2u64, 4, 7, 12] {
+        net.kill("n2");
+        net.run_for(Duration::from_millis(wait * 1000 + 123));
+        net.restart("n2");
+        let back = net
+            .run_until_cond(Duration::from_secs(10), MS, |n| n.full_mesh(&all))
+            .expect("n2 did not rejoin");
+        assert!(
+            back < Duration::from_millis(600),
+            "after {wait} s dead, n2 rejoined in {back:?}"
+        );
+    }
+}
+
+#[test]
 fn a_frozen_node_is_dead_while_frozen_and_alive_after() {
     let (mut net, all) = hub_mesh(6, 4);
     net.run_until_cond(Duration::from_secs(10), 10 * MS, |n| n.full_mesh(&all))

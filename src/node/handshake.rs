@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// A colliding attempt of ours older than this is sent again to the other side.
+const COLLISION_RESEND_AFTER: Duration = Duration::from_millis(200);
+
 impl Node {
     pub(super) fn session_policy(&self) -> SessionPolicy {
         let rekey = self.config.rekey_after_time;
@@ -51,11 +54,26 @@ impl Node {
         let initiator = verified.initiator_name().to_string();
         // Both sides initiated at once: the node with the smaller name keeps its
         // own attempt and ignores the other's, so both end on the same session.
-        if self.config.name.as_str() < initiator.as_str()
-            && self.pending.values().any(|p| p.peer == initiator)
-        {
-            tracing::debug!(peer = %initiator, "handshake collision: keeping our own attempt");
-            return;
+        if self.config.name.as_str() < initiator.as_str() {
+            if let Some(ours) = self.pending.values_mut().find(|p| p.peer == initiator) {
+                // If our attempt went elsewhere or a while ago (to the node before
+                // it restarted, say), it has not seen it: send it where this one
+                // came from, or the peer would wait out our whole retry backoff.
+                let stale = now.saturating_duration_since(ours.sent_at) >= COLLISION_RESEND_AFTER;
+                if stale || !ours.sent_to.contains(&from) {
+                    ours.sent_at = now;
+                    if !ours.sent_to.contains(&from) {
+                        ours.sent_to.push(from);
+                    }
+                    let payload = ours.init.clone();
+                    self.transmits.push_back(Transmit {
+                        destination: from,
+                        payload,
+                    });
+                }
+                tracing::debug!(peer = %initiator, resent = stale, "handshake collision: keeping our own attempt");
+                return;
+            }
         }
         let Some(peer) = self.peers.get_mut(&initiator) else {
             self.drops.bad_handshake += 1;
@@ -225,6 +243,8 @@ impl Node {
                 peer: name.to_string(),
                 state,
                 sent_at: now,
+                init: init.clone(),
+                sent_to: candidates.clone(),
             },
         );
         for destination in candidates {

@@ -211,6 +211,9 @@ struct Pending {
     peer: String,
     state: InitiatorState,
     sent_at: Instant,
+    /// The HandshakeInit we sent, and where to (for a resend on collision).
+    init: Vec<u8>,
+    sent_to: Vec<SocketAddr>,
 }
 
 /// How long a superseded session is still accepted for receiving.
