@@ -455,8 +455,16 @@ impl VipEngine {
         if !holds {
             return;
         }
+        let vips = &self.vips;
         match self.flows.get_mut(&reply) {
             Some(f) if f.holder == peer => f.last_used = now,
+            // An established flow stays on its live holder: late frames from a
+            // holder that was frozen or cut off must not pull it back.
+            Some(f)
+                if vips
+                    .get(&f.vip)
+                    .and_then(|v| v.holders.get(&f.holder))
+                    .is_some_and(Holder::eligible) => {}
             _ => self.flows.insert(
                 reply,
                 Flow {

@@ -204,3 +204,22 @@ fn idle_flows_expire() {
     e.expire(t0 + Duration::from_secs(61));
     assert_eq!(e.flows().len(), 0);
 }
+
+#[test]
+fn late_frames_from_a_returning_holder_do_not_pull_an_established_flow_back() {
+    let t0 = Instant::now();
+    let later = t0 + Duration::from_secs(5);
+    let mut e = client(&[("h2", 10), ("h3", 10)], t0);
+    let key = flow(9);
+    let first = e.steer(later, VIP, &key).unwrap();
+    let (dead, other) = match &first {
+        Target::Peer(p) if p == "h2" => ("h2", "h3"),
+        _ => ("h3", "h2"),
+    };
+    e.set_peer_alive(dead, false, later);
+    assert_eq!(e.steer(later, VIP, &key), Some(Target::Peer(other.into())));
+    // It thaws and its kernel's replies (queued while it was frozen) arrive.
+    e.set_peer_alive(dead, true, later);
+    e.pin_reply(later, VIP, dead, &key.reversed());
+    assert_eq!(e.steer(later, VIP, &key), Some(Target::Peer(other.into())));
+}
