@@ -97,21 +97,6 @@ fn full_mesh(lab: &Lab) -> bool {
     })
 }
 
-/// Panics with an install hint unless every tool is on PATH (CI installs
-/// them: .ci/run).
-fn need_tools(tools: &[&str]) {
-    for t in tools {
-        let found = std::process::Command::new("sh")
-            .args(["-c", &format!("command -v {t}")])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        assert!(
-            found,
-            "{t} is missing: apt-get install iputils-ping iperf3 netcat-openbsd python3"
-        );
-    }
-}
-
 /// Starts all three and waits for the full mesh.
 fn start_all(lab: &mut Lab) {
     for n in NODES {
@@ -217,7 +202,7 @@ fn alive(lab: &Lab, node: &str) -> bool {
 fn ping_between_every_pair_over_the_overlay() {
     require_netns!();
     let t0 = Instant::now();
-    need_tools(&["ping"]);
+    netns::need_tools(&["ping"]);
     let mut lab = switch_lab("sp");
     start_all(&mut lab);
     for from in NODES {
@@ -307,7 +292,7 @@ fn listening(lab: &Lab, ns: &str, port: u16) -> bool {
 fn tcp_transfer_is_intact() {
     require_netns!();
     let t0 = Instant::now();
-    need_tools(&["nc.openbsd", "iperf3", "ss"]);
+    netns::need_tools(&["nc.openbsd", "iperf3", "ss"]);
     let mut lab = switch_lab("st");
     start_all(&mut lab);
     let gamma_ns = lab.node("gamma").ns.clone();
@@ -565,7 +550,7 @@ fn host_scripts_follow_a_kill_and_a_return() {
 fn a_container_behind_a_bridge_on_one_node_is_reachable() {
     require_netns!();
     let t0 = Instant::now();
-    need_tools(&["ping", "bridge"]);
+    netns::need_tools(&["ping", "bridge"]);
     let mut lab = switch_lab("sc");
     start_all(&mut lab);
     let g = lab.node("gamma").ns.clone();
@@ -706,7 +691,7 @@ while time.time() < end:
 fn bad_frames_from_the_tap_do_not_hurt() {
     require_netns!();
     let t0 = Instant::now();
-    need_tools(&["ping"]);
+    netns::need_tools(&["ping"]);
     if !std::process::Command::new("python3")
         .arg("-V")
         .output()

@@ -63,20 +63,6 @@ fn daemon_log(lab: &Lab, node: &str) -> String {
     std::fs::read_to_string(lab.node(node).netdir.join("meshd.log")).unwrap_or_default()
 }
 
-/// Panics with an install hint unless every tool is on PATH.
-fn need_tools(tools: &[&str]) {
-    for t in tools {
-        let found = std::process::Command::new("sh")
-            .args(["-c", &format!("command -v {t}")])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        assert!(
-            found,
-            "{t} is missing: apt-get install iputils-ping iperf3 netcat-openbsd python3"
-        );
-    }
-}
-
 /// The reference scenario, not started. With `health`, every holder has
 /// `HealthCheck = 10.1.1.10 exec ... test -f LABDIR/NODE.healthy` (the files exist).
 fn vip_lab(tag: &str, health: bool) -> Lab {
@@ -460,7 +446,7 @@ enum Fault {
 /// holder 1 s in, and checks the failover. Returns the lab, the victim, the
 /// probe's result (the probe is over) and, for a freeze, what thaws the victim.
 fn failover(tag: &str, fault: Fault) -> (Lab, String, ProbeResult, Thaw) {
-    need_tools(&["ping"]);
+    netns::need_tools(&["ping"]);
     let mut lab = vip_lab(tag, fault == Fault::HealthFail);
     start_all(&mut lab);
     let probe = start_probe(&mut lab, &format!("{fault:?}"), 400);
@@ -772,7 +758,7 @@ fn tap_mac(lab: &Lab, node: &str) -> String {
 fn client_neighbour_entry_is_always_the_virtual_mac() {
     require_netns!();
     let t0 = Instant::now();
-    need_tools(&["ping"]);
+    netns::need_tools(&["ping"]);
     let mut lab = vip_lab("vn", false);
     start_all(&mut lab);
     let holder_macs: Vec<(String, String)> = HOLDERS
@@ -902,7 +888,7 @@ print("done worst %.1f ms" % (worst * 1000), flush=True)
 fn tcp_to_a_surviving_holder_survives_another_holders_death() {
     require_netns!();
     let t0 = Instant::now();
-    need_tools(&["python3", "ss"]);
+    netns::need_tools(&["python3", "ss"]);
     let mut lab = vip_lab("vc", false);
     start_all(&mut lab);
     for h in HOLDERS {

@@ -39,6 +39,7 @@ use sha2::{Digest, Sha256};
 
 use super::host::Vars;
 use super::parse::ConfigLine;
+use super::subnet::parse_mac;
 use super::types::{format_duration, parse_duration};
 use super::ConfigError;
 
@@ -172,19 +173,6 @@ fn fmt_mac(m: &[u8; 6]) -> String {
         "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
         m[0], m[1], m[2], m[3], m[4], m[5]
     )
-}
-
-fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let mut mac = [0u8; 6];
-    let mut parts = s.split(':');
-    for byte in mac.iter_mut() {
-        let p = parts.next()?;
-        if p.is_empty() || p.len() > 2 || !p.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return None;
-        }
-        *byte = u8::from_str_radix(p, 16).ok()?;
-    }
-    parts.next().is_none().then_some(mac)
 }
 
 fn positive_duration(s: &str) -> Result<Duration, String> {

@@ -241,13 +241,17 @@ impl Node {
     /// A peer came up: `subnet-up` for each of its static subnets.
     pub(super) fn peer_subnets_up(&mut self, now: Instant, name: &str) {
         self.vip.set_peer_alive(name, true, now);
+        self.push_static_subnet_events(true, name);
+    }
+
+    fn push_static_subnet_events(&mut self, up: bool, name: &str) {
         let subnets = self
             .peers
             .get(name)
             .map(|p| p.subnets.clone())
             .unwrap_or_default();
         for s in subnets {
-            self.push_subnet_event(true, Some(name.to_string()), s);
+            self.push_subnet_event(up, Some(name.to_string()), s);
         }
     }
 
@@ -257,14 +261,7 @@ impl Node {
         self.vip.set_peer_alive(name, false, now);
         self.switch.peer_down(name);
         self.drain_switch_events(now);
-        let subnets = self
-            .peers
-            .get(name)
-            .map(|p| p.subnets.clone())
-            .unwrap_or_default();
-        for s in subnets {
-            self.push_subnet_event(false, Some(name.to_string()), s);
-        }
+        self.push_static_subnet_events(false, name);
     }
 
     /// Our record's extension: our static subnets.

@@ -376,3 +376,18 @@ pub fn append(path: &Path, text: &str) {
         .expect("open for append");
     f.write_all(text.as_bytes()).expect("append");
 }
+
+/// Panics with an install hint unless every tool is on PATH (CI installs
+/// them: .ci/run).
+pub fn need_tools(tools: &[&str]) {
+    for t in tools {
+        let found = std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {t}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        assert!(
+            found,
+            "{t} is missing: apt-get install iputils-ping iperf3 netcat-openbsd python3"
+        );
+    }
+}
