@@ -14,12 +14,7 @@ fn three_daemons_mesh_detect_a_kill_and_heal() {
     let mut lab = Lab::new("m", &["alpha", "beta", "gamma"]);
     lab.init_all();
     // alpha is the hub: it knows everyone; beta and gamma know only alpha.
-    lab.give_host("beta", "alpha");
-    lab.give_host("gamma", "alpha");
-    lab.give_host("alpha", "beta");
-    lab.give_host("alpha", "gamma");
-    lab.conf("beta", "ConnectTo = alpha");
-    lab.conf("gamma", "ConnectTo = alpha");
+    lab.hub("alpha");
     for n in ["alpha", "beta", "gamma"] {
         lab.start(n);
     }

@@ -35,12 +35,7 @@ fn log(lab: &Lab, node: &str) -> String {
 fn switch_lab(tag: &str) -> Lab {
     let lab = Lab::new(tag, &NODES);
     lab.init_all();
-    lab.give_host("beta", "alpha");
-    lab.give_host("gamma", "alpha");
-    lab.give_host("alpha", "beta");
-    lab.give_host("alpha", "gamma");
-    lab.conf("beta", "ConnectTo = alpha");
-    lab.conf("gamma", "ConnectTo = alpha");
+    lab.hub("alpha");
     for node in NODES {
         lab.conf(node, "Interface = mesh0");
         let log = log_path(&lab, node);

@@ -69,9 +69,6 @@ fn vip_lab(tag: &str, health: bool) -> Lab {
     let lab = Lab::new(tag, &NODES);
     lab.init_all();
     for n in NODES {
-        if n != "node_1" {
-            lab.conf(n, "ConnectTo = node_1");
-        }
         lab.conf(n, "Interface = mesh0");
         let ip = overlay_ip(n);
         let log = log_path(&lab, n);
@@ -116,10 +113,7 @@ fn vip_lab(tag: &str, health: bool) -> Lab {
         }
     }
     // Host files are exchanged after the VIP lines went in, as a user would copy them.
-    for n in &NODES[1..] {
-        lab.give_host(n, "node_1");
-        lab.give_host("node_1", n);
-    }
+    lab.hub("node_1");
     lab
 }
 

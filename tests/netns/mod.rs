@@ -158,6 +158,22 @@ impl Lab {
         std::fs::copy(&src, &dst).expect("copy host file");
     }
 
+    /// A hub topology: `hub` gets every host file, every other node gets the
+    /// hub's and `ConnectTo = HUB` (the rest of the mesh comes from gossip).
+    pub fn hub(&self, hub: &str) {
+        let others: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| n.name.clone())
+            .filter(|n| n != hub)
+            .collect();
+        for n in &others {
+            self.give_host(n, hub);
+            self.give_host(hub, n);
+            self.conf(n, &format!("ConnectTo = {hub}"));
+        }
+    }
+
     /// Appends a line to `node`'s meshd.conf.
     pub fn conf(&self, node: &str, line: &str) {
         append(
