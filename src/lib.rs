@@ -9,6 +9,7 @@ pub mod config;
 pub mod control;
 pub mod crypto;
 pub mod driver;
+pub mod invite;
 pub mod keys;
 pub mod node;
 pub mod switch;

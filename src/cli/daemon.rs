@@ -12,7 +12,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 /// Options of `start` and `restart`.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct StartArgs {
     /// Stay in the foreground and log to stderr (do not detach).
     #[arg(short = 'D', long = "no-detach")]

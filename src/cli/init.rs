@@ -5,9 +5,13 @@ use crate::keys::PrivateKey;
 use anyhow::{bail, Context, Result};
 
 /// `meshd init NAME [--port N]`.
-pub fn init(netdir: &NetDir, name: &str, port: Option<u16>) -> Result<i32> {
+pub fn init(netdir: &NetDir, name: &str, port: Option<u16>, address: Option<&str>) -> Result<i32> {
     if !config::valid_node_name(name) {
         bail!("'{name}' is not a valid node name: use letters, digits and _ only");
+    }
+    if let Some(a) = address {
+        a.parse::<config::HostAddress>()
+            .map_err(|e| anyhow::anyhow!("--address {a}: {e}"))?;
     }
     let key = PrivateKey::generate(&mut rand::rngs::OsRng);
     let line = format!("Ed25519PublicKey = {}", key.public());
@@ -16,6 +20,10 @@ pub fn init(netdir: &NetDir, name: &str, port: Option<u16>) -> Result<i32> {
     let key_path = netdir.default_private_key_file();
     key.save(&key_path)
         .with_context(|| format!("cannot write {}", key_path.display()))?;
+    if let Some(a) = address {
+        config::write::append_lines(&netdir.host_file(name), &format!("Address = {a}\n"), 0o644)
+            .with_context(|| format!("cannot write {}", netdir.host_file(name).display()))?;
+    }
     eprintln!("Done.");
     eprintln!(
         "Network directory {} is ready for node {name}.\nAdd peers' host files to {}, a ConnectTo line to {}, then: meshd -c {} start",

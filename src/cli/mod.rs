@@ -3,6 +3,7 @@
 mod daemon;
 mod dump;
 mod init;
+mod invite;
 pub mod logging;
 mod subnets;
 mod vips;
@@ -46,7 +47,14 @@ Examples:
   meshd -c /tmp/a info 10.1.1.2            which node has that address (also a MAC)
   meshd -c /tmp/a dump vips                shared VIPs: holders, health, flows
   meshd -c /tmp/a info 10.1.1.10           one VIP: who gets its traffic now
-  meshd -c /tmp/a reload | stop | restart";
+  meshd -c /tmp/a reload | stop | restart
+
+Growing a network (as tinc 1.1 does):
+  meshd -n lab init node_1 --address 192.0.2.1      the first node; the address joiners reach it at
+  meshd -n lab start
+  meshd -n lab invite node_2 --set Ifconfig=10.1.1.2/24   prints a URL (one use, one week)
+  meshd join 192.0.2.1:655/Kx...Q2 --start           on the new machine: writes /etc/meshd/lab, starts
+  meshd -n lab dump invitations                      outstanding invitations (revoke-invitation NODE)";
 
 /// The commands.
 #[derive(Debug, Subcommand)]
@@ -58,6 +66,49 @@ pub enum Command {
         /// UDP port to listen on (written to hosts/NAME; default 655).
         #[arg(long)]
         port: Option<u16>,
+        /// Public address of this node (`Address` in hosts/NAME): where peers and joiners
+        /// reach it. A host name or IP, optionally followed by a port (`host 1655`).
+        #[arg(long, value_name = "HOST")]
+        address: Option<String>,
+    },
+    /// Invite a new node: writes invitations/<hash> and prints a URL for `meshd join`.
+    ///
+    /// The invitation holds the new node's name, the network name, ConnectTo this node,
+    /// this node's host file (its address and key) and the network-wide settings
+    /// (Mode, Broadcast, HelloInterval, DeadInterval, InterfaceMTU, KeyExpire, RekeyPackets)
+    /// this node sets. It works once and expires after InvitationExpire (one week). The
+    /// daemon must run to serve the join (on its own port, TCP). The script
+    /// invitation-created runs with NODE, INVITATION_FILE, INVITATION_URL.
+    Invite {
+        /// The new node's name ([A-Za-z0-9_]+).
+        node: String,
+        /// Hand over one more variable (repeatable), e.g. `--set Ifconfig=10.1.1.2/24`
+        /// (becomes the joiner's tinc-up), `--set Subnet=10.1.1.2`, `--set VirtualIP=10.1.1.10/24`.
+        /// Only variables a joiner accepts are allowed (see README, "Invitations").
+        #[arg(long = "set", value_name = "VAR=VALUE")]
+        set: Vec<String>,
+    },
+    /// Join a network with a URL from `meshd invite`: writes the network directory and keys.
+    ///
+    /// Without -c/-n the directory is $MESHD_CONFDIR_BASE/NETNAME (default /etc/meshd/NETNAME)
+    /// with the network name the invitation carries. The inviter is verified against the key
+    /// hash in the URL; nothing is written unless the whole exchange succeeds.
+    Join {
+        /// The URL `meshd invite` printed: HOST[:PORT]/48 characters.
+        url: String,
+        /// This node's UDP port (written to its host file; default 655).
+        #[arg(long)]
+        port: Option<u16>,
+        /// Start the daemon right after joining.
+        #[arg(long)]
+        start: bool,
+    },
+    /// Delete an outstanding invitation (by the invited node's name or the file name).
+    #[command(name = "revoke-invitation")]
+    RevokeInvitation {
+        /// Node name or invitation file name (from `meshd dump invitations`).
+        #[arg(value_name = "NODE|FILE")]
+        target: String,
     },
     /// Start the daemon (in the background unless -D).
     Start(daemon::StartArgs),
@@ -72,7 +123,8 @@ pub enum Command {
     /// Show the daemon's view: `dump nodes`, `dump reachable nodes`, `dump edges`,
     /// `dump connections`, `dump subnets` (static subnets, learned MACs, learned IP bindings),
     /// `dump vips` (each shared VIP, its virtual MAC, its holders and their state),
-    /// `dump drops` (counters of refused packets and dropped frames).
+    /// `dump drops` (counters of refused packets and dropped frames),
+    /// `dump invitations` (outstanding invitations; needs no daemon).
     Dump {
         /// What to dump.
         #[arg(required = true, num_args = 1..=2, value_name = "WHAT")]
@@ -106,9 +158,19 @@ impl Cli {
 
 /// Runs a parsed command line; returns the exit code.
 pub fn run(cli: Cli) -> Result<i32> {
+    if let Command::Join { url, port, start } = &cli.command {
+        return invite::join(cli.config.clone(), cli.net.clone(), url, *port, *start);
+    }
     let netdir = cli.netdir()?;
     match cli.command {
-        Command::Init { name, port } => init::init(&netdir, &name, port),
+        Command::Init {
+            name,
+            port,
+            address,
+        } => init::init(&netdir, &name, port, address.as_deref()),
+        Command::Invite { node, set } => invite::invite(&netdir, &node, &set),
+        Command::Join { .. } => unreachable!("handled above"),
+        Command::RevokeInvitation { target } => invite::revoke(&netdir, &target),
         Command::GenerateEd25519Keys => init::generate_keys(&netdir),
         Command::Start(args) => daemon::start(&netdir, &args),
         Command::Stop => daemon::stop(&netdir),
@@ -121,7 +183,12 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Reload => daemon::reload(&netdir),
         Command::Pid => daemon::pid(&netdir),
-        Command::Dump { what, json } => dump::dump(&netdir, &what, json),
+        Command::Dump { what, json } => {
+            if what.len() == 1 && what[0].eq_ignore_ascii_case("invitations") {
+                return invite::dump_invitations(&netdir, json);
+            }
+            dump::dump(&netdir, &what, json)
+        }
         Command::Info { node, json } => dump::info(&netdir, &node, json),
     }
 }

@@ -38,6 +38,7 @@ pub use host::{load_all_hosts, load_host_config, parse_host_config, HostConfig};
 pub use netdir::{valid_netname, valid_node_name, NetDir};
 pub use parse::{parse_config_text, read_config_file, ConfigLine};
 pub use server::{load_server_config, DeviceType, Mode, ServerConfig};
+pub(crate) use subnet::parse_mac;
 pub use subnet::{Subnet, SubnetAddr, DEFAULT_SUBNET_WEIGHT};
 pub use types::{
     format_duration, parse_bool, parse_duration, parse_port, AddressFamily, AddressHost,

@@ -5,6 +5,7 @@
 mod control_server;
 pub mod health;
 mod hooks;
+mod join_server;
 pub mod scripts;
 pub mod setup;
 pub mod tap;
@@ -106,6 +107,17 @@ async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
         Some(t) => Some(t.mac().context("cannot read the TAP device's MAC")?),
         None => None,
     };
+    // `meshd join` is served on the same port number over TCP; the mesh runs without it.
+    let (joined_tx, mut joined_rx) = tokio::sync::mpsc::unbounded_channel();
+    if let Err(err) = join_server::spawn(
+        netdir.clone(),
+        setup.node.name.clone(),
+        std::net::SocketAddr::new(setup.bind_address.ip(), port),
+        setup.address_family == crate::config::AddressFamily::Ipv6,
+        joined_tx,
+    ) {
+        tracing::warn!("invitations cannot be served: {err:#}");
+    }
     let cookie = new_cookie();
     let mut control = control_server::spawn(&socket_path, cookie.clone())?;
     PidFile {
@@ -240,6 +252,15 @@ async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
                 tracing::info!("got SIGINT, stopping");
                 leaving = true;
                 d.node.begin_leave(Instant::now());
+            }
+            Some(joined) = joined_rx.recv() => {
+                d.scripts.submit(
+                    ScriptRequest::new("invitation-accepted")
+                        .var("NODE", joined.node.clone())
+                        .var("REMOTEADDRESS", joined.remote.ip().to_string()),
+                );
+                // The new node's key is in hosts/ now: load it so its handshake is accepted.
+                start_reload(None, d.netdir.clone());
             }
             _ = sighup.recv() => {
                 tracing::info!("got SIGHUP, reloading");

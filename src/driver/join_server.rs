@@ -1,0 +1,112 @@
+//! Serves `meshd join` on the daemon's own port over TCP (the UDP mesh keeps the same number,
+//! as tinc listens on TCP and UDP 655): one task per connection, a few at a time, each
+//! bounded in time. Completed joins are reported to the main loop, which runs
+//! `invitation-accepted` and reloads so the new node's key is known.
+
+use crate::config::{load_server_config, NetDir};
+use crate::invite::serve::{serve_join, ServeConfig};
+use crate::invite::store::{invitation_expire, DEFAULT_EXPIRE};
+use anyhow::{Context, Result};
+use socket2::{Domain, Protocol, Socket, Type};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, Semaphore};
+
+/// Joins served at the same time; more connections are closed at once.
+const MAX_CONCURRENT_JOINS: usize = 8;
+/// The longest one join connection may last.
+const JOIN_DEADLINE: Duration = Duration::from_secs(60);
+
+/// A node that joined through this daemon.
+#[derive(Debug, Clone)]
+pub struct Joined {
+    /// Its name (now in `hosts/`).
+    pub node: String,
+    /// Where it connected from.
+    pub remote: SocketAddr,
+}
+
+/// Binds the TCP port and spawns the accept loop on the current runtime.
+pub fn spawn(
+    netdir: NetDir,
+    self_name: String,
+    bind: SocketAddr,
+    only_v6: bool,
+    joined: mpsc::UnboundedSender<Joined>,
+) -> Result<()> {
+    let domain = if bind.is_ipv6() {
+        Domain::IPV6
+    } else {
+        Domain::IPV4
+    };
+    let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))
+        .context("cannot create the TCP socket for joins")?;
+    if bind.is_ipv6() {
+        socket.set_only_v6(only_v6).context("IPV6_V6ONLY")?;
+    }
+    socket.set_reuse_address(true).context("SO_REUSEADDR")?;
+    socket.set_nonblocking(true).context("O_NONBLOCK")?;
+    socket
+        .bind(&bind.into())
+        .with_context(|| format!("cannot bind TCP {bind} for joins"))?;
+    socket.listen(16).context("listen")?;
+    let listener = TcpListener::from_std(socket.into()).context("cannot register the listener")?;
+    tracing::info!(%bind, "serving invitations (meshd join) on TCP");
+    let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_JOINS));
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, remote) = match listener.accept().await {
+                Ok(x) => x,
+                Err(err) => {
+                    tracing::debug!(%err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let remote = crate::driver::udp::canonical(remote);
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                tracing::warn!(%remote, "too many joins at once, connection closed");
+                continue;
+            };
+            let netdir = netdir.clone();
+            let self_name = self_name.clone();
+            let joined = joined.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                let expire = {
+                    let nd = netdir.clone();
+                    tokio::task::spawn_blocking(move || {
+                        load_server_config(&nd)
+                            .ok()
+                            .and_then(|s| invitation_expire(&s).ok())
+                    })
+                    .await
+                    .ok()
+                    .flatten()
+                    .unwrap_or(DEFAULT_EXPIRE)
+                };
+                let cfg = ServeConfig {
+                    netdir,
+                    self_name,
+                    expire,
+                };
+                match tokio::time::timeout(JOIN_DEADLINE, serve_join(&mut stream, &cfg)).await {
+                    Ok(Ok(accepted)) => {
+                        tracing::info!(node = %accepted.node, %remote, "invitation accepted: {} joined", accepted.node);
+                        let _ = joined.send(Joined {
+                            node: accepted.node,
+                            remote,
+                        });
+                    }
+                    Ok(Err(err)) => tracing::warn!(%remote, "join failed: {err}"),
+                    Err(_) => {
+                        tracing::warn!(%remote, "join took longer than {} s, closed", JOIN_DEADLINE.as_secs())
+                    }
+                }
+            });
+        }
+    });
+    Ok(())
+}

@@ -1,0 +1,623 @@
+//! What an invitation file says and what a joiner makes of it: the inviter builds the file
+//! (tinc's layout: the invitee's own chunk, a separator, the inviter's host file); the joiner
+//! parses it into a [`JoinPlan`] — which variables it accepts, which it refuses, and the files
+//! it will write.
+
+use crate::config::{parse_config_text, valid_netname, valid_node_name, ConfigLine};
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::path::Path;
+
+/// The comment line between the invitee's chunk and the host files (tinc's).
+pub const SEPARATOR: &str = "#---------------------------------------------------------------#";
+
+/// Server variables an inviter hands over by default when its own configuration sets them:
+/// the ones every node of a network should agree on.
+pub const HANDED_OVER_BY_DEFAULT: &[&str] = &[
+    "Mode",
+    "Broadcast",
+    "HelloInterval",
+    "DeadInterval",
+    "InterfaceMTU",
+    "KeyExpire",
+    "RekeyPackets",
+];
+
+/// Variables a joiner writes to its `meshd.conf` when an invitation carries them.
+pub const ACCEPTED_SERVER_VARIABLES: &[&str] = &[
+    "AddressFamily",
+    "AnswerARP",
+    "ARPExpire",
+    "AutoConnect",
+    "Broadcast",
+    "BroadcastSubnet",
+    "ConnectTo",
+    "DeadInterval",
+    "DirectOnly",
+    "FlowIdleTimeout",
+    "HealthCheck",
+    "HelloInterval",
+    "InterfaceMTU",
+    "KeyExpire",
+    "LocalDiscovery",
+    "MACExpire",
+    "MACTableMax",
+    "MACTableMaxPerNode",
+    "Mode",
+    "PingInterval",
+    "PingTimeout",
+    "RekeyPackets",
+    "ReplayWindow",
+    "ShutdownGrace",
+    "VIPHoldDown",
+    "VirtualIP",
+    "VirtualMAC",
+];
+
+/// Variables a joiner writes to its own `hosts/NAME` when an invitation carries them.
+pub const ACCEPTED_HOST_VARIABLES: &[&str] = &[
+    "ClampMSS",
+    "Compression",
+    "IndirectData",
+    "Subnet",
+    "TCPOnly",
+    "Weight",
+];
+
+/// Variables that become commands in a generated `tinc-up` (values are validated first).
+pub const TINC_UP_VARIABLES: &[&str] = &["Ifconfig", "Route"];
+
+fn find(list: &[&'static str], var: &str) -> Option<&'static str> {
+    list.iter().copied().find(|v| v.eq_ignore_ascii_case(var))
+}
+
+/// Whether a joiner accepts `var = value` from an invitation; `Err` says why not.
+pub fn acceptance(var: &str, value: &str) -> Result<&'static str, String> {
+    if let Some(v) = find(ACCEPTED_SERVER_VARIABLES, var) {
+        if v == "HealthCheck" {
+            let kind = value.split_whitespace().nth(1).unwrap_or("");
+            if !(kind.eq_ignore_ascii_case("tcp") || kind.eq_ignore_ascii_case("udp")) {
+                return Err(
+                    "HealthCheck is accepted only with tcp or udp checks (exec would run commands)"
+                        .into(),
+                );
+            }
+        }
+        return Ok(v);
+    }
+    if let Some(v) = find(ACCEPTED_HOST_VARIABLES, var) {
+        return Ok(v);
+    }
+    if let Some(v) = find(TINC_UP_VARIABLES, var) {
+        return match v {
+            "Ifconfig" => ifconfig_command(value).map(|_| v),
+            _ => route_command(value).map(|_| v),
+        };
+    }
+    if crate::config::known::is_known(var) {
+        Err(format!("{var} is not accepted from an invitation"))
+    } else {
+        Err(format!("unknown variable {var}"))
+    }
+}
+
+/// What the inviter puts in an invitation file.
+#[derive(Debug, Clone)]
+pub struct InvitationSpec {
+    /// The new node's name.
+    pub invitee: String,
+    /// The network's name, if the inviter has one (`-n NET`).
+    pub netname: Option<String>,
+    /// The inviter's name (the joiner's `ConnectTo`).
+    pub inviter: String,
+    /// Extra `Variable = Value` lines for the invitee's chunk, in order.
+    pub variables: Vec<(String, String)>,
+    /// The inviter's host file text (its key, addresses).
+    pub inviter_host_file: String,
+    /// The port the inviter's daemon really uses (replaces any `Port` line of the host file).
+    pub inviter_port: u16,
+}
+
+/// The text of an invitation file.
+pub fn build_invitation(spec: &InvitationSpec) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "Name = {}", spec.invitee);
+    if let Some(net) = &spec.netname {
+        if valid_netname(net) && !net.contains(char::is_whitespace) {
+            let _ = writeln!(out, "NetName = {net}");
+        }
+    }
+    let _ = writeln!(out, "ConnectTo = {}", spec.inviter);
+    for (var, value) in &spec.variables {
+        let _ = writeln!(out, "{var} = {value}");
+    }
+    let _ = writeln!(out, "{SEPARATOR}");
+    let _ = writeln!(out, "Name = {}", spec.inviter);
+    for line in spec.inviter_host_file.lines() {
+        if is_variable_line(line, "Port") || is_variable_line(line, "Name") {
+            continue;
+        }
+        let _ = writeln!(out, "{line}");
+    }
+    let _ = writeln!(out, "Port = {}", spec.inviter_port);
+    out
+}
+
+/// Whether `line` sets `var` (case-insensitive; `=` or blanks as separator).
+fn is_variable_line(line: &str, var: &str) -> bool {
+    let t = line.trim_start();
+    let name_end = t
+        .find(|c: char| c == '=' || c.is_whitespace())
+        .unwrap_or(t.len());
+    t[..name_end].eq_ignore_ascii_case(var)
+}
+
+/// One host chunk of an invitation: a node's name and its host file, verbatim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostChunk {
+    /// The node.
+    pub name: String,
+    /// The host file's text (without the `Name = ` line).
+    pub text: String,
+}
+
+/// What the joiner will write, decided from an invitation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinPlan {
+    /// The new node's name.
+    pub name: String,
+    /// The network's name the inviter suggested.
+    pub netname: Option<String>,
+    /// Lines for `meshd.conf` after `Name`.
+    pub server_lines: Vec<(String, String)>,
+    /// Lines for the own `hosts/NAME` (before the public key).
+    pub host_lines: Vec<(String, String)>,
+    /// Commands for the generated `tinc-up` (from Ifconfig/Route); empty → the placeholder.
+    pub tinc_up_commands: Vec<String>,
+    /// Other nodes' host files.
+    pub hosts: Vec<HostChunk>,
+    /// Lines refused, each `line N: VAR: why`.
+    pub refused: Vec<String>,
+}
+
+impl JoinPlan {
+    /// The nodes this node will connect to.
+    pub fn connect_to(&self) -> Vec<&str> {
+        self.server_lines
+            .iter()
+            .filter(|(v, _)| v == "ConnectTo")
+            .map(|(_, n)| n.as_str())
+            .collect()
+    }
+
+    /// Whether the invitation gives this node a VIP (then vip-up/vip-down are generated).
+    pub fn has_vips(&self) -> bool {
+        self.server_lines.iter().any(|(v, _)| v == "VirtualIP")
+    }
+
+    /// `meshd.conf`.
+    pub fn meshd_conf(&self) -> String {
+        let mut out = String::from(
+            "# meshd configuration, written by `meshd join` from an invitation.\n\
+             # This node's own host variables (Port, Address, Subnet) live in hosts/",
+        );
+        let _ = writeln!(out, "{}.", self.name);
+        let _ = writeln!(out, "Name = {}", self.name);
+        for (v, value) in &self.server_lines {
+            let _ = writeln!(out, "{v} = {value}");
+        }
+        out
+    }
+
+    /// The own host file, ending with the public key line.
+    pub fn own_host_file(&self, port: Option<u16>, public_key: &str) -> String {
+        let mut out = String::new();
+        if let Some(p) = port {
+            let _ = writeln!(out, "Port = {p}");
+        }
+        for (v, value) in &self.host_lines {
+            let _ = writeln!(out, "{v} = {value}");
+        }
+        let _ = writeln!(out, "Ed25519PublicKey = {public_key}");
+        out
+    }
+
+    /// The `tinc-up` script: the generated commands, or a placeholder that only sets the link up.
+    pub fn tinc_up(&self) -> String {
+        let mut out = String::from("#!/bin/sh\n");
+        if self.tinc_up_commands.is_empty() {
+            out.push_str(
+                "# Run by meshd when the virtual interface has been created.\n\
+                 # Environment: INTERFACE, NAME, NETNAME, DEVICE.\n\
+                 ip link set \"$INTERFACE\" up\n\
+                 # ip addr add 10.1.1.x/24 dev \"$INTERFACE\"\n\
+                 echo \"meshd: edit $0 to give $INTERFACE an address\" >&2\n",
+            );
+        } else {
+            out.push_str(
+                "# Written by `meshd join` from the invitation's Ifconfig/Route lines.\n\
+                 # Run by meshd when the virtual interface has been created.\n",
+            );
+            for c in &self.tinc_up_commands {
+                out.push_str(c);
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+/// `vip-up`: adds the VIP to the interface when this node starts serving it.
+pub const VIP_UP: &str = "#!/bin/sh\n\
+# Written by `meshd join`: run when this node starts serving a VIP. meshd does not add\n\
+# the address itself; this script does. Variables: VIP, VIP_PREFIXLEN, VIRTUAL_MAC, INTERFACE.\n\
+ip addr add \"$VIP/$VIP_PREFIXLEN\" dev \"$INTERFACE\" 2>/dev/null || true\n";
+
+/// `vip-down`: removes it when this node stops serving it.
+pub const VIP_DOWN: &str = "#!/bin/sh\n\
+# Written by `meshd join`: run when this node stops serving a VIP.\n\
+ip addr del \"$VIP/$VIP_PREFIXLEN\" dev \"$INTERFACE\" 2>/dev/null || true\n";
+
+/// Why an invitation file cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("the invitation is not usable: {0}")]
+pub struct InvitationError(String);
+
+/// One chunk while splitting: the line of its `Name`, the name, its numbered lines.
+type Chunk<'a> = (usize, String, Vec<(usize, &'a str)>);
+
+/// Parses an invitation file. `inviter` is the name the joiner should find a host chunk for.
+pub fn parse_invitation(text: &str) -> Result<JoinPlan, InvitationError> {
+    let err = |m: String| InvitationError(m);
+    // Split into chunks at every `Name` line.
+    let mut chunks: Vec<Chunk> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let n = i + 1;
+        if is_variable_line(line, "Name") {
+            let value = line
+                .trim_start()
+                .get(4..)
+                .unwrap_or("")
+                .trim_start_matches(|c: char| c == '=' || c.is_whitespace())
+                .trim_end()
+                .to_string();
+            chunks.push((n, value, Vec::new()));
+            continue;
+        }
+        match chunks.last_mut() {
+            Some((_, _, lines)) => lines.push((n, line)),
+            None => {
+                let t = line.trim();
+                if !(t.is_empty() || t.starts_with('#')) {
+                    return Err(err(format!(
+                        "line {n}: expected `Name = NEWNODE` first, found '{}'",
+                        t.escape_debug()
+                    )));
+                }
+            }
+        }
+    }
+    let mut chunks = chunks.into_iter();
+    let (_, name, own_lines) = chunks
+        .next()
+        .ok_or_else(|| err("no `Name = ` line".into()))?;
+    if !valid_node_name(&name) {
+        return Err(err(format!("line 1: '{name}' is not a valid node name")));
+    }
+    let own_text: String = own_lines.iter().map(|(_, l)| format!("{l}\n")).collect();
+    let parsed =
+        parse_config_text(&own_text, Path::new("invitation")).map_err(|e| err(e.message))?;
+    let line_of = |cl: &ConfigLine| own_lines.get(cl.line - 1).map(|(n, _)| *n).unwrap_or(0);
+    let mut plan = JoinPlan {
+        name: name.clone(),
+        netname: None,
+        server_lines: Vec::new(),
+        host_lines: Vec::new(),
+        tinc_up_commands: Vec::new(),
+        hosts: Vec::new(),
+        refused: Vec::new(),
+    };
+    let mut ifconfig = Vec::new();
+    let mut routes = Vec::new();
+    for cl in &parsed {
+        let n = line_of(cl);
+        if cl.is("NetName") {
+            if valid_netname(&cl.value) && !cl.value.contains(char::is_whitespace) {
+                plan.netname = Some(cl.value.clone());
+            } else {
+                plan.refused.push(format!(
+                    "line {n}: NetName '{}' is not a safe name",
+                    cl.value
+                ));
+            }
+            continue;
+        }
+        match acceptance(&cl.variable, &cl.value) {
+            Ok(v) if find(ACCEPTED_SERVER_VARIABLES, v).is_some() => {
+                if v == "ConnectTo" && !valid_node_name(&cl.value) {
+                    plan.refused.push(format!(
+                        "line {n}: ConnectTo '{}' is not a node name",
+                        cl.value
+                    ));
+                    continue;
+                }
+                plan.server_lines.push((v.to_string(), cl.value.clone()))
+            }
+            Ok("Ifconfig") => ifconfig.push(ifconfig_command(&cl.value).unwrap_or_default()),
+            Ok("Route") => routes.push(route_command(&cl.value).unwrap_or_default()),
+            Ok(v) => plan.host_lines.push((v.to_string(), cl.value.clone())),
+            Err(why) => plan.refused.push(format!("line {n}: {why}")),
+        }
+    }
+    if !ifconfig.is_empty() || !routes.is_empty() {
+        // A MAC must be set before the link goes up; addresses and routes after.
+        let (macs, addrs): (Vec<String>, Vec<String>) =
+            ifconfig.into_iter().partition(|c| c.contains(" address "));
+        plan.tinc_up_commands.extend(macs);
+        plan.tinc_up_commands
+            .push("ip link set \"$INTERFACE\" up".to_string());
+        plan.tinc_up_commands.extend(addrs);
+        plan.tinc_up_commands.extend(routes);
+    }
+    for (n, host, lines) in chunks {
+        if !valid_node_name(&host) {
+            return Err(err(format!("line {n}: '{host}' is not a valid node name")));
+        }
+        if host == name {
+            return Err(err(format!(
+                "line {n}: a host file for {name}, the new node itself"
+            )));
+        }
+        if plan.hosts.iter().any(|h| h.name == host) {
+            return Err(err(format!("line {n}: a second host file for {host}")));
+        }
+        let text: String = lines.iter().map(|(_, l)| format!("{l}\n")).collect();
+        let text = text.trim_end_matches('\n').to_string() + "\n";
+        let has_key = text
+            .lines()
+            .any(|l| is_variable_line(l, "Ed25519PublicKey"));
+        if !has_key {
+            return Err(err(format!(
+                "line {n}: the host file of {host} has no Ed25519PublicKey"
+            )));
+        }
+        plan.hosts.push(HostChunk { name: host, text });
+    }
+    if plan.hosts.is_empty() {
+        return Err(err(
+            "it carries no host file (not even the inviter's)".into()
+        ));
+    }
+    for target in plan.connect_to() {
+        if !plan.hosts.iter().any(|h| h.name == target) {
+            return Err(err(format!(
+                "ConnectTo = {target}, but no host file for {target}"
+            )));
+        }
+    }
+    if plan.connect_to().is_empty() {
+        return Err(err("no ConnectTo line".into()));
+    }
+    Ok(plan)
+}
+
+/// `Ifconfig = ADDR/LEN | ADDR | MAC` → a shell command with validated, quoted values.
+pub fn ifconfig_command(value: &str) -> Result<String, String> {
+    let v = value.trim();
+    if let Some(mac) = crate::config::parse_mac(v) {
+        let mac = mac.map(|b| format!("{b:02x}")).join(":");
+        return Ok(format!("ip link set \"$INTERFACE\" address {mac}"));
+    }
+    if ["dhcp", "dhcp6", "slaac"]
+        .iter()
+        .any(|d| v.eq_ignore_ascii_case(d))
+    {
+        return Err(format!(
+            "Ifconfig = {v} is not supported by meshd's generated tinc-up (give ADDR/LEN)"
+        ));
+    }
+    let (addr, len) = parse_prefix(v).map_err(|e| format!("Ifconfig = {v}: {e}"))?;
+    Ok(format!("ip addr replace {addr}/{len} dev \"$INTERFACE\""))
+}
+
+/// `Route = SUBNET [GATEWAY]` → `ip route replace ...`.
+pub fn route_command(value: &str) -> Result<String, String> {
+    let mut parts = value.split_whitespace();
+    let (Some(subnet), gw, None) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(format!("Route = {value}: expected SUBNET [GATEWAY]"));
+    };
+    let (addr, len) = parse_prefix(subnet).map_err(|e| format!("Route = {value}: {e}"))?;
+    match gw {
+        None => Ok(format!("ip route replace {addr}/{len} dev \"$INTERFACE\"")),
+        Some(g) => {
+            let gw: IpAddr = g
+                .parse()
+                .map_err(|_| format!("Route = {value}: '{g}' is not an IP address"))?;
+            if gw.is_ipv4() != addr.is_ipv4() {
+                return Err(format!(
+                    "Route = {value}: gateway and subnet families differ"
+                ));
+            }
+            Ok(format!(
+                "ip route replace {addr}/{len} via {gw} dev \"$INTERFACE\""
+            ))
+        }
+    }
+}
+
+/// `ADDR/LEN` or `ADDR` (a host route) with a validated address and length.
+fn parse_prefix(s: &str) -> Result<(IpAddr, u8), String> {
+    let (a, l) = match s.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (s, None),
+    };
+    let addr: IpAddr = a
+        .parse()
+        .map_err(|_| format!("'{a}' is not an IP address"))?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let len = match l {
+        None => max,
+        Some(l) => l
+            .parse::<u8>()
+            .ok()
+            .filter(|&l| l <= max)
+            .ok_or_else(|| format!("'{l}' is not a prefix length (0-{max})"))?,
+    };
+    Ok((addr, len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "Ed25519PublicKey = 8kfJb7RBQcUXWxJ4HBbHQ6XCD5DyLhd8cnyU1Qbvk9C";
+
+    fn spec() -> InvitationSpec {
+        InvitationSpec {
+            invitee: "node_2".into(),
+            netname: Some("lab".into()),
+            inviter: "node_1".into(),
+            variables: vec![
+                ("Mode".into(), "switch".into()),
+                ("DeadInterval".into(), "300ms".into()),
+                ("Ifconfig".into(), "10.1.1.2/24".into()),
+            ],
+            inviter_host_file: format!("Address = 192.0.2.1\nPort = 0\n{KEY}\n"),
+            inviter_port: 655,
+        }
+    }
+
+    #[test]
+    fn built_invitation_has_tincs_layout_and_parses_back() {
+        let text = build_invitation(&spec());
+        assert_eq!(
+            text,
+            format!(
+                "Name = node_2\nNetName = lab\nConnectTo = node_1\nMode = switch\n\
+                 DeadInterval = 300ms\nIfconfig = 10.1.1.2/24\n{SEPARATOR}\nName = node_1\n\
+                 Address = 192.0.2.1\n{KEY}\nPort = 655\n"
+            )
+        );
+        let plan = parse_invitation(&text).unwrap();
+        assert_eq!(plan.name, "node_2");
+        assert_eq!(plan.netname.as_deref(), Some("lab"));
+        assert_eq!(plan.connect_to(), vec!["node_1"]);
+        assert!(plan.refused.is_empty(), "{:?}", plan.refused);
+        assert_eq!(
+            plan.tinc_up_commands,
+            vec![
+                "ip link set \"$INTERFACE\" up",
+                "ip addr replace 10.1.1.2/24 dev \"$INTERFACE\""
+            ]
+        );
+        assert_eq!(plan.hosts.len(), 1);
+        assert_eq!(plan.hosts[0].name, "node_1");
+        assert!(plan.hosts[0].text.contains("Port = 655"));
+        let conf = plan.meshd_conf();
+        assert!(conf
+            .contains("Name = node_2\nConnectTo = node_1\nMode = switch\nDeadInterval = 300ms\n"));
+        let conf_lines = parse_config_text(&conf, Path::new("x")).unwrap();
+        assert!(crate::config::parse::lookup(&conf_lines, "Ifconfig").is_none());
+    }
+
+    #[test]
+    fn tincs_own_invitation_file_is_accepted() {
+        let text = format!(
+            "Name = beta\nConnectTo = alpha\nMode = switch\n{SEPARATOR}\nName = alpha\n\
+             -----BEGIN RSA PUBLIC KEY-----\nMIIBCgKCAQEA\n-----END RSA PUBLIC KEY-----\n\
+             {KEY}\nAddress = 192.0.2.1\nPort = 655\n"
+        );
+        let plan = parse_invitation(&text).unwrap();
+        assert_eq!(plan.name, "beta");
+        assert!(plan.hosts[0].text.contains("BEGIN RSA PUBLIC KEY"));
+        assert!(plan.tinc_up().contains("edit $0"), "placeholder tinc-up");
+    }
+
+    #[test]
+    fn unsafe_and_unknown_variables_are_refused_and_shown() {
+        let text = format!(
+            "Name = n2\nConnectTo = n1\nScriptsInterpreter = /bin/evil\nFrobnicate = 1\n\
+             HealthCheck = 10.1.1.10 exec /bin/true\nHealthCheck = 10.1.1.10 tcp 53\n\
+             Subnet = 10.1.1.2\nIfconfig = dhcp\nRoute = 10.2.0.0/16 10.1.1.1\n\
+             Ifconfig = 10.1.1.2/24; rm -rf /\nVirtualIP = 10.1.1.10/24\nName = n1\n{KEY}\n"
+        );
+        let plan = parse_invitation(&text).unwrap();
+        let refused = plan.refused.join("\n");
+        assert!(
+            refused.contains("line 3: ScriptsInterpreter is not accepted"),
+            "{refused}"
+        );
+        assert!(
+            refused.contains("line 4: unknown variable Frobnicate"),
+            "{refused}"
+        );
+        assert!(
+            refused.contains("line 5: HealthCheck is accepted only with tcp"),
+            "{refused}"
+        );
+        assert!(refused.contains("line 8: Ifconfig = dhcp"), "{refused}");
+        assert!(
+            refused.contains("line 10: Ifconfig = 10.1.1.2/24; rm -rf /"),
+            "{refused}"
+        );
+        assert_eq!(plan.refused.len(), 5, "{refused}");
+        assert_eq!(plan.host_lines, vec![("Subnet".into(), "10.1.1.2".into())]);
+        assert!(plan.has_vips());
+        assert!(plan
+            .tinc_up_commands
+            .contains(&"ip route replace 10.2.0.0/16 via 10.1.1.1 dev \"$INTERFACE\"".to_string()));
+        assert!(plan
+            .server_lines
+            .contains(&("HealthCheck".into(), "10.1.1.10 tcp 53".into())));
+    }
+
+    #[test]
+    fn broken_invitations_are_refused() {
+        for (text, why) in [
+            ("", "no `Name"),
+            ("ConnectTo = x\n", "expected `Name"),
+            ("Name = bad-name\n", "not a valid node name"),
+            ("Name = n2\nConnectTo = n1\n", "no host file"),
+            (
+                &format!("Name = n2\nConnectTo = n1\nName = n2\n{KEY}\n"),
+                "the new node itself",
+            ),
+            (
+                &format!("Name = n2\nConnectTo = n1\nName = n1\n{KEY}\nName = n1\n{KEY}\n"),
+                "second host file",
+            ),
+            (
+                "Name = n2\nConnectTo = n1\nName = n1\nAddress = x\n",
+                "no Ed25519PublicKey",
+            ),
+            (
+                &format!("Name = n2\nConnectTo = n3\nName = n1\n{KEY}\n"),
+                "no host file for n3",
+            ),
+            (&format!("Name = n2\nName = n1\n{KEY}\n"), "no ConnectTo"),
+        ] {
+            let e = parse_invitation(text).unwrap_err().to_string();
+            assert!(e.contains(why), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn ifconfig_and_route_values_are_validated() {
+        assert_eq!(
+            ifconfig_command("02:aa:00:00:00:02").unwrap(),
+            "ip link set \"$INTERFACE\" address 02:aa:00:00:00:02"
+        );
+        assert_eq!(
+            ifconfig_command("fd00::2/64").unwrap(),
+            "ip addr replace fd00::2/64 dev \"$INTERFACE\""
+        );
+        assert_eq!(
+            ifconfig_command("10.1.1.2").unwrap(),
+            "ip addr replace 10.1.1.2/32 dev \"$INTERFACE\""
+        );
+        assert!(ifconfig_command("10.1.1.2/33").is_err());
+        assert!(ifconfig_command("$(reboot)").is_err());
+        assert!(route_command("10.0.0.0/8 fd00::1").is_err());
+        assert!(route_command("10.0.0.0/8 a b").is_err());
+    }
+}
