@@ -28,14 +28,15 @@ pub struct Joined {
     pub remote: SocketAddr,
 }
 
-/// Binds the TCP port and spawns the accept loop on the current runtime.
+/// Binds the TCP port and spawns the accept loop on the current runtime. Abort the returned
+/// task (and await it) to close the port.
 pub fn spawn(
     netdir: NetDir,
     self_name: String,
     bind: SocketAddr,
     only_v6: bool,
     joined: mpsc::UnboundedSender<Joined>,
-) -> Result<()> {
+) -> Result<tokio::task::JoinHandle<()>> {
     let domain = if bind.is_ipv6() {
         Domain::IPV6
     } else {
@@ -55,7 +56,7 @@ pub fn spawn(
     let listener = TcpListener::from_std(socket.into()).context("cannot register the listener")?;
     tracing::info!(%bind, "serving invitations (meshd join) on TCP");
     let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_JOINS));
-    tokio::spawn(async move {
+    Ok(tokio::spawn(async move {
         loop {
             let (mut stream, remote) = match listener.accept().await {
                 Ok(x) => x,
@@ -107,6 +108,5 @@ pub fn spawn(
                 }
             });
         }
-    });
-    Ok(())
+    }))
 }

@@ -109,15 +109,19 @@ async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
     };
     // `meshd join` is served on the same port number over TCP; the mesh runs without it.
     let (joined_tx, mut joined_rx) = tokio::sync::mpsc::unbounded_channel();
-    if let Err(err) = join_server::spawn(
+    let join_server = match join_server::spawn(
         netdir.clone(),
         setup.node.name.clone(),
         std::net::SocketAddr::new(setup.bind_address.ip(), port),
         setup.address_family == crate::config::AddressFamily::Ipv6,
         joined_tx,
     ) {
-        tracing::warn!("invitations cannot be served: {err:#}");
-    }
+        Ok(task) => Some(task),
+        Err(err) => {
+            tracing::warn!("invitations cannot be served: {err:#}");
+            None
+        }
+    };
     let cookie = new_cookie();
     let mut control = control_server::spawn(&socket_path, cookie.clone())?;
     PidFile {
@@ -286,6 +290,10 @@ async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
     } = d;
     drop(udp);
     drop(tap);
+    if let Some(task) = join_server {
+        task.abort();
+        let _ = task.await;
+    }
     let _ = std::fs::remove_file(netdir.control_socket());
     let _ = std::fs::remove_file(netdir.pidfile());
     tracing::info!("meshd stopped");
