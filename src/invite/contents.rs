@@ -3,9 +3,9 @@
 //! parses it into a [`JoinPlan`] — which variables it accepts, which it refuses, and the files
 //! it will write.
 
+use super::tinc_up::{ifconfig_command, route_command};
 use crate::config::{parse_config_text, valid_netname, valid_node_name, ConfigLine};
 use std::fmt::Write as _;
-use std::net::IpAddr;
 use std::path::Path;
 
 /// The comment line between the invitee's chunk and the host files (tinc's).
@@ -35,7 +35,6 @@ pub const ACCEPTED_SERVER_VARIABLES: &[&str] = &[
     "DeadInterval",
     "DirectOnly",
     "FlowIdleTimeout",
-    "HealthCheck",
     "HelloInterval",
     "InterfaceMTU",
     "KeyExpire",
@@ -50,17 +49,18 @@ pub const ACCEPTED_SERVER_VARIABLES: &[&str] = &[
     "ReplayWindow",
     "ShutdownGrace",
     "VIPHoldDown",
-    "VirtualIP",
-    "VirtualMAC",
 ];
 
 /// Variables a joiner writes to its own `hosts/NAME` when an invitation carries them.
 pub const ACCEPTED_HOST_VARIABLES: &[&str] = &[
     "ClampMSS",
     "Compression",
+    "HealthCheck",
     "IndirectData",
     "Subnet",
     "TCPOnly",
+    "VirtualIP",
+    "VirtualMAC",
     "Weight",
 ];
 
@@ -73,7 +73,7 @@ fn find(list: &[&'static str], var: &str) -> Option<&'static str> {
 
 /// Whether a joiner accepts `var = value` from an invitation; `Err` says why not.
 pub fn acceptance(var: &str, value: &str) -> Result<&'static str, String> {
-    if let Some(v) = find(ACCEPTED_SERVER_VARIABLES, var) {
+    if let Some(v) = find(ACCEPTED_HOST_VARIABLES, var) {
         if v == "HealthCheck" {
             let kind = value.split_whitespace().nth(1).unwrap_or("");
             if !(kind.eq_ignore_ascii_case("tcp") || kind.eq_ignore_ascii_case("udp")) {
@@ -85,7 +85,7 @@ pub fn acceptance(var: &str, value: &str) -> Result<&'static str, String> {
         }
         return Ok(v);
     }
-    if let Some(v) = find(ACCEPTED_HOST_VARIABLES, var) {
+    if let Some(v) = find(ACCEPTED_SERVER_VARIABLES, var) {
         return Ok(v);
     }
     if let Some(v) = find(TINC_UP_VARIABLES, var) {
@@ -192,7 +192,7 @@ impl JoinPlan {
 
     /// Whether the invitation gives this node a VIP (then vip-up/vip-down are generated).
     pub fn has_vips(&self) -> bool {
-        self.server_lines.iter().any(|(v, _)| v == "VirtualIP")
+        self.host_lines.iter().any(|(v, _)| v == "VirtualIP")
     }
 
     /// `meshd.conf`.
@@ -401,71 +401,6 @@ pub fn parse_invitation(text: &str) -> Result<JoinPlan, InvitationError> {
     Ok(plan)
 }
 
-/// `Ifconfig = ADDR/LEN | ADDR | MAC` → a shell command with validated, quoted values.
-pub fn ifconfig_command(value: &str) -> Result<String, String> {
-    let v = value.trim();
-    if let Some(mac) = crate::config::parse_mac(v) {
-        let mac = mac.map(|b| format!("{b:02x}")).join(":");
-        return Ok(format!("ip link set \"$INTERFACE\" address {mac}"));
-    }
-    if ["dhcp", "dhcp6", "slaac"]
-        .iter()
-        .any(|d| v.eq_ignore_ascii_case(d))
-    {
-        return Err(format!(
-            "Ifconfig = {v} is not supported by meshd's generated tinc-up (give ADDR/LEN)"
-        ));
-    }
-    let (addr, len) = parse_prefix(v).map_err(|e| format!("Ifconfig = {v}: {e}"))?;
-    Ok(format!("ip addr replace {addr}/{len} dev \"$INTERFACE\""))
-}
-
-/// `Route = SUBNET [GATEWAY]` → `ip route replace ...`.
-pub fn route_command(value: &str) -> Result<String, String> {
-    let mut parts = value.split_whitespace();
-    let (Some(subnet), gw, None) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(format!("Route = {value}: expected SUBNET [GATEWAY]"));
-    };
-    let (addr, len) = parse_prefix(subnet).map_err(|e| format!("Route = {value}: {e}"))?;
-    match gw {
-        None => Ok(format!("ip route replace {addr}/{len} dev \"$INTERFACE\"")),
-        Some(g) => {
-            let gw: IpAddr = g
-                .parse()
-                .map_err(|_| format!("Route = {value}: '{g}' is not an IP address"))?;
-            if gw.is_ipv4() != addr.is_ipv4() {
-                return Err(format!(
-                    "Route = {value}: gateway and subnet families differ"
-                ));
-            }
-            Ok(format!(
-                "ip route replace {addr}/{len} via {gw} dev \"$INTERFACE\""
-            ))
-        }
-    }
-}
-
-/// `ADDR/LEN` or `ADDR` (a host route) with a validated address and length.
-fn parse_prefix(s: &str) -> Result<(IpAddr, u8), String> {
-    let (a, l) = match s.split_once('/') {
-        Some((a, l)) => (a, Some(l)),
-        None => (s, None),
-    };
-    let addr: IpAddr = a
-        .parse()
-        .map_err(|_| format!("'{a}' is not an IP address"))?;
-    let max = if addr.is_ipv4() { 32 } else { 128 };
-    let len = match l {
-        None => max,
-        Some(l) => l
-            .parse::<u8>()
-            .ok()
-            .filter(|&l| l <= max)
-            .ok_or_else(|| format!("'{l}' is not a prefix length (0-{max})"))?,
-    };
-    Ok((addr, len))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -561,14 +496,18 @@ mod tests {
             "{refused}"
         );
         assert_eq!(plan.refused.len(), 5, "{refused}");
-        assert_eq!(plan.host_lines, vec![("Subnet".into(), "10.1.1.2".into())]);
+        assert_eq!(
+            plan.host_lines,
+            vec![
+                ("HealthCheck".into(), "10.1.1.10 tcp 53".into()),
+                ("Subnet".into(), "10.1.1.2".into()),
+                ("VirtualIP".into(), "10.1.1.10/24".into())
+            ]
+        );
         assert!(plan.has_vips());
         assert!(plan
             .tinc_up_commands
             .contains(&"ip route replace 10.2.0.0/16 via 10.1.1.1 dev \"$INTERFACE\"".to_string()));
-        assert!(plan
-            .server_lines
-            .contains(&("HealthCheck".into(), "10.1.1.10 tcp 53".into())));
     }
 
     #[test]
@@ -599,25 +538,5 @@ mod tests {
             let e = parse_invitation(text).unwrap_err().to_string();
             assert!(e.contains(why), "{text:?}: {e}");
         }
-    }
-
-    #[test]
-    fn ifconfig_and_route_values_are_validated() {
-        assert_eq!(
-            ifconfig_command("02:aa:00:00:00:02").unwrap(),
-            "ip link set \"$INTERFACE\" address 02:aa:00:00:00:02"
-        );
-        assert_eq!(
-            ifconfig_command("fd00::2/64").unwrap(),
-            "ip addr replace fd00::2/64 dev \"$INTERFACE\""
-        );
-        assert_eq!(
-            ifconfig_command("10.1.1.2").unwrap(),
-            "ip addr replace 10.1.1.2/32 dev \"$INTERFACE\""
-        );
-        assert!(ifconfig_command("10.1.1.2/33").is_err());
-        assert!(ifconfig_command("$(reboot)").is_err());
-        assert!(route_command("10.0.0.0/8 fd00::1").is_err());
-        assert!(route_command("10.0.0.0/8 a b").is_err());
     }
 }

@@ -7,6 +7,7 @@
 //! * [`store`]: the inviter's `invitations/` directory (key, files, expiry, single use).
 //! * [`contents`]: the invitation file and what a joiner accepts from it.
 //! * [`exchange`]: the sans-IO key exchange and sealed messages.
+//! * [`tinc_up`]: `Ifconfig`/`Route` lines turned into the joiner's tinc-up.
 //! * [`serve`]: the inviter's side of one join connection (async).
 //! * [`join`]: the joiner's side: connect, redeem, write the network directory atomically.
 
@@ -15,6 +16,7 @@ pub mod exchange;
 pub mod join;
 pub mod serve;
 pub mod store;
+pub mod tinc_up;
 pub mod url;
 
 pub use url::InvitationUrl;

@@ -31,7 +31,7 @@ pub fn invitation_expire(server: &crate::config::ServerConfig) -> Result<Duratio
             .filter(|d| !d.is_zero())
             .ok_or_else(|| {
                 anyhow!(
-                    "{}: bad value for InvitationExpire: '{}' (seconds, or e.g. 1h, 7d is 604800)",
+                    "{}: bad value for InvitationExpire: '{}' (seconds, or e.g. 168h)",
                     line.location(),
                     line.value
                 )
