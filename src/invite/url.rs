@@ -94,8 +94,10 @@ fn split_host_port(authority: &str) -> Result<(String, Option<u16>), UrlError> {
         let (host, after) = rest
             .split_once(']')
             .ok_or_else(|| err("'[' without a closing ']'".into()))?;
-        if host.is_empty() {
-            return Err(err("empty host between '[' and ']'".into()));
+        if host.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(err(format!(
+                "'{host}' between '[' and ']' is not an IPv6 address"
+            )));
         }
         return match after {
             "" => Ok((host.to_string(), None)),
@@ -107,7 +109,10 @@ fn split_host_port(authority: &str) -> Result<(String, Option<u16>), UrlError> {
     }
     if authority.matches(':').count() > 1 {
         // A bare IPv6 address: no port possible.
-        return Ok((authority.to_string(), None));
+        return match authority.parse::<std::net::Ipv6Addr>() {
+            Ok(_) => Ok((authority.to_string(), None)),
+            Err(_) => Err(err(format!("'{authority}' is not an IPv6 address"))),
+        };
     }
     let (host, port) = match authority.split_once(':') {
         Some((h, p)) => (h, Some(parse_port(p)?)),
@@ -116,8 +121,9 @@ fn split_host_port(authority: &str) -> Result<(String, Option<u16>), UrlError> {
     if host.is_empty() {
         return Err(err("no host before the ':'".into()));
     }
-    if host.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(err(format!("'{host}' is not a host name")));
+    let hostname_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_');
+    if !host.chars().all(hostname_char) || host.starts_with(['-', '.']) {
+        return Err(err(format!("'{host}' is not a host name or IP address")));
     }
     Ok((host.to_string(), port))
 }
@@ -204,6 +210,13 @@ mod tests {
             (&format!("h:99999/{good}"), "not a port"),
             (&format!("h:x/{good}"), "not a port"),
             (&format!("[::1/{good}"), "closing"),
+            (&format!("[]:655/{good}"), "not an IPv6 address"),
+            (
+                &format!("\u{ec}2001:db8::1]:1655/{good}"),
+                "not an IPv6 address",
+            ),
+            (&format!("bad host:655/{good}"), "not a host name"),
+            (&format!("-x/{good}"), "not a host name"),
             (&format!("[::1]x/{good}"), "after ']'"),
             (&format!("h/{}", good.replace('E', "=")), "not base64"),
             (&format!("h/{}é", &good[..47]), "base64"),
