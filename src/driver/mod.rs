@@ -6,10 +6,13 @@ mod control_server;
 pub mod health;
 mod hooks;
 mod join_server;
+pub mod offload;
 pub mod scripts;
 pub mod setup;
 pub mod tap;
+mod tap_io;
 mod udp;
+mod udp_batch;
 
 use crate::config::NetDir;
 use crate::control::pidfile::{new_cookie, PidFile};
@@ -33,6 +36,10 @@ pub fn run(netdir: NetDir, debug: u8) -> Result<()> {
 
 /// Frames read from the TAP in one go before other inputs get a turn.
 const TAP_BATCH: usize = 64;
+/// Datagrams (or GRO trains of them) read in one go.
+const UDP_READS: usize = 64;
+/// Datagrams handed to one batched send.
+const UDP_BATCH: usize = 256;
 
 struct Daemon {
     netdir: NetDir,
@@ -43,8 +50,13 @@ struct Daemon {
     scripts: ScriptRunner,
     buf: Vec<u8>,
     tap_buf: Vec<u8>,
-    /// Frames the TAP refused because its queue was full.
-    tap_write_drops: u64,
+    /// Datagrams taken from the core for one batched send (reused).
+    batch: Vec<crate::node::Transmit>,
+    /// Frames taken from the core for the TAP (reused).
+    tap_frames: Vec<Vec<u8>>,
+    /// Segments of an offloaded TAP read (reused).
+    seg_buf: Vec<u8>,
+    tap_counters: tap_io::TapCounters,
 }
 
 async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
@@ -75,13 +87,14 @@ async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
         tracing::info!("DeviceType = dummy: no TAP device");
         None
     } else {
-        let tap = tap::Tap::open(&setup.interface, setup.interface_mtu).with_context(|| {
-            format!(
-                "cannot create the TAP device {} (set Interface to choose another name)",
-                setup.interface
-            )
-        })?;
-        tracing::info!(interface = %tap.name(), mtu = tap.mtu(), "TAP device ready");
+        let tap =
+            tap::Tap::open_offload(&setup.interface, setup.interface_mtu).with_context(|| {
+                format!(
+                    "cannot create the TAP device {} (set Interface to choose another name)",
+                    setup.interface
+                )
+            })?;
+        tracing::info!(interface = %tap.name(), mtu = tap.mtu(), offload = tap.vnet_hdr(), "TAP device ready");
         Some(tap)
     };
     let scripts = ScriptRunner::spawn(
@@ -157,8 +170,11 @@ async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
         tap,
         scripts,
         buf: vec![0u8; 65536],
-        tap_buf: vec![0u8; 65536],
-        tap_write_drops: 0,
+        tap_buf: vec![0u8; 65536 + 1024],
+        batch: Vec::with_capacity(UDP_BATCH),
+        tap_frames: Vec::new(),
+        seg_buf: Vec::with_capacity(2048),
+        tap_counters: tap_io::TapCounters::default(),
     };
     let mut sigterm = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("SIGINT handler")?;
@@ -196,16 +212,16 @@ async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
                 d.drain_socket();
                 d.node.handle_timeout(Instant::now());
             }
-            r = d.udp.recv(&mut d.buf) => {
+            r = d.udp.recv_train(&mut d.buf) => {
                 match r {
-                    Ok((n, from)) => d.node.handle_datagram(Instant::now(), from, &d.buf[..n]),
+                    Ok((n, from, seg)) => d.handle_train(n, from, seg),
                     Err(err) => tracing::debug!(%err, "UDP receive error"),
                 }
                 d.drain_socket();
             }
             r = tap_recv(d.tap.as_ref(), &mut d.tap_buf) => {
                 match r {
-                    Ok(n) => d.node.handle_frame(Instant::now(), &d.tap_buf[..n]),
+                    Ok(n) => d.deliver_tap_read(n),
                     Err(err) => tracing::debug!(%err, "TAP read error"),
                 }
                 d.drain_tap();
@@ -314,14 +330,19 @@ async fn tap_recv(tap: Option<&tap::Tap>, buf: &mut [u8]) -> std::io::Result<usi
 }
 
 impl Daemon {
+    /// Hands each datagram of a (GRO-coalesced) read to the core.
+    fn handle_train(&mut self, n: usize, from: std::net::SocketAddr, seg: usize) {
+        let now = Instant::now();
+        for datagram in self.buf[..n].chunks_mut(seg.max(1)) {
+            self.node.handle_datagram_mut(now, from, datagram);
+        }
+    }
+
     /// Hands every datagram already queued on the socket to the core.
     fn drain_socket(&mut self) {
-        for _ in 0..256 {
-            match self.udp.try_recv(&mut self.buf) {
-                Ok(Some((n, from))) => {
-                    self.node
-                        .handle_datagram(Instant::now(), from, &self.buf[..n])
-                }
+        for _ in 0..UDP_READS {
+            match self.udp.try_recv_train(&mut self.buf) {
+                Ok(Some((n, from, seg))) => self.handle_train(n, from, seg),
                 Ok(None) => break,
                 Err(err) => {
                     tracing::debug!(%err, "UDP receive error");
@@ -331,12 +352,26 @@ impl Daemon {
         }
     }
 
+    /// Hands the `n` bytes just read from the TAP to the core.
+    fn deliver_tap_read(&mut self, n: usize) {
+        if let Some(tap) = self.tap.as_ref() {
+            tap_io::deliver_read(
+                tap,
+                &self.tap_buf[..n],
+                &mut self.seg_buf,
+                &mut self.node,
+                &mut self.tap_counters,
+                Instant::now(),
+            );
+        }
+    }
+
     /// Hands frames already waiting on the TAP to the core (a bounded batch).
     fn drain_tap(&mut self) {
         for _ in 0..TAP_BATCH {
             let Some(tap) = self.tap.as_ref() else { break };
             match tap.try_recv(&mut self.tap_buf) {
-                Ok(Some(n)) => self.node.handle_frame(Instant::now(), &self.tap_buf[..n]),
+                Ok(Some(n)) => self.deliver_tap_read(n),
                 Ok(None) => break,
                 Err(err) => {
                     tracing::debug!(%err, "TAP read error");
@@ -348,23 +383,29 @@ impl Daemon {
 
     /// Sends what the core queued and acts on its events.
     async fn flush(&mut self) {
-        while let Some(t) = self.node.poll_transmit() {
-            if let Err(err) = self.udp.send(&t.payload, t.destination).await {
-                tracing::debug!(to = %t.destination, %err, "UDP send failed");
+        loop {
+            while self.batch.len() < UDP_BATCH {
+                match self.node.poll_transmit() {
+                    Some(t) => self.batch.push(t),
+                    None => break,
+                }
+            }
+            if self.batch.is_empty() {
+                break;
+            }
+            self.udp.send_batch(&self.batch).await;
+            for t in self.batch.drain(..) {
+                self.node.recycle(t.payload);
             }
         }
         while let Some(frame) = self.node.poll_frame() {
-            let Some(tap) = self.tap.as_ref() else {
-                continue;
-            };
-            match tap.try_send(&frame) {
-                Ok(true) => {}
-                Ok(false) => self.tap_write_drops += 1,
-                Err(err) => {
-                    self.tap_write_drops += 1;
-                    tracing::debug!(%err, len = frame.len(), "TAP write failed");
-                }
-            }
+            self.tap_frames.push(frame);
+        }
+        if let Some(tap) = self.tap.as_ref() {
+            tap_io::write_frames(tap, &mut self.tap_frames, &mut self.tap_counters);
+        }
+        for frame in self.tap_frames.drain(..) {
+            self.node.recycle(frame);
         }
         while let Some(event) = self.node.poll_event() {
             self.on_event(event);
@@ -426,7 +467,8 @@ impl Daemon {
                     "frames": self.node.switch().counters(),
                     "vip": self.node.vip_engine().counters(),
                     "flows": self.node.vip_engine().flows().len(),
-                    "tap_write_drops": self.tap_write_drops,
+                    "tap_write_drops": self.tap_counters.write_drops,
+                    "tap": self.tap_counters,
                     "mac_table_entries": self.node.switch().macs().len(),
                     "ip_bindings": self.node.switch().neighbours().len(),
                 }),

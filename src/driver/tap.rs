@@ -8,26 +8,41 @@
 //! descriptor closes), so cleanup on exit, even on an error path, is automatic.
 //! The descriptor is opened close-on-exec, so scripts never inherit it and
 //! cannot keep the device alive.
+//!
+//! [`Tap::open_offload`] opens it with `IFF_VNET_HDR` and turns on checksum
+//! and TCP segmentation offload: reads and writes then carry a
+//! `virtio_net_hdr` first, and the kernel exchanges 64 KiB TCP frames with
+//! the daemon (see [`super::offload`]).
 
 use anyhow::{bail, Context, Result};
 use socket2::{Domain, Socket, Type};
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::io::IoSlice;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
 /// The longest interface name Linux accepts (IFNAMSIZ - 1).
 pub const MAX_INTERFACE_NAME: usize = libc::IFNAMSIZ - 1;
 
+/// `TUNSETIFF` (linux/if_tun.h): `_IOW('T', 202, int)`.
+const TUNSETIFF: libc::Ioctl = 0x4004_54ca;
+/// `TUNSETOFFLOAD`: `_IOW('T', 208, unsigned int)`.
+const TUNSETOFFLOAD: libc::Ioctl = 0x4004_54d0;
+/// Offloads asked for: checksum, TSO for IPv4 and IPv6, TSO with ECN.
+const TUN_OFFLOADS: libc::c_ulong = 0x01 | 0x02 | 0x04 | 0x08;
+
 /// An open TAP interface, ready for the tokio loop.
 ///
 /// Frames read and written are whole Ethernet frames (destination MAC first,
-/// no FCS). Dropping the value removes the interface.
+/// no FCS), behind a `virtio_net_hdr` when [`Tap::vnet_hdr`] says so.
+/// Dropping the value removes the interface.
 #[derive(Debug)]
 pub struct Tap {
-    fd: AsyncFd<tun_tap::Iface>,
+    fd: AsyncFd<OwnedFd>,
     name: String,
     mtu: u32,
+    vnet_hdr: bool,
 }
 
 impl Tap {
@@ -38,28 +53,56 @@ impl Tap {
     ///
     /// Must be called from within a tokio runtime with IO enabled.
     pub fn open(name: &str, mtu: u32) -> Result<Tap> {
+        Tap::open_with(name, mtu, false)
+    }
+
+    /// Like [`Tap::open`], with a `virtio_net_hdr` before every frame and
+    /// checksum and TCP segmentation offload on (falls back to plain frames
+    /// if the kernel refuses the header).
+    pub fn open_offload(name: &str, mtu: u32) -> Result<Tap> {
+        Tap::open_with(name, mtu, true)
+    }
+
+    fn open_with(name: &str, mtu: u32, offload: bool) -> Result<Tap> {
         validate_name(name)?;
-        let iface = tun_tap::Iface::without_packet_info(name, tun_tap::Mode::Tap)
-            .with_context(|| {
-                format!(
-                    "cannot create the TAP interface {name:?} via /dev/net/tun (root or CAP_NET_ADMIN is needed; is the name used by another device?)"
-                )
-            })?;
-        let name = iface.name().to_string();
-        set_nonblocking(iface.as_raw_fd())
-            .with_context(|| format!("cannot make the TAP interface {name} non-blocking"))?;
+        let context = || {
+            format!(
+                "cannot create the TAP interface {name:?} via /dev/net/tun (root or CAP_NET_ADMIN is needed; is the name used by another device?)"
+            )
+        };
+        let (fd, name, vnet_hdr) = match create(name, offload) {
+            Ok(r) => r,
+            Err(_) if offload => create(name, false).with_context(context)?,
+            Err(e) => return Err(e).with_context(context),
+        };
+        if vnet_hdr {
+            // SAFETY: an ioctl taking an unsigned long by value on our descriptor.
+            if unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETOFFLOAD, TUN_OFFLOADS) } < 0 {
+                tracing::debug!(err = %io::Error::last_os_error(), "TAP offloads refused; frames stay MTU-sized");
+            }
+        }
         let mtu_c = libc::c_int::try_from(mtu)
             .map_err(|_| anyhow::anyhow!("MTU {mtu} for interface {name} is out of range"))?;
         let mut ifr = ifreq(&name)?;
         ifr.ifr_ifru.ifru_mtu = mtu_c;
         if_ioctl(libc::SIOCSIFMTU, &mut ifr)
             .with_context(|| format!("cannot set the MTU of interface {name} to {mtu}"))?;
-        // SAFETY: `Iface` owns its `File`; the descriptor stays open and the same
-        // for as long as the `AsyncFd` owns it (the `Iface` is never taken out).
-        let fd = unsafe { AsyncFd::register_with_interest(iface, Interest::READABLE) }
+        // SAFETY: the `OwnedFd` is moved into the `AsyncFd`, which owns the
+        // descriptor from registration until it is dropped.
+        let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
             .map_err(io::Error::from)
             .with_context(|| format!("cannot register the TAP interface {name} with tokio"))?;
-        Ok(Tap { fd, name, mtu })
+        Ok(Tap {
+            fd,
+            name,
+            mtu,
+            vnet_hdr,
+        })
+    }
+
+    /// Whether every read and write carries a `virtio_net_hdr` first.
+    pub fn vnet_hdr(&self) -> bool {
+        self.vnet_hdr
     }
 
     /// The interface name the kernel actually gave (exported to scripts as
@@ -95,7 +138,7 @@ impl Tap {
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             let mut guard = self.fd.readable().await?;
-            match guard.try_io(|fd| fd.get_ref().recv(buf)) {
+            match guard.try_io(|fd| read_fd(fd.as_raw_fd(), buf)) {
                 Ok(result) => return result,
                 Err(_would_block) => continue,
             }
@@ -104,7 +147,7 @@ impl Tap {
 
     /// Takes a frame if one is queued; `None` when there is none.
     pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        match self.fd.get_ref().recv(buf) {
+        match read_fd(self.fd.as_raw_fd(), buf) {
             Ok(n) => Ok(Some(n)),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
             Err(e) => Err(e),
@@ -117,14 +160,32 @@ impl Tap {
     /// Linux refuses writes while the link is down with `EIO`; that error is
     /// returned as is (the caller should count it as a drop too).
     pub fn try_send(&self, frame: &[u8]) -> io::Result<bool> {
-        match self.fd.get_ref().send(frame) {
-            Ok(n) if n == frame.len() => Ok(true),
+        if self.vnet_hdr {
+            let hdr = [0u8; super::offload::VNET_HDR_LEN];
+            return self.try_send_vectored(&[IoSlice::new(&hdr), IoSlice::new(frame)]);
+        }
+        self.try_send_vectored(&[IoSlice::new(frame)])
+    }
+
+    /// Writes one frame given in pieces (with its `virtio_net_hdr` first when
+    /// [`Tap::vnet_hdr`]), without waiting; as [`Tap::try_send`].
+    pub fn try_send_vectored(&self, parts: &[IoSlice<'_>]) -> io::Result<bool> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let iovcnt = libc::c_int::try_from(parts.len()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: IoSlice is ABI-compatible with iovec; the slices live for the call.
+        let rc = unsafe { libc::writev(self.fd.as_raw_fd(), parts.as_ptr().cast(), iovcnt) };
+        let res = if rc < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(rc as usize)
+        };
+        match res {
+            Ok(n) if n == len => Ok(true),
             Ok(n) => Err(io::Error::new(
                 io::ErrorKind::WriteZero,
                 format!(
                     "short write to TAP interface {}: {n} of {} bytes",
-                    self.name,
-                    frame.len()
+                    self.name, len
                 ),
             )),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
@@ -139,7 +200,52 @@ impl AsRawFd for Tap {
     }
 }
 
-/// Refuses names Linux would refuse or that tun-tap would silently truncate.
+/// Opens /dev/net/tun and attaches it to TAP `name` (with `IFF_VNET_HDR` if
+/// asked): the descriptor, close-on-exec and non-blocking, and the name the
+/// kernel gave.
+fn create(name: &str, vnet_hdr: bool) -> io::Result<(OwnedFd, String, bool)> {
+    // SAFETY: a NUL-terminated path literal; the result is checked.
+    let raw = unsafe {
+        libc::open(
+            c"/dev/net/tun".as_ptr(),
+            libc::O_RDWR | libc::O_CLOEXEC | libc::O_NONBLOCK,
+        )
+    };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a fresh descriptor nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let mut ifr =
+        ifreq(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+    let mut flags = libc::IFF_TAP | libc::IFF_NO_PI;
+    if vnet_hdr {
+        flags |= libc::IFF_VNET_HDR;
+    }
+    ifr.ifr_ifru.ifru_flags = flags as libc::c_short;
+    // SAFETY: TUNSETIFF takes a pointer to an ifreq that lives for the call.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETIFF, &mut ifr as *mut libc::ifreq) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let name: String = ifr
+        .ifr_name
+        .iter()
+        .take_while(|c| **c != 0)
+        .map(|c| *c as u8 as char)
+        .collect();
+    Ok((fd, name, vnet_hdr))
+}
+
+fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for writes of its length for the call.
+    let rc = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(rc as usize)
+}
+
+/// Refuses names Linux would refuse or would silently truncate.
 fn validate_name(name: &str) -> Result<()> {
     if name.len() > MAX_INTERFACE_NAME {
         bail!(
@@ -155,19 +261,6 @@ fn validate_name(name: &str) -> Result<()> {
         .find(|c| *c == '/' || *c == ':' || *c == '\0' || c.is_whitespace())
     {
         bail!("Interface = {name}: the interface name may not contain {c:?}");
-    }
-    Ok(())
-}
-
-fn set_nonblocking(fd: RawFd) -> io::Result<()> {
-    // SAFETY: plain fcntl calls on a descriptor we own.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    if flags < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: as above.
-    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
-        return Err(io::Error::last_os_error());
     }
     Ok(())
 }

@@ -1,4 +1,8 @@
-//! The UDP socket: dual-stack binding, v4-mapped address translation.
+//! The UDP socket: dual-stack binding, v4-mapped address translation, and
+//! the batched data path: runs of equal-sized datagrams to one peer leave in
+//! one `sendmsg` with UDP GSO (`UDP_SEGMENT`), and arrive coalesced by UDP
+//! GRO, so a burst costs one trip through the kernel instead of one per packet
+//! (see [`super::udp_batch`]).
 
 use super::setup::Setup;
 use crate::config::AddressFamily;
@@ -9,9 +13,11 @@ use tokio::net::UdpSocket;
 
 /// The daemon's one UDP socket.
 pub struct Udp {
-    socket: UdpSocket,
-    v6: bool,
-    port: u16,
+    pub(super) socket: UdpSocket,
+    pub(super) v6: bool,
+    pub(super) port: u16,
+    /// Whether the kernel takes `UDP_SEGMENT` sends (cleared on the first refusal).
+    pub(super) gso: bool,
 }
 
 const SOCKET_BUFFER: usize = 4 << 20;
@@ -45,44 +51,21 @@ impl Udp {
             .local_addr()
             .map(|a| a.port())
             .unwrap_or(addr.port());
+        if !super::udp_batch::enable_gro(&std_socket) {
+            tracing::debug!("UDP GRO not available: one datagram per read");
+        }
         let socket = UdpSocket::from_std(std_socket).context("cannot register UDP socket")?;
         Ok(Udp {
             socket,
             v6: addr.is_ipv6(),
             port,
+            gso: true,
         })
     }
 
     /// The port actually bound.
     pub fn local_port(&self) -> u16 {
         self.port
-    }
-
-    /// Waits for a datagram.
-    pub async fn recv(&self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
-        let (n, from) = self.socket.recv_from(buf).await?;
-        Ok((n, canonical(from)))
-    }
-
-    /// Takes a datagram if one is queued.
-    pub fn try_recv(&self, buf: &mut [u8]) -> std::io::Result<Option<(usize, SocketAddr)>> {
-        match self.socket.try_recv_from(buf) {
-            Ok((n, from)) => Ok(Some((n, canonical(from)))),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Sends one datagram.
-    pub async fn send(&self, payload: &[u8], to: SocketAddr) -> std::io::Result<usize> {
-        let to = if self.v6 { mapped(to) } else { to };
-        if !self.v6 && to.is_ipv6() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::Unsupported,
-                "IPv6 destination on an IPv4 socket",
-            ));
-        }
-        self.socket.send_to(payload, to).await
     }
 }
 
@@ -97,7 +80,7 @@ pub fn canonical(addr: SocketAddr) -> SocketAddr {
     }
 }
 
-fn mapped(addr: SocketAddr) -> SocketAddr {
+pub(super) fn mapped(addr: SocketAddr) -> SocketAddr {
     match addr.ip() {
         IpAddr::V4(v4) => SocketAddr::new(IpAddr::V6(v4.to_ipv6_mapped()), addr.port()),
         IpAddr::V6(_) => addr,

@@ -243,10 +243,12 @@ pub struct Node {
     next_gossip: Instant,
     own: gossip::OwnRecord,
     open_buf: Vec<u8>,
-    seal_buf: Vec<u8>,
     shutting_down: bool,
     switch: crate::switch::Switch,
     tap_out: VecDeque<Vec<u8>>,
+    /// Emptied packet and frame buffers handed back by the driver
+    /// ([`Node::recycle`]), reused so the frame path does not allocate.
+    spare: Vec<Vec<u8>>,
     tap_stats: TapStats,
     reply_buf: Vec<Vec<u8>>,
     next_switch_sweep: Instant,
@@ -300,10 +302,10 @@ impl Node {
             next_gossip: now,
             own,
             open_buf: Vec::with_capacity(2048),
-            seal_buf: Vec::with_capacity(2048),
             shutting_down: false,
             switch: crate::switch::Switch::new(config_switch),
             tap_out: VecDeque::new(),
+            spare: Vec::new(),
             tap_stats: TapStats::default(),
             reply_buf: Vec::new(),
             next_switch_sweep: now + switching::SWITCH_SWEEP,
@@ -426,6 +428,17 @@ impl Node {
 
     /// A UDP datagram arrived from `from`.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        let mut buf = std::mem::take(&mut self.open_buf);
+        buf.clear();
+        buf.extend_from_slice(datagram);
+        self.handle_datagram_mut(now, from, &mut buf);
+        self.open_buf = buf;
+    }
+
+    /// A UDP datagram arrived from `from`, in a buffer the node may decrypt
+    /// in place (its content is unspecified afterwards): the driver's path,
+    /// one copy less than [`Node::handle_datagram`].
+    pub fn handle_datagram_mut(&mut self, now: Instant, from: SocketAddr, datagram: &mut [u8]) {
         match crypto::packet_type(datagram) {
             Ok(PacketType::HandshakeInit) => self.on_handshake_init(now, from, datagram),
             Ok(PacketType::HandshakeResponse) => self.on_handshake_response(now, from, datagram),
@@ -438,8 +451,8 @@ impl Node {
         self.finish(now);
     }
 
-    fn on_data(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
-        let Ok(index) = crypto::data_receiver_index(datagram) else {
+    fn on_data(&mut self, now: Instant, from: SocketAddr, buf: &mut [u8]) {
+        let Ok(index) = crypto::data_receiver_index(buf) else {
             self.drops.malformed += 1;
             return;
         };
@@ -447,15 +460,11 @@ impl Node {
             self.drops.unknown_session += 1;
             return;
         };
-        let mut buf = std::mem::take(&mut self.open_buf);
-        buf.clear();
-        buf.extend_from_slice(datagram);
-        let plain_range = match slot.session.open(&mut buf, now) {
+        let plain_range = match slot.session.open(buf, now) {
             Ok(plain) => crypto::DATA_HEADER_LEN..crypto::DATA_HEADER_LEN + plain.len(),
             Err(err) => {
                 self.drops.bad_data += 1;
                 tracing::debug!(peer = %slot.peer, %from, %err, "dropping data packet");
-                self.open_buf = buf;
                 return;
             }
         };
@@ -474,14 +483,13 @@ impl Node {
         if let Some(peer) = self.peers.get_mut(&name) {
             peer.stats.rx_messages += 1;
         }
-        match Message::parse(&buf[plain_range.clone()]) {
+        match Message::parse(&buf[plain_range]) {
             Ok(msg) => self.on_message(now, &name, msg),
             Err(err) => {
                 self.drops.bad_message += 1;
                 tracing::debug!(peer = %name, %err, "undecodable message");
             }
         }
-        self.open_buf = buf;
     }
 
     fn on_message(&mut self, now: Instant, from: &str, msg: Message<'_>) {
@@ -528,11 +536,8 @@ impl Node {
             peer.send_index = None;
             return false;
         };
-        let mut plain = std::mem::take(&mut self.seal_buf);
-        plain.clear();
-        msg.emit(&mut plain);
-        let mut out = Vec::with_capacity(plain.len() + 64);
-        let ok = match slot.session.seal(&plain, &mut out) {
+        let mut out = self.spare.pop().unwrap_or_default();
+        let ok = match slot.session.seal_with(&mut out, |buf| msg.emit(buf)) {
             Ok(()) => {
                 peer.stats.tx_messages += 1;
                 self.transmits.push_back(Transmit {
@@ -544,10 +549,10 @@ impl Node {
             Err(err) => {
                 tracing::warn!(peer = %name, %err, "cannot seal; forcing a new handshake");
                 peer.send_index = None;
+                self.spare.push(out);
                 false
             }
         };
-        self.seal_buf = plain;
         ok
     }
 
@@ -613,6 +618,19 @@ impl Node {
     /// Next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
+    }
+
+    /// Most spare buffers kept for reuse.
+    const MAX_SPARE: usize = 1024;
+
+    /// Hands back the buffer of a sent [`Transmit`] or a written frame
+    /// ([`Node::poll_frame`]) for reuse: in a steady flow the frame path then
+    /// allocates nothing.
+    pub fn recycle(&mut self, mut buf: Vec<u8>) {
+        if self.spare.len() < Self::MAX_SPARE && buf.capacity() <= 1 << 17 {
+            buf.clear();
+            self.spare.push(buf);
+        }
     }
 
     /// Next event for the driver.

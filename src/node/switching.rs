@@ -85,7 +85,9 @@ impl Node {
         };
         let frame = copy.as_deref().unwrap_or(frame);
         if let Delivery::Tap = self.switch.from_peer(now, from, frame) {
-            self.queue_tap_frame(frame.to_vec());
+            let mut buf = self.spare.pop().unwrap_or_default();
+            buf.extend_from_slice(frame);
+            self.queue_tap_frame(buf);
         }
         self.drain_switch_events(now);
     }
@@ -97,7 +99,8 @@ impl Node {
         self.tap_out.push_back(frame);
     }
 
-    /// Next frame to write into the local TAP.
+    /// Next frame to write into the local TAP (hand the buffer back with
+    /// [`Node::recycle`] once written).
     pub fn poll_frame(&mut self) -> Option<Vec<u8>> {
         self.tap_out.pop_front()
     }
