@@ -557,8 +557,38 @@ fn help_lists_the_commands() {
     let o = run_cmd(cmd);
     assert_ok(&o);
     let out = stdout(&o);
-    for word in ["init", "start", "dump", "info"] {
+    for word in [
+        "init",
+        "start",
+        "dump",
+        "info",
+        "invite",
+        "join",
+        "completions",
+        "man",
+    ] {
         assert!(out.contains(word), "--help lacks {word}:\n{out}");
+    }
+    // Completions and the manual page come from the same definition.
+    for (args, wanted) in [
+        (
+            vec!["completions", "bash"],
+            vec!["_meshd()", "invite", "revoke-invitation"],
+        ),
+        (vec!["completions", "zsh"], vec!["#compdef meshd", "join"]),
+        (
+            vec!["completions", "fish"],
+            vec!["complete -c meshd", "dump"],
+        ),
+        (vec!["man"], vec![".TH meshd 8", "invite", "join"]),
+    ] {
+        let mut cmd = meshd_command();
+        cmd.args(&args);
+        let o = run_cmd(cmd);
+        assert_ok(&o);
+        for w in wanted {
+            assert!(stdout(&o).contains(w), "{args:?} lacks {w}");
+        }
     }
     let mut cmd = meshd_command();
     cmd.args(["start", "--help"]);

@@ -80,9 +80,11 @@ pub fn dump(netdir: &NetDir, what: &[String], json: bool) -> Result<i32> {
             Some(other) => bail!("unexpected answer: {other:?}"),
             None => Ok(1),
         },
+        ["graph"] => super::graph::dump_graph(netdir, false),
+        ["digraph"] => super::graph::dump_graph(netdir, true),
         ["reachable", _] => bail!("'reachable' only goes with 'nodes'"),
         _ => bail!(
-            "unknown dump type '{}': use nodes, reachable nodes, edges, connections, subnets, vips or drops",
+            "unknown dump type '{}': use nodes, reachable nodes, edges, connections, subnets, vips, drops, graph, digraph or invitations",
             what.join(" ")
         ),
     }

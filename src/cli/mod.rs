@@ -2,6 +2,7 @@
 
 mod daemon;
 mod dump;
+mod graph;
 mod init;
 mod invite;
 pub mod logging;
@@ -13,7 +14,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
-/// meshd — a tinc-compatible L2 VPN mesh with sub-second failover of shared IPs.
+/// A tinc-compatible L2 VPN mesh daemon with sub-second failover of shared IPs.
 ///
 /// meshd reads a tinc-style network directory (meshd.conf or tinc.conf, hosts/NAME,
 /// ed25519_key.priv) and forms an encrypted, authenticated UDP mesh with every other
@@ -124,7 +125,9 @@ pub enum Command {
     /// `dump connections`, `dump subnets` (static subnets, learned MACs, learned IP bindings),
     /// `dump vips` (each shared VIP, its virtual MAC, its holders and their state),
     /// `dump drops` (counters of refused packets and dropped frames),
-    /// `dump invitations` (outstanding invitations; needs no daemon).
+    /// `dump invitations` (outstanding invitations; needs no daemon),
+    /// `dump graph` / `dump digraph` (Graphviz, as tinc: `meshd dump graph | dot -Tpng > mesh.png`;
+    /// VIP holders are boxes labelled with their VIPs).
     Dump {
         /// What to dump.
         #[arg(required = true, num_args = 1..=2, value_name = "WHAT")]
@@ -143,6 +146,13 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a shell completion script: `meshd completions bash > /etc/bash_completion.d/meshd`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `meshd man | man -l -`, or save it as meshd.8.
+    Man,
     /// Generate a new Ed25519 key pair for this node (the old key is kept in the file, commented out).
     #[command(name = "generate-ed25519-keys")]
     GenerateEd25519Keys,
@@ -156,8 +166,32 @@ impl Cli {
     }
 }
 
+/// Writes generated text to stdout; a closed pipe (`| head`) is not an error.
+fn print_bytes(text: &[u8]) -> Result<i32> {
+    use std::io::Write;
+    match std::io::stdout().write_all(text) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(0),
+    }
+}
+
 /// Runs a parsed command line; returns the exit code.
 pub fn run(cli: Cli) -> Result<i32> {
+    match &cli.command {
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut text = Vec::new();
+            clap_complete::generate(*shell, &mut cmd, "meshd", &mut text);
+            return print_bytes(&text);
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            let mut text = Vec::new();
+            clap_mangen::Man::new(cmd).section("8").render(&mut text)?;
+            return print_bytes(&text);
+        }
+        _ => {}
+    }
     if let Command::Join { url, port, start } = &cli.command {
         return invite::join(cli.config.clone(), cli.net.clone(), url, *port, *start);
     }
@@ -169,7 +203,9 @@ pub fn run(cli: Cli) -> Result<i32> {
             address,
         } => init::init(&netdir, &name, port, address.as_deref()),
         Command::Invite { node, set } => invite::invite(&netdir, &node, &set),
-        Command::Join { .. } => unreachable!("handled above"),
+        Command::Join { .. } | Command::Completions { .. } | Command::Man => {
+            unreachable!("handled above")
+        }
         Command::RevokeInvitation { target } => invite::revoke(&netdir, &target),
         Command::GenerateEd25519Keys => init::generate_keys(&netdir),
         Command::Start(args) => daemon::start(&netdir, &args),

@@ -9,6 +9,7 @@ mod join_server;
 pub mod offload;
 pub mod scripts;
 pub mod setup;
+pub mod systemd;
 pub mod tap;
 mod tap_io;
 mod udp;
@@ -34,6 +35,9 @@ pub fn run(netdir: NetDir, debug: u8) -> Result<()> {
     runtime.block_on(run_async(netdir, debug))
 }
 
+/// Longest wait for a first session before telling systemd the daemon is ready anyway.
+const READY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Frames read from the TAP in one go before other inputs get a turn.
 const TAP_BATCH: usize = 64;
 /// Datagrams (or GRO trains of them) read in one go.
@@ -57,6 +61,10 @@ struct Daemon {
     /// Segments of an offloaded TAP read (reused).
     seg_buf: Vec<u8>,
     tap_counters: tap_io::TapCounters,
+    /// systemd's notify socket, under a `Type=notify` unit.
+    notifier: Option<systemd::Notifier>,
+    /// Whether `READY=1` went out.
+    ready_sent: bool,
 }
 
 async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
@@ -175,7 +183,21 @@ async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
         tap_frames: Vec::new(),
         seg_buf: Vec::with_capacity(2048),
         tap_counters: tap_io::TapCounters::default(),
+        notifier: systemd::Notifier::from_env(),
+        ready_sent: false,
     };
+    // Ready for systemd once tinc-up has run and the first session is up; at once for a node
+    // that connects to no one; after READY_WAIT anyway (its peers may simply be down).
+    let ready_deadline = tokio::time::Instant::now() + READY_WAIT;
+    if d.setup.node.connect_to.is_empty() {
+        d.send_ready("serving (no ConnectTo)");
+    }
+    let watchdog_period = d
+        .notifier
+        .as_ref()
+        .and_then(|n| n.watchdog_period())
+        .unwrap_or(std::time::Duration::from_secs(3600));
+    let mut watchdog = tokio::time::interval(watchdog_period);
     let mut sigterm = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("SIGINT handler")?;
     let mut sighup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
@@ -234,17 +256,28 @@ async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
                         let _ = reply.send(Response::Ok);
                     }
                     leaving = true;
+                    d.notify("STOPPING=1");
                     d.node.begin_leave(Instant::now());
                 } else if req == Request::Reload {
                     if leaving {
                         let _ = reply.send(Response::Error { message: "meshd is stopping".into() });
                     } else {
+                        d.notify(&format!("RELOADING=1\nMONOTONIC_USEC={}", systemd::monotonic_usec()));
                         start_reload(Some(reply), d.netdir.clone());
                     }
                 } else {
                     let resp = d.handle_request(req);
                     let _ = reply.send(resp);
                 }
+            }
+            _ = watchdog.tick(), if d.notifier.as_ref().is_some_and(|n| n.watchdog_period().is_some()) => {
+                // From the packet loop itself: a wedged loop stops the keepalives.
+                if let Some(n) = &d.notifier {
+                    n.send("WATCHDOG=1");
+                }
+            }
+            _ = tokio::time::sleep_until(ready_deadline), if !d.ready_sent => {
+                d.send_ready("serving; no peer reachable yet");
             }
             Some(change) = health_rx.recv() => {
                 d.node.set_vip_health(Instant::now(), change.vip, change.healthy);
@@ -253,6 +286,9 @@ async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
             Some((result, reply)) = reload_rx.recv() => {
                 let checks_before = d.setup.health_checks.clone();
                 let resp = d.apply_reload(result);
+                if d.ready_sent {
+                    d.notify("READY=1\nSTATUS=serving; configuration reloaded");
+                }
                 if d.setup.health_checks != checks_before {
                     health = health::HealthChecks::spawn(d.setup.health_checks.clone(), health_tx.clone());
                 }
@@ -266,11 +302,13 @@ async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
             _ = sigterm.recv() => {
                 tracing::info!("got SIGTERM, stopping");
                 leaving = true;
+                d.notify("STOPPING=1");
                 d.node.begin_leave(Instant::now());
             }
             _ = sigint.recv() => {
                 tracing::info!("got SIGINT, stopping");
                 leaving = true;
+                d.notify("STOPPING=1");
                 d.node.begin_leave(Instant::now());
             }
             Some(joined) = joined_rx.recv() => {
@@ -284,6 +322,7 @@ async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
             }
             _ = sighup.recv() => {
                 tracing::info!("got SIGHUP, reloading");
+                d.notify(&format!("RELOADING=1\nMONOTONIC_USEC={}", systemd::monotonic_usec()));
                 start_reload(None, d.netdir.clone());
             }
         }
@@ -349,6 +388,21 @@ impl Daemon {
                     break;
                 }
             }
+        }
+    }
+
+    /// Sends a notification to systemd, if run under it.
+    fn notify(&self, message: &str) {
+        if let Some(n) = &self.notifier {
+            n.send(message);
+        }
+    }
+
+    /// `READY=1` with a status line, once.
+    fn send_ready(&mut self, status: &str) {
+        if !self.ready_sent {
+            self.ready_sent = true;
+            self.notify(&format!("READY=1\nSTATUS={status}"));
         }
     }
 
@@ -430,10 +484,12 @@ impl Daemon {
             Event::VipDown { vip } => {
                 tracing::info!(vip = %vip.address, "no longer serving the VIP");
             }
-            Event::PeerUp { .. }
-            | Event::PeerDown { .. }
-            | Event::SubnetUp { .. }
-            | Event::SubnetDown { .. } => {}
+            Event::PeerUp { .. } => {
+                if !self.ready_sent {
+                    self.send_ready("serving; first session up");
+                }
+            }
+            Event::PeerDown { .. } | Event::SubnetUp { .. } | Event::SubnetDown { .. } => {}
         }
     }
 

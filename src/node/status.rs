@@ -29,7 +29,7 @@ pub mod status_bits {
 pub const PMTU_1500: u32 = 1441;
 
 /// One line of `dump nodes`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct NodeStatus {
     /// Node name.
     pub name: String,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
 /// One holder of a VIP, as this node sees it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct HolderStatus {
     /// Node name.
     pub name: String,
@@ -27,7 +27,7 @@ pub struct HolderStatus {
 }
 
 /// One VIP.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct VipStatus {
     /// The address.
     pub vip: String,
