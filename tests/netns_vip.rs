@@ -112,9 +112,40 @@ fn vip_lab(tag: &str, health: bool) -> Lab {
             );
         }
     }
+    // The client serves Prometheus metrics inside its namespace (scraped after a failover).
+    lab.conf(CLIENT, "MetricsAddress = 127.0.0.1:9655");
     // Host files are exchanged after the VIP lines went in, as a user would copy them.
     lab.hub("node_1");
     lab
+}
+
+/// The client's metrics, fetched inside its namespace.
+fn scrape_metrics(lab: &Lab) -> String {
+    let out = lab.exec(
+        CLIENT,
+        &[
+            "python3",
+            "-c",
+            "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:9655/metrics',timeout=5).read().decode())",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "scrape: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The value of one sample line `NAME{LABELS} VALUE`.
+fn metric(text: &str, name_and_labels: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(name_and_labels)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 fn full_mesh(lab: &Lab) -> bool {
@@ -585,6 +616,36 @@ fn sigkill() {
     let t0 = Instant::now();
     let (mut lab, victim, r, _) = failover("vk", Fault::Kill);
     hard_fault_bound(Fault::Kill, &victim, &lab, &r);
+    // The client's metrics tell the same story: the holder is down, one failover of the
+    // VIP, detected after about DeadInterval of silence.
+    netns::need_tools(&["python3"]);
+    let m = scrape_metrics(&lab);
+    let labels = format!("{{node=\"{CLIENT}\",peer=\"{victim}\"}}");
+    assert_eq!(
+        metric(&m, &format!("meshd_peer_up{labels}")),
+        Some(0.0),
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, &format!("meshd_peer_deaths_total{labels}")),
+        Some(1.0),
+        "{m}"
+    );
+    let vip_labels = format!("{{node=\"{CLIENT}\",vip=\"{VIP}\"}}");
+    assert_eq!(
+        metric(&m, &format!("meshd_vip_failovers_total{vip_labels}")),
+        Some(1.0),
+        "{m}"
+    );
+    let took =
+        metric(&m, &format!("meshd_vip_last_failover_seconds{vip_labels}")).expect("last failover");
+    assert!((0.1..2.0).contains(&took), "last failover {took} s:\n{m}");
+    assert_eq!(
+        metric(&m, &format!("meshd_vip_holders_alive{vip_labels}")),
+        Some(2.0),
+        "{m}"
+    );
+    eprintln!("sigkill: node_5's metrics: failover after {took:.3} s of silence");
     let v = vip_status(&lab, CLIENT).expect("dump vips");
     let e = holder(&v, &victim);
     assert!(

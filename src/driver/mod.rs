@@ -6,6 +6,7 @@ mod control_server;
 pub mod health;
 mod hooks;
 mod join_server;
+pub mod metrics;
 pub mod offload;
 pub mod scripts;
 pub mod setup;
@@ -65,6 +66,8 @@ struct Daemon {
     notifier: Option<systemd::Notifier>,
     /// Whether `READY=1` went out.
     ready_sent: bool,
+    /// Failovers seen, for the metrics.
+    metrics_extra: metrics::Extra,
 }
 
 async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
@@ -185,6 +188,18 @@ async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
         tap_counters: tap_io::TapCounters::default(),
         notifier: systemd::Notifier::from_env(),
         ready_sent: false,
+        metrics_extra: metrics::Extra::default(),
+    };
+    let (scrape_tx, mut scrape_rx) = tokio::sync::mpsc::channel::<metrics::Scrape>(8);
+    let metrics_server = match d.setup.metrics_address {
+        Some(addr) => match metrics::spawn(addr, scrape_tx) {
+            Ok(task) => Some(task),
+            Err(err) => {
+                tracing::warn!("metrics are not served: {err:#}");
+                None
+            }
+        },
+        None => None,
     };
     // Ready for systemd once tinc-up has run and the first session is up; at once for a node
     // that connects to no one; after READY_WAIT anyway (its peers may simply be down).
@@ -279,6 +294,10 @@ async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
             _ = tokio::time::sleep_until(ready_deadline), if !d.ready_sent => {
                 d.send_ready("serving; no peer reachable yet");
             }
+            Some(reply) = scrape_rx.recv() => {
+                d.metrics_extra.tap_write_drops = d.tap_counters.write_drops;
+                let _ = reply.send(metrics::render(&d.node, Instant::now(), &d.metrics_extra));
+            }
             Some(change) = health_rx.recv() => {
                 d.node.set_vip_health(Instant::now(), change.vip, change.healthy);
                 tracing::debug!(vip = %change.vip, healthy = change.healthy, "{}", change.detail);
@@ -345,6 +364,9 @@ async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
     } = d;
     drop(udp);
     drop(tap);
+    if let Some(task) = metrics_server {
+        task.abort();
+    }
     if let Some(task) = join_server {
         task.abort();
         let _ = task.await;
@@ -489,7 +511,15 @@ impl Daemon {
                     self.send_ready("serving; first session up");
                 }
             }
-            Event::PeerDown { .. } | Event::SubnetUp { .. } | Event::SubnetDown { .. } => {}
+            Event::PeerDown { ref name, .. } => {
+                metrics::note_holder_lost(
+                    &self.node,
+                    name,
+                    Instant::now(),
+                    &mut self.metrics_extra.failovers,
+                );
+            }
+            Event::SubnetUp { .. } | Event::SubnetDown { .. } => {}
         }
     }
 

@@ -40,6 +40,8 @@ pub struct Setup {
     pub scripts_extension: String,
     /// Health checks of our VIPs.
     pub health_checks: Vec<crate::config::vip::HealthCheckSpec>,
+    /// `MetricsAddress`: where to serve Prometheus metrics.
+    pub metrics_address: Option<SocketAddr>,
     /// Non-fatal problems, to log.
     pub warnings: Vec<String>,
 }
@@ -187,6 +189,16 @@ pub fn load(netdir: &NetDir) -> Result<Setup> {
     if server.bind_to_address.len() > 1 {
         warnings.push("only the first BindToAddress is used".to_string());
     }
+    let metrics_address = match server.get("MetricsAddress") {
+        None => None,
+        Some(line) => Some(line.value.parse::<SocketAddr>().map_err(|_| {
+            anyhow::anyhow!(
+                "{}: bad value for MetricsAddress: '{}' (ADDRESS:PORT, e.g. 127.0.0.1:9655)",
+                line.location(),
+                line.value
+            )
+        })?),
+    };
     Ok(Setup {
         node,
         hosts,
@@ -204,6 +216,7 @@ pub fn load(netdir: &NetDir) -> Result<Setup> {
         scripts_interpreter: server.scripts_interpreter.clone(),
         scripts_extension: server.scripts_extension.clone(),
         health_checks,
+        metrics_address,
         warnings,
     })
 }

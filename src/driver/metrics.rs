@@ -1,0 +1,336 @@
+//! Prometheus metrics on `MetricsAddress` (text format 0.0.4): per-peer liveness, RTT,
+//! traffic, handshakes; every drop counter by reason; table sizes; per-VIP holders; VIP
+//! failovers seen by this node. A tiny HTTP server whose requests the main loop answers
+//! from the core's state (the core is never shared across tasks).
+
+use crate::node::Node;
+use anyhow::{Context, Result};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+
+/// A scrape waiting for the main loop: it sends the rendered text back.
+pub type Scrape = oneshot::Sender<String>;
+
+/// Failovers of one VIP as seen by this node.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Failovers {
+    /// Holders lost (died or withdrew) while they served the VIP.
+    pub count: u64,
+    /// Seconds from the last packet heard from the lost holder until this node stopped
+    /// steering to it (0 for a withdrawal, which takes effect at once).
+    pub last_seconds: f64,
+}
+
+/// What the main loop knows beyond the core.
+#[derive(Debug, Default)]
+pub struct Extra {
+    /// Frames the TAP refused.
+    pub tap_write_drops: u64,
+    /// Per VIP address.
+    pub failovers: BTreeMap<String, Failovers>,
+}
+
+fn esc(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+struct Out(String);
+
+impl Out {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        self.0.push_str(name);
+        if !labels.is_empty() {
+            let l: Vec<String> = labels
+                .iter()
+                .map(|(k, v)| format!("{k}=\"{}\"", esc(v)))
+                .collect();
+            let _ = write!(self.0, "{{{}}}", l.join(","));
+        }
+        let _ = writeln!(self.0, " {value}");
+    }
+}
+
+/// Every numeric leaf of a JSON value, with its dotted path.
+fn leaves(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, f64)>) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                let p = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}_{k}")
+                };
+                leaves(&p, v, out);
+            }
+        }
+        serde_json::Value::Number(n) => {
+            if let Some(f) = n.as_f64() {
+                out.push((prefix.to_string(), f));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The metrics text.
+pub fn render(node: &Node, now: Instant, extra: &Extra) -> String {
+    let mut o = Out(String::new());
+    let me = node.name().to_string();
+    let peers = node.peers();
+    type PeerFn = fn(&crate::node::Peer) -> f64;
+    let per_peer: [(&str, &str, &str, PeerFn); 9] = [
+        (
+            "meshd_peer_up",
+            "gauge",
+            "1 while the peer has a live session",
+            |p| f64::from(u8::from(p.alive)),
+        ),
+        (
+            "meshd_peer_rtt_seconds",
+            "gauge",
+            "round-trip time measured by hellos",
+            |p| p.stats.rtt.map(|d| d.as_secs_f64()).unwrap_or(f64::NAN),
+        ),
+        (
+            "meshd_peer_rx_packets_total",
+            "counter",
+            "frames received from the peer",
+            |p| p.stats.rx_packets as f64,
+        ),
+        (
+            "meshd_peer_rx_bytes_total",
+            "counter",
+            "frame bytes received from the peer",
+            |p| p.stats.rx_bytes as f64,
+        ),
+        (
+            "meshd_peer_tx_packets_total",
+            "counter",
+            "frames sent to the peer",
+            |p| p.stats.tx_packets as f64,
+        ),
+        (
+            "meshd_peer_tx_bytes_total",
+            "counter",
+            "frame bytes sent to the peer",
+            |p| p.stats.tx_bytes as f64,
+        ),
+        (
+            "meshd_peer_handshakes_total",
+            "counter",
+            "completed handshakes: first sessions and rekeys",
+            |p| p.stats.handshakes as f64,
+        ),
+        (
+            "meshd_peer_handshake_failures_total",
+            "counter",
+            "handshakes with the peer that failed",
+            |p| p.stats.handshake_failures as f64,
+        ),
+        (
+            "meshd_peer_deaths_total",
+            "counter",
+            "times the peer was declared down",
+            |p| p.stats.deaths as f64,
+        ),
+    ];
+    for (name, kind, help, get) in per_peer {
+        o.family(name, kind, help);
+        for p in peers.values() {
+            o.sample(name, &[("node", &me), ("peer", &p.name)], get(p));
+        }
+    }
+
+    o.family(
+        "meshd_dropped_total",
+        "counter",
+        "packets and frames dropped, by reason",
+    );
+    let mut dropped = Vec::new();
+    for (scope, value) in [
+        ("packets", serde_json::to_value(node.drops())),
+        ("frames", serde_json::to_value(node.switch().counters())),
+        ("vip", serde_json::to_value(node.vip_engine().counters())),
+    ] {
+        if let Ok(v) = value {
+            leaves(scope, &v, &mut dropped);
+        }
+    }
+    dropped.push(("tap_write".to_string(), extra.tap_write_drops as f64));
+    for (reason, value) in &dropped {
+        o.sample(
+            "meshd_dropped_total",
+            &[("node", &me), ("reason", reason)],
+            *value,
+        );
+    }
+
+    for (name, help, value) in [
+        (
+            "meshd_mac_table_entries",
+            "learned MAC addresses",
+            node.switch().macs().len(),
+        ),
+        (
+            "meshd_ip_bindings",
+            "learned IP-to-MAC bindings",
+            node.switch().neighbours().len(),
+        ),
+        (
+            "meshd_vip_flows",
+            "flows in the VIP steering table",
+            node.vip_engine().flows().len(),
+        ),
+        ("meshd_peers", "nodes known", peers.len()),
+    ] {
+        o.family(name, "gauge", help);
+        o.sample(name, &[("node", &me)], value as f64);
+    }
+
+    let vips = node.vip_statuses(now);
+    for (name, help) in [
+        ("meshd_vip_holders", "nodes offering the VIP"),
+        (
+            "meshd_vip_holders_alive",
+            "holders with a live session (or this node)",
+        ),
+        (
+            "meshd_vip_holders_eligible",
+            "holders steered to now (alive, offered, not held down)",
+        ),
+    ] {
+        o.family(name, "gauge", help);
+        for v in &vips {
+            let n = match name {
+                "meshd_vip_holders" => v.holders.iter().filter(|h| h.offered).count(),
+                "meshd_vip_holders_alive" => {
+                    v.holders.iter().filter(|h| h.alive && h.offered).count()
+                }
+                _ => v.holders.iter().filter(|h| h.eligible).count(),
+            };
+            o.sample(name, &[("node", &me), ("vip", &v.vip)], n as f64);
+        }
+    }
+    o.family(
+        "meshd_vip_failovers_total",
+        "counter",
+        "holders of the VIP lost while serving (died or withdrew), seen by this node",
+    );
+    for v in &vips {
+        let f = extra.failovers.get(&v.vip).cloned().unwrap_or_default();
+        o.sample(
+            "meshd_vip_failovers_total",
+            &[("node", &me), ("vip", &v.vip)],
+            f.count as f64,
+        );
+    }
+    o.family(
+        "meshd_vip_last_failover_seconds",
+        "gauge",
+        "last failover: from the last packet of the lost holder until steering moved",
+    );
+    for v in &vips {
+        if let Some(f) = extra.failovers.get(&v.vip) {
+            o.sample(
+                "meshd_vip_last_failover_seconds",
+                &[("node", &me), ("vip", &v.vip)],
+                f.last_seconds,
+            );
+        }
+    }
+    o.0
+}
+
+/// Records a failover for every VIP `peer` served, when it goes down at `now`.
+pub fn note_holder_lost(
+    node: &Node,
+    peer: &str,
+    now: Instant,
+    failovers: &mut BTreeMap<String, Failovers>,
+) {
+    let silent = node
+        .peers()
+        .get(peer)
+        .and_then(|p| p.last_rx)
+        .map(|t| now.saturating_duration_since(t))
+        .unwrap_or(Duration::ZERO);
+    for v in node.vip_statuses(now) {
+        if v.holders.iter().any(|h| h.name == peer && h.offered) {
+            let f = failovers.entry(v.vip.clone()).or_default();
+            f.count += 1;
+            f.last_seconds = silent.as_secs_f64();
+            tracing::info!(vip = %v.vip, holder = peer, seconds = f.last_seconds, "VIP failover: holder lost");
+        }
+    }
+}
+
+/// Serves `GET /metrics` on `addr`; each scrape is answered by the main loop through `scrapes`.
+pub fn spawn(
+    addr: SocketAddr,
+    scrapes: mpsc::Sender<Scrape>,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let std_listener = std::net::TcpListener::bind(addr)
+        .with_context(|| format!("cannot bind MetricsAddress {addr}"))?;
+    std_listener.set_nonblocking(true).context("O_NONBLOCK")?;
+    let listener =
+        TcpListener::from_std(std_listener).context("cannot register the metrics listener")?;
+    tracing::info!(%addr, "serving Prometheus metrics on /metrics");
+    Ok(tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            };
+            let scrapes = scrapes.clone();
+            tokio::spawn(async move {
+                let mut req = Vec::new();
+                let mut buf = [0u8; 1024];
+                let read = tokio::time::timeout(Duration::from_secs(5), async {
+                    while !req.windows(4).any(|w| w == b"\r\n\r\n") && req.len() < 8192 {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return false,
+                            Ok(n) => req.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    true
+                })
+                .await;
+                if read != Ok(true) {
+                    return;
+                }
+                let line = String::from_utf8_lossy(&req);
+                let path = line.split_whitespace().nth(1).unwrap_or("");
+                let (status, body) =
+                    if line.starts_with("GET ") && (path == "/metrics" || path == "/") {
+                        let (tx, rx) = oneshot::channel();
+                        if scrapes.send(tx).await.is_err() {
+                            return;
+                        }
+                        match rx.await {
+                            Ok(text) => ("200 OK", text),
+                            Err(_) => return,
+                        }
+                    } else {
+                        ("404 Not Found", "try /metrics\n".to_string())
+                    };
+                let head = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes()).await;
+                let _ = stream.write_all(body.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    }))
+}
