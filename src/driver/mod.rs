@@ -45,6 +45,11 @@ const TAP_BATCH: usize = 64;
 const UDP_READS: usize = 64;
 /// Datagrams handed to one batched send.
 const UDP_BATCH: usize = 256;
+/// Reading input stops for this loop turn once this many datagrams or TAP
+/// frames wait to go out (a TSO read alone gives ~45): it bounds the time
+/// between two looks at the timers (heartbeats) to about a millisecond of
+/// traffic, whatever the load.
+const MAX_QUEUED: usize = 512;
 
 struct Daemon {
     netdir: NetDir,
@@ -246,7 +251,7 @@ async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
             _ = tokio::time::sleep_until(deadline) => {
                 // Read what is queued first: a busy loop must not mistake its own
                 // deafness for peers' silence.
-                d.drain_socket();
+                d.drain_socket(false);
                 d.node.handle_timeout(Instant::now());
             }
             r = d.udp.recv_train(&mut d.buf) => {
@@ -254,7 +259,7 @@ async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
                     Ok((n, from, seg)) => d.handle_train(n, from, seg),
                     Err(err) => tracing::debug!(%err, "UDP receive error"),
                 }
-                d.drain_socket();
+                d.drain_socket(true);
             }
             r = tap_recv(d.tap.as_ref(), &mut d.tap_buf) => {
                 match r {
@@ -399,9 +404,15 @@ impl Daemon {
         }
     }
 
-    /// Hands every datagram already queued on the socket to the core.
-    fn drain_socket(&mut self) {
+    /// Hands datagrams already queued on the socket to the core: a bounded
+    /// batch, or (`bounded` false, before timers run) all of them, up to
+    /// [`UDP_READS`] reads.
+    fn drain_socket(&mut self, bounded: bool) {
         for _ in 0..UDP_READS {
+            let (out, tap) = self.node.queued();
+            if bounded && (out >= MAX_QUEUED || tap >= MAX_QUEUED) {
+                break;
+            }
             match self.udp.try_recv_train(&mut self.buf) {
                 Ok(Some((n, from, seg))) => self.handle_train(n, from, seg),
                 Ok(None) => break,
@@ -445,6 +456,10 @@ impl Daemon {
     /// Hands frames already waiting on the TAP to the core (a bounded batch).
     fn drain_tap(&mut self) {
         for _ in 0..TAP_BATCH {
+            let (out, tap) = self.node.queued();
+            if out >= MAX_QUEUED || tap >= MAX_QUEUED {
+                break;
+            }
             let Some(tap) = self.tap.as_ref() else { break };
             match tap.try_recv(&mut self.tap_buf) {
                 Ok(Some(n)) => self.deliver_tap_read(n),

@@ -237,6 +237,9 @@ pub struct Node {
     pending: HashMap<u32, Pending>,
     limiter: HandshakeLimiter,
     transmits: VecDeque<Transmit>,
+    /// Heartbeats, gossip and goodbyes: sent before any queued frame, so a
+    /// saturated data path never delays the liveness protocol.
+    urgent: VecDeque<Transmit>,
     events: VecDeque<Event>,
     drops: DropCounters,
     last_tick: Option<Instant>,
@@ -296,6 +299,7 @@ impl Node {
             sessions: HashMap::new(),
             pending: HashMap::new(),
             transmits: VecDeque::new(),
+            urgent: VecDeque::new(),
             events: VecDeque::new(),
             drops: DropCounters::default(),
             last_tick: None,
@@ -540,10 +544,15 @@ impl Node {
         let ok = match slot.session.seal_with(&mut out, |buf| msg.emit(buf)) {
             Ok(()) => {
                 peer.stats.tx_messages += 1;
-                self.transmits.push_back(Transmit {
+                let t = Transmit {
                     destination,
                     payload: out,
-                });
+                };
+                if matches!(msg, Message::Frame(_)) {
+                    self.transmits.push_back(t);
+                } else {
+                    self.urgent.push_back(t);
+                }
                 true
             }
             Err(err) => {
@@ -615,9 +624,18 @@ impl Node {
         }
     }
 
-    /// Next datagram to send.
+    /// Next datagram to send: liveness and membership messages first, then
+    /// handshakes and frames in the order they were queued.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        self.urgent
+            .pop_front()
+            .or_else(|| self.transmits.pop_front())
+    }
+
+    /// Datagrams and TAP frames queued for the driver (it stops reading
+    /// input while these are many, so timers get their turn).
+    pub fn queued(&self) -> (usize, usize) {
+        (self.urgent.len() + self.transmits.len(), self.tap_out.len())
     }
 
     /// Most spare buffers kept for reuse.
