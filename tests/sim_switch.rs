@@ -379,3 +379,34 @@ fn bad_frames_are_dropped_and_counted() {
     assert!(c.malformed_arp >= 1, "{c:?}");
     assert!(c.oversized >= 1, "{c:?}");
 }
+
+/// Heartbeats are not queued behind frames: with a burst of frames waiting
+/// to go out, the Hello that falls due is the first datagram sent.
+#[test]
+fn heartbeats_leave_before_queued_frames() {
+    let mut net = mesh(41, &["a", "b"]);
+    net.tap_send("b", &frame(BCAST, mac(2), 0));
+    net.run_for(Duration::from_millis(50));
+    let now = net.now;
+    let node = net.node_mut("a");
+    let mut big = frame(mac(2), mac(1), 7);
+    big.resize(1400, 7);
+    for _ in 0..100 {
+        node.handle_frame(now, &big);
+    }
+    // Nothing was sent yet; the next Hello is due within HelloInterval.
+    node.handle_timeout(now + Duration::from_millis(150));
+    let first = node.poll_transmit().expect("datagrams queued");
+    assert!(
+        first.payload.len() < 200,
+        "first datagram is {} bytes: a frame went before the heartbeat",
+        first.payload.len()
+    );
+    let mut frames = 0;
+    while let Some(t) = node.poll_transmit() {
+        if t.payload.len() > 1000 {
+            frames += 1;
+        }
+    }
+    assert_eq!(frames, 100, "every frame still goes out");
+}
