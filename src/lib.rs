@@ -11,6 +11,7 @@ pub mod crypto;
 pub mod driver;
 pub mod invite;
 pub mod keys;
+pub mod logs;
 pub mod node;
 pub mod switch;
 pub mod vip;

@@ -1,6 +1,5 @@
 //! `start`, `stop`, `reload`, `pid`: running the daemon and talking to it.
 
-use super::logging;
 use crate::config::NetDir;
 use crate::control::client::request;
 use crate::control::pidfile::PidFile;
@@ -47,8 +46,8 @@ pub fn start(netdir: &NetDir, args: &StartArgs) -> Result<i32> {
     }
     if args.foreground {
         match &args.logfile {
-            Some(path) => logging::to_file(path, args.debug)?,
-            None => logging::to_stderr(args.debug),
+            Some(path) => crate::logs::to_file(path, args.debug)?,
+            None => crate::logs::to_stderr(args.debug),
         }
         crate::driver::run(netdir.clone(), args.debug.unwrap_or(1))?;
         return Ok(0);
@@ -202,6 +201,42 @@ pub fn pid(netdir: &NetDir) -> Result<i32> {
         Ok(other) => bail!("unexpected answer: {other:?}"),
         Err(err) => {
             eprintln!("{err}");
+            Ok(1)
+        }
+    }
+}
+
+/// `meshd debug N`: prints tinc's "Old level X, new level N.".
+pub fn debug(netdir: &NetDir, level: u8) -> Result<i32> {
+    match ask(netdir, &Request::Debug { level }) {
+        Ok(Response::Debug { previous }) => {
+            println!("Old level {previous}, new level {level}.");
+            Ok(0)
+        }
+        Ok(other) => bail!("unexpected answer: {other:?}"),
+        Err(err) => {
+            eprintln!("{err}");
+            Ok(1)
+        }
+    }
+}
+
+/// `meshd log`: copies the daemon's log lines to stdout until it stops or we are interrupted.
+pub fn log(netdir: &NetDir) -> Result<i32> {
+    let mut out = std::io::stdout();
+    let result = crate::control::client::stream(
+        &netdir.pidfile(),
+        &netdir.control_socket(),
+        &Request::Log,
+        |line| {
+            use std::io::Write;
+            out.write_all(line.as_bytes()).is_ok() && out.flush().is_ok()
+        },
+    );
+    match result {
+        Ok(()) => Ok(0),
+        Err(err) => {
+            eprintln!("{err:#}");
             Ok(1)
         }
     }

@@ -5,7 +5,6 @@ mod dump;
 mod graph;
 mod init;
 mod invite;
-pub mod logging;
 mod subnets;
 mod vips;
 
@@ -121,6 +120,13 @@ pub enum Command {
     Reload,
     /// Print the daemon's process ID.
     Pid,
+    /// Change the running daemon's log level: 0 warnings, 1 info, 2 debug, 3 trace.
+    Debug {
+        /// The new level.
+        level: u8,
+    },
+    /// Stream the running daemon's log (from now on) until interrupted.
+    Log,
     /// Show the daemon's view: `dump nodes`, `dump reachable nodes`, `dump edges`,
     /// `dump connections`, `dump subnets` (static subnets, learned MACs, learned IP bindings),
     /// `dump vips` (each shared VIP, its virtual MAC, its holders and their state),
@@ -219,6 +225,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Reload => daemon::reload(&netdir),
         Command::Pid => daemon::pid(&netdir),
+        Command::Debug { level } => daemon::debug(&netdir, level),
+        Command::Log => daemon::log(&netdir),
         Command::Dump { what, json } => {
             if what.len() == 1 && what[0].eq_ignore_ascii_case("invitations") {
                 return invite::dump_invitations(&netdir, json);

@@ -16,6 +16,39 @@ pub enum ConnectError {
     NotRunning(String),
 }
 
+/// Sends a streaming request (`Log`): after the daemon's `Ok`, hands every line to `on_line`
+/// until the daemon closes the connection or `on_line` returns false.
+pub fn stream(
+    pidfile: &Path,
+    socket: &Path,
+    req: &Request,
+    mut on_line: impl FnMut(&str) -> bool,
+) -> Result<()> {
+    let (mut reader, answer) = send(pidfile, socket, req, Duration::from_secs(5))?;
+    match answer {
+        Response::Ok => {}
+        Response::Error { message } => bail!("{message}"),
+        other => bail!("unexpected answer: {other:?}"),
+    }
+    reader
+        .get_ref()
+        .set_read_timeout(None)
+        .context("control socket")?;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {
+                if !on_line(&line) {
+                    return Ok(());
+                }
+            }
+            Err(e) => return Err(e).context("reading from the control socket"),
+        }
+    }
+}
+
 /// Sends one request to the daemon of the network whose pidfile and socket are given.
 pub fn request(
     pidfile: &Path,
@@ -23,6 +56,16 @@ pub fn request(
     req: &Request,
     timeout: Duration,
 ) -> Result<Response> {
+    send(pidfile, socket, req, timeout).map(|(_, answer)| answer)
+}
+
+/// Connects, greets, sends `req`, reads the first answer line.
+fn send(
+    pidfile: &Path,
+    socket: &Path,
+    req: &Request,
+    timeout: Duration,
+) -> Result<(BufReader<UnixStream>, Response)> {
     let dir = pidfile
         .parent()
         .unwrap_or(Path::new("."))
@@ -56,5 +99,7 @@ pub fn request(
     if n == 0 {
         bail!("the daemon closed the control connection (wrong cookie or version?)");
     }
-    serde_json::from_str(&answer).map_err(|e| anyhow!("bad answer from the daemon: {e}"))
+    let answer =
+        serde_json::from_str(&answer).map_err(|e| anyhow!("bad answer from the daemon: {e}"))?;
+    Ok((reader, answer))
 }

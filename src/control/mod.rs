@@ -33,6 +33,13 @@ pub enum Request {
     Pid,
     /// Counters of refused packets.
     Drops,
+    /// `debug N`: change the log level.
+    Debug {
+        /// The new level (0 warn, 1 info, 2 debug, 3 trace).
+        level: u8,
+    },
+    /// `log`: stream log lines (the answer is `Ok`, then raw lines until the client leaves).
+    Log,
 }
 
 /// The first line a client sends.
@@ -89,6 +96,11 @@ pub enum Response {
     Reloaded {
         /// Non-fatal problems.
         warnings: Vec<String>,
+    },
+    /// `debug N` done.
+    Debug {
+        /// The level before.
+        previous: u8,
     },
     /// Refused packet counters.
     Drops {

@@ -64,6 +64,7 @@ async fn serve(stream: UnixStream, cookie: &str, tx: mpsc::Sender<Pending>) -> R
         return Ok(());
     };
     let response = match serde_json::from_str::<Request>(&line) {
+        Ok(Request::Log) => return stream_log(lines, write).await,
         Ok(req) => {
             let (reply_tx, reply_rx) = oneshot::channel();
             if tx.send((req, reply_tx)).await.is_err() {
@@ -83,4 +84,35 @@ async fn serve(stream: UnixStream, cookie: &str, tx: mpsc::Sender<Pending>) -> R
     write.write_all(out.as_bytes()).await?;
     write.shutdown().await?;
     Ok(())
+}
+
+/// `meshd log`: `Ok`, then every log line until the client goes away.
+async fn stream_log(
+    mut lines: tokio::io::Lines<BufReader<tokio::net::unix::OwnedReadHalf>>,
+    mut write: tokio::net::unix::OwnedWriteHalf,
+) -> Result<()> {
+    let Some(mut rx) = crate::logs::subscribe() else {
+        let mut out = serde_json::to_string(&Response::Error {
+            message: "this daemon has no log stream".into(),
+        })?;
+        out.push('\n');
+        write.write_all(out.as_bytes()).await?;
+        return Ok(());
+    };
+    let mut out = serde_json::to_string(&Response::Ok)?;
+    out.push('\n');
+    write.write_all(out.as_bytes()).await?;
+    loop {
+        tokio::select! {
+            line = rx.recv() => match line {
+                Ok(line) => write.write_all(line.as_bytes()).await?,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    write.write_all(format!("[meshd log: {n} lines skipped, the reader was too slow]\n").as_bytes()).await?;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
+            },
+            // The client closing its side ends the stream.
+            r = lines.next_line() => if !matches!(r, Ok(Some(_))) { return Ok(()) },
+        }
+    }
 }

@@ -574,7 +574,16 @@ impl Daemon {
                     "ip_bindings": self.node.switch().neighbours().len(),
                 }),
             },
-            Request::Stop => Response::Ok,
+            Request::Stop | Request::Log => Response::Ok,
+            Request::Debug { level } => match crate::logs::set_level(level) {
+                Ok(previous) => {
+                    tracing::warn!("log level changed from {previous} to {level}");
+                    Response::Debug { previous }
+                }
+                Err(err) => Response::Error {
+                    message: format!("{err:#}"),
+                },
+            },
         }
     }
 

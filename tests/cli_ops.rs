@@ -1,9 +1,9 @@
-//! The systemd notify protocol, without systemd and without root: a daemon run as a
+//! Running meshd as a service, without systemd and without root. The notify protocol: a daemon run as a
 //! `Type=notify` unit would be (`start -D` with `$NOTIFY_SOCKET` and `$WATCHDOG_USEC`) tells
 //! the socket READY=1 (at once for a node with no ConnectTo, after its first session
 //! otherwise), WATCHDOG=1 from its packet loop, RELOADING=1 / READY=1 around a reload and
-//! STOPPING=1 at stop. Also checks that the unit file passes `systemd-analyze verify` where
-//! systemd is installed.
+//! STOPPING=1 at stop. The unit file passes `systemd-analyze verify` where systemd is
+//! installed. `meshd debug N` changes the level at run time; `meshd log` streams the log.
 
 mod cli_support;
 
@@ -153,4 +153,51 @@ fn unit_file_passes_systemd_analyze_verify() {
         out.status.success() && ours.is_empty(),
         "systemd-analyze verify:\n{err}"
     );
+}
+
+#[test]
+fn debug_level_changes_and_log_streams() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("a");
+    let port = free_port();
+    init_node(&dir, "alpha", port);
+    let mut reaper = Reaper::default();
+    start_node(&mut reaper, &dir, "alpha", port, &[&dir]);
+    // A `meshd log` client, reading until the daemon stops.
+    let mut cmd = meshd_command();
+    cmd.arg("-c").arg(&dir).arg("log");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(run_cmd(cmd)));
+    std::thread::sleep(Duration::from_millis(300));
+    let o = meshd(&dir, &["debug", "2"]);
+    assert_ok(&o);
+    assert_eq!(stdout(&o), "Old level 1, new level 2.\n");
+    assert_ok(&meshd(&dir, &["reload"]));
+    let o = meshd(&dir, &["debug", "0"]);
+    assert_eq!(stdout(&o), "Old level 2, new level 0.\n");
+    // At level 0 (warnings) the reload's info line is not logged, nor streamed.
+    assert_ok(&meshd(&dir, &["reload"]));
+    assert_ok(&meshd(&dir, &["stop"]));
+    let o = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("meshd log ended");
+    assert_ok(&o);
+    let streamed = stdout(&o);
+    assert!(
+        streamed.contains("log level changed from 1 to 2"),
+        "{streamed}"
+    );
+    assert_eq!(
+        streamed.matches("configuration reloaded").count(),
+        1,
+        "{streamed}"
+    );
+    assert!(
+        streamed.contains("log level changed from 2 to 0"),
+        "{streamed}"
+    );
+    // No daemon: one clear line.
+    let o = meshd(&dir, &["debug", "1"]);
+    assert_exit1(&o);
+    assert!(stderr(&o).contains("not running"), "{}", show(&o));
 }
