@@ -77,7 +77,7 @@ impl<'a> MakeWriter<'a> for StreamWriter {
     }
 }
 
-fn init<W>(writer: W, ansi: bool, level: Option<u8>)
+fn init<W>(writer: W, ansi: bool, time: bool, level: Option<u8>)
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
@@ -88,24 +88,101 @@ where
         level: Mutex::new(level.unwrap_or(1)),
         stream,
     });
-    let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(writer)
-                .with_ansi(ansi),
+    let copy = tracing_subscriber::fmt::layer()
+        .with_writer(StreamWriter)
+        .with_ansi(false);
+    let main = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_ansi(ansi);
+    let registry = tracing_subscriber::registry().with(filter).with(copy);
+    // syslog stamps its own time.
+    let _ = if time {
+        registry.with(main).try_init()
+    } else {
+        registry.with(main.without_time()).try_init()
+    };
+}
+
+/// Sends each line to the local syslog socket (`/dev/log`; the journal on systemd machines),
+/// facility daemon, severity from the event's level.
+struct SyslogWriter {
+    socket: std::os::unix::net::UnixDatagram,
+}
+
+/// One syslog message under construction.
+struct SyslogLine<'a> {
+    socket: &'a std::os::unix::net::UnixDatagram,
+    severity: u8,
+    text: Vec<u8>,
+}
+
+impl Write for SyslogLine<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.text.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for SyslogLine<'_> {
+    fn drop(&mut self) {
+        const FACILITY_DAEMON: u8 = 3;
+        let text = String::from_utf8_lossy(&self.text);
+        let msg = format!(
+            "<{}>meshd[{}]: {}",
+            FACILITY_DAEMON * 8 + self.severity,
+            std::process::id(),
+            text.trim_end()
+        );
+        let _ = self.socket.send(msg.as_bytes());
+    }
+}
+
+impl<'a> MakeWriter<'a> for SyslogWriter {
+    type Writer = SyslogLine<'a>;
+    fn make_writer(&'a self) -> SyslogLine<'a> {
+        SyslogLine {
+            socket: &self.socket,
+            severity: 6,
+            text: Vec::new(),
+        }
+    }
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> SyslogLine<'a> {
+        let severity = match *meta.level() {
+            tracing::Level::ERROR => 3,
+            tracing::Level::WARN => 4,
+            tracing::Level::INFO => 6,
+            _ => 7,
+        };
+        SyslogLine {
+            socket: &self.socket,
+            severity,
+            text: Vec::new(),
+        }
+    }
+}
+
+/// Logs to syslog (`/dev/log`, or `$MESHD_SYSLOG_SOCKET`).
+pub fn to_syslog(level: Option<u8>) -> Result<()> {
+    let path = std::env::var_os("MESHD_SYSLOG_SOCKET")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "/dev/log".into());
+    let socket = std::os::unix::net::UnixDatagram::unbound().context("syslog socket")?;
+    socket.connect(&path).with_context(|| {
+        format!(
+            "cannot reach syslog at {} (is a syslog daemon or journald running?)",
+            path.display()
         )
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(StreamWriter)
-                .with_ansi(false),
-        )
-        .try_init();
+    })?;
+    init(SyslogWriter { socket }, false, false, level);
+    Ok(())
 }
 
 /// Logs to stderr.
 pub fn to_stderr(level: Option<u8>) {
-    init(std::io::stderr, true, level);
+    init(std::io::stderr, true, true, level);
 }
 
 /// Logs to a file (appending).
@@ -115,7 +192,7 @@ pub fn to_file(path: &Path, level: Option<u8>) -> Result<()> {
         .append(true)
         .open(path)
         .with_context(|| format!("cannot open log file {}", path.display()))?;
-    init(Mutex::new(file), false, level);
+    init(Mutex::new(file), false, true, level);
     Ok(())
 }
 

@@ -201,3 +201,48 @@ fn debug_level_changes_and_log_streams() {
     assert_exit1(&o);
     assert!(stderr(&o).contains("not running"), "{}", show(&o));
 }
+
+#[test]
+fn syslog_gets_one_message_per_line_with_priority() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("a");
+    let port = free_port();
+    init_node(&dir, "alpha", port);
+    append(&dir.join("meshd.conf"), "Bogus = 1\n");
+    let sock_path = tmp.path().join("syslog");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    let mut reaper = Reaper::default();
+    let mut cmd = meshd_command();
+    cmd.arg("-c")
+        .arg(&dir)
+        .args(["start", "-D", "--syslog"])
+        .env("MESHD_SYSLOG_SOCKET", &sock_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    reaper
+        .children
+        .push(cmd.spawn().expect("spawn meshd start -D --syslog"));
+    let msgs = collect(&sock, Duration::from_secs(20), |m| m.contains("started"));
+    let pid = reaper.children[0].id();
+    // daemon facility (3): warning = <28>, info = <30>; no timestamp of our own.
+    let warn = msgs.iter().find(|m| m.contains("Bogus"));
+    assert!(
+        warn.is_some_and(|m| m.starts_with(&format!("<28>meshd[{pid}]: "))),
+        "{msgs:?}"
+    );
+    let started = msgs.iter().find(|m| m.contains("started"));
+    assert!(
+        started.is_some_and(|m| m.starts_with(&format!("<30>meshd[{pid}]: ")) && !m.contains("Z ")),
+        "{msgs:?}"
+    );
+    assert_ok(&meshd(&dir, &["stop"]));
+    // Without a syslog socket, a clear error.
+    let mut cmd = meshd_command();
+    cmd.arg("-c")
+        .arg(&dir)
+        .args(["start", "-D", "--syslog"])
+        .env("MESHD_SYSLOG_SOCKET", tmp.path().join("nothing"));
+    let o = run_cmd(cmd);
+    assert_exit1(&o);
+    assert!(stderr(&o).contains("cannot reach syslog"), "{}", show(&o));
+}

@@ -17,8 +17,11 @@ pub struct StartArgs {
     #[arg(short = 'D', long = "no-detach")]
     pub foreground: bool,
     /// Log to this file (default when detached: DIR/meshd.log).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "syslog")]
     pub logfile: Option<PathBuf>,
+    /// Log to syslog (/dev/log: the journal on systemd machines) instead of a file or stderr.
+    #[arg(short = 's', long)]
+    pub syslog: bool,
     /// Log level: 0 warnings, 1 info (default), 2 debug, 3 trace. MESHD_LOG overrides.
     #[arg(short = 'd', long = "debug", value_name = "LEVEL")]
     pub debug: Option<u8>,
@@ -46,6 +49,7 @@ pub fn start(netdir: &NetDir, args: &StartArgs) -> Result<i32> {
     }
     if args.foreground {
         match &args.logfile {
+            _ if args.syslog => crate::logs::to_syslog(args.debug)?,
             Some(path) => crate::logs::to_file(path, args.debug)?,
             None => crate::logs::to_stderr(args.debug),
         }
@@ -59,7 +63,12 @@ pub fn start(netdir: &NetDir, args: &StartArgs) -> Result<i32> {
     if let Some(p) = &netdir.pidfile_override {
         cmd.arg("--pidfile").arg(p);
     }
-    cmd.arg("start").arg("-D").arg("--logfile").arg(&logfile);
+    cmd.arg("start").arg("-D");
+    if args.syslog {
+        cmd.arg("--syslog");
+    } else {
+        cmd.arg("--logfile").arg(&logfile);
+    }
     if let Some(d) = args.debug {
         cmd.arg("-d").arg(d.to_string());
     }
