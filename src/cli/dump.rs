@@ -75,7 +75,11 @@ pub fn dump(netdir: &NetDir, what: &[String], json: bool) -> Result<i32> {
         ["vips"] => super::vips::dump_vips(netdir, json),
         ["drops"] => match ask(netdir, &Request::Drops)? {
             Some(Response::Drops { drops }) => print_out(json, &drops, |out| {
-                flatten("", &drops, out);
+                let mut leaves = Vec::new();
+                crate::control::json_leaves("", ".", &drops, &mut leaves);
+                for (name, value) in leaves {
+                    let _ = writeln!(out, "{name} {value}");
+                }
             }),
             Some(other) => bail!("unexpected answer: {other:?}"),
             None => Ok(1),
@@ -104,25 +108,6 @@ pub(super) fn print_out<T: serde::Serialize>(
     }
     print!("{out}");
     Ok(0)
-}
-
-/// `dump drops`: one `group.counter value` line per counter.
-fn flatten(prefix: &str, v: &serde_json::Value, out: &mut String) {
-    match v {
-        serde_json::Value::Object(map) => {
-            for (k, inner) in map {
-                let key = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                flatten(&key, inner, out);
-            }
-        }
-        other => {
-            let _ = writeln!(out, "{prefix} {other}");
-        }
-    }
 }
 
 /// One `dump nodes` line in tinc 1.1's shape.

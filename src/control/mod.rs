@@ -108,3 +108,26 @@ pub enum Response {
         drops: serde_json::Value,
     },
 }
+
+/// Every leaf of a JSON value (counters, as `dump drops` and the metrics show them), with its
+/// path of object keys joined by `sep`, in key order.
+pub fn json_leaves<'a>(
+    prefix: &str,
+    sep: &str,
+    v: &'a serde_json::Value,
+    out: &mut Vec<(String, &'a serde_json::Value)>,
+) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, inner) in map {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}{sep}{k}")
+                };
+                json_leaves(&key, sep, inner, out);
+            }
+        }
+        other => out.push((prefix.to_string(), other)),
+    }
+}

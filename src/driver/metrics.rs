@@ -60,28 +60,6 @@ impl Out {
     }
 }
 
-/// Every numeric leaf of a JSON value, with its dotted path.
-fn leaves(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, f64)>) {
-    match v {
-        serde_json::Value::Object(map) => {
-            for (k, v) in map {
-                let p = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}_{k}")
-                };
-                leaves(&p, v, out);
-            }
-        }
-        serde_json::Value::Number(n) => {
-            if let Some(f) = n.as_f64() {
-                out.push((prefix.to_string(), f));
-            }
-        }
-        _ => {}
-    }
-}
-
 /// The metrics text.
 pub fn render(node: &Node, now: Instant, extra: &Extra) -> String {
     let mut o = Out(String::new());
@@ -163,7 +141,13 @@ pub fn render(node: &Node, now: Instant, extra: &Extra) -> String {
         ("vip", serde_json::to_value(node.vip_engine().counters())),
     ] {
         if let Ok(v) = value {
-            leaves(scope, &v, &mut dropped);
+            let mut leaves = Vec::new();
+            crate::control::json_leaves(scope, "_", &v, &mut leaves);
+            dropped.extend(
+                leaves
+                    .into_iter()
+                    .filter_map(|(name, value)| Some((name, value.as_f64()?))),
+            );
         }
     }
     dropped.push(("tap_write".to_string(), extra.tap_write_drops as f64));
