@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use meshd::wire::message::MAX_ITEMS;
 use meshd::wire::extension::{decode_extension, encode_extension};
+use meshd::wire::message::MAX_ITEMS;
 use meshd::wire::{Message, NodeRecord};
 
 /// Items in a gossip or digest message.

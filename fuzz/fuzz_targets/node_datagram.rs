@@ -6,6 +6,13 @@
 //! sealed arbitrary plaintexts, signed gossip records), reflections and
 //! corruptions of alpha's own output, timer ticks, frames and shutdown. The
 //! node must never panic.
+//!
+//! Alpha serves two VIPs (10.1.1.10 unchecked, 10.1.1.11 behind a health
+//! check), so frames from its TAP and from beta (sealed `Frame` messages, raw
+//! or built around the VIPs: ARP for them, IPv4 to their virtual MACs) run
+//! the VIP path too, and beta's gossip may carry VIP and subnet items.
+//! Beyond "no panic": every frame alpha hands to its TAP is at least an
+//! Ethernet header long.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -14,10 +21,13 @@ use meshd::crypto::{
 };
 use meshd::keys::PrivateKey;
 use meshd::node::{KnownHost, Node, NodeConfig, Transmit};
+use meshd::switch::MacAddr;
+use meshd::vip::LocalVip;
+use meshd::wire::extension::{encode_extension, ExtensionItem, VipItem};
 use meshd::wire::{Message, Neighbour, NodeRecord};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -48,6 +58,69 @@ fn keys() -> &'static Keys {
         beta: key(BETA_SEED),
         gamma: key(GAMMA_SEED),
     })
+}
+
+/// VIP `i`: 10.1.1.10, 10.1.1.11 (alpha's), 10.1.1.12 (nobody's).
+fn vip(i: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(10, 1, 1, 10 + i % 3))
+}
+
+/// The virtual MAC of VIP `i`.
+fn vmac(i: u8) -> [u8; 6] {
+    [0x02, 0x5e, 0, 0, 1, 10 + i % 3]
+}
+
+/// A frame from the input: raw, ARP about a VIP, or IPv4 to a virtual MAC.
+fn frame(input: &mut Input<'_>) -> Vec<u8> {
+    let kind = input.byte_or(0);
+    let mut f = Vec::new();
+    match kind % 4 {
+        0 => {
+            let len = usize::from(input.byte_or(0));
+            return input.take(len);
+        }
+        1 => {
+            // ARP request or reply about a VIP.
+            let src = [0x02, 0, 0, 0, 0, input.byte_or(2)];
+            let target = vip(input.byte_or(0));
+            let dst = if kind & 0x10 == 0 {
+                [0xff; 6]
+            } else {
+                vmac(kind >> 5)
+            };
+            f.extend_from_slice(&dst);
+            f.extend_from_slice(&src);
+            f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1 + (kind >> 7)]);
+            f.extend_from_slice(&src);
+            f.extend_from_slice(&[10, 1, 1, input.byte_or(1)]);
+            f.extend_from_slice(if kind & 0x20 == 0 { &[0; 6] } else { &dst });
+            if let IpAddr::V4(a) = target {
+                f.extend_from_slice(&a.octets());
+            }
+        }
+        _ => {
+            // IPv4 TCP/UDP to (or from) a VIP's virtual MAC.
+            let i = input.byte_or(0);
+            let peer = [0x02, 0, 0, 0, 0, input.byte_or(2)];
+            let (dst, src) = if kind & 0x10 == 0 {
+                (vmac(i), peer)
+            } else {
+                (peer, vmac(i))
+            };
+            f.extend_from_slice(&dst);
+            f.extend_from_slice(&src);
+            f.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 40, 0, 1, 0x40, 0, 64]);
+            f.push(if kind & 0x20 == 0 { 6 } else { 17 });
+            f.extend_from_slice(&[0, 0, 10, 1, 2, input.byte_or(7)]);
+            if let IpAddr::V4(a) = vip(i) {
+                f.extend_from_slice(&a.octets());
+            }
+            f.extend(input.take(8));
+            let len = usize::from(input.byte_or(0) % 32);
+            f.extend(input.take(len));
+        }
+    }
+    f
 }
 
 fn addr(last: u8, port: u16) -> SocketAddr {
@@ -103,6 +176,15 @@ impl Harness {
         let mut config = NodeConfig::new("alpha");
         config.advertised_addresses = vec![addr(1, 655)];
         config.connect_to = vec!["beta".to_string()];
+        config.vips = (0..2)
+            .map(|i| LocalVip {
+                address: vip(i),
+                prefix_len: 24,
+                weight: 10,
+                virtual_mac: MacAddr(vmac(i)),
+                checked: i == 1,
+            })
+            .collect();
         let hosts = vec![KnownHost {
             name: "beta".to_string(),
             public_key: Some(keys.beta.public()),
@@ -149,6 +231,9 @@ impl Harness {
                 self.captured.remove(0);
             }
             self.captured.push(t);
+        }
+        while let Some(f) = self.node.poll_frame() {
+            assert!(f.len() >= 14, "a {}-byte frame to the TAP", f.len());
         }
         while self.node.poll_event().is_some() {}
         let _ = self.node.poll_timeout();
@@ -296,8 +381,29 @@ impl Harness {
             addresses,
             neighbours,
             extension: {
-                let n = usize::from(input.byte_or(0) % 8);
-                input.take(n)
+                let n = input.byte_or(0);
+                if n & 0x80 == 0 {
+                    input.take(usize::from(n % 8))
+                } else {
+                    // Well-formed items: VIPs (maybe alpha's own) and subnets.
+                    let items: Vec<ExtensionItem> = (0..n % 4)
+                        .map(|_| {
+                            let b = input.byte_or(0);
+                            if b & 0x80 == 0 {
+                                ExtensionItem::Vip(VipItem {
+                                    address: vip(b),
+                                    prefix_len: 24,
+                                    weight: u32::from(input.byte_or(10)),
+                                    virtual_mac: vmac(b >> 2),
+                                    flags: b >> 4 & 1,
+                                })
+                            } else {
+                                ExtensionItem::Subnet(format!("10.1.{}.0/24", b & 0x7f))
+                            }
+                        })
+                        .collect();
+                    encode_extension(&items)
+                }
             },
             signature: [0; 64],
         };
@@ -410,10 +516,25 @@ impl Harness {
                 }
             }
             10 => {
-                let len = usize::from(input.byte_or(0));
-                let frame = input.take(len);
-                let peer = if op & 0x10 == 0 { "beta" } else { "gamma" };
-                self.node.send_frame(peer, &frame);
+                let sel = input.byte_or(0);
+                let frame = frame(input);
+                match sel % 4 {
+                    // From alpha's TAP.
+                    0 => self.node.handle_frame(self.now, &frame),
+                    // From beta, sealed on its newest session.
+                    1 => {
+                        let msg = Message::Frame(&frame).to_vec();
+                        self.beta_send(255, from, &msg);
+                    }
+                    // Alpha's VIP health changes.
+                    2 => self
+                        .node
+                        .set_vip_health(self.now, vip(sel >> 2), sel & 0x80 != 0),
+                    _ => {
+                        let peer = if op & 0x10 == 0 { "beta" } else { "gamma" };
+                        self.node.send_frame(peer, &frame);
+                    }
+                }
                 self.drain();
             }
             _ => {
