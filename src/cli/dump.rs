@@ -84,11 +84,21 @@ pub fn dump(netdir: &NetDir, what: &[String], json: bool) -> Result<i32> {
             Some(other) => bail!("unexpected answer: {other:?}"),
             None => Ok(1),
         },
+        ["limits"] => match ask(netdir, &Request::Limits)? {
+            Some(Response::Limits { limits }) => print_out(json, &limits, |out| {
+                for l in &limits {
+                    out.push_str(&format_limit(l));
+                    out.push('\n');
+                }
+            }),
+            Some(other) => bail!("unexpected answer: {other:?}"),
+            None => Ok(1),
+        },
         ["graph"] => super::graph::dump_graph(netdir, false),
         ["digraph"] => super::graph::dump_graph(netdir, true),
         ["reachable", _] => bail!("'reachable' only goes with 'nodes'"),
         _ => bail!(
-            "unknown dump type '{}': use nodes, reachable nodes, edges, connections, subnets, vips, drops, graph, digraph or invitations",
+            "unknown dump type '{}': use nodes, reachable nodes, edges, connections, subnets, vips, drops, limits, graph, digraph or invitations",
             what.join(" ")
         ),
     }
@@ -108,6 +118,18 @@ pub(super) fn print_out<T: serde::Serialize>(
     }
     print!("{out}");
     Ok(0)
+}
+
+/// One `dump limits` line: `peers in_use 5 cap 4096 refused 0 evicted 0 at_cap refuse`.
+pub fn format_limit(l: &crate::node::Limit) -> String {
+    let at_cap = match l.at_cap {
+        crate::node::AtCap::Refuse => "refuse",
+        crate::node::AtCap::Evict => "evict",
+    };
+    format!(
+        "{} in_use {} cap {} refused {} evicted {} at_cap {at_cap}",
+        l.name, l.in_use, l.cap, l.refused, l.evicted
+    )
 }
 
 /// One `dump nodes` line in tinc 1.1's shape.

@@ -131,6 +131,7 @@ pub enum Command {
     /// `dump connections`, `dump subnets` (static subnets, learned MACs, learned IP bindings),
     /// `dump vips` (each shared VIP, its virtual MAC, its holders and their state),
     /// `dump drops` (counters of refused packets and dropped frames),
+    /// `dump limits` (every bounded table: in use, cap, refusals, evictions),
     /// `dump invitations` (outstanding invitations; needs no daemon),
     /// `dump graph` / `dump digraph` (Graphviz, as tinc: `meshd dump graph | dot -Tpng > mesh.png`;
     /// VIP holders are boxes labelled with their VIPs).

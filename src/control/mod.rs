@@ -33,6 +33,8 @@ pub enum Request {
     Pid,
     /// Counters of refused packets.
     Drops,
+    /// `dump limits`: every bounded table, its use, cap, refusals and evictions.
+    Limits,
     /// `debug N`: change the log level.
     Debug {
         /// The new level (0 warn, 1 info, 2 debug, 3 trace).
@@ -106,6 +108,11 @@ pub enum Response {
     Drops {
         /// By reason.
         drops: serde_json::Value,
+    },
+    /// `dump limits`.
+    Limits {
+        /// One entry per bounded table: the core's, then the daemon's.
+        limits: Vec<crate::node::Limit>,
     },
 }
 

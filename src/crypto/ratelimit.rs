@@ -77,6 +77,8 @@ pub struct HandshakeLimiter {
     max_tracked: usize,
     global: Option<Bucket>,
     sources: HashMap<SourceKey, Bucket>,
+    evicted: u64,
+    refused: u64,
 }
 
 impl HandshakeLimiter {
@@ -90,12 +92,29 @@ impl HandshakeLimiter {
             max_tracked,
             global: None,
             sources: HashMap::with_capacity(max_tracked.min(4096)),
+            evicted: 0,
+            refused: 0,
         }
     }
 
     /// Number of sources currently tracked (always `<= max_tracked_sources`).
     pub fn tracked_sources(&self) -> usize {
         self.sources.len()
+    }
+
+    /// The bound on tracked sources.
+    pub fn max_tracked_sources(&self) -> usize {
+        self.max_tracked
+    }
+
+    /// Source entries dropped to make room for new sources, since creation.
+    pub fn evicted_sources(&self) -> u64 {
+        self.evicted
+    }
+
+    /// Handshake packets refused (either bucket empty), since creation.
+    pub fn refused(&self) -> u64 {
+        self.refused
     }
 
     /// Decides whether one handshake packet from `source` may be processed at `now`.
@@ -107,6 +126,7 @@ impl HandshakeLimiter {
             .get_or_insert_with(|| Bucket::full(global_rate, now));
         global.refill(global_rate, now);
         if global.tokens < 1.0 {
+            self.refused += 1;
             return false;
         }
         if !self.sources.contains_key(&key) && self.sources.len() >= self.max_tracked {
@@ -119,6 +139,7 @@ impl HandshakeLimiter {
             .or_insert_with(|| Bucket::full(source_rate, now));
         src.refill(source_rate, now);
         if src.tokens < 1.0 {
+            self.refused += 1;
             return false;
         }
         src.tokens -= 1.0;
@@ -130,10 +151,12 @@ impl HandshakeLimiter {
 
     fn make_room(&mut self, now: Instant) {
         let rate = self.source_rate;
+        let before = self.sources.len();
         self.sources.retain(|_, b| !b.is_idle(rate, now));
         if self.sources.len() > self.max_tracked - self.max_tracked / 4 - 1 {
             self.sources.clear();
         }
+        self.evicted += (before - self.sources.len()) as u64;
     }
 }
 
@@ -213,6 +236,8 @@ mod tests {
             l.allow(ip, t0 + Duration::from_micros(u64::from(i)));
             assert!(l.tracked_sources() <= 64);
         }
+        assert_eq!(l.max_tracked_sources(), 64);
+        assert!(l.evicted_sources() >= 100_000 - 64);
     }
 
     #[test]
@@ -236,7 +261,9 @@ mod tests {
         let t2 = t0 + Duration::from_millis(1200);
         assert!(l.allow(e, t2));
         assert_eq!(l.tracked_sources(), 2);
+        assert_eq!(l.evicted_sources(), 3);
         assert!(!l.allow(d, t2), "d's bucket state must survive eviction");
+        assert_eq!(l.refused(), 1);
     }
 
     #[test]

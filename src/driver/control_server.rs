@@ -1,20 +1,69 @@
-//! The daemon side of the control socket: accepts connections, checks the
-//! cookie, and hands each request to the main loop.
+//! The daemon side of the control socket: accepts connections (a bounded
+//! number at once), checks the cookie, and hands each request to the main loop.
 
 use crate::control::{Greeting, Request, Response, CONTROL_VERSION};
+use crate::node::Limit;
 use anyhow::{Context, Result};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+/// Most control connections served at once. Beyond it a new connection is
+/// closed at once (counted): a client looping on `meshd dump` cannot pile up
+/// tasks, and the ones being served finish within their 5 s timeouts.
+pub const MAX_CONTROL_CONNECTIONS: usize = 32;
+/// Most `meshd log` streams at once (each also holds a connection slot);
+/// beyond it the client gets an error.
+pub const MAX_LOG_STREAMS: usize = 4;
+
+/// How full the control socket's bounds are, shared with its tasks.
+#[derive(Debug)]
+pub struct ControlStats {
+    connections: Arc<Semaphore>,
+    connections_refused: AtomicU64,
+    log_streams: Arc<Semaphore>,
+    log_streams_refused: AtomicU64,
+}
+
+impl ControlStats {
+    fn new() -> ControlStats {
+        ControlStats {
+            connections: Arc::new(Semaphore::new(MAX_CONTROL_CONNECTIONS)),
+            connections_refused: AtomicU64::new(0),
+            log_streams: Arc::new(Semaphore::new(MAX_LOG_STREAMS)),
+            log_streams_refused: AtomicU64::new(0),
+        }
+    }
+
+    /// `control_connections` and `log_streams` for `dump limits`.
+    pub fn limits(&self) -> Vec<Limit> {
+        vec![
+            Limit::refusing(
+                "control_connections",
+                MAX_CONTROL_CONNECTIONS - self.connections.available_permits(),
+                MAX_CONTROL_CONNECTIONS,
+                self.connections_refused.load(Ordering::Relaxed),
+            ),
+            Limit::refusing(
+                "log_streams",
+                MAX_LOG_STREAMS - self.log_streams.available_permits(),
+                MAX_LOG_STREAMS,
+                self.log_streams_refused.load(Ordering::Relaxed),
+            ),
+        ]
+    }
+}
 
 /// A request waiting for the main loop, with the way to answer it.
 pub type Pending = (Request, oneshot::Sender<Response>);
 
 /// Binds the control socket (mode 0600) and serves it on a background task.
-pub fn spawn(path: &Path, cookie: String) -> Result<mpsc::Receiver<Pending>> {
+pub fn spawn(path: &Path, cookie: String) -> Result<(mpsc::Receiver<Pending>, Arc<ControlStats>)> {
     let _ = std::fs::remove_file(path);
     let listener = UnixListener::bind(path)
         .with_context(|| format!("cannot listen on control socket {}", path.display()))?;
@@ -22,14 +71,29 @@ pub fn spawn(path: &Path, cookie: String) -> Result<mpsc::Receiver<Pending>> {
         .with_context(|| format!("cannot chmod {}", path.display()))?;
     let (tx, rx) = mpsc::channel(64);
     let path: PathBuf = path.to_path_buf();
+    let stats = Arc::new(ControlStats::new());
+    let shared = stats.clone();
     tokio::spawn(async move {
         loop {
             match listener.accept().await {
                 Ok((stream, _)) => {
+                    let Ok(permit) = shared.connections.clone().try_acquire_owned() else {
+                        let n = shared.connections_refused.fetch_add(1, Ordering::Relaxed);
+                        if n.is_power_of_two() || n == 0 {
+                            tracing::warn!(
+                                refused = n + 1,
+                                "{MAX_CONTROL_CONNECTIONS} control connections open, closing a new one"
+                            );
+                        }
+                        drop(stream);
+                        continue;
+                    };
                     let tx = tx.clone();
                     let cookie = cookie.clone();
+                    let stats = shared.clone();
                     tokio::spawn(async move {
-                        if let Err(err) = serve(stream, &cookie, tx).await {
+                        let _permit = permit;
+                        if let Err(err) = serve(stream, &cookie, tx, &stats).await {
                             tracing::debug!(%err, "control connection ended with an error");
                         }
                     });
@@ -41,10 +105,15 @@ pub fn spawn(path: &Path, cookie: String) -> Result<mpsc::Receiver<Pending>> {
             }
         }
     });
-    Ok(rx)
+    Ok((rx, stats))
 }
 
-async fn serve(stream: UnixStream, cookie: &str, tx: mpsc::Sender<Pending>) -> Result<()> {
+async fn serve(
+    stream: UnixStream,
+    cookie: &str,
+    tx: mpsc::Sender<Pending>,
+    stats: &ControlStats,
+) -> Result<()> {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read).lines();
     let timeout = std::time::Duration::from_secs(5);
@@ -64,7 +133,15 @@ async fn serve(stream: UnixStream, cookie: &str, tx: mpsc::Sender<Pending>) -> R
         return Ok(());
     };
     let response = match serde_json::from_str::<Request>(&line) {
-        Ok(Request::Log) => return stream_log(lines, write).await,
+        Ok(Request::Log) => match stats.log_streams.clone().try_acquire_owned() {
+            Ok(_stream_permit) => return stream_log(lines, write).await,
+            Err(_) => {
+                stats.log_streams_refused.fetch_add(1, Ordering::Relaxed);
+                Response::Error {
+                    message: format!("{MAX_LOG_STREAMS} log streams are open already"),
+                }
+            }
+        },
         Ok(req) => {
             let (reply_tx, reply_rx) = oneshot::channel();
             if tx.send((req, reply_tx)).await.is_err() {

@@ -1,5 +1,6 @@
 //! Prometheus metrics on `MetricsAddress` (text format 0.0.4): per-peer liveness, RTT,
-//! traffic, handshakes; every drop counter by reason; table sizes; per-VIP holders; VIP
+//! traffic, handshakes; every drop counter by reason; table sizes; every table's cap,
+//! refusals and evictions (as `dump limits`); per-VIP holders; VIP
 //! failovers seen by this node. A tiny HTTP server whose requests the main loop answers
 //! from the core's state (the core is never shared across tasks).
 
@@ -33,6 +34,8 @@ pub struct Extra {
     pub tap_write_drops: u64,
     /// Per VIP address.
     pub failovers: BTreeMap<String, Failovers>,
+    /// Every bounded table (as `dump limits`), filled before each scrape.
+    pub limits: Vec<crate::node::Limit>,
 }
 
 fn esc(v: &str) -> String {
@@ -179,6 +182,35 @@ pub fn render(node: &Node, now: Instant, extra: &Extra) -> String {
     ] {
         o.family(name, "gauge", help);
         o.sample(name, &[("node", &me)], value as f64);
+    }
+
+    type LimitFn = fn(&crate::node::Limit) -> u64;
+    let limit_families: [(&str, &str, &str, LimitFn); 4] = [
+        (
+            "meshd_limit_in_use",
+            "gauge",
+            "entries in a bounded table (as dump limits)",
+            |l| l.in_use,
+        ),
+        ("meshd_limit_cap", "gauge", "the table's cap", |l| l.cap),
+        (
+            "meshd_limit_refused_total",
+            "counter",
+            "new entries the cap refused",
+            |l| l.refused,
+        ),
+        (
+            "meshd_limit_evicted_total",
+            "counter",
+            "entries evicted to make room",
+            |l| l.evicted,
+        ),
+    ];
+    for (name, kind, help, get) in limit_families {
+        o.family(name, kind, help);
+        for l in &extra.limits {
+            o.sample(name, &[("node", &me), ("table", &l.name)], get(l) as f64);
+        }
     }
 
     let vips = node.vip_statuses(now);

@@ -73,6 +73,8 @@ struct Daemon {
     ready_sent: bool,
     /// Failovers seen, for the metrics.
     metrics_extra: metrics::Extra,
+    /// The control socket's connection bounds.
+    control_stats: std::sync::Arc<control_server::ControlStats>,
 }
 
 async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
@@ -152,7 +154,7 @@ async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
         }
     };
     let cookie = new_cookie();
-    let mut control = control_server::spawn(&socket_path, cookie.clone())?;
+    let (mut control, control_stats) = control_server::spawn(&socket_path, cookie.clone())?;
     PidFile {
         pid: std::process::id(),
         cookie,
@@ -194,6 +196,7 @@ async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
         notifier: systemd::Notifier::from_env(),
         ready_sent: false,
         metrics_extra: metrics::Extra::default(),
+        control_stats,
     };
     let (scrape_tx, mut scrape_rx) = tokio::sync::mpsc::channel::<metrics::Scrape>(8);
     let metrics_server = match d.setup.metrics_address {
@@ -241,6 +244,14 @@ async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
     };
     d.flush().await;
     loop {
+        // tokio's timers fire only when the runtime turns its time driver, which
+        // a socket that is never empty (a flood faster than we read) puts off
+        // for hundreds of ms: heartbeats and liveness follow the clock instead.
+        if d.node.poll_timeout().is_some_and(|t| t <= Instant::now()) {
+            d.drain_socket(false);
+            d.node.handle_timeout(Instant::now());
+            d.flush().await;
+        }
         let deadline = d
             .node
             .poll_timeout()
@@ -301,6 +312,7 @@ async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
             }
             Some(reply) = scrape_rx.recv() => {
                 d.metrics_extra.tap_write_drops = d.tap_counters.write_drops;
+                d.metrics_extra.limits = d.limits();
                 let _ = reply.send(metrics::render(&d.node, Instant::now(), &d.metrics_extra));
             }
             Some(change) = health_rx.recv() => {
@@ -574,6 +586,9 @@ impl Daemon {
                     "ip_bindings": self.node.switch().neighbours().len(),
                 }),
             },
+            Request::Limits => Response::Limits {
+                limits: self.limits(),
+            },
             Request::Stop | Request::Log => Response::Ok,
             Request::Debug { level } => match crate::logs::set_level(level) {
                 Ok(previous) => {
@@ -585,6 +600,14 @@ impl Daemon {
                 },
             },
         }
+    }
+
+    /// Every bounded table: the core's, then the script queue and the control socket's.
+    fn limits(&self) -> Vec<crate::node::Limit> {
+        let mut limits = self.node.limits();
+        limits.push(self.scripts.queue_limit());
+        limits.extend(self.control_stats.limits());
+        limits
     }
 
     fn apply_reload(&mut self, loaded: Result<setup::Setup>) -> Response {

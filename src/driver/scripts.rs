@@ -147,6 +147,8 @@ enum Job {
 pub struct ScriptRunner {
     tx: mpsc::Sender<Job>,
     full_warned: Arc<AtomicBool>,
+    /// Requests dropped because the queue was full.
+    dropped: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl ScriptRunner {
@@ -154,9 +156,19 @@ impl ScriptRunner {
     /// one). Scripts live under `confdir` and run there; each gets `timeout`
     /// before its process group is killed.
     pub fn spawn(confdir: PathBuf, env: ScriptEnv, timeout: Duration) -> ScriptRunner {
+        Self::spawn_bounded(confdir, env, timeout, QUEUE_CAPACITY)
+    }
+
+    /// [`ScriptRunner::spawn`] with a queue of `capacity` requests.
+    fn spawn_bounded(
+        confdir: PathBuf,
+        env: ScriptEnv,
+        timeout: Duration,
+        capacity: usize,
+    ) -> ScriptRunner {
         // Relative program paths with a different cwd are ambiguous: make it absolute.
         let confdir = std::path::absolute(&confdir).unwrap_or(confdir);
-        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        let (tx, rx) = mpsc::channel(capacity.max(1));
         let worker = Worker {
             confdir,
             env,
@@ -167,6 +179,7 @@ impl ScriptRunner {
         ScriptRunner {
             tx,
             full_warned: Arc::new(AtomicBool::new(false)),
+            dropped: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         }
     }
 
@@ -186,6 +199,7 @@ impl ScriptRunner {
         match self.tx.try_send(job) {
             Ok(()) => self.full_warned.store(false, Ordering::Relaxed),
             Err(mpsc::error::TrySendError::Full(job)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
                 if !self.full_warned.swap(true, Ordering::Relaxed) {
                     let what = match &job {
                         Job::Run { req, .. } => req.script.clone(),
@@ -201,6 +215,17 @@ impl ScriptRunner {
                 tracing::debug!("script runner has stopped, request dropped");
             }
         }
+    }
+
+    /// The queue's bound for `dump limits`: requests waiting (the one running
+    /// excluded), the capacity ([`QUEUE_CAPACITY`]), and requests dropped because it was full.
+    pub fn queue_limit(&self) -> crate::node::Limit {
+        crate::node::Limit::refusing(
+            "script_queue",
+            self.tx.max_capacity().saturating_sub(self.tx.capacity()),
+            self.tx.max_capacity(),
+            self.dropped.load(Ordering::Relaxed),
+        )
     }
 
     /// Runs a script after everything queued before it and waits for it
@@ -600,6 +625,44 @@ mod tests {
         assert_eq!(r.run_now(req).await, ScriptOutcome::Ok);
         let out = std::fs::read_to_string(dir.path().join("env.out")).expect("env.out");
         assert!(out.lines().any(|l| l == "NETNAME=vpn"), "{out}");
+    }
+
+    #[tokio::test]
+    async fn full_queue_refuses_counts_and_recovers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_script(
+            dir.path(),
+            "host-up",
+            "#!/bin/sh\necho \"$SEQ\" >> order.out\n",
+            0o755,
+        );
+        let r = ScriptRunner::spawn_bounded(
+            dir.path().to_path_buf(),
+            env(),
+            Duration::from_secs(10),
+            8,
+        );
+        // The runner task gets no turn before the first await: 8 fit, 5 are refused.
+        for i in 0..13 {
+            r.submit(ScriptRequest::new("host-up").var("SEQ", i.to_string()));
+        }
+        let l = r.queue_limit();
+        assert_eq!(
+            (l.name.as_str(), l.in_use, l.cap, l.refused),
+            ("script_queue", 8, 8, 5)
+        );
+        assert!(r.drain(Duration::from_secs(20)).await);
+        // Drained, it takes requests again.
+        r.submit(ScriptRequest::new("host-up").var("SEQ", "99"));
+        assert!(r.drain(Duration::from_secs(20)).await);
+        let out = std::fs::read_to_string(dir.path().join("order.out")).expect("order.out");
+        let want: Vec<String> = (0..8)
+            .map(|i| i.to_string())
+            .chain(["99".to_string()])
+            .collect();
+        assert_eq!(out.lines().collect::<Vec<_>>(), want);
+        assert_eq!(r.queue_limit().in_use, 0);
+        assert_eq!(r.queue_limit().refused, 5);
     }
 
     #[tokio::test]

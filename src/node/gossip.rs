@@ -210,6 +210,7 @@ impl Node {
                 return Err("its key differs from the one we hold for that node");
             }
         } else if self.peers.len() >= self.config.max_peers {
+            self.limit_counters.peers_refused += 1;
             return Err("peer table full");
         }
         let key = PublicKey::from_bytes(rec.public_key);

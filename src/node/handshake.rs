@@ -167,7 +167,9 @@ impl Node {
             mine.sort_by_key(|(_, created)| *created);
             let excess = mine.len() + 2 - MAX_SESSIONS_PER_PEER;
             for (i, _) in mine.iter().take(excess) {
-                self.sessions.remove(i);
+                if self.sessions.remove(i).is_some() {
+                    self.limit_counters.sessions_evicted += 1;
+                }
             }
         }
         let retire_at = if confirmed {
@@ -214,6 +216,12 @@ impl Node {
         let Some(key) = peer.key else { return };
         let candidates = peer.candidate_addresses(&observed, MAX_CANDIDATES);
         peer.next_handshake = now + peer.retry_delay(self.config.handshake_retry_max);
+        let replaces_own = self.pending.values().any(|p| p.peer == name);
+        if !replaces_own && self.pending.len() >= super::limits::MAX_HANDSHAKES_IN_FLIGHT {
+            // Put off, not lost: the peer is tried again after its back-off.
+            self.limit_counters.handshakes_deferred += 1;
+            return;
+        }
         peer.attempts = peer.attempts.saturating_add(1);
         if candidates.is_empty() {
             return;

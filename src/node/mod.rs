@@ -8,6 +8,7 @@
 
 mod gossip;
 mod handshake;
+pub mod limits;
 mod liveness;
 mod peer;
 pub mod status;
@@ -16,6 +17,7 @@ mod switching;
 mod vip;
 pub mod vip_status;
 
+pub use limits::{AtCap, Limit, LimitCounters};
 pub use peer::{KeySource, Peer, PeerStats};
 pub use switching::TapStats;
 
@@ -242,6 +244,7 @@ pub struct Node {
     urgent: VecDeque<Transmit>,
     events: VecDeque<Event>,
     drops: DropCounters,
+    limit_counters: LimitCounters,
     last_tick: Option<Instant>,
     next_gossip: Instant,
     own: gossip::OwnRecord,
@@ -302,6 +305,7 @@ impl Node {
             urgent: VecDeque::new(),
             events: VecDeque::new(),
             drops: DropCounters::default(),
+            limit_counters: LimitCounters::default(),
             last_tick: None,
             next_gossip: now,
             own,
@@ -570,6 +574,10 @@ impl Node {
         if !self.is_alive(name) {
             return false;
         }
+        if self.transmits.len() >= limits::MAX_SEND_QUEUE {
+            self.limit_counters.send_queue_refused += 1;
+            return false;
+        }
         let sent = self.send_message(name, &Message::Frame(frame));
         if sent {
             if let Some(peer) = self.peers.get_mut(name) {
@@ -648,6 +656,8 @@ impl Node {
         if self.spare.len() < Self::MAX_SPARE && buf.capacity() <= 1 << 17 {
             buf.clear();
             self.spare.push(buf);
+        } else {
+            self.limit_counters.spare_released += 1;
         }
     }
 

@@ -93,6 +93,11 @@ impl Node {
     }
 
     pub(super) fn queue_tap_frame(&mut self, mut frame: Vec<u8>) {
+        if self.tap_out.len() >= super::limits::MAX_TAP_QUEUE {
+            self.limit_counters.tap_queue_refused += 1;
+            self.recycle(frame);
+            return;
+        }
         self.rewrite_for_tap(&mut frame);
         self.tap_stats.tx_packets += 1;
         self.tap_stats.tx_bytes += frame.len() as u64;

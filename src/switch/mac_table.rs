@@ -174,6 +174,8 @@ pub struct MacTable {
     learned_total: usize,
     limits: MacTableLimits,
     cap_hits: u64,
+    /// Of `cap_hits`: refused by the per-port cap.
+    per_port_hits: u64,
 }
 
 impl Default for MacTable {
@@ -192,6 +194,7 @@ impl MacTable {
             learned_total: 0,
             limits,
             cap_hits: 0,
+            per_port_hits: 0,
         }
     }
 
@@ -272,9 +275,12 @@ impl MacTable {
             None => false,
         };
         let here = self.slot(port).map_or(0, |slot| slot.learned);
-        if here >= self.limits.max_per_port
-            || (!moving && self.learned_total >= self.limits.max_total)
-        {
+        if here >= self.limits.max_per_port {
+            self.cap_hits += 1;
+            self.per_port_hits += 1;
+            return Learned::Refused;
+        }
+        if !moving && self.learned_total >= self.limits.max_total {
             self.cap_hits += 1;
             return Learned::Refused;
         }
@@ -456,5 +462,20 @@ impl MacTable {
     /// How many times learning was refused by a cap, since creation.
     pub fn cap_hits(&self) -> u64 {
         self.cap_hits
+    }
+
+    /// Of [`MacTable::cap_hits`], the refusals by the per-port cap (`MACTableMaxPerNode`).
+    pub fn per_port_cap_hits(&self) -> u64 {
+        self.per_port_hits
+    }
+
+    /// The most learned entries behind any one port (the local TAP or a peer).
+    pub fn largest_port(&self) -> usize {
+        self.peers
+            .values()
+            .map(|s| s.learned)
+            .chain(std::iter::once(self.local.learned))
+            .max()
+            .unwrap_or(0)
     }
 }

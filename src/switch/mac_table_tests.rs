@@ -120,6 +120,8 @@ fn caps_never_evict() {
     }
     assert_eq!(refused, 9900);
     assert_eq!(t.cap_hits(), 9900);
+    assert_eq!(t.per_port_cap_hits(), 9900);
+    assert_eq!(t.largest_port(), 100);
     assert_eq!(t.learned_for(&peer("evil")), 100);
     assert_eq!(t.count_for(&peer("evil")), 101);
     for n in 0..50 {
@@ -137,6 +139,8 @@ fn caps_never_evict() {
         Learned::Moved { from: peer("evil") }
     );
     assert_eq!(t.learned_len(), 200);
+    // One refusal by the total cap, one more by the per-port cap.
+    assert_eq!((t.cap_hits(), t.per_port_cap_hits()), (9902, 9901));
     // Raised caps take effect at once.
     t.set_limits(MacTableLimits {
         max_total: 201,

@@ -39,6 +39,7 @@ pub struct NeighbourTable {
     entries: HashMap<IpAddr, NeighbourEntry>,
     expire: Duration,
     max: usize,
+    full_refusals: u64,
 }
 
 impl NeighbourTable {
@@ -49,6 +50,7 @@ impl NeighbourTable {
             entries: HashMap::new(),
             expire,
             max,
+            full_refusals: 0,
         }
     }
 
@@ -75,6 +77,9 @@ impl NeighbourTable {
             };
         }
         if self.entries.len() >= self.max {
+            // Existing bindings stay: an unknown address is still resolved by
+            // flooding the request, so refusing costs a broadcast, not reachability.
+            self.full_refusals += 1;
             return NeighbourLearned::Refused;
         }
         self.entries.insert(
@@ -92,6 +97,16 @@ impl NeighbourTable {
     pub fn lookup(&self, ip: &IpAddr, now: Instant) -> Option<MacAddr> {
         let entry = self.entries.get(ip)?;
         (now.saturating_duration_since(entry.last_seen) < self.expire).then_some(entry.mac)
+    }
+
+    /// The cap on bindings.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// New bindings refused because the table was full, since creation.
+    pub fn full_refusals(&self) -> u64 {
+        self.full_refusals
     }
 
     /// Removes bindings last claimed `expire` or longer before `now`; returns how many.
@@ -185,6 +200,7 @@ mod tests {
             NeighbourLearned::Changed { old: A }
         );
         assert_eq!(t.lookup(&ip("10.0.0.3"), t0), None);
+        assert_eq!((t.len(), t.max(), t.full_refusals()), (2, 2, 1));
     }
 
     #[test]

@@ -42,6 +42,11 @@ impl FlowTable {
         self.capacity = capacity;
     }
 
+    /// The bound on remembered flows.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// The flow for `key`.
     pub fn get_mut(&mut self, key: &FlowKey) -> Option<&mut Flow> {
         self.flows.get_mut(key)
