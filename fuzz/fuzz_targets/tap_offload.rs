@@ -200,8 +200,10 @@ fuzz_target!(|data: &[u8]| {
                 match e[0] % 4 {
                     0 => {
                         let seg = &mut segs[i];
-                        let at = usize::from(u16::from_be_bytes([e[2], e[3]])) % seg.len();
-                        seg[at] ^= e[4] | 1;
+                        if !seg.is_empty() {
+                            let at = usize::from(u16::from_be_bytes([e[2], e[3]])) % seg.len();
+                            seg[at] ^= e[4] | 1;
+                        }
                     }
                     1 => {
                         segs.remove(i);
