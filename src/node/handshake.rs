@@ -3,6 +3,37 @@
 
 use super::*;
 
+/// Failed attempts after which the back-off gets up to 50 % random jitter.
+const RETRY_JITTER_AFTER: u32 = 3;
+/// Refused handshakes are logged at most once per this interval (a flood of
+/// them would otherwise write a log line per packet); the line says how many
+/// were not logged since the previous one.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Rate limit of the "refused handshake" warnings.
+#[derive(Debug, Default)]
+pub(super) struct RefusalLog {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl RefusalLog {
+    /// `Some(n)` when a refusal at `now` may be logged (`n` were not since the
+    /// last line); `None` when it is only counted.
+    pub(super) fn allow(&mut self, now: Instant) -> Option<u64> {
+        match self.last {
+            Some(t) if now.saturating_duration_since(t) < REFUSAL_LOG_INTERVAL => {
+                self.suppressed += 1;
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.suppressed))
+            }
+        }
+    }
+}
+
 /// A colliding attempt of ours older than this is sent again to the other side.
 const COLLISION_RESEND_AFTER: Duration = Duration::from_millis(200);
 
@@ -37,6 +68,25 @@ impl Node {
         if self.shutting_down {
             return;
         }
+        // Cheap checks first (a parse, two names): an init that can never be
+        // accepted must not spend the rate limiter's tokens, which peers need.
+        let plausible = match crypto::HandshakeInit::parse(datagram) {
+            Ok(init) if init.responder_name != self.config.name => {
+                Err(format!("addressed to {:?}, not to us", init.responder_name))
+            }
+            Ok(init) => match self.peers.get(&init.initiator_name) {
+                Some(peer) if peer.key.is_some() => Ok(()),
+                _ => Err(format!("from unknown peer {:?}", init.initiator_name)),
+            },
+            Err(err) => Err(err.to_string()),
+        };
+        if let Err(why) = plausible {
+            self.drops.bad_handshake += 1;
+            if let Some(suppressed) = self.refusal_log.allow(now) {
+                tracing::warn!(%from, suppressed, "refused handshake: {why}");
+            }
+            return;
+        }
         if !self.limiter.allow(from.ip(), now) {
             self.drops.rate_limited += 1;
             return;
@@ -47,7 +97,9 @@ impl Node {
             Ok(v) => v,
             Err(err) => {
                 self.drops.bad_handshake += 1;
-                tracing::warn!(%from, %err, "refused handshake");
+                if let Some(suppressed) = self.refusal_log.allow(now) {
+                    tracing::warn!(%from, %err, suppressed, "refused handshake");
+                }
                 return;
             }
         };
@@ -215,7 +267,14 @@ impl Node {
         };
         let Some(key) = peer.key else { return };
         let candidates = peer.candidate_addresses(&observed, MAX_CANDIDATES);
-        peer.next_handshake = now + peer.retry_delay(self.config.handshake_retry_max);
+        let mut delay = peer.retry_delay(self.config.handshake_retry_max);
+        if peer.attempts >= RETRY_JITTER_AFTER {
+            // After repeated failures, spread the attempts: peers that all died at
+            // once (a stalled machine, a partition) are not retried in lockstep.
+            let spread = (delay.as_micros() as u64 / 2).max(1);
+            delay += Duration::from_micros(self.rng.next_u64() % spread);
+        }
+        peer.next_handshake = now + delay;
         let replaces_own = self.pending.values().any(|p| p.peer == name);
         if !replaces_own && self.pending.len() >= super::limits::MAX_HANDSHAKES_IN_FLIGHT {
             // Put off, not lost: the peer is tried again after its back-off.
