@@ -226,6 +226,16 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_CANDIDATES: usize = 8;
 /// Most sessions kept per peer (current, previous, and in-flight ones).
 const MAX_SESSIONS_PER_PEER: usize = 8;
+/// Handshake inits per second (burst: one second's worth) that may reach
+/// signature verification, all sources together. Each costs ~50-150 µs of
+/// the one thread that also carries heartbeats: at 2000/s a flood of inits
+/// with a known name and a wrong key took 30 % of a core and, on a loaded
+/// 2-core machine, starved the loop until the kernel dropped peers'
+/// heartbeats (scripts/bench-flood). 250/s still lets a node that restarts
+/// in a 250-node mesh answer every peer within about a second.
+const HANDSHAKES_PER_SEC: u32 = 250;
+/// Handshake inits per second from one source address (or IPv6 /64).
+const HANDSHAKES_PER_SOURCE_PER_SEC: u32 = 50;
 
 /// The protocol state machine of one node.
 pub struct Node {
@@ -238,6 +248,7 @@ pub struct Node {
     sessions: HashMap<u32, SessionSlot>,
     pending: HashMap<u32, Pending>,
     limiter: HandshakeLimiter,
+    refusal_log: handshake::RefusalLog,
     transmits: VecDeque<Transmit>,
     /// Heartbeats, gossip and goodbyes: sent before any queued frame, so a
     /// saturated data path never delays the liveness protocol.
@@ -292,7 +303,8 @@ impl Node {
         let config_name = config.name.clone();
         let config_vip_settings = config.vip_settings.clone();
         let mut node = Node {
-            limiter: HandshakeLimiter::new(2000, 50, 4096),
+            limiter: HandshakeLimiter::new(HANDSHAKES_PER_SEC, HANDSHAKES_PER_SOURCE_PER_SEC, 4096),
+            refusal_log: handshake::RefusalLog::default(),
             config,
             identity,
             rng,
