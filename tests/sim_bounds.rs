@@ -9,6 +9,7 @@ mod sim;
 use meshd::node::{Limit, NodeConfig};
 use meshd::switch::MacAddr;
 use meshd::vip::LocalVip;
+use rand::SeedableRng;
 use sim::SimNet;
 use std::cell::RefCell;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -289,22 +290,25 @@ fn a_full_flow_table_still_steers_new_flows_to_the_vip() {
 fn spoofed_handshake_sources_are_evicted_and_sessions_survive() {
     let names = ["a", "b"];
     let mut net = mesh(17, &names, |_, _| {});
-    // 3 s of handshake-looking junk from 15000 source addresses.
+    // Inits that name a known peer but are signed with another key: they pass the
+    // cheap checks and reach the rate limiter, from 20000 source addresses over 20 s.
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(17);
+    let wrong = meshd::keys::PrivateKey::generate(&mut rng);
+    let a_key = *net.node("a").public_key().as_bytes();
     let mut n: u32 = 0;
-    for _ in 0..3000 {
-        for _ in 0..5 {
-            n += 1;
-            let from = SocketAddr::from((Ipv4Addr::from(0x0a00_0000 + n), 655));
-            let mut junk = vec![0u8; 120];
-            junk[0] = meshd::crypto::PROTOCOL_VERSION;
-            junk[1] = 1; // HandshakeInit
-            net.inject("a", from, junk);
-        }
+    for _ in 0..20_000 {
+        n += 1;
+        let ts = sim::WALL_BASE_NS + u64::from(n);
+        let (_, init) =
+            meshd::crypto::initiate(&wrong, "b", "a", a_key, n, ts, &mut rng).expect("an init");
+        let from = SocketAddr::from((Ipv4Addr::from(0x0a00_0000 + n), 655));
+        net.inject("a", from, init);
         net.run_for(Duration::from_millis(1));
     }
     let l = limit(&net, "a", "handshake_sources");
     assert!(l.in_use <= l.cap, "{l:?}");
     assert!(l.evicted > 0, "{l:?}");
+    assert!(net.node("a").drops().bad_handshake > 0);
     assert!(net.sees("a", "b") && net.sees("b", "a"));
     assert!(delivers(&mut net, "b", "a", BCAST, 6));
 }
