@@ -1,12 +1,10 @@
 //! The pidfile: `PID COOKIE HOST port PORT` on one line, mode 0600, as tinc writes it.
 
 use anyhow::{bail, Context, Result};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-/// What the pidfile says.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the pidfile says. `Debug` does not print the cookie.
+#[derive(Clone, PartialEq, Eq)]
 pub struct PidFile {
     /// Daemon process ID.
     pub pid: u32,
@@ -47,24 +45,26 @@ impl PidFile {
         }
     }
 
-    /// Writes it with mode 0600 (atomically: temp file + rename).
+    /// Writes it with mode 0600 (it holds the control cookie), atomically: a temporary dotfile
+    /// beside it, fsync, rename, so a reader never sees half a line.
     pub fn write(&self, path: &Path) -> Result<()> {
-        let tmp = path.with_extension("pid.tmp");
-        let _ = std::fs::remove_file(&tmp);
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .with_context(|| format!("cannot create {}", tmp.display()))?;
-        writeln!(
-            f,
-            "{} {} {} port {}",
+        let line = format!(
+            "{} {} {} port {}\n",
             self.pid, self.cookie, self.host, self.port
-        )
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-        std::fs::rename(&tmp, path)
-            .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
+        );
+        crate::config::write_atomic(path, line.as_bytes(), 0o600)
+            .with_context(|| format!("cannot write {}", path.display()))
+    }
+}
+
+impl std::fmt::Debug for PidFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PidFile")
+            .field("pid", &self.pid)
+            .field("cookie", &"<secret>")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .finish()
     }
 }
 
@@ -97,6 +97,13 @@ mod tests {
             0o600
         );
         assert_eq!(p.cookie.len(), 64);
+        // Rewriting replaces it whole and leaves no temporary file.
+        p.write(&path).unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        // Debug never shows the cookie (it grants control of the daemon).
+        let dbg = format!("{p:?} {p:#?}");
+        assert!(!dbg.contains(&p.cookie), "{dbg}");
+        assert!(dbg.contains("<secret>"), "{dbg}");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use std::fs::{self, DirBuilder};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -236,7 +236,9 @@ pub fn join(
     })
 }
 
-/// Writes the whole network directory into a fresh temporary directory beside `root`.
+/// Writes the whole network directory into a fresh temporary directory (a dotfile, mode 0700)
+/// beside `root`: the private key 0600, `invitation-data` 0600, host files 0644, scripts 0755,
+/// each file written atomically.
 fn stage(
     root: &Path,
     plan: &JoinPlan,
@@ -260,9 +262,12 @@ fn stage(
     let staging = parent.join(format!(".{base}.join-{}", std::process::id()));
     let _ = fs::remove_dir_all(&staging);
     let result = (|| -> Result<()> {
+        // The staging directory becomes the network directory: 0700 like `init` makes it
+        // (it holds the new private key and the scripts root runs).
         DirBuilder::new()
-            .mode(0o755)
+            .mode(0o700)
             .create(&staging)
+            .and_then(|()| fs::set_permissions(&staging, fs::Permissions::from_mode(0o700)))
             .with_context(|| format!("cannot create {}", staging.display()))?;
         let hosts = staging.join("hosts");
         DirBuilder::new()

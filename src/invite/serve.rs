@@ -7,8 +7,6 @@ use super::store::{Claim, ClaimError, Store};
 use super::url::COOKIE_LEN;
 use crate::config::NetDir;
 use crate::keys::PublicKey;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::time::{Duration, SystemTime};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -200,12 +198,8 @@ async fn finish<S: AsyncRead + AsyncWrite + Unpin>(
     };
     let line = format!("Ed25519PublicKey = {public_key}\n");
     let written = blocking(move || {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(&host_file)
-            .and_then(|mut f| f.write_all(line.as_bytes()).and_then(|()| f.sync_all()))
+        // Complete or absent, never torn; and never over an existing member's file.
+        crate::config::write::write_new_atomic(&host_file, line.as_bytes(), 0o644)
             .map_err(|e| format!("cannot write {}: {e}", host_file.display()))
     })
     .await?;

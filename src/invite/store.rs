@@ -5,11 +5,11 @@
 use crate::config::NetDir;
 use crate::invite::url::COOKIE_LEN;
 use crate::keys::{invitation_file_name, PrivateKey, PublicKey};
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use rand_core::CryptoRngCore;
-use std::fs::{self, DirBuilder, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::fs::{self, DirBuilder};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -81,6 +81,9 @@ pub enum ClaimError {
     /// The file is not an invitation.
     #[error("invitation file {0}")]
     Damaged(String),
+    /// The invitation file or directory is open to group or others (the text says how to fix it).
+    #[error("refused: {0}")]
+    Insecure(String),
     /// A file system error.
     #[error("invitation store: {0}")]
     Io(#[from] io::Error),
@@ -94,7 +97,7 @@ impl ClaimError {
                 "this invitation is unknown or was already used (each URL works once)".into()
             }
             ClaimError::Expired { .. } => "this invitation has expired: ask for a new one".into(),
-            ClaimError::Damaged(_) | ClaimError::Io(_) => {
+            ClaimError::Damaged(_) | ClaimError::Io(_) | ClaimError::Insecure(_) => {
                 "the inviter could not read this invitation (see its log)".into()
             }
         }
@@ -176,23 +179,28 @@ impl Store {
         self.dir.join(KEY_FILE)
     }
 
+    /// Refuses the directory if group or others have any access to it (they could read or
+    /// replace invitations).
+    fn check_dir_mode(&self, meta: &fs::Metadata) -> Result<(), String> {
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            return Err(format!(
+                "{}: mode {mode:04o} lets group/others read or replace invitations; run chmod 700 {}",
+                self.dir.display(),
+                self.dir.display()
+            ));
+        }
+        Ok(())
+    }
+
     /// Creates the directory (0700), or refuses one that group or others can enter.
     fn ensure_dir(&self) -> Result<()> {
         match fs::metadata(&self.dir) {
-            Ok(meta) => {
-                let mode = meta.permissions().mode() & 0o777;
-                if mode & 0o077 != 0 {
-                    bail!(
-                        "{}: mode {mode:o} lets others read invitations; run `chmod 700 {}`",
-                        self.dir.display(),
-                        self.dir.display()
-                    );
-                }
-                Ok(())
-            }
+            Ok(meta) => self.check_dir_mode(&meta).map_err(|why| anyhow!(why)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => DirBuilder::new()
                 .mode(0o700)
                 .create(&self.dir)
+                .and_then(|()| fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700)))
                 .with_context(|| format!("cannot create {}", self.dir.display())),
             Err(e) => Err(e).with_context(|| format!("cannot read {}", self.dir.display())),
         }
@@ -299,14 +307,7 @@ impl Store {
         let mut cookie = [0u8; COOKIE_LEN];
         rng.fill_bytes(&mut cookie);
         let file = self.dir.join(invitation_file_name(&cookie, &key.public()));
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&file)
-            .with_context(|| format!("cannot create {}", file.display()))?;
-        f.write_all(contents.as_bytes())
-            .and_then(|()| f.sync_all())
+        crate::config::write::write_new_atomic(&file, contents.as_bytes(), 0o600)
             .with_context(|| format!("cannot write {}", file.display()))?;
         Ok(Created {
             cookie,
@@ -345,6 +346,11 @@ impl Store {
     ) -> Result<Claim, ClaimError> {
         let name = invitation_file_name(cookie, key);
         let original = self.dir.join(&name);
+        match fs::metadata(&self.dir) {
+            Ok(meta) => self.check_dir_mode(&meta).map_err(ClaimError::Insecure)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(ClaimError::Unknown),
+            Err(e) => return Err(ClaimError::Io(e)),
+        }
         let used = self.dir.join(format!("{name}{USED_SUFFIX}"));
         match fs::rename(&original, &used) {
             Ok(()) => {}
@@ -360,6 +366,8 @@ impl Store {
             e
         };
         let meta = fs::metadata(&used).map_err(|e| fail(e.into(), &used, &original, true))?;
+        crate::keys::perms::check_secret_file(&original, &meta)
+            .map_err(|e| fail(ClaimError::Insecure(e.to_string()), &used, &original, true))?;
         let created = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
         let contents = read_limited(&used).map_err(|e| fail(e, &used, &original, true))?;
         let invitee = invitee_of(&contents).ok_or_else(|| {
@@ -515,6 +523,59 @@ mod tests {
         let c = s.create("Name = c\n", WEEK, now, &mut OsRng).unwrap();
         assert_ne!(c.key, a.key, "a new key once the queue was empty");
         assert!(s.revoke("nobody").unwrap().is_empty());
+    }
+
+    #[test]
+    fn claim_refuses_an_invitation_others_can_read_and_keeps_it() {
+        let (_d, s) = store();
+        let now = SystemTime::now();
+        let c = s.create("Name = beta\n", WEEK, now, &mut OsRng).unwrap();
+        // No temporary file beside the invitation and its key.
+        assert_eq!(fs::read_dir(s.dir()).unwrap().count(), 2);
+        fs::set_permissions(&c.file, fs::Permissions::from_mode(0o644)).unwrap();
+        let e = s.claim(&c.cookie, &c.key, WEEK, now).unwrap_err();
+        assert!(matches!(e, ClaimError::Insecure(_)), "{e}");
+        let text = e.to_string();
+        assert!(text.contains(&c.file.display().to_string()), "{text}");
+        assert!(text.contains("0644"), "{text}");
+        assert!(
+            text.contains(&format!("chmod 600 {}", c.file.display())),
+            "{text}"
+        );
+        assert!(!e.joiner_message().contains(&c.file.display().to_string()));
+        assert!(
+            c.file.exists(),
+            "a refused invitation stays usable once fixed"
+        );
+        fs::set_permissions(&c.file, fs::Permissions::from_mode(0o600)).unwrap();
+
+        fs::set_permissions(s.dir(), fs::Permissions::from_mode(0o750)).unwrap();
+        let e = s.claim(&c.cookie, &c.key, WEEK, now).unwrap_err();
+        assert!(matches!(e, ClaimError::Insecure(_)), "{e}");
+        assert!(
+            e.to_string()
+                .contains(&format!("chmod 700 {}", s.dir().display())),
+            "{e}"
+        );
+        fs::set_permissions(s.dir(), fs::Permissions::from_mode(0o700)).unwrap();
+        s.claim(&c.cookie, &c.key, WEEK, now)
+            .unwrap()
+            .consume()
+            .unwrap();
+    }
+
+    #[test]
+    fn an_invitation_key_others_can_read_is_refused() {
+        let (_d, s) = store();
+        let now = SystemTime::now();
+        s.create("Name = beta\n", WEEK, now, &mut OsRng).unwrap();
+        fs::set_permissions(s.key_file(), fs::Permissions::from_mode(0o640)).unwrap();
+        let e = format!("{:#}", s.load_key().unwrap_err());
+        assert!(e.contains("0640"), "{e}");
+        assert!(
+            e.contains(&format!("chmod 600 {}", s.key_file().display())),
+            "{e}"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 pub mod base64;
 mod document;
 mod pem;
+pub mod perms;
 mod private;
 
 #[cfg(test)]
@@ -107,6 +108,22 @@ pub enum KeyError {
         mode: u32,
         /// `read` or `write`.
         access: &'static str,
+    },
+    /// A secret in a directory that group or others may write (no sticky bit): they could
+    /// replace it.
+    #[error(
+        "{}: its directory {} has mode {mode:04o}: group/others can replace the file; run chmod go-w {}",
+        .path.display(),
+        .dir.display(),
+        .dir.display()
+    )]
+    DirectoryTooOpen {
+        /// The secret file.
+        path: PathBuf,
+        /// Its directory.
+        dir: PathBuf,
+        /// The directory's permission bits.
+        mode: u32,
     },
     /// A key path that is a directory, device, FIFO, ...
     #[error("{}: not a regular file", .path.display())]

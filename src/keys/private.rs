@@ -122,7 +122,8 @@ impl PrivateKey {
     }
 
     /// Reads a private key file, refusing one that group or others may read
-    /// or write (the error tells how to fix it). Every error names the file.
+    /// or write, or that sits in a directory group or others may write without
+    /// the sticky bit (the error tells how to fix it). Every error names the file.
     pub fn load(path: &Path) -> Result<PrivateKey, KeyError> {
         let io_err = |op: &'static str| {
             move |err: io::Error| KeyError::Io {
@@ -133,19 +134,7 @@ impl PrivateKey {
         };
         let file = File::open(path).map_err(io_err("open"))?;
         let meta = file.metadata().map_err(io_err("stat"))?;
-        if !meta.is_file() {
-            return Err(KeyError::NotRegularFile {
-                path: path.to_path_buf(),
-            });
-        }
-        let mode = meta.permissions().mode() & 0o7777;
-        if mode & 0o066 != 0 {
-            return Err(KeyError::PermissionsTooOpen {
-                path: path.to_path_buf(),
-                mode,
-                access: if mode & 0o044 != 0 { "read" } else { "write" },
-            });
-        }
+        super::perms::check_secret(path, &meta)?;
         let mut buf = Vec::with_capacity(meta.len().min(MAX_FILE_SIZE) as usize + 1);
         let read = file
             .take(MAX_FILE_SIZE + 1)

@@ -232,6 +232,35 @@ fn load_rejects_open_permissions_and_accepts_0600() {
 }
 
 #[test]
+fn load_refuses_a_key_in_a_directory_others_can_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = dir.path().join("net");
+    fs::create_dir(&net).unwrap();
+    let path = net.join("ed25519_key.priv");
+    fs::write(&path, ALPHA_PRIV).unwrap();
+    set_mode(&path, 0o600);
+    for mode in [0o777, 0o770, 0o707] {
+        set_mode(&net, mode);
+        let err = PrivateKey::load(&path).unwrap_err();
+        assert!(
+            matches!(err, KeyError::DirectoryTooOpen { mode: m, .. } if m == mode),
+            "{err}"
+        );
+        let text = err.to_string();
+        assert!(text.starts_with(&path.display().to_string()), "{text}");
+        assert!(
+            text.contains(&format!("chmod go-w {}", net.display())),
+            "{text}"
+        );
+    }
+    // The sticky bit keeps others from replacing our file, as in /tmp.
+    for mode in [0o1777, 0o755, 0o700] {
+        set_mode(&net, mode);
+        assert_eq!(PrivateKey::load(&path).unwrap().public(), alpha_host_key());
+    }
+}
+
+#[test]
 fn load_errors_name_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ed25519_key.priv");
