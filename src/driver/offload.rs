@@ -219,6 +219,11 @@ fn segment_tcp(
     if doff < 20 || hdrs > frame.len() || mss == 0 || l4_off < l3_off + min_l3 {
         return Err(bad);
     }
+    // The IPv4 header must end where the TCP header starts (its checksum is
+    // recomputed over IHL * 4 bytes of each segment).
+    if v4 && usize::from(frame[l3_off] & 0x0f) * 4 != l4_off - l3_off {
+        return Err(bad);
+    }
     let payload = &frame[hdrs..];
     let seq0 = u32::from_be_bytes([
         frame[l4_off + 4],

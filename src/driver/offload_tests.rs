@@ -166,6 +166,25 @@ fn malformed_tso_is_refused_not_panicking() {
     );
 }
 
+/// Found by `fuzz/fuzz_targets/tap_offload.rs`: an IPv4 header claiming more
+/// bytes (IHL 15: 60) than lie before the TCP header (`csum_start`), with a
+/// payload too short to cover the difference, made the IPv4 checksum of a
+/// segment read past its end.
+#[test]
+fn tso_with_ihl_beyond_the_tcp_header_is_refused() {
+    let mut frame = tcp_frame(true, 5, 1, 0x10);
+    frame[14] = 0x4f;
+    let read = with_hdr(tso_hdr(true, 100), &frame);
+    assert_eq!(
+        split_read(&read, &mut Vec::new(), |_| {}),
+        Err(OffloadError::Malformed)
+    );
+    // IHL 5 with that header is still fine.
+    frame[14] = 0x45;
+    let read = with_hdr(tso_hdr(true, 100), &frame);
+    assert!(split_read(&read, &mut Vec::new(), |_| {}).is_ok());
+}
+
 /// Joins a run the way the driver writes it: header, first frame, payloads.
 fn join(segs: &mut [Vec<u8>]) -> (VnetHdr, Vec<u8>) {
     let n = segs.len();
