@@ -1,5 +1,6 @@
 //! Unauthenticated load (needs root; creates its own network namespaces and
-//! removes them): a flood of handshake inits claiming a known node's name
+//! removes them): a flood of handshake inits from unknown names (refused
+//! before the rate limiter), then of inits claiming a known node's name
 //! with a wrong key, then a mix of garbage, inits and data to unknown
 //! sessions, at 20 000 packets/s, at the UDP port of the node that serves a shared VIP, from an
 //! attacker namespace on the same bridge (the flooder of `examples/flood.rs`,
@@ -26,8 +27,10 @@ use std::time::{Duration, Instant};
 const NODES: [&str; 3] = ["node_1", "node_2", "node_3"];
 const VIP: &str = "10.1.1.10";
 const CLIENT: &str = "node_3";
-/// Seconds of each flood phase.
-const PHASE_S: u64 = 6;
+/// The flood phases: kind and seconds.
+const PHASES: [(&str, u64); 3] = [("init", 3), ("init-known", 5), ("mixed", 5)];
+/// Seconds of the init-known phase.
+const PHASE_S: u64 = PHASES[1].1;
 /// Flood rate (packets per second): what the daemon must absorb even on a
 /// loaded 2-core CI machine (scripts/bench-flood measures as fast as possible).
 const RATE: u64 = 20_000;
@@ -239,7 +242,7 @@ fn flood_of_unauthenticated_packets_does_not_disturb_sessions_or_vip() {
     let refused_before = refused(&lab);
     let ping_out = lab.dir.path().join("probe.ping");
     let client_ns = lab.node(CLIENT).ns.clone();
-    let deadline = (2 * PHASE_S + 2).to_string();
+    let deadline = (PHASES.iter().map(|p| p.1).sum::<u64>() + 2).to_string();
     let ping = lab.spawn_in(
         &client_ns,
         &[
@@ -249,14 +252,14 @@ fn flood_of_unauthenticated_packets_does_not_disturb_sessions_or_vip() {
         Some(&ping_out),
     );
     std::thread::sleep(Duration::from_millis(500));
-    let common = |kind: &str| -> Vec<String> {
+    let common = |kind: &str, seconds: u64| -> Vec<String> {
         [
             "--to",
             "192.0.2.1:655",
             "--kind",
             kind,
             "--seconds",
-            &PHASE_S.to_string(),
+            &seconds.to_string(),
             "--responder",
             "node_1",
             "--impersonate",
@@ -275,20 +278,28 @@ fn flood_of_unauthenticated_packets_does_not_disturb_sessions_or_vip() {
     let mut sent = 0;
     let mut answered_during_flood = 0;
     let mut verified_in_init_phase = 0;
-    for kind in ["init-known", "mixed"] {
+    let mut limited_in_unknown_phase = 0;
+    for (kind, seconds) in PHASES {
         let t0 = Instant::now();
         let verified_before = drop_counter(&lab, "bad_handshake");
-        let flooder = flood_in(&atk, common(kind));
+        let limited_before = drop_counter(&lab, "rate_limited");
+        let flooder = flood_in(&atk, common(kind, seconds));
         // The flooded daemon must keep answering its control socket.
-        while t0.elapsed() < Duration::from_secs(PHASE_S - 1) {
+        while t0.elapsed() < Duration::from_secs(seconds - 1) {
             std::thread::sleep(Duration::from_millis(1500));
             if json(&lab, "node_1", &["dump", "nodes", "--json"]).is_some() {
                 answered_during_flood += 1;
             }
         }
         sent += flooder.join().expect("flood thread");
-        if kind == "init-known" {
-            verified_in_init_phase = drop_counter(&lab, "bad_handshake") - verified_before;
+        match kind {
+            "init-known" => {
+                verified_in_init_phase = drop_counter(&lab, "bad_handshake") - verified_before;
+            }
+            "init" => {
+                limited_in_unknown_phase = drop_counter(&lab, "rate_limited") - limited_before;
+            }
+            _ => {}
         }
     }
     let status = lab.wait_child(ping, Duration::from_secs(10));
@@ -327,6 +338,11 @@ fn flood_of_unauthenticated_packets_does_not_disturb_sessions_or_vip() {
     assert!(
         refused_during > 10_000,
         "the flood did not reach node_1 ({refused_during} packets refused of {sent} sent)"
+    );
+    assert_eq!(
+        limited_in_unknown_phase, 0,
+        "inits from unknown names spent the handshake rate limiter's tokens \
+         (they must be refused by the cheap checks before it)"
     );
     assert!(
         verified_in_init_phase <= MAX_VERIFIED_PER_PHASE,
