@@ -1,6 +1,7 @@
-//! Property tests: generated valid configurations survive text rendering and parsing.
+//! Property tests: generated valid configurations (server variables, host files, VIPs) survive
+//! text rendering and parsing; arbitrary lines never panic the parsers and errors name FILE:LINE.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use proptest::prelude::*;
@@ -8,7 +9,9 @@ use proptest::prelude::*;
 use super::server_tests::from_text;
 use super::types::format_duration;
 use super::{
-    parse_duration, AddressFamily, AddressHost, BindAddress, HostAddress, Subnet, SubnetAddr,
+    parse_duration, parse_vip_settings, virtual_mac_for, AddressFamily, AddressHost, BindAddress,
+    CheckKind, DeviceType, HealthCheckSpec, HostAddress, Subnet, SubnetAddr, VipConfig,
+    VipSettings,
 };
 
 #[derive(Debug, Clone)]
@@ -217,5 +220,564 @@ proptest! {
     fn duration_format_roundtrip(n in any::<u64>(), nanos in 0u32..1_000_000_000) {
         let d = Duration::new(n / 1000, nanos);
         prop_assert_eq!(parse_duration(&format_duration(d)), Ok(d));
+    }
+}
+
+// ---------------------------------------------------------------- more server variables
+
+#[derive(Debug, Clone)]
+struct More {
+    mac_table_max: usize,
+    mac_table_max_per_node: usize,
+    arp_expire: Duration,
+    answer_arp: bool,
+    interface_mtu: u32,
+    script_timeout: Duration,
+    interpreter: Option<String>,
+    extension: Option<String>,
+    device: Option<String>,
+    dummy: bool,
+    key_file: Option<String>,
+}
+
+fn arb_positive_duration() -> impl Strategy<Value = Duration> {
+    prop_oneof![
+        (1u64..100_000).prop_map(Duration::from_millis),
+        (1u64..1_000_000_000_000).prop_map(Duration::from_nanos),
+        (1u64..1_000_000).prop_map(Duration::from_secs),
+    ]
+}
+
+fn arb_more() -> impl Strategy<Value = More> {
+    (
+        (
+            1usize..10_000_000,
+            1usize..1_000_000,
+            arb_positive_duration(),
+            any::<bool>(),
+            576u32..=65535,
+            arb_positive_duration(),
+        ),
+        (
+            proptest::option::of("/[a-z/]{1,20}"),
+            proptest::option::of("\\.[a-z]{1,4}"),
+            proptest::option::of("/dev/[a-z/]{1,12}"),
+            any::<bool>(),
+            proptest::option::of("[a-z_/]{1,20}\\.priv"),
+        ),
+    )
+        .prop_map(
+            |(
+                (mac_table_max, mac_table_max_per_node, arp_expire, answer_arp, mtu, script),
+                (interpreter, extension, device, dummy, key_file),
+            )| More {
+                mac_table_max,
+                mac_table_max_per_node,
+                arp_expire,
+                answer_arp,
+                interface_mtu: mtu,
+                script_timeout: script,
+                interpreter,
+                extension,
+                device,
+                dummy,
+                key_file,
+            },
+        )
+}
+
+fn render_more(m: &More, styles: &[(u8, u8)]) -> String {
+    let mut st = styles.iter().copied().cycle();
+    let st = &mut st;
+    let mut conf = String::new();
+    line(&mut conf, st, "Name", "alpha");
+    line(&mut conf, st, "MACTableMax", &m.mac_table_max.to_string());
+    line(
+        &mut conf,
+        st,
+        "MACTableMaxPerNode",
+        &m.mac_table_max_per_node.to_string(),
+    );
+    line(&mut conf, st, "ARPExpire", &format_duration(m.arp_expire));
+    line(
+        &mut conf,
+        st,
+        "AnswerARP",
+        if m.answer_arp { "yes" } else { "no" },
+    );
+    line(&mut conf, st, "InterfaceMTU", &m.interface_mtu.to_string());
+    line(
+        &mut conf,
+        st,
+        "ScriptTimeout",
+        &format_duration(m.script_timeout),
+    );
+    if let Some(i) = &m.interpreter {
+        line(&mut conf, st, "ScriptsInterpreter", i);
+    }
+    if let Some(e) = &m.extension {
+        line(&mut conf, st, "ScriptsExtension", e);
+    }
+    if let Some(d) = &m.device {
+        line(&mut conf, st, "Device", d);
+    }
+    line(
+        &mut conf,
+        st,
+        "DeviceType",
+        if m.dummy { "dummy" } else { "tap" },
+    );
+    if let Some(k) = &m.key_file {
+        line(&mut conf, st, "Ed25519PrivateKeyFile", k);
+    }
+    conf
+}
+
+// ---------------------------------------------------------------- VIP configuration
+
+/// A VIP as generated: the expected parse result is built from it.
+#[derive(Debug, Clone)]
+struct GenVip {
+    address: IpAddr,
+    prefix: Option<u8>,
+    weight: Option<u32>,
+    mac: Option<[u8; 6]>,
+    checks: Vec<GenCheck>,
+}
+
+#[derive(Debug, Clone)]
+struct GenCheck {
+    kind: CheckKind,
+    interval: Option<Duration>,
+    timeout: Option<Duration>,
+    rise: Option<u32>,
+    fall: Option<u32>,
+}
+
+#[derive(Debug, Clone)]
+struct GenVips {
+    vips: Vec<GenVip>,
+    hold_down: Option<Duration>,
+    idle: Option<Duration>,
+    grace: Option<Duration>,
+    /// Global interval and a timeout no longer than it (no warning).
+    timing: Option<(Duration, Duration)>,
+    rise: Option<u32>,
+    fall: Option<u32>,
+}
+
+fn usable_vip(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => {
+            !(a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.is_broadcast())
+        }
+        IpAddr::V6(a) => !(a.is_unspecified() || a.is_loopback() || a.is_multicast()),
+    }
+}
+
+fn arb_check_kind() -> impl Strategy<Value = CheckKind> {
+    let target = || (arb_ip(), 1u16..=65535).prop_map(|(ip, port)| SocketAddr::new(ip, port));
+    prop_oneof![
+        "[a-z][a-z0-9_]{0,7}( [a-z0-9./:_-]{1,8}){0,3}".prop_map(CheckKind::Exec),
+        target().prop_map(CheckKind::Tcp),
+        (
+            target(),
+            proptest::collection::vec(any::<u8>(), 0..8),
+            proptest::option::of(proptest::collection::vec(any::<u8>(), 1..8)),
+        )
+            .prop_map(|(addr, send, expect)| CheckKind::Udp { addr, send, expect }),
+    ]
+}
+
+fn arb_check() -> impl Strategy<Value = GenCheck> {
+    (
+        arb_check_kind(),
+        proptest::option::of((2u64..5000).prop_map(Duration::from_millis)),
+        proptest::option::of(1u32..10),
+        proptest::option::of(1u32..10),
+    )
+        .prop_map(|(kind, interval, rise, fall)| GenCheck {
+            kind,
+            // A timeout only together with an interval at least as long (no warning).
+            timeout: interval.map(|i| i / 2 + Duration::from_millis(1)),
+            interval,
+            rise,
+            fall,
+        })
+}
+
+fn arb_gen_vip() -> impl Strategy<Value = GenVip> {
+    (
+        arb_ip().prop_filter("usable VIP", usable_vip),
+        any::<u8>(),
+        any::<bool>(),
+        proptest::option::of(any::<u32>()),
+        proptest::option::of(any::<[u8; 5]>()),
+        proptest::collection::vec(arb_check(), 0..3),
+    )
+        .prop_map(|(address, p, with_prefix, weight, mac, checks)| {
+            let max = if address.is_ipv4() { 33 } else { 129 };
+            GenVip {
+                address,
+                prefix: with_prefix.then_some(p % max),
+                weight,
+                // Unicast, locally administered, never all zero.
+                mac: mac.map(|m| [0x0a, m[0], m[1], m[2], m[3], m[4]]),
+                checks,
+            }
+        })
+}
+
+fn arb_gen_vips() -> impl Strategy<Value = GenVips> {
+    (
+        proptest::collection::vec(arb_gen_vip(), 0..5),
+        proptest::option::of((0u64..10_000).prop_map(Duration::from_millis)),
+        proptest::option::of(arb_positive_duration()),
+        proptest::option::of((0u64..10_000).prop_map(Duration::from_millis)),
+        proptest::option::of((2u64..10_000, 0u64..1000)),
+        proptest::option::of(1u32..100),
+        proptest::option::of(1u32..100),
+    )
+        .prop_map(|(vips, hold_down, idle, grace, timing, rise, fall)| {
+            // Distinct addresses and distinct virtual MACs.
+            let mut seen_ip = std::collections::HashSet::new();
+            let mut seen_mac = std::collections::HashSet::new();
+            let vips = vips
+                .into_iter()
+                .filter(|v| seen_ip.insert(v.address))
+                .filter(|v| seen_mac.insert(v.mac.unwrap_or(virtual_mac_for(v.address))))
+                .collect();
+            GenVips {
+                vips,
+                hold_down,
+                idle,
+                grace,
+                timing: timing.map(|(i, t)| {
+                    let t = (t % i).max(1);
+                    (Duration::from_millis(i), Duration::from_millis(t))
+                }),
+                rise,
+                fall,
+            }
+        })
+}
+
+fn hex_bytes(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Renders the VIP lines into `out`, returning the expected settings (origins
+/// point at `file` and the line numbers the lines land on).
+fn render_vips(g: &GenVips, file: &str, out: &mut String) -> VipSettings {
+    let mut lineno = out.matches('\n').count();
+    let mut push = |out: &mut String, text: String| -> usize {
+        out.push_str(&text);
+        out.push('\n');
+        lineno += 1;
+        lineno
+    };
+    let d = VipSettings::default();
+    let hold_down = g.hold_down.unwrap_or(d.hold_down);
+    let flow_idle_timeout = g.idle.unwrap_or(d.flow_idle_timeout);
+    let shutdown_grace = g.grace.unwrap_or(d.shutdown_grace);
+    if let Some(h) = g.hold_down {
+        push(out, format!("VIPHoldDown = {}", format_duration(h)));
+    }
+    if let Some(i) = g.idle {
+        push(out, format!("flowidletimeout {}", format_duration(i)));
+    }
+    if let Some(s) = g.grace {
+        push(out, format!("ShutdownGrace={}", format_duration(s)));
+    }
+    let (mut interval, mut timeout) = (Duration::from_millis(500), Duration::from_millis(500));
+    if let Some((i, t)) = g.timing {
+        (interval, timeout) = (i, t);
+        push(out, format!("HealthCheckInterval = {}", format_duration(i)));
+        push(out, format!("HEALTHCHECKTIMEOUT = {}", format_duration(t)));
+    }
+    if let Some(r) = g.rise {
+        push(out, format!("HealthCheckRise = {r}"));
+    }
+    if let Some(f) = g.fall {
+        push(out, format!("HealthCheckFall = {f}"));
+    }
+    let mut vips = Vec::new();
+    for v in &g.vips {
+        let mut value = v.address.to_string();
+        if let Some(p) = v.prefix {
+            value.push_str(&format!("/{p}"));
+        }
+        if let Some(w) = v.weight {
+            value.push_str(&format!("#{w}"));
+        }
+        push(out, format!("VirtualIP = {value}"));
+        vips.push(VipConfig {
+            address: v.address,
+            prefix_len: v
+                .prefix
+                .unwrap_or(if v.address.is_ipv4() { 32 } else { 128 }),
+            weight: v.weight.unwrap_or(10),
+            virtual_mac: v.mac.unwrap_or(virtual_mac_for(v.address)),
+            mac_overridden: v.mac.is_some(),
+            checks: Vec::new(),
+        });
+    }
+    // MACs and checks after all VirtualIP lines (they may come in any order).
+    for v in &g.vips {
+        if let Some(m) = v.mac {
+            let mac: Vec<String> = m.iter().map(|b| format!("{b:02X}")).collect();
+            push(out, format!("VirtualMAC = {} {}", v.address, mac.join(":")));
+        }
+    }
+    for (vi, v) in g.vips.iter().enumerate() {
+        for c in &v.checks {
+            let mut opts = String::new();
+            if let Some(i) = c.interval {
+                opts.push_str(&format!(" interval={}", format_duration(i)));
+            }
+            if let Some(t) = c.timeout {
+                opts.push_str(&format!(" timeout={}", format_duration(t)));
+            }
+            if let Some(r) = c.rise {
+                opts.push_str(&format!(" rise={r}"));
+            }
+            if let Some(f) = c.fall {
+                opts.push_str(&format!(" fall={f}"));
+            }
+            let body = match &c.kind {
+                CheckKind::Exec(cmd) => format!("exec{opts} {cmd}"),
+                CheckKind::Tcp(a) => format!("tcp {a}{opts}"),
+                CheckKind::Udp { addr, send, expect } => {
+                    let mut b = format!("udp{opts} {addr}");
+                    if !send.is_empty() {
+                        b.push_str(&format!(" send={}", hex_bytes(send)));
+                    }
+                    if let Some(e) = expect {
+                        b.push_str(&format!(" expect={}", hex_bytes(e)));
+                    }
+                    b
+                }
+            };
+            let n = push(out, format!("HealthCheck = {} {body}", v.address));
+            vips[vi].checks.push(HealthCheckSpec {
+                vip: v.address,
+                kind: c.kind.clone(),
+                interval: c.interval.unwrap_or(interval),
+                timeout: c.timeout.unwrap_or(timeout),
+                rise: c.rise.or(g.rise).unwrap_or(2),
+                fall: c.fall.or(g.fall).unwrap_or(2),
+                origin: format!("{file}:{n}"),
+            });
+        }
+    }
+    VipSettings {
+        vips,
+        hold_down,
+        flow_idle_timeout,
+        shutdown_grace,
+    }
+}
+
+// ---------------------------------------------------------------- arbitrary lines
+
+/// Variables the parsers know, to make random lines hit real code paths.
+const VARIABLES: &[&str] = &[
+    "Name",
+    "Mode",
+    "DeviceType",
+    "Port",
+    "Address",
+    "Subnet",
+    "ConnectTo",
+    "Interface",
+    "AddressFamily",
+    "BindToAddress",
+    "MACExpire",
+    "MACTableMax",
+    "MACTableMaxPerNode",
+    "ARPExpire",
+    "AnswerARP",
+    "InterfaceMTU",
+    "ScriptTimeout",
+    "HelloInterval",
+    "DeadInterval",
+    "PingInterval",
+    "PingTimeout",
+    "KeyExpire",
+    "RekeyPackets",
+    "ReplayWindow",
+    "StoreLearnedHosts",
+    "Ed25519PublicKey",
+    "VirtualIP",
+    "VirtualMAC",
+    "HealthCheck",
+    "HealthCheckInterval",
+    "HealthCheckTimeout",
+    "HealthCheckRise",
+    "HealthCheckFall",
+    "VIPHoldDown",
+    "FlowIdleTimeout",
+    "ShutdownGrace",
+    "Weight",
+    "Cipher",
+    "Unknown_Var",
+];
+
+fn arb_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        // Numbers, durations, addresses, words, and their near misses.
+        "[0-9]{1,22}",
+        "-?[0-9]{0,6}(\\.[0-9]{0,4})?(ns|us|ms|s|m|h|d|x)?",
+        "[0-9a-fA-F:.]{1,40}(/[0-9]{1,3})?(#[0-9-]{1,12})?",
+        "(10\\.1\\.1\\.[0-9]{1,3}|::1|fe80::1) (exec|tcp|udp|EXEC|foo)( [a-z=0-9.:\\[\\]]{0,12}){0,4}",
+        "[ -~]{1,40}",
+        "\\PC{1,20}",
+    ]
+}
+
+fn arb_lines() -> impl Strategy<Value = Vec<(String, String)>> {
+    proptest::collection::vec(
+        (
+            prop_oneof![
+                4 => proptest::sample::select(VARIABLES).prop_map(str::to_string),
+                1 => "[A-Za-z]{1,12}",
+            ],
+            arb_value(),
+        ),
+        0..14,
+    )
+}
+
+fn text_of(lines: &[(String, String)], sep_seed: u8) -> String {
+    let seps = [" = ", "=", " ", "\t"];
+    lines
+        .iter()
+        .enumerate()
+        .map(|(i, (k, v))| {
+            let sep = seps[(usize::from(sep_seed) + i) % seps.len()];
+            format!("{k}{sep}{v}\n")
+        })
+        .collect()
+}
+
+/// An error names one of the two files, and its line (when it has one)
+/// exists in that file; a file-level error is one of the known whole-file ones.
+fn check_error(e: &super::ConfigError, conf: &str, host: &str) -> Result<(), TestCaseError> {
+    let text = if e.file == std::path::Path::new(CONF_PATH) {
+        conf
+    } else if e.file == std::path::Path::new(HOST_PATH) {
+        host
+    } else {
+        return Err(TestCaseError::fail(format!(
+            "error names another file: {e}"
+        )));
+    };
+    let shown = e.to_string();
+    prop_assert!(
+        shown.starts_with(&format!("{}", e.file.display())),
+        "{}",
+        shown
+    );
+    match e.line {
+        Some(n) => {
+            let l = text.split('\n').nth(n.saturating_sub(1)).unwrap_or("");
+            prop_assert!(
+                n >= 1 && !l.trim().is_empty(),
+                "{} points at an empty or missing line",
+                shown
+            );
+            prop_assert!(
+                shown.starts_with(&format!("{}:{n}: ", e.file.display())),
+                "{}",
+                shown
+            );
+        }
+        None => prop_assert!(
+            e.message.contains("Name is not set") || e.message.contains("must be longer than"),
+            "error without a line: {}",
+            shown
+        ),
+    }
+    Ok(())
+}
+
+const CONF_PATH: &str = "/n/meshd.conf";
+const HOST_PATH: &str = "/n/hosts/alpha";
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// The server variables the first round-trip leaves out.
+    #[test]
+    fn server_config_more_variables_roundtrip(
+        m in arb_more(),
+        styles in proptest::collection::vec(any::<(u8, u8)>(), 1..16),
+    ) {
+        let conf = render_more(&m, &styles);
+        let c = from_text(&conf, "").map_err(|e| TestCaseError::fail(format!("{e}\n{conf}")))?;
+        prop_assert_eq!(c.mac_table_max, m.mac_table_max);
+        prop_assert_eq!(c.mac_table_max_per_node, m.mac_table_max_per_node);
+        prop_assert_eq!(c.arp_expire, m.arp_expire);
+        prop_assert_eq!(c.answer_arp, m.answer_arp);
+        prop_assert_eq!(c.interface_mtu, m.interface_mtu);
+        prop_assert_eq!(c.script_timeout, m.script_timeout);
+        prop_assert_eq!(&c.scripts_interpreter, &m.interpreter);
+        prop_assert_eq!(&c.scripts_extension, &m.extension.clone().unwrap_or_default());
+        prop_assert_eq!(&c.device, &m.device);
+        prop_assert_eq!(c.device_type, if m.dummy { DeviceType::Dummy } else { DeviceType::Tap });
+        let key = m.key_file.as_ref().map_or_else(
+            || std::path::PathBuf::from("/n/ed25519_key.priv"),
+            |k| std::path::Path::new("/n").join(k),
+        );
+        prop_assert_eq!(&c.private_key_file, &key);
+        prop_assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
+    /// Generated VIP configurations (addresses, prefixes, weights, virtual
+    /// MACs, exec/tcp/udp checks with options, global timings), written as
+    /// configuration lines in the server config or the own host file, parse
+    /// back to exactly what was written, without warnings.
+    #[test]
+    fn vip_config_roundtrip(g in arb_gen_vips(), in_host in any::<bool>()) {
+        let (file, mut text) = if in_host {
+            (HOST_PATH, String::from("Port = 655\n"))
+        } else {
+            (CONF_PATH, String::from("Name = alpha\n# VIPs\n\n"))
+        };
+        let expect = render_vips(&g, file, &mut text);
+        let (conf, host) = if in_host { ("Name = alpha\n".to_string(), text.clone()) } else { (text.clone(), String::new()) };
+        let c = from_text(&conf, &host).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+        let mut warnings = Vec::new();
+        let got = parse_vip_settings(&c.raw, &mut warnings)
+            .map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+        prop_assert_eq!(got, expect, "{}", text);
+        prop_assert!(warnings.is_empty(), "{:?}\n{}", warnings, text);
+    }
+
+    /// Arbitrary `Variable = value` lines (known variables with random and
+    /// near-miss values) never panic the server or VIP parsers, and every
+    /// error names its file and, when it is about a line, that line.
+    #[test]
+    fn arbitrary_lines_never_panic_and_errors_name_file_and_line(
+        conf_lines in arb_lines(),
+        host_lines in arb_lines(),
+        with_name in any::<bool>(),
+        sep in any::<u8>(),
+    ) {
+        let mut conf = if with_name { String::from("Name = alpha\n") } else { String::new() };
+        conf.push_str(&text_of(&conf_lines, sep));
+        let host = text_of(&host_lines, sep.wrapping_add(1));
+        match from_text(&conf, &host) {
+            Ok(c) => {
+                let mut warnings = Vec::new();
+                if let Err(e) = parse_vip_settings(&c.raw, &mut warnings) {
+                    check_error(&e, &conf, &host)?;
+                }
+                for w in c.warnings.iter().chain(&warnings) {
+                    prop_assert!(w.starts_with(CONF_PATH) || w.starts_with(HOST_PATH), "warning without a file: {}", w);
+                }
+            }
+            Err(e) => check_error(&e, &conf, &host)?,
+        }
     }
 }

@@ -121,6 +121,10 @@ impl ReplayWindow {
 }
 
 #[cfg(test)]
+#[path = "replay_proptests.rs"]
+mod replay_proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

@@ -17,6 +17,10 @@ pub const TAG_LEN: usize = 16;
 pub const DATA_OVERHEAD: usize = DATA_HEADER_LEN + TAG_LEN;
 /// A session never seals, and never accepts, a counter at or above this.
 pub const REJECT_AFTER_MESSAGES: u64 = u64::MAX - (1 << 13);
+/// A rekey is asked for at least this many packets before
+/// [`REJECT_AFTER_MESSAGES`], whatever `rekey_after_packets` says, so a
+/// session never runs out of counters without having asked for its successor.
+const REKEY_MARGIN_PACKETS: u64 = 1 << 32;
 
 /// Rekey and expiry thresholds of a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -263,16 +267,24 @@ impl Session {
     /// should start a handshake on the *time* condition only if
     /// [`is_initiator`](Self::is_initiator) (see [`should_initiate_rekey`](Self::should_initiate_rekey)).
     pub fn needs_rekey(&self, now: Instant) -> bool {
-        self.send_counter >= self.policy.rekey_after_packets
+        self.send_counter >= self.rekey_packet_threshold()
             || now.saturating_duration_since(self.created) >= self.policy.rekey_after_time
     }
 
     /// The role-aware rule: the packet threshold applies to both sides, the
     /// time threshold only to the session's initiator.
     pub fn should_initiate_rekey(&self, now: Instant) -> bool {
-        self.send_counter >= self.policy.rekey_after_packets
+        self.send_counter >= self.rekey_packet_threshold()
             || (self.initiator
                 && now.saturating_duration_since(self.created) >= self.policy.rekey_after_time)
+    }
+
+    /// Packets sealed after which a rekey is due: `rekey_after_packets`, but
+    /// never closer than [`REKEY_MARGIN_PACKETS`] to the counter limit.
+    fn rekey_packet_threshold(&self) -> u64 {
+        self.policy
+            .rekey_after_packets
+            .min(REJECT_AFTER_MESSAGES - REKEY_MARGIN_PACKETS)
     }
 
     /// True once the session must not be used any more (too old, or send
@@ -365,6 +377,10 @@ impl Session {
         Ok(body)
     }
 }
+
+#[cfg(test)]
+#[path = "rekey_proptests.rs"]
+mod rekey_proptests;
 
 #[cfg(test)]
 pub(crate) mod tests {
@@ -638,6 +654,25 @@ pub(crate) mod tests {
             r.open(&mut q, t),
             Err(CryptoError::CounterExhausted(REJECT_AFTER_MESSAGES))
         );
+    }
+
+    /// Found by `rekey_proptests`: with `RekeyPackets` at or above the
+    /// counter limit (the config accepts any u64) the packet rule never fired
+    /// and a busy session ran out of counters without asking for a rekey.
+    #[test]
+    fn rekey_is_asked_for_before_the_counter_limit_whatever_the_policy() {
+        let t = Instant::now();
+        let (i, _) = pair(t);
+        let policy = SessionPolicy {
+            rekey_after_packets: u64::MAX,
+            ..SessionPolicy::default()
+        };
+        let mut i = i.with_policy(policy);
+        i.send_counter = REJECT_AFTER_MESSAGES - REKEY_MARGIN_PACKETS - 1;
+        assert!(!i.needs_rekey(t));
+        seal(&mut i, b"x");
+        assert!(i.needs_rekey(t) && i.should_initiate_rekey(t));
+        assert!(!i.is_expired(t), "still able to send while the rekey runs");
     }
 
     #[test]

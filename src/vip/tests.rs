@@ -223,3 +223,6 @@ fn late_frames_from_a_returning_holder_do_not_pull_an_established_flow_back() {
     e.pin_reply(later, VIP, dead, &key.reversed());
     assert_eq!(e.steer(later, VIP, &key), Some(Target::Peer(other.into())));
 }
+
+#[path = "flow_proptests.rs"]
+mod flow_proptests;
