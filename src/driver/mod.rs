@@ -20,7 +20,7 @@ use crate::config::NetDir;
 use crate::control::pidfile::{new_cookie, PidFile};
 use crate::control::{Request, Response};
 use crate::keys::PrivateKey;
-use crate::node::{Event, Node};
+use crate::node::{DownReason, Event, Node};
 use anyhow::{Context, Result};
 use scripts::{ScriptEnv, ScriptRequest, ScriptRunner};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -538,6 +538,11 @@ impl Daemon {
                     self.send_ready("serving; first session up");
                 }
             }
+            // Our own stop is not a failover of the peers' VIPs.
+            Event::PeerDown {
+                reason: DownReason::LocalShutdown,
+                ..
+            } => {}
             Event::PeerDown { ref name, .. } => {
                 metrics::note_holder_lost(
                     &self.node,
