@@ -40,6 +40,8 @@ impl Node {
         self.last_tick = Some(now);
         self.sweep_switch(now);
         self.tick_leave(now);
+        self.vip.tick(now);
+        self.drain_vip_events();
         let names: Vec<String> = self.peers.keys().cloned().collect();
         for name in &names {
             self.tick_peer(now, name);

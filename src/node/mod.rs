@@ -681,7 +681,10 @@ impl Node {
     /// When [`Node::handle_timeout`] must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut next = Some(self.next_gossip.min(self.next_switch_sweep));
-        if let Some(t) = self.leave_timeout() {
+        for t in [self.leave_timeout(), self.vip.next_deadline()]
+            .into_iter()
+            .flatten()
+        {
             next = next.map(|n| n.min(t));
         }
         let mut consider = |t: Instant| {

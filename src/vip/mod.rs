@@ -137,6 +137,9 @@ struct LocalState {
     healthy: bool,
     withdrawn: bool,
     serving: bool,
+    /// A failed health check withdrew the VIP: `vip-down` runs at this time,
+    /// so what peers already sent here still gets answered.
+    down_at: Option<Instant>,
 }
 
 impl LocalState {
@@ -144,6 +147,11 @@ impl LocalState {
         self.healthy && !self.withdrawn
     }
 }
+
+/// How long a holder whose health check failed keeps the VIP on its TAP after
+/// withdrawing it from its record: frames peers sent before they learned of the
+/// withdrawal (queued behind bulk data, in flight) are still answered.
+pub const HEALTH_WITHDRAW_LINGER: Duration = Duration::from_millis(500);
 
 /// Rendezvous score of `holder` for `key`: the highest wins.
 fn score(key: &FlowKey, holder: &str) -> u64 {
@@ -186,12 +194,14 @@ impl VipEngine {
                     cfg,
                     withdrawn: prev.withdrawn,
                     serving: prev.serving,
+                    down_at: prev.down_at,
                 },
                 None => LocalState {
                     healthy: !cfg.checked,
                     cfg,
                     withdrawn: false,
                     serving: false,
+                    down_at: None,
                 },
             };
             self.local.insert(state.cfg.address, state);
@@ -229,9 +239,28 @@ impl VipEngine {
         self.refresh_local(now);
     }
 
+    /// Runs the `vip-down` of health withdrawals whose linger is over.
+    pub fn tick(&mut self, now: Instant) {
+        for s in self.local.values_mut() {
+            if s.down_at.is_some_and(|t| now >= t) {
+                s.down_at = None;
+                if s.serving && !s.offered() {
+                    s.serving = false;
+                    self.events.push(VipEvent::Down(s.cfg.clone()));
+                }
+            }
+        }
+    }
+
+    /// When [`VipEngine::tick`] has something to do.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.local.values().filter_map(|s| s.down_at).min()
+    }
+
     /// Final stop: `vip-down` for everything still served.
     pub fn stop_serving(&mut self) {
         for s in self.local.values_mut() {
+            s.down_at = None;
             if s.serving {
                 s.serving = false;
                 self.events.push(VipEvent::Down(s.cfg.clone()));
@@ -253,15 +282,19 @@ impl VipEngine {
             });
             holder.weight = s.cfg.weight;
             update_holder(holder, offered, true, now);
-            // vip-up when we start offering, vip-down when a health check withdraws
-            // it; a graceful stop keeps serving until the very end.
+            // vip-up when we start offering; vip-down HEALTH_WITHDRAW_LINGER after a
+            // health check withdraws it (peers learn it from our record meanwhile and
+            // what they already sent is still answered); a graceful stop keeps
+            // serving until the very end.
             let state = self.local.get_mut(&s.cfg.address).expect("present");
-            if offered && !state.serving {
-                state.serving = true;
-                self.events.push(VipEvent::Up(s.cfg.clone()));
-            } else if !offered && state.serving && !state.withdrawn {
-                state.serving = false;
-                self.events.push(VipEvent::Down(s.cfg.clone()));
+            if offered {
+                state.down_at = None;
+                if !state.serving {
+                    state.serving = true;
+                    self.events.push(VipEvent::Up(s.cfg.clone()));
+                }
+            } else if state.serving && !state.withdrawn && state.down_at.is_none() {
+                state.down_at = Some(now + HEALTH_WITHDRAW_LINGER);
             }
         }
         self.gc();

@@ -181,10 +181,29 @@ fn local_vips_follow_health_and_emit_up_down() {
     assert!(e.local_items()[0].is_offered());
     assert_eq!(e.steer(t0, VIP, &flow(1)), Some(Target::Local));
     assert!(e.set_health(VIP, false, t0));
+    assert!(
+        !e.local_items()[0].is_offered(),
+        "withdrawn from the record at once"
+    );
+    assert_eq!(
+        e.poll_event(),
+        None,
+        "still answering what peers already sent"
+    );
+    assert_eq!(e.next_deadline(), Some(t0 + HEALTH_WITHDRAW_LINGER));
+    e.tick(t0 + HEALTH_WITHDRAW_LINGER - Duration::from_millis(1));
+    assert_eq!(e.poll_event(), None);
+    e.tick(t0 + HEALTH_WITHDRAW_LINGER);
     assert_eq!(e.poll_event(), Some(VipEvent::Down(cfg.clone())));
-    assert!(!e.local_items()[0].is_offered());
+    assert_eq!(e.next_deadline(), None);
     e.set_health(VIP, true, t0);
-    e.poll_event();
+    assert_eq!(e.poll_event(), Some(VipEvent::Up(cfg.clone())));
+    // Healthy again within the linger: no vip-down, no second vip-up.
+    e.set_health(VIP, false, t0);
+    e.set_health(VIP, true, t0 + Duration::from_millis(100));
+    e.tick(t0 + HEALTH_WITHDRAW_LINGER * 2);
+    assert_eq!(e.poll_event(), None);
+    assert!(e.local_items()[0].is_offered());
     // A graceful stop withdraws but keeps serving until the end.
     e.withdraw_all(t0);
     assert!(!e.local_items()[0].is_offered());
