@@ -29,7 +29,21 @@ fn scratch() -> &'static Path {
         } else {
             std::env::temp_dir()
         };
-        let dir = base.join(format!("meshd-fuzz-server-config-{}", std::process::id()));
+        // libFuzzer leaves by exit(), so no destructor removes our directory:
+        // remove those of earlier processes that are gone instead.
+        const PREFIX: &str = "meshd-fuzz-server-config-";
+        if let Ok(entries) = std::fs::read_dir(&base) {
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(PREFIX)) else {
+                    continue;
+                };
+                if !Path::new("/proc").join(pid).exists() {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+        let dir = base.join(format!("{PREFIX}{}", std::process::id()));
         std::fs::create_dir_all(dir.join("hosts")).expect("scratch network directory");
         dir
     })
