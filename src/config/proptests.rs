@@ -580,48 +580,17 @@ fn render_vips(g: &GenVips, file: &str, out: &mut String) -> VipSettings {
 
 // ---------------------------------------------------------------- arbitrary lines
 
-/// Variables the parsers know, to make random lines hit real code paths.
-const VARIABLES: &[&str] = &[
-    "Name",
-    "Mode",
-    "DeviceType",
-    "Port",
-    "Address",
-    "Subnet",
-    "ConnectTo",
-    "Interface",
-    "AddressFamily",
-    "BindToAddress",
-    "MACExpire",
-    "MACTableMax",
-    "MACTableMaxPerNode",
-    "ARPExpire",
-    "AnswerARP",
-    "InterfaceMTU",
-    "ScriptTimeout",
-    "HelloInterval",
-    "DeadInterval",
-    "PingInterval",
-    "PingTimeout",
-    "KeyExpire",
-    "RekeyPackets",
-    "ReplayWindow",
-    "StoreLearnedHosts",
-    "Ed25519PublicKey",
-    "VirtualIP",
-    "VirtualMAC",
-    "HealthCheck",
-    "HealthCheckInterval",
-    "HealthCheckTimeout",
-    "HealthCheckRise",
-    "HealthCheckFall",
-    "VIPHoldDown",
-    "FlowIdleTimeout",
-    "ShutdownGrace",
-    "Weight",
-    "Cipher",
-    "Unknown_Var",
-];
+/// Variables the parsers know (the same lists they use), plus one they do not,
+/// so random lines hit real code paths.
+fn variables() -> Vec<&'static str> {
+    use super::known::{MESHD_VARIABLES, TINC_HOST_VARIABLES, TINC_SERVER_VARIABLES};
+    let mut all: Vec<&'static str> =
+        [TINC_SERVER_VARIABLES, TINC_HOST_VARIABLES, MESHD_VARIABLES].concat();
+    all.sort_unstable();
+    all.dedup();
+    all.push("Unknown_Var");
+    all
+}
 
 fn arb_value() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -639,7 +608,7 @@ fn arb_lines() -> impl Strategy<Value = Vec<(String, String)>> {
     proptest::collection::vec(
         (
             prop_oneof![
-                4 => proptest::sample::select(VARIABLES).prop_map(str::to_string),
+                4 => proptest::sample::select(variables()).prop_map(str::to_string),
                 1 => "[A-Za-z]{1,12}",
             ],
             arb_value(),
