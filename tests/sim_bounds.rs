@@ -313,6 +313,53 @@ fn spoofed_handshake_sources_are_evicted_and_sessions_survive() {
     assert!(delivers(&mut net, "b", "a", BCAST, 6));
 }
 
+/// Forged inits naming `claimed` and signed with a wrong key, one per virtual
+/// millisecond from `count` distinct source addresses, for `duration`.
+fn forged_init_flood(net: &mut SimNet, to: &str, claimed: &str, seed: u64, duration: Duration) {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let wrong = meshd::keys::PrivateKey::generate(&mut rng);
+    let to_key = *net.node(to).public_key().as_bytes();
+    let steps = duration.as_millis() as u32;
+    for n in 1..=steps {
+        let ts = sim::WALL_BASE_NS + u64::from(n);
+        let (_, init) =
+            meshd::crypto::initiate(&wrong, claimed, to, to_key, n, ts, &mut rng).expect("an init");
+        let from = SocketAddr::from((Ipv4Addr::from(0x0a63_0000 + n % 4096), 655));
+        net.inject(to, from, init);
+        net.run_for(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn a_forged_init_flood_does_not_lock_out_a_peer_from_its_known_address() {
+    let names = ["a", "b"];
+    let mut net = mesh(21, &names, |_, _| {});
+    // b never reaches a with an init of its own (as if a were behind a NAT):
+    // a's inits are the only way back in once a restarts. (b's name is the
+    // larger, so b answers a's inits rather than insisting on its own.)
+    let (ia, ib) = (net.idx("a"), net.idx("b"));
+    net.tap = Some(Box::new(move |from, to, payload| {
+        !(from == ib && to == ia && payload.get(1) == Some(&1))
+    }));
+    net.kill("a");
+    // 1000 forged inits a second naming a, from 4096 rotating sources: four
+    // times the budget for unknown sources, which stays empty throughout.
+    forged_init_flood(&mut net, "b", "a", 21, Duration::from_secs(1));
+    assert!(!net.sees("b", "a"));
+    net.restart("a");
+    forged_init_flood(&mut net, "b", "a", 22, Duration::from_secs(3));
+    assert!(
+        net.node("b").drops().rate_limited > 1000,
+        "the flood did not exhaust the budget: {:?}",
+        net.node("b").drops()
+    );
+    assert!(
+        net.sees("a", "b") && net.sees("b", "a"),
+        "a, restarted at its known address, was locked out by the flood"
+    );
+    assert!(delivers(&mut net, "a", "b", BCAST, 9));
+}
+
 #[test]
 fn send_tap_and_spare_queues_are_capped_and_drain() {
     use meshd::node::limits::{MAX_SEND_QUEUE, MAX_TAP_QUEUE};

@@ -75,19 +75,29 @@ impl Node {
                 Err(format!("addressed to {:?}, not to us", init.responder_name))
             }
             Ok(init) => match self.peers.get(&init.initiator_name) {
-                Some(peer) if peer.key.is_some() => Ok(()),
+                Some(peer) if peer.key.is_some() => {
+                    Ok(peer.endpoint == Some(from) || peer.static_addresses.contains(&from))
+                }
                 _ => Err(format!("from unknown peer {:?}", init.initiator_name)),
             },
             Err(err) => Err(err.to_string()),
         };
-        if let Err(why) = plausible {
-            self.drops.bad_handshake += 1;
-            if let Some(suppressed) = self.refusal_log.allow(now) {
-                tracing::warn!(%from, suppressed, "refused handshake: {why}");
+        let from_known_address = match plausible {
+            Ok(known) => known,
+            Err(why) => {
+                self.drops.bad_handshake += 1;
+                if let Some(suppressed) = self.refusal_log.allow(now) {
+                    tracing::warn!(%from, suppressed, "refused handshake: {why}");
+                }
+                return;
             }
-            return;
-        }
-        if !self.limiter.allow(from.ip(), now) {
+        };
+        let limiter = if from_known_address {
+            &mut self.known_limiter
+        } else {
+            &mut self.limiter
+        };
+        if !limiter.allow(from.ip(), now) {
             self.drops.rate_limited += 1;
             return;
         }

@@ -125,6 +125,12 @@ impl Node {
                 self.limiter.max_tracked_sources(),
                 self.limiter.evicted_sources(),
             ),
+            Limit::evicting(
+                "handshake_sources_known",
+                self.known_limiter.tracked_sources(),
+                self.known_limiter.max_tracked_sources(),
+                self.known_limiter.evicted_sources(),
+            ),
             Limit::refusing(
                 "mac_table",
                 macs.learned_len(),

@@ -236,6 +236,14 @@ const MAX_SESSIONS_PER_PEER: usize = 8;
 const HANDSHAKES_PER_SEC: u32 = 250;
 /// Handshake inits per second from one source address (or IPv6 /64).
 const HANDSHAKES_PER_SOURCE_PER_SEC: u32 = 50;
+/// A separate budget for inits that come from the address the named peer was
+/// last seen at or that its host file gives: a flood of forged inits from
+/// other addresses empties the budget above, and must not lock out a real
+/// peer that restarts (or rekeys) from where it always was. Spoofing those
+/// addresses exactly is needed to touch it.
+const KNOWN_ENDPOINT_HANDSHAKES_PER_SEC: u32 = 100;
+/// The same, per source address.
+const KNOWN_ENDPOINT_HANDSHAKES_PER_SOURCE_PER_SEC: u32 = 20;
 
 /// The protocol state machine of one node.
 pub struct Node {
@@ -248,6 +256,8 @@ pub struct Node {
     sessions: HashMap<u32, SessionSlot>,
     pending: HashMap<u32, Pending>,
     limiter: HandshakeLimiter,
+    /// Budget for inits from a peer's known address (see KNOWN_ENDPOINT_HANDSHAKES_PER_SEC).
+    known_limiter: HandshakeLimiter,
     refusal_log: handshake::RefusalLog,
     transmits: VecDeque<Transmit>,
     /// Heartbeats, gossip and goodbyes: sent before any queued frame, so a
@@ -304,6 +314,11 @@ impl Node {
         let config_vip_settings = config.vip_settings.clone();
         let mut node = Node {
             limiter: HandshakeLimiter::new(HANDSHAKES_PER_SEC, HANDSHAKES_PER_SOURCE_PER_SEC, 4096),
+            known_limiter: HandshakeLimiter::new(
+                KNOWN_ENDPOINT_HANDSHAKES_PER_SEC,
+                KNOWN_ENDPOINT_HANDSHAKES_PER_SOURCE_PER_SEC,
+                4096,
+            ),
             refusal_log: handshake::RefusalLog::default(),
             config,
             identity,
