@@ -56,6 +56,46 @@ impl FlowKey {
     }
 }
 
+/// Length of [`FlowKey::canonical_bytes`]' output for an IP flow (the longest).
+pub const FLOW_KEY_BYTES: usize = 38;
+
+impl FlowKey {
+    /// The key as bytes whose layout is fixed (PROTOCOL §7.2), for hashes that
+    /// must not change with the compiler: an IP flow is `0x01`, source and
+    /// destination address as 16 bytes each (IPv4 as IPv4-mapped IPv6), the
+    /// protocol, source and destination port (big-endian); a MAC flow is
+    /// `0x02` and the 6 MAC bytes. Returns the buffer and the length used.
+    pub fn canonical_bytes(&self) -> ([u8; FLOW_KEY_BYTES], usize) {
+        let mut out = [0u8; FLOW_KEY_BYTES];
+        let v6 = |ip: IpAddr| match ip {
+            IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+            IpAddr::V6(v6) => v6.octets(),
+        };
+        match *self {
+            FlowKey::Ip {
+                src,
+                dst,
+                proto,
+                src_port,
+                dst_port,
+            } => {
+                out[0] = 0x01;
+                out[1..17].copy_from_slice(&v6(src));
+                out[17..33].copy_from_slice(&v6(dst));
+                out[33] = proto;
+                out[34..36].copy_from_slice(&src_port.to_be_bytes());
+                out[36..38].copy_from_slice(&dst_port.to_be_bytes());
+                (out, FLOW_KEY_BYTES)
+            }
+            FlowKey::Mac { src } => {
+                out[0] = 0x02;
+                out[1..7].copy_from_slice(&src.0);
+                (out, 7)
+            }
+        }
+    }
+}
+
 /// Whether the protocol carries 16-bit source and destination ports first.
 #[inline]
 fn has_ports(proto: u8) -> bool {

@@ -10,7 +10,6 @@ pub use flows::{Flow, FlowTable};
 use crate::switch::{FlowKey, MacAddr};
 use crate::wire::VipItem;
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -153,12 +152,35 @@ impl LocalState {
 /// withdrawal (queued behind bulk data, in flight) are still answered.
 pub const HEALTH_WITHDRAW_LINGER: Duration = Duration::from_millis(500);
 
-/// Rendezvous score of `holder` for `key`: the highest wins.
-fn score(key: &FlowKey, holder: &str) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    key.hash(&mut h);
-    holder.hash(&mut h);
-    h.finish()
+/// Rendezvous score of `holder` for `key`: the highest wins. A fixed function
+/// (PROTOCOL §7.2), so that a restart or an upgrade steers new flows as before
+/// and nodes of different builds agree: FNV-1a (64-bit) over the key's
+/// canonical bytes, a zero byte and the holder's name, then MurmurHash3's
+/// 64-bit finalizer (FNV alone mixes its last bytes poorly).
+pub(crate) fn score(key: &FlowKey, holder: &str) -> u64 {
+    let (bytes, len) = key.canonical_bytes();
+    fmix64(fnv1a64(&[&bytes[..len], &[0], holder.as_bytes()]))
+}
+
+/// FNV-1a, 64-bit, over the concatenation of `parts`.
+fn fnv1a64(parts: &[&[u8]]) -> u64 {
+    const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut h = FNV_OFFSET;
+    for &b in parts.iter().flat_map(|p| p.iter()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(FNV_PRIME);
+    }
+    h
+}
+
+/// MurmurHash3's 64-bit finalizer: every input bit affects every output bit.
+fn fmix64(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
 }
 
 impl VipEngine {

@@ -245,3 +245,38 @@ fn late_frames_from_a_returning_holder_do_not_pull_an_established_flow_back() {
 
 #[path = "flow_proptests.rs"]
 mod flow_proptests;
+
+#[test]
+fn fnv1a64_matches_the_published_vectors() {
+    assert_eq!(fnv1a64(&[b""]), 0xcbf2_9ce4_8422_2325);
+    assert_eq!(fnv1a64(&[b"a"]), 0xaf63_dc4c_8601_ec8c);
+    assert_eq!(fnv1a64(&[b"foo", b"bar"]), 0x8594_4171_f739_67e8);
+}
+
+#[test]
+fn the_rendezvous_score_is_pinned_across_builds() {
+    // PROTOCOL §7.2's example: a restart or another compiler must steer the same way.
+    let key = FlowKey::Ip {
+        src: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 5)),
+        dst: IpAddr::V4(Ipv4Addr::new(10, 1, 1, 10)),
+        proto: 17,
+        src_port: 40000,
+        dst_port: 53,
+    };
+    let (bytes, len) = key.canonical_bytes();
+    assert_eq!(len, 38);
+    assert_eq!(bytes[0], 1);
+    assert_eq!(
+        &bytes[1..17],
+        &Ipv4Addr::new(192, 0, 2, 5).to_ipv6_mapped().octets()
+    );
+    assert_eq!(&bytes[33..38], &[17, 0x9c, 0x40, 0, 53]);
+    // Computed independently (a few lines of Python following the spec).
+    assert_eq!(score(&key, "node_2"), 0xf7f9_44d9_d64f_7b51);
+    assert_eq!(score(&key, "node_3"), 0x7480_b2d8_55dc_9031);
+    let mac = FlowKey::Mac {
+        src: MacAddr([0x02, 0, 0, 0, 0, 0x05]),
+    };
+    assert_eq!(mac.canonical_bytes().1, 7);
+    assert_eq!(score(&mac, "node_2"), 0x6a7c_5006_a61a_666c);
+}
