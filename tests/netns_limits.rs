@@ -37,6 +37,7 @@ fn dump_limits_shows_every_table_and_the_control_socket_bound() {
         "script_queue",
         "control_connections",
         "log_streams",
+        "join_connections",
     ] {
         let line = text
             .lines()

@@ -352,6 +352,64 @@ fn a_graceful_stop_loses_no_probe() {
 }
 
 #[test]
+fn a_withdrawal_ack_leaves_after_the_frames_queued_before_it() {
+    // On a saturated link the client's daemon holds frames for the holder in
+    // its send queue when the holder's withdrawal arrives. The holder stops
+    // 20 ms after the last acknowledgement: the ack must not overtake those
+    // frames (PROTOCOL §7.3), or they reach a node that is gone.
+    let mut lab = lab(12, [10, 10, 10], |_| {});
+    lab.probe_for(Duration::from_millis(200), 4000);
+    let victim = name_of(lab.holder_of_port(4000));
+    let (client, holder) = (lab.net.idx("node_5"), lab.net.idx(victim));
+    let sizes = Rc::new(RefCell::new(Vec::new()));
+    let seen = sizes.clone();
+    lab.net.tap = Some(Box::new(move |from, to, payload: &[u8]| {
+        if from == client && to == holder {
+            seen.borrow_mut().push(payload.len());
+        }
+        true
+    }));
+    let now = lab.net.now;
+    lab.net.node_mut(victim).begin_leave(now);
+    lab.net.pump(holder);
+    // Before the withdrawal reaches the client: 50 large frames for the
+    // holder, queued but not yet sent (the driver has not had its turn).
+    let padding = [0u8; 1000];
+    for k in 0..50u32 {
+        let mut payload = (lab.next_seq + k).to_be_bytes().to_vec();
+        payload.extend_from_slice(&padding);
+        let f = udp(VMAC, CLIENT_MAC, CLIENT_IP, VIP, 4000, 53, &payload);
+        let now = lab.net.now;
+        lab.net.node_mut("node_5").handle_frame(now, &f);
+    }
+    lab.next_seq += 50;
+    sizes.borrow_mut().clear();
+    // The withdrawal arrives; the client sends what it queued, and its ack.
+    lab.net.run_for(Duration::from_millis(5));
+    let sent = sizes.borrow().clone();
+    let large: Vec<usize> = sent
+        .iter()
+        .enumerate()
+        .filter(|(_, &n)| n > 1000)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(large.len(), 50, "the queued frames: {sent:?}");
+    let small_before: Vec<usize> = sent[..large[49]]
+        .iter()
+        .copied()
+        .filter(|&n| n < 200)
+        .collect();
+    assert!(
+        small_before.is_empty(),
+        "a control message (the acknowledgement) overtook queued frames: {sent:?}"
+    );
+    assert!(
+        sent[large[49] + 1..].iter().any(|&n| n < 200),
+        "no acknowledgement after the frames: {sent:?}"
+    );
+}
+
+#[test]
 fn equal_holders_share_flows() {
     let mut lab = lab(8, [10, 10, 10], |_| {});
     for port in 0..300u16 {

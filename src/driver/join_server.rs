@@ -6,9 +6,11 @@
 use crate::config::{load_server_config, NetDir};
 use crate::invite::serve::{serve_join, ServeConfig};
 use crate::invite::store::{invitation_expire, DEFAULT_EXPIRE};
+use crate::node::Limit;
 use anyhow::{Context, Result};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -18,6 +20,25 @@ use tokio::sync::{mpsc, Semaphore};
 const MAX_CONCURRENT_JOINS: usize = 8;
 /// The longest one join connection may last.
 const JOIN_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Join connections in use and refused, for `dump limits`.
+#[derive(Debug)]
+pub struct JoinStats {
+    permits: Arc<Semaphore>,
+    refused: AtomicU64,
+}
+
+impl JoinStats {
+    /// `join_connections` for `dump limits`.
+    pub fn limit(&self) -> Limit {
+        Limit::refusing(
+            "join_connections",
+            MAX_CONCURRENT_JOINS - self.permits.available_permits(),
+            MAX_CONCURRENT_JOINS,
+            self.refused.load(Ordering::Relaxed),
+        )
+    }
+}
 
 /// A node that joined through this daemon.
 #[derive(Debug, Clone)]
@@ -29,14 +50,14 @@ pub struct Joined {
 }
 
 /// Binds the TCP port and spawns the accept loop on the current runtime. Abort the returned
-/// task (and await it) to close the port.
+/// task (and await it) to close the port; the stats count its connections.
 pub fn spawn(
     netdir: NetDir,
     self_name: String,
     bind: SocketAddr,
     only_v6: bool,
     joined: mpsc::UnboundedSender<Joined>,
-) -> Result<tokio::task::JoinHandle<()>> {
+) -> Result<(tokio::task::JoinHandle<()>, Arc<JoinStats>)> {
     let domain = if bind.is_ipv6() {
         Domain::IPV6
     } else {
@@ -56,7 +77,12 @@ pub fn spawn(
     let listener = TcpListener::from_std(socket.into()).context("cannot register the listener")?;
     tracing::info!(%bind, "serving invitations (meshd join) on TCP");
     let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_JOINS));
-    Ok(tokio::spawn(async move {
+    let stats = Arc::new(JoinStats {
+        permits: permits.clone(),
+        refused: AtomicU64::new(0),
+    });
+    let counted = stats.clone();
+    let task = tokio::spawn(async move {
         loop {
             let (mut stream, remote) = match listener.accept().await {
                 Ok(x) => x,
@@ -68,6 +94,7 @@ pub fn spawn(
             };
             let remote = crate::driver::udp::canonical(remote);
             let Ok(permit) = permits.clone().try_acquire_owned() else {
+                counted.refused.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%remote, "too many joins at once, connection closed");
                 continue;
             };
@@ -108,5 +135,6 @@ pub fn spawn(
                 }
             });
         }
-    }))
+    });
+    Ok((task, stats))
 }

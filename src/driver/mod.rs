@@ -75,6 +75,8 @@ struct Daemon {
     metrics_extra: metrics::Extra,
     /// The control socket's connection bounds.
     control_stats: std::sync::Arc<control_server::ControlStats>,
+    /// The join port's connection counts (`None` when it could not be bound).
+    join_stats: Option<std::sync::Arc<join_server::JoinStats>>,
 }
 
 async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
@@ -147,11 +149,15 @@ async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
         setup.address_family == crate::config::AddressFamily::Ipv6,
         joined_tx,
     ) {
-        Ok(task) => Some(task),
+        Ok((task, stats)) => Some((task, stats)),
         Err(err) => {
             tracing::warn!("invitations cannot be served: {err:#}");
             None
         }
+    };
+    let (join_server, join_stats) = match join_server {
+        Some((task, stats)) => (Some(task), Some(stats)),
+        None => (None, None),
     };
     let cookie = new_cookie();
     let (mut control, control_stats) = control_server::spawn(&socket_path, cookie.clone())?;
@@ -197,6 +203,7 @@ async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
         ready_sent: false,
         metrics_extra: metrics::Extra::default(),
         control_stats,
+        join_stats,
     };
     let (scrape_tx, mut scrape_rx) = tokio::sync::mpsc::channel::<metrics::Scrape>(8);
     let metrics_server = match d.setup.metrics_address {
@@ -612,6 +619,9 @@ impl Daemon {
         let mut limits = self.node.limits();
         limits.push(self.scripts.queue_limit());
         limits.extend(self.control_stats.limits());
+        if let Some(join) = &self.join_stats {
+            limits.push(join.limit());
+        }
         limits
     }
 

@@ -579,7 +579,11 @@ impl Node {
                     destination,
                     payload: out,
                 };
-                if matches!(msg, Message::Frame(_)) {
+                // A RecordAck is a barrier (PROTOCOL §7.3): it leaves behind
+                // the frames queued before it, so a holder that stops once
+                // acknowledged has received everything steered to it first.
+                // Everything else but frames jumps the queue.
+                if matches!(msg, Message::Frame(_) | Message::RecordAck { .. }) {
                     self.transmits.push_back(t);
                 } else {
                     self.urgent.push_back(t);
