@@ -462,3 +462,42 @@ fn a_stalled_node_does_not_declare_its_peers_dead() {
     }
     assert!(delivers(&mut net, "a", "b", BCAST, 10));
 }
+
+#[test]
+fn a_node_deaf_for_a_moment_does_not_declare_all_its_peers_dead() {
+    let names = ["a", "b", "c"];
+    let mut net = mesh(22, &names, |_, _| {});
+    // For 320 ms nothing reaches a (its loop busy with bulk data, say) while a
+    // itself runs and sends: every peer crosses a's 300 ms deadline at once.
+    let ia = net.idx("a");
+    let deaf = Rc::new(RefCell::new(true));
+    let gate = deaf.clone();
+    net.tap = Some(Box::new(move |_, to, _| !(to == ia && *gate.borrow())));
+    net.run_for(Duration::from_millis(320));
+    *deaf.borrow_mut() = false;
+    net.run_for(Duration::from_secs(1));
+    for p in ["b", "c"] {
+        assert_eq!(
+            net.node("a").peers()[p].stats.deaths,
+            0,
+            "a declared {p} dead"
+        );
+        assert!(net.sees("a", p));
+    }
+}
+
+#[test]
+fn a_node_really_cut_off_still_declares_its_peers_dead() {
+    let names = ["a", "b", "c"];
+    let mut net = mesh(23, &names, |_, _| {});
+    net.partition(&["a"]);
+    // DeadInterval 300 ms, plus the one grace of 225 ms for silence from all at once.
+    net.run_for(Duration::from_millis(600));
+    for p in ["b", "c"] {
+        assert!(!net.sees("a", p), "a still sees {p}");
+        assert_eq!(net.node("a").peers()[p].stats.deaths, 1);
+    }
+    // b and c, which still hear each other, declared only a dead, on time.
+    assert!(net.sees("b", "c") && net.sees("c", "b"));
+    assert!(!net.sees("b", "a"));
+}

@@ -37,6 +37,7 @@ impl Node {
     /// Timers: call when [`Node::poll_timeout`] is reached (calling early is harmless).
     pub fn handle_timeout(&mut self, now: Instant) {
         self.detect_stall(now);
+        self.detect_mass_silence(now);
         self.last_tick = Some(now);
         self.sweep_switch(now);
         self.tick_leave(now);
@@ -96,6 +97,49 @@ impl Node {
                 "event loop stalled; extending liveness grace"
             );
         }
+    }
+
+    /// When a peer reaches its deadline while every other live peer (two or
+    /// more in all) has been silent past its first probe too, the likelier
+    /// story is that we could not hear them (a loop busy with bulk data, a
+    /// machine that did not run us or them for a while), not that all of them
+    /// died in the same instant. Give them three quarters of a DeadInterval
+    /// more, probing again, before declaring them down; once per episode, so
+    /// a node that really is cut off still gives up. A single dead peer (a VIP
+    /// holder failing while the others talk) is not delayed.
+    pub(super) fn detect_mass_silence(&mut self, now: Instant) {
+        let dead = self.config.dead_interval;
+        let (mut live, mut due, mut quiet) = (0usize, 0usize, 0usize);
+        for peer in self.peers.values().filter(|p| p.alive) {
+            live += 1;
+            let silent = peer
+                .last_rx
+                .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+            // Past its deadline, or at least past its first unanswered probe.
+            due += usize::from(silent >= dead);
+            quiet += usize::from(silent >= dead / 2);
+        }
+        if live < 2 || due == 0 || quiet < live {
+            return;
+        }
+        if self
+            .mass_silence_grace_at
+            .is_some_and(|t| now.saturating_duration_since(t) < dead * 2)
+        {
+            return;
+        }
+        self.mass_silence_grace_at = Some(now);
+        // Three quarters of a DeadInterval more, probing again after a quarter
+        // and a half of it.
+        let grace = now.checked_sub(dead / 4).unwrap_or(now);
+        for peer in self.peers.values_mut().filter(|p| p.alive) {
+            peer.last_rx = Some(grace);
+            peer.probes_sent = 0;
+        }
+        tracing::warn!(
+            peers = live,
+            "every peer silent at once: probing them before declaring them down"
+        );
     }
 
     pub(super) fn tick_peer(&mut self, now: Instant, name: &str) {

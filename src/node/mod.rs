@@ -267,6 +267,8 @@ pub struct Node {
     drops: DropCounters,
     limit_counters: LimitCounters,
     last_tick: Option<Instant>,
+    /// When every peer last fell silent at once and got a grace (liveness).
+    mass_silence_grace_at: Option<Instant>,
     next_gossip: Instant,
     own: gossip::OwnRecord,
     open_buf: Vec<u8>,
@@ -334,6 +336,7 @@ impl Node {
             drops: DropCounters::default(),
             limit_counters: LimitCounters::default(),
             last_tick: None,
+            mass_silence_grace_at: None,
             next_gossip: now,
             own,
             open_buf: Vec::with_capacity(2048),
