@@ -13,11 +13,15 @@
 //!
 //! `ping` prints `median_us=… p10_us=… p90_us=… lost=…` (microseconds; a
 //! reply not back within 1 s counts as lost). It refuses destinations outside
-//! loopback, private and documentation ranges: a lab tool.
+//! the lab ranges of `support/lab_address.rs`.
 
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
+
+#[path = "support/lab_address.rs"]
+mod lab_address;
+use lab_address::is_test_destination;
 
 const USAGE: &str = "usage: udp_echo serve ADDR:PORT
        udp_echo ping ADDR:PORT [--count N (default 500)] [--interval-us US (default 10000)]";
@@ -55,7 +59,7 @@ fn parse_addr(text: &str) -> Result<SocketAddr, String> {
 
 fn parse_ping(args: &[String]) -> Result<(SocketAddr, usize, u64), String> {
     let to = parse_addr(args.first().ok_or_else(|| USAGE.to_string())?)?;
-    if !lab_address(to.ip()) {
+    if !is_test_destination(to.ip()) {
         return Err(format!(
             "{to}: only loopback, private and documentation addresses (a lab tool)"
         ));
@@ -75,23 +79,6 @@ fn parse_ping(args: &[String]) -> Result<(SocketAddr, usize, u64), String> {
         return Err("--count wants 1..=1000000".into());
     }
     Ok((to, count, interval_us))
-}
-
-fn lab_address(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            v4.is_loopback()
-                || v4.is_private()
-                || (o[0], o[1], o[2]) == (192, 0, 2)
-                || (o[0], o[1], o[2]) == (198, 51, 100)
-                || (o[0], o[1], o[2]) == (203, 0, 113)
-        }
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            v6.is_loopback() || (s[0] & 0xfe00) == 0xfc00 || (s[0], s[1]) == (0x2001, 0x0db8)
-        }
-    }
 }
 
 fn serve(addr: SocketAddr) -> Result<(), String> {

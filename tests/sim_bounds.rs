@@ -442,6 +442,18 @@ fn a_burst_of_deaths_backs_off_re_handshakes_and_spares_the_survivors() {
     }
 }
 
+/// `node` never declared any of `peers` dead and sees them all.
+fn assert_keeps_peers(net: &SimNet, node: &str, peers: &[&str]) {
+    for p in peers {
+        assert_eq!(
+            net.node(node).peers()[*p].stats.deaths,
+            0,
+            "{node} declared {p} dead"
+        );
+        assert!(net.sees(node, p));
+    }
+}
+
 #[test]
 fn a_stalled_node_does_not_declare_its_peers_dead() {
     let names = ["a", "b", "c"];
@@ -452,14 +464,7 @@ fn a_stalled_node_does_not_declare_its_peers_dead() {
     net.run_for(Duration::from_secs(2));
     net.thaw("a");
     net.run_for(Duration::from_secs(1));
-    for p in ["b", "c"] {
-        assert_eq!(
-            net.node("a").peers()[p].stats.deaths,
-            0,
-            "a declared {p} dead"
-        );
-        assert!(net.sees("a", p));
-    }
+    assert_keeps_peers(&net, "a", &["b", "c"]);
     assert!(delivers(&mut net, "a", "b", BCAST, 10));
 }
 
@@ -476,14 +481,7 @@ fn a_node_deaf_for_a_moment_does_not_declare_all_its_peers_dead() {
     net.run_for(Duration::from_millis(320));
     *deaf.borrow_mut() = false;
     net.run_for(Duration::from_secs(1));
-    for p in ["b", "c"] {
-        assert_eq!(
-            net.node("a").peers()[p].stats.deaths,
-            0,
-            "a declared {p} dead"
-        );
-        assert!(net.sees("a", p));
-    }
+    assert_keeps_peers(&net, "a", &["b", "c"]);
 }
 
 #[test]

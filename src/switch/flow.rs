@@ -9,6 +9,9 @@ use super::frame::{
 };
 use super::mac::MacAddr;
 
+/// Length of [`FlowKey::canonical_bytes`]' output for an IP flow (the longest).
+pub const FLOW_KEY_BYTES: usize = 38;
+
 /// What identifies a flow for per-flow steering (see [`flow_key`]).
 #[derive(Copy, Clone, Eq, PartialEq, Hash, Debug)]
 pub enum FlowKey {
@@ -54,12 +57,7 @@ impl FlowKey {
             mac @ FlowKey::Mac { .. } => mac,
         }
     }
-}
 
-/// Length of [`FlowKey::canonical_bytes`]' output for an IP flow (the longest).
-pub const FLOW_KEY_BYTES: usize = 38;
-
-impl FlowKey {
     /// The key as bytes whose layout is fixed (PROTOCOL §7.2), for hashes that
     /// must not change with the compiler: an IP flow is `0x01`, source and
     /// destination address as 16 bytes each (IPv4 as IPv4-mapped IPv6), the
