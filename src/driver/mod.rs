@@ -142,22 +142,18 @@ async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
     };
     // `meshd join` is served on the same port number over TCP; the mesh runs without it.
     let (joined_tx, mut joined_rx) = tokio::sync::mpsc::unbounded_channel();
-    let join_server = match join_server::spawn(
+    let (join_server, join_stats) = match join_server::spawn(
         netdir.clone(),
         setup.node.name.clone(),
         std::net::SocketAddr::new(setup.bind_address.ip(), port),
         setup.address_family == crate::config::AddressFamily::Ipv6,
         joined_tx,
     ) {
-        Ok((task, stats)) => Some((task, stats)),
+        Ok((task, stats)) => (Some(task), Some(stats)),
         Err(err) => {
             tracing::warn!("invitations cannot be served: {err:#}");
-            None
+            (None, None)
         }
-    };
-    let (join_server, join_stats) = match join_server {
-        Some((task, stats)) => (Some(task), Some(stats)),
-        None => (None, None),
     };
     let cookie = new_cookie();
     let (mut control, control_stats) = control_server::spawn(&socket_path, cookie.clone())?;
