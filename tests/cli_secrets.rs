@@ -144,7 +144,7 @@ fn generate_keys_comments_out_the_old_key_and_replaces_files_whole() {
     assert_eq!(mode_of(&old_copy), 0o600);
     assert_eq!(read(&old_copy), old_key);
     // The new private key is the one the host file announces.
-    let loaded = meshd::keys::PrivateKey::load(&key).unwrap();
+    let loaded = meshd::keyfile::load_private_key(&key).unwrap();
     assert_eq!(new_line, format!("Ed25519PublicKey = {}", loaded.public()));
     let nd = meshd::config::NetDir::new(&dir);
     let parsed = meshd::config::load_host_config(&nd, "alpha").unwrap();

@@ -18,7 +18,7 @@ pub fn init(netdir: &NetDir, name: &str, port: Option<u16>, address: Option<&str
     config::init_netdir(netdir, name, port, &line)?;
     eprintln!("Generating Ed25519 key pair:");
     let key_path = netdir.default_private_key_file();
-    key.save(&key_path)
+    crate::keyfile::save_private_key(&key, &key_path)
         .with_context(|| format!("cannot write {}", key_path.display()))?;
     if let Some(a) = address {
         config::write::append_lines(&netdir.host_file(name), &format!("Address = {a}\n"), 0o644)
@@ -58,7 +58,7 @@ pub fn generate_keys(netdir: &NetDir) -> Result<i32> {
         eprintln!("Old key saved as {}", old.display());
     }
     let key = PrivateKey::generate(&mut rand::rngs::OsRng);
-    key.save(&key_path)
+    crate::keyfile::save_private_key(&key, &key_path)
         .with_context(|| format!("cannot write {}", key_path.display()))?;
     let mut out = disable_old_public_keys(&host_text);
     out.push_str(&format!("Ed25519PublicKey = {}\n", key.public()));

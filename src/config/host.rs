@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use super::known;
 use super::netdir::{valid_node_name, NetDir};
 use super::parse::{read_config_file, ConfigLine};
-use super::subnet::Subnet;
 use super::types::{parse_port, HostAddress, DEFAULT_PORT};
 use super::ConfigError;
+use meshd_core::subnet::Subnet;
 
 /// The typed contents of one node's host file.
 #[derive(Debug, Clone, PartialEq, Eq)]

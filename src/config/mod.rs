@@ -22,7 +22,7 @@ pub mod known;
 pub mod netdir;
 pub mod parse;
 pub mod server;
-mod subnet;
+
 pub mod types;
 pub mod vip;
 pub mod write;
@@ -35,11 +35,11 @@ mod server_tests;
 use std::path::PathBuf;
 
 pub use host::{load_all_hosts, load_host_config, parse_host_config, HostConfig};
+pub(crate) use meshd_core::subnet::parse_mac;
+pub use meshd_core::subnet::{Subnet, SubnetAddr, DEFAULT_SUBNET_WEIGHT};
 pub use netdir::{valid_netname, valid_node_name, NetDir};
 pub use parse::{parse_config_text, read_config_file, ConfigLine};
 pub use server::{load_server_config, DeviceType, Mode, ServerConfig};
-pub(crate) use subnet::parse_mac;
-pub use subnet::{Subnet, SubnetAddr, DEFAULT_SUBNET_WEIGHT};
 pub use types::{
     format_duration, parse_bool, parse_duration, parse_port, AddressFamily, AddressHost,
     BindAddress, HostAddress, DEFAULT_PORT,

@@ -8,11 +8,11 @@ use std::time::Duration;
 use super::host::{bad_value, host_fields, Vars};
 use super::netdir::{valid_node_name, NetDir};
 use super::parse::{lookup, read_config_file, ConfigLine};
-use super::subnet::Subnet;
 use super::types::{
     format_duration, parse_bool, parse_duration, AddressFamily, BindAddress, HostAddress,
 };
 use super::ConfigError;
+use meshd_core::subnet::Subnet;
 
 /// Default `MACExpire`.
 pub const DEFAULT_MAC_EXPIRE: Duration = Duration::from_secs(600);

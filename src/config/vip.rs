@@ -39,9 +39,9 @@ use sha2::{Digest, Sha256};
 
 use super::host::Vars;
 use super::parse::ConfigLine;
-use super::subnet::parse_mac;
 use super::types::{format_duration, parse_duration};
 use super::ConfigError;
+use meshd_core::subnet::parse_mac;
 
 /// Weight of a `VirtualIP` without `#weight` (lower is preferred; as tinc's `Subnet`).
 pub const DEFAULT_VIP_WEIGHT: u32 = 10;

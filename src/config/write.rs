@@ -177,7 +177,7 @@ pub fn create_network_root(root: &Path) -> Result<(), ConfigError> {
                 .map_err(|e| ConfigError::io(root, "cannot chmod", &e))
         }
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists && root.is_dir() => {
-            crate::keys::perms::check_dir_for_secrets(root)
+            crate::keyfile::perms::check_dir_for_secrets(root)
                 .map_err(|e| ConfigError::file(root, e.to_string()))
         }
         Err(e) => Err(ConfigError::io(root, "cannot create directory", &e)),

@@ -19,7 +19,6 @@ mod udp_batch;
 use crate::config::NetDir;
 use crate::control::pidfile::{new_cookie, PidFile};
 use crate::control::{Request, Response};
-use crate::keys::PrivateKey;
 use crate::node::{DownReason, Event, Node};
 use anyhow::{Context, Result};
 use scripts::{ScriptEnv, ScriptRequest, ScriptRunner};
@@ -84,7 +83,7 @@ async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
     for w in &setup.warnings {
         tracing::warn!("{w}");
     }
-    let key = PrivateKey::load(&setup.private_key_file)
+    let key = crate::keyfile::load_private_key(&setup.private_key_file)
         .with_context(|| format!("cannot load the private key of {}", setup.node.name))?;
     let udp = udp::Udp::bind(&setup)?;
     let port = udp.local_port();

@@ -291,7 +291,7 @@ fn stage(
         }
         put("invitation-data", raw, 0o600)?;
         let key_path = staging.join("ed25519_key.priv");
-        key.save(&key_path)
+        crate::keyfile::save_private_key(key, &key_path)
             .with_context(|| format!("cannot write {}", key_path.display()))?;
         // Written last, as `init` does: its presence marks the directory as initialised.
         put("meshd.conf", &plan.meshd_conf(), 0o644)

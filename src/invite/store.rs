@@ -212,7 +212,7 @@ impl Store {
         if !path.exists() {
             return Ok(None);
         }
-        PrivateKey::load(&path)
+        crate::keyfile::load_private_key(&path)
             .map(Some)
             .with_context(|| format!("cannot load the invitation key {}", path.display()))
     }
@@ -295,7 +295,7 @@ impl Store {
             Some(k) => k,
             None => {
                 let k = PrivateKey::generate(rng);
-                k.save(&self.key_file()).with_context(|| {
+                crate::keyfile::save_private_key(&k, &self.key_file()).with_context(|| {
                     format!(
                         "cannot write the invitation key {}",
                         self.key_file().display()
@@ -366,7 +366,7 @@ impl Store {
             e
         };
         let meta = fs::metadata(&used).map_err(|e| fail(e.into(), &used, &original, true))?;
-        crate::keys::perms::check_secret_file(&original, &meta)
+        crate::keyfile::perms::check_secret_file(&original, &meta)
             .map_err(|e| fail(ClaimError::Insecure(e.to_string()), &used, &original, true))?;
         let created = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
         let contents = read_limited(&used).map_err(|e| fail(e, &used, &original, true))?;

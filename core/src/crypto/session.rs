@@ -403,7 +403,7 @@ pub(crate) mod tests {
 
     #[test]
     fn roundtrip_and_layout() {
-        let t = Instant::now();
+        let t = crate::test_clock::start();
         let (mut i, mut r) = pair(t);
         let mut pkt = seal(&mut i, b"hello");
         assert_eq!(pkt.len(), DATA_OVERHEAD + 5);
@@ -423,7 +423,7 @@ pub(crate) mod tests {
     fn wire_identical_to_rustcrypto_chacha20poly1305() {
         use chacha20poly1305::aead::{AeadInPlace, KeyInit};
         use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce as RcNonce, Tag as RcTag};
-        let t = Instant::now();
+        let t = crate::test_clock::start();
         let (mut i, mut r) = pair(t);
         i.send_counter = 0x0102_0304_0506;
         let plain: Vec<u8> = (0..1500u32).map(|n| n as u8).collect();
@@ -456,7 +456,7 @@ pub(crate) mod tests {
 
     #[test]
     fn responder_confirmed_on_first_open() {
-        let t = Instant::now();
+        let t = crate::test_clock::start();
         let (mut i, mut r) = pair(t);
         assert!(i.is_confirmed());
         assert!(!r.is_confirmed());
@@ -479,7 +479,7 @@ pub(crate) mod tests {
 
     #[test]
     fn tampering_any_byte_fails() {
-        let t = Instant::now();
+        let t = crate::test_clock::start();
         let (mut i, mut r) = pair(t);
         let pkt = seal(&mut i, b"some payload bytes");
         for pos in 0..pkt.len() {
@@ -511,7 +511,7 @@ pub(crate) mod tests {
 
     #[test]
     fn replay_rejected_reorder_accepted() {
-        let t = Instant::now();
+        let t = crate::test_clock::start();
         let (mut i, mut r) = pair(t);
         let pkts: Vec<Vec<u8>> = (0..10u8).map(|n| seal(&mut i, &[n])).collect();
         for n in [3usize, 0, 9, 1, 2, 8, 4, 7, 5, 6] {
@@ -533,7 +533,7 @@ pub(crate) mod tests {
 
     #[test]
     fn too_old_rejected() {
-        let t = Instant::now();
+        let t = crate::test_clock::start();
         let (i, r) = pair(t);
         let policy = SessionPolicy {
             replay_window: 64,
@@ -555,7 +555,7 @@ pub(crate) mod tests {
 
     #[test]
     fn truncated_datagrams_rejected() {
-        let t = Instant::now();
+        let t = crate::test_clock::start();
         let (mut i, mut r) = pair(t);
         let pkt = seal(&mut i, b"");
         assert_eq!(pkt.len(), 30);
@@ -570,7 +570,7 @@ pub(crate) mod tests {
 
     #[test]
     fn wrong_receiver_and_type() {
-        let t = Instant::now();
+        let t = crate::test_clock::start();
         let (mut i, mut r) = pair(t);
         let mut p = seal(&mut i, b"x");
         assert!(matches!(
@@ -586,7 +586,7 @@ pub(crate) mod tests {
 
     #[test]
     fn rekey_by_packets() {
-        let t = Instant::now();
+        let t = crate::test_clock::start();
         let (i, r) = pair(t);
         let policy = SessionPolicy {
             rekey_after_packets: 3,
@@ -611,7 +611,7 @@ pub(crate) mod tests {
 
     #[test]
     fn rekey_and_expiry_by_time() {
-        let t = Instant::now();
+        let t = crate::test_clock::start();
         let (mut i, mut r) = pair(t);
         let p = *i.policy();
         let before = t + p.rekey_after_time - Duration::from_millis(1);
@@ -637,7 +637,7 @@ pub(crate) mod tests {
 
     #[test]
     fn counter_exhaustion() {
-        let t = Instant::now();
+        let t = crate::test_clock::start();
         let (mut i, mut r) = pair(t);
         i.send_counter = REJECT_AFTER_MESSAGES - 1;
         let mut p = seal(&mut i, b"last");
@@ -661,7 +661,7 @@ pub(crate) mod tests {
     /// and a busy session ran out of counters without asking for a rekey.
     #[test]
     fn rekey_is_asked_for_before_the_counter_limit_whatever_the_policy() {
-        let t = Instant::now();
+        let t = crate::test_clock::start();
         let (i, _) = pair(t);
         let policy = SessionPolicy {
             rekey_after_packets: u64::MAX,
@@ -677,7 +677,7 @@ pub(crate) mod tests {
 
     #[test]
     fn debug_has_no_keys() {
-        let (i, _) = pair(Instant::now());
+        let (i, _) = pair(crate::test_clock::start());
         let s = format!("{i:?}");
         assert!(s.contains("0xbbbb0002"));
         assert!(
@@ -688,7 +688,7 @@ pub(crate) mod tests {
 
     #[test]
     fn seal_reuses_buffer() {
-        let t = Instant::now();
+        let t = crate::test_clock::start();
         let (mut i, mut r) = pair(t);
         let mut out = Vec::with_capacity(2048);
         let ptr = out.as_ptr();

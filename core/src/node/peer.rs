@@ -57,7 +57,7 @@ pub struct Peer {
     /// Its latest signed record.
     pub record: Option<NodeRecord>,
     /// Static subnets its record lists (`Subnet` lines of its own host file).
-    pub subnets: Vec<crate::config::Subnet>,
+    pub subnets: Vec<crate::subnet::Subnet>,
     /// The address its authenticated packets last came from.
     pub endpoint: Option<SocketAddr>,
     /// Local index of the session used to send to it.
@@ -155,7 +155,7 @@ mod tests {
 
     #[test]
     fn candidates_are_deduplicated_and_bounded() {
-        let now = Instant::now();
+        let now = crate::test_clock::start();
         let mut p = Peer::new("b", now);
         let a: SocketAddr = "192.0.2.2:655".parse().unwrap();
         let c: SocketAddr = "192.0.2.3:655".parse().unwrap();
@@ -167,7 +167,7 @@ mod tests {
 
     #[test]
     fn retry_backs_off_to_a_cap() {
-        let mut p = Peer::new("b", Instant::now());
+        let mut p = Peer::new("b", crate::test_clock::start());
         assert_eq!(
             p.retry_delay(Duration::from_secs(5)),
             Duration::from_millis(250)

@@ -57,7 +57,7 @@ pub struct NodeConfig {
     /// Most peers the node will track (a bound on memory).
     pub max_peers: usize,
     /// Our static subnets (`Subnet` lines of our host file), published in our record.
-    pub subnets: Vec<crate::config::Subnet>,
+    pub subnets: Vec<crate::subnet::Subnet>,
     /// MAC table, ARP answering and frame limits.
     pub switch: crate::switch::SwitchConfig,
     /// VIPs this node serves.
@@ -143,7 +143,7 @@ pub enum Event {
         /// The owning peer, or None for this node.
         owner: Option<String>,
         /// The subnet (a MAC for learned addresses).
-        subnet: crate::config::Subnet,
+        subnet: crate::subnet::Subnet,
         /// The owner's UDP address, when it is a peer.
         endpoint: Option<SocketAddr>,
     },
@@ -162,7 +162,7 @@ pub enum Event {
         /// The owning peer, or None for this node.
         owner: Option<String>,
         /// The subnet.
-        subnet: crate::config::Subnet,
+        subnet: crate::subnet::Subnet,
         /// The owner's last UDP address, when it is a peer.
         endpoint: Option<SocketAddr>,
     },
@@ -647,7 +647,7 @@ impl Node {
         let own_subnets = self.config.subnets.clone();
         for s in learned
             .into_iter()
-            .map(|m| crate::config::Subnet::mac(m.0))
+            .map(|m| crate::subnet::Subnet::mac(m.0))
             .chain(own_subnets)
         {
             self.events.push_back(Event::SubnetDown {

@@ -87,7 +87,7 @@ pub(super) fn tap(sw: &mut Switch, now: Instant, frame: &[u8]) -> Delivery {
 
 #[test]
 fn learns_and_forwards_unicast_to_the_right_peer() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::start();
     let mut sw = Switch::new(SwitchConfig::default());
     assert_eq!(sw.from_peer(t0, "b", &data(LOCAL, MB)), Delivery::Tap);
     assert_eq!(sw.from_peer(t0, "c", &data(LOCAL, MC)), Delivery::Tap);
@@ -114,7 +114,7 @@ fn learns_and_forwards_unicast_to_the_right_peer() {
 
 #[test]
 fn floods_broadcast_multicast_unknown_and_dead() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::start();
     let mut sw = Switch::new(SwitchConfig::default());
     assert_eq!(
         tap(&mut sw, t0, &data(MacAddr::BROADCAST, LOCAL)),
@@ -142,7 +142,7 @@ fn floods_broadcast_multicast_unknown_and_dead() {
 
 #[test]
 fn local_destination_is_looped() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::start();
     let mut sw = Switch::new(SwitchConfig::default());
     tap(&mut sw, t0, &data(MacAddr::BROADCAST, LOCAL2));
     assert_eq!(tap(&mut sw, t0, &data(LOCAL2, LOCAL)), Delivery::Drop);
@@ -151,7 +151,7 @@ fn local_destination_is_looped() {
 
 #[test]
 fn mac_moves_between_peers_at_once() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::start();
     let mut sw = Switch::new(SwitchConfig::default());
     sw.from_peer(t0, "b", &data(LOCAL, MB));
     events(&mut sw);
@@ -187,7 +187,7 @@ fn mac_moves_between_peers_at_once() {
 
 #[test]
 fn expiry_with_fake_clock() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::start();
     let mut sw = Switch::new(SwitchConfig::default());
     sw.from_peer(t0, "b", &data(LOCAL, MB));
     sw.from_peer(t0, "b", &is_at(MC, IP_B));
@@ -213,7 +213,7 @@ fn expiry_with_fake_clock() {
 
 #[test]
 fn static_pin_beats_learning() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::start();
     let mut sw = Switch::new(SwitchConfig::default());
     sw.from_peer(t0, "c", &data(LOCAL, MB));
     events(&mut sw);
@@ -254,7 +254,7 @@ fn static_pin_beats_learning() {
 
 #[test]
 fn peer_down_forgets_its_macs() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::start();
     let mut sw = Switch::new(SwitchConfig::default());
     sw.from_peer(t0, "b", &data(LOCAL, MB));
     sw.from_peer(t0, "b", &data(LOCAL, MC));
@@ -272,7 +272,7 @@ fn peer_down_forgets_its_macs() {
 
 #[test]
 fn caps_hold_against_a_flood_of_source_macs() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::start();
     let cfg = SwitchConfig {
         macs: MacTableLimits {
             max_per_port: 100,
@@ -331,7 +331,7 @@ fn caps_hold_against_a_flood_of_source_macs() {
 
 #[test]
 fn malformed_inputs_are_counted() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::start();
     let mut sw = Switch::new(SwitchConfig {
         max_frame_len: 100,
         ..SwitchConfig::default()
@@ -377,7 +377,7 @@ proptest! {
         frames in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..100), 1..20),
         from_peer in proptest::collection::vec(any::<bool>(), 20),
     ) {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::start();
         let mut sw = Switch::new(SwitchConfig::default());
         let mut replies = Vec::new();
         for (i, f) in frames.iter().enumerate() {
@@ -399,7 +399,7 @@ proptest! {
         dst in any::<[u8; 6]>(),
         payload in proptest::collection::vec(any::<u8>(), 0..120),
     ) {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::start();
         let mut sw = Switch::new(SwitchConfig::default());
         let frame = eth(MacAddr(dst), LOCAL, ethertype, &payload);
         let mut replies = Vec::new();
@@ -410,7 +410,7 @@ proptest! {
 
 #[test]
 fn reserved_macs_are_forwarded_but_never_learned() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::start();
     let mut sw = Switch::new(SwitchConfig::default());
     let vmac = MacAddr([0x02, 0x5e, 0, 0, 0, 1]);
     sw.from_peer(t0, "b", &data(LOCAL, vmac));

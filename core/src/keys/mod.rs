@@ -6,7 +6,6 @@
 pub mod base64;
 mod document;
 mod pem;
-pub mod perms;
 mod private;
 
 #[cfg(test)]
@@ -272,7 +271,7 @@ pub fn invitation_file_name(cookie: &[u8], pubkey: &PublicKey) -> String {
 
 /// Overwrites `buf` with zeros in a way the optimiser may not elide
 /// (best effort; used for secret material in transient buffers).
-fn wipe(buf: &mut [u8]) {
+pub fn wipe(buf: &mut [u8]) {
     buf.fill(0);
     std::hint::black_box(buf);
 }

@@ -44,7 +44,7 @@ fn spread(e: &mut VipEngine, now: Instant, n: u16) -> BTreeMap<String, usize> {
 
 #[test]
 fn equal_weights_share_flows_and_flows_stick() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::start();
     let later = t0 + Duration::from_secs(5);
     let mut e = client(&[("h2", 10), ("h3", 10), ("h4", 10)], t0);
     let counts = spread(&mut e, later, 3000);
@@ -61,7 +61,7 @@ fn equal_weights_share_flows_and_flows_stick() {
 
 #[test]
 fn lowest_weight_is_active_others_are_backup() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::start();
     let later = t0 + Duration::from_secs(5);
     let mut e = client(&[("h2", 5), ("h3", 10), ("h4", 10)], t0);
     let counts = spread(&mut e, later, 100);
@@ -76,7 +76,7 @@ fn lowest_weight_is_active_others_are_backup() {
 
 #[test]
 fn a_dead_holder_only_moves_its_own_flows() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::start();
     let later = t0 + Duration::from_secs(5);
     let mut e = client(&[("h2", 10), ("h3", 10), ("h4", 10)], t0);
     let before: Vec<Option<Target>> = (0..300).map(|i| e.steer(later, VIP, &flow(i))).collect();
@@ -93,7 +93,7 @@ fn a_dead_holder_only_moves_its_own_flows() {
 
 #[test]
 fn a_returning_holder_waits_out_its_hold_down_and_takes_no_established_flow() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::start();
     let t1 = t0 + Duration::from_secs(5);
     let mut e = client(&[("h2", 10), ("h3", 10)], t0);
     e.set_peer_alive("h2", false, t1);
@@ -118,7 +118,7 @@ fn a_returning_holder_waits_out_its_hold_down_and_takes_no_established_flow() {
 
 #[test]
 fn a_lone_holder_in_hold_down_gets_traffic_and_none_when_dead() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::start();
     let mut e = client(&[("h2", 10)], t0);
     assert_eq!(e.steer(t0, VIP, &flow(1)), Some(Target::Peer("h2".into())));
     e.set_peer_alive("h2", false, t0);
@@ -128,7 +128,7 @@ fn a_lone_holder_in_hold_down_gets_traffic_and_none_when_dead() {
 
 #[test]
 fn withdrawn_vips_get_no_new_flows() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::start();
     let later = t0 + Duration::from_secs(5);
     let mut e = client(&[("h2", 10), ("h3", 10)], t0);
     e.apply_peer_items("h2", &[item(10, false)], true, later);
@@ -142,7 +142,7 @@ fn withdrawn_vips_get_no_new_flows() {
 
 #[test]
 fn replies_to_flows_a_holder_started_go_back_to_it() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::start();
     let later = t0 + Duration::from_secs(5);
     let mut e = client(&[("h2", 10), ("h3", 10), ("h4", 10)], t0);
     // h4 sends a query from the VIP (VIP:53 -> client:4000).
@@ -164,7 +164,7 @@ fn replies_to_flows_a_holder_started_go_back_to_it() {
 
 #[test]
 fn local_vips_follow_health_and_emit_up_down() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::start();
     let mut e = VipEngine::new("h2", VipSettings::default());
     let cfg = LocalVip {
         address: VIP,
@@ -214,7 +214,7 @@ fn local_vips_follow_health_and_emit_up_down() {
 
 #[test]
 fn idle_flows_expire() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::start();
     let mut e = client(&[("h2", 10)], t0);
     e.steer(t0, VIP, &flow(1));
     assert_eq!(e.flows().len(), 1);
@@ -226,7 +226,7 @@ fn idle_flows_expire() {
 
 #[test]
 fn late_frames_from_a_returning_holder_do_not_pull_an_established_flow_back() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::start();
     let later = t0 + Duration::from_secs(5);
     let mut e = client(&[("h2", 10), ("h3", 10)], t0);
     let key = flow(9);

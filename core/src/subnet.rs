@@ -77,7 +77,7 @@ fn mask_v6(prefix: u8) -> u128 {
 }
 
 /// A colon-separated MAC address (`02:00:00:00:00:0a`, one or two hex digits per byte).
-pub(crate) fn parse_mac(s: &str) -> Option<[u8; 6]> {
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
     let mut mac = [0u8; 6];
     let mut parts = s.split(':');
     for byte in mac.iter_mut() {

@@ -4,7 +4,7 @@
 
 use super::status::SubnetStatus;
 use super::Node;
-use crate::config::{Subnet, SubnetAddr};
+use crate::subnet::{Subnet, SubnetAddr};
 use crate::switch::Port;
 use std::time::Instant;
 

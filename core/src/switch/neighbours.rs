@@ -156,7 +156,7 @@ mod tests {
 
     #[test]
     fn learn_refresh_change() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::start();
         let mut t = NeighbourTable::new(Duration::from_secs(300), 10);
         assert_eq!(t.learn(ip("10.0.0.1"), A, t0), NeighbourLearned::New);
         assert_eq!(t.learn(ip("10.0.0.1"), A, t0), NeighbourLearned::Refreshed);
@@ -173,7 +173,7 @@ mod tests {
 
     #[test]
     fn refuses_meaningless_bindings() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::start();
         let mut t = NeighbourTable::new(Duration::from_secs(300), 10);
         for bad in ["0.0.0.0", "255.255.255.255", "224.0.0.1", "::", "ff02::1"] {
             assert_eq!(t.learn(ip(bad), A, t0), NeighbourLearned::Refused, "{bad}");
@@ -190,7 +190,7 @@ mod tests {
 
     #[test]
     fn cap_refuses_new_but_refreshes_old() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::start();
         let mut t = NeighbourTable::new(Duration::from_secs(300), 2);
         assert_eq!(t.learn(ip("10.0.0.1"), A, t0), NeighbourLearned::New);
         assert_eq!(t.learn(ip("10.0.0.2"), A, t0), NeighbourLearned::New);
@@ -205,7 +205,7 @@ mod tests {
 
     #[test]
     fn expiry_with_fake_clock() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::start();
         let mut t = NeighbourTable::new(Duration::from_secs(300), 10);
         t.learn(ip("10.0.0.1"), A, t0);
         t.learn(ip("10.0.0.2"), B, t0 + Duration::from_secs(200));

@@ -3,7 +3,7 @@
 //! static subnets each node publishes in its record pin its MACs.
 
 use super::{Event, Node};
-use crate::config::{Subnet, SubnetAddr};
+use crate::subnet::{Subnet, SubnetAddr};
 use crate::switch::{Delivery, MacAddr, Port, SwitchEvent};
 use crate::wire::extension::{decode_extension, ExtensionItem};
 use std::time::{Duration, Instant};

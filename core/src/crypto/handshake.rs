@@ -718,7 +718,7 @@ mod tests {
     #[test]
     fn full_handshake_and_data_both_ways() {
         let w = world();
-        let now = Instant::now();
+        let now = crate::test_clock::start();
         let (mut st, init) = w.init(7, TS, &mut rng(1));
         assert_eq!(st.sender_index(), 7);
         assert_eq!(
@@ -765,7 +765,7 @@ mod tests {
     #[test]
     fn two_step_responder_api_with_guard() {
         let w = world();
-        let now = Instant::now();
+        let now = crate::test_clock::start();
         let mut guard = TimestampGuard::new();
         let (mut st, init) = w.init(1, TS, &mut rng(1));
         let v = verify_init("beta", &init, w.beta_lookup()).unwrap();
@@ -906,7 +906,7 @@ mod tests {
     #[test]
     fn initiator_rejects_wrong_receiver_index() {
         let w = world();
-        let now = Instant::now();
+        let now = crate::test_clock::start();
         let (mut st, init) = w.init(0x1111, TS, &mut rng(1));
         let (_, _, resp) =
             respond(&w.beta, "beta", &init, w.beta_lookup(), 9, &mut rng(2), now).unwrap();
@@ -931,7 +931,7 @@ mod tests {
     #[test]
     fn initiator_rejects_response_signed_by_wrong_key() {
         let w = world();
-        let now = Instant::now();
+        let now = crate::test_clock::start();
         let impostor = TestSigner::from_seed([0x77; 32]);
         let (mut st, init) = w.init(5, TS, &mut rng(1));
         // The impostor passes as "beta" to a responder that has its key ...
@@ -973,7 +973,7 @@ mod tests {
     #[test]
     fn initiator_rejects_every_tampered_response_byte() {
         let w = world();
-        let now = Instant::now();
+        let now = crate::test_clock::start();
         let (mut st, init) = w.init(5, TS, &mut rng(1));
         let (_, _, resp) =
             respond(&w.beta, "beta", &init, w.beta_lookup(), 9, &mut rng(2), now).unwrap();
@@ -991,7 +991,7 @@ mod tests {
     #[test]
     fn low_order_ephemerals_rejected() {
         let w = world();
-        let now = Instant::now();
+        let now = crate::test_clock::start();
         // Initiator sends the all-zero point, correctly signed.
         let mut m = HandshakeInit {
             sender_index: 1,
@@ -1067,7 +1067,7 @@ mod tests {
             w.beta_lookup(),
             0x0a0b_0c0d,
             &mut rng(2),
-            Instant::now(),
+            crate::test_clock::start(),
         )
         .unwrap();
         let r = HandshakeResponse::parse(&resp).unwrap();
@@ -1124,7 +1124,7 @@ mod tests {
 
     // ---- Test vectors (proto/vectors/handshake-v1.txt) ----
 
-    const VECTOR_FILE: &str = include_str!("../../proto/vectors/handshake-v1.txt");
+    const VECTOR_FILE: &str = include_str!("../../../proto/vectors/handshake-v1.txt");
     const INITIATOR_RNG_SEED: [u8; 32] = [0xa1; 32];
     const RESPONDER_RNG_SEED: [u8; 32] = [0xb2; 32];
     const VEC_INITIATOR_INDEX: u32 = 0x1234_5678;
@@ -1134,7 +1134,7 @@ mod tests {
 
     fn compute_vectors() -> Vec<(&'static str, String, &'static str)> {
         let w = world();
-        let now = Instant::now();
+        let now = crate::test_clock::start();
         let (mut st, init) = initiate(
             &w.alpha,
             "alpha",

@@ -1,4 +1,4 @@
-//! Permission checks for secret files (private keys, invitations) (part of the keys module):
+//! Permission checks for secret files (private keys, invitations) (part of the keyfile module):
 //! a secret that group or others may read or write is refused, and so is one in a directory
 //! that group or others may write without the sticky bit (they could swap the file).
 
@@ -7,7 +7,7 @@ use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use super::KeyError;
+use crate::keys::KeyError;
 
 /// Mode bits that must be clear on a secret file: group and others, any access.
 const SECRET_FILE_FORBIDDEN: u32 = 0o077;

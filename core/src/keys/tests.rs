@@ -1,9 +1,5 @@
 //! Tests of the keys module, including known-answer tests against real tinc 1.1 output.
 
-use std::fs;
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
-
 use proptest::prelude::*;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -11,13 +7,13 @@ use sha2::{Digest, Sha512};
 
 use super::*;
 
-const ALPHA_PRIV: &str = include_str!("../../proto/vectors/tinc11/alpha.ed25519_key.priv");
-const ALPHA_HOST: &str = include_str!("../../proto/vectors/tinc11/alpha.host");
-const ALPHA_SIGNED: &str = include_str!("../../proto/vectors/tinc11/alpha.signed.txt");
+const ALPHA_PRIV: &str = include_str!("../../../proto/vectors/tinc11/alpha.ed25519_key.priv");
+const ALPHA_HOST: &str = include_str!("../../../proto/vectors/tinc11/alpha.host");
+const ALPHA_SIGNED: &str = include_str!("../../../proto/vectors/tinc11/alpha.signed.txt");
 const INVITATION_PRIV: &str =
-    include_str!("../../proto/vectors/tinc11/invitation.ed25519_key.priv");
-const INVITATION_URL: &str = include_str!("../../proto/vectors/tinc11/invitation.url");
-const INVITATION_FILENAME: &str = include_str!("../../proto/vectors/tinc11/invitation.filename");
+    include_str!("../../../proto/vectors/tinc11/invitation.ed25519_key.priv");
+const INVITATION_URL: &str = include_str!("../../../proto/vectors/tinc11/invitation.url");
+const INVITATION_FILENAME: &str = include_str!("../../../proto/vectors/tinc11/invitation.filename");
 
 fn alpha_host_key() -> PublicKey {
     let value = ALPHA_HOST
@@ -29,10 +25,6 @@ fn alpha_host_key() -> PublicKey {
 
 fn rng() -> ChaCha20Rng {
     ChaCha20Rng::seed_from_u64(0x6d65_7368)
-}
-
-fn set_mode(path: &Path, mode: u32) {
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
 }
 
 #[test]
@@ -189,154 +181,6 @@ fn kat_invitation_url_and_file_name() {
 #[test]
 fn base64_abc() {
     assert_eq!(base64::encode(b"abc"), "hJ2Y");
-}
-
-#[test]
-fn load_rejects_open_permissions_and_accepts_0600() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("ed25519_key.priv");
-    fs::write(&path, ALPHA_PRIV).unwrap();
-
-    set_mode(&path, 0o644);
-    let err = PrivateKey::load(&path).unwrap_err();
-    assert!(matches!(
-        err,
-        KeyError::PermissionsTooOpen { mode: 0o644, .. }
-    ));
-    let p = path.display();
-    assert_eq!(
-        err.to_string(),
-        format!("{p}: permissions 0644 are too open (group/world can read it); run chmod 600 {p}")
-    );
-    for mode in [0o640, 0o604, 0o620, 0o602, 0o666] {
-        set_mode(&path, mode);
-        assert!(
-            matches!(
-                PrivateKey::load(&path),
-                Err(KeyError::PermissionsTooOpen { .. })
-            ),
-            "{mode:o}"
-        );
-    }
-    set_mode(&path, 0o620);
-    assert!(PrivateKey::load(&path)
-        .unwrap_err()
-        .to_string()
-        .contains("can write it"));
-
-    for mode in [0o600, 0o400, 0o700] {
-        set_mode(&path, mode);
-        let key = PrivateKey::load(&path).unwrap();
-        assert_eq!(key.public(), alpha_host_key());
-    }
-}
-
-#[test]
-fn load_refuses_a_key_in_a_directory_others_can_write() {
-    let dir = tempfile::tempdir().unwrap();
-    let net = dir.path().join("net");
-    fs::create_dir(&net).unwrap();
-    let path = net.join("ed25519_key.priv");
-    fs::write(&path, ALPHA_PRIV).unwrap();
-    set_mode(&path, 0o600);
-    for mode in [0o777, 0o770, 0o707] {
-        set_mode(&net, mode);
-        let err = PrivateKey::load(&path).unwrap_err();
-        assert!(
-            matches!(err, KeyError::DirectoryTooOpen { mode: m, .. } if m == mode),
-            "{err}"
-        );
-        let text = err.to_string();
-        assert!(text.starts_with(&path.display().to_string()), "{text}");
-        assert!(
-            text.contains(&format!("chmod go-w {}", net.display())),
-            "{text}"
-        );
-    }
-    // The sticky bit keeps others from replacing our file, as in /tmp.
-    for mode in [0o1777, 0o755, 0o700] {
-        set_mode(&net, mode);
-        assert_eq!(PrivateKey::load(&path).unwrap().public(), alpha_host_key());
-    }
-}
-
-#[test]
-fn load_errors_name_the_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("ed25519_key.priv");
-    let name = path.display().to_string();
-
-    let err = PrivateKey::load(&path).unwrap_err();
-    assert!(matches!(err, KeyError::Io { op: "open", .. }));
-    assert!(err.to_string().starts_with(&name), "{err}");
-
-    fs::write(&path, "not a key\n").unwrap();
-    set_mode(&path, 0o600);
-    let err = PrivateKey::load(&path).unwrap_err();
-    assert!(matches!(err, KeyError::InFile { .. }));
-    assert!(err.to_string().starts_with(&name), "{err}");
-    assert!(
-        err.to_string().contains("BEGIN ED25519 PRIVATE KEY"),
-        "{err}"
-    );
-
-    let err = PrivateKey::load(dir.path()).unwrap_err();
-    assert!(
-        err.to_string()
-            .starts_with(&dir.path().display().to_string()),
-        "{err}"
-    );
-
-    fs::write(&path, vec![b'A'; 100_000]).unwrap();
-    let err = PrivateKey::load(&path).unwrap_err();
-    assert!(err.to_string().starts_with(&name), "{err}");
-}
-
-#[test]
-fn generated_key_round_trips_through_save_and_load() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("ed25519_key.priv");
-    let key = PrivateKey::generate(&mut rng());
-    key.save(&path).unwrap();
-    let meta = fs::metadata(&path).unwrap();
-    assert_eq!(meta.permissions().mode() & 0o7777, 0o600);
-
-    let text = fs::read_to_string(&path).unwrap();
-    assert_eq!(text, key.to_pem_string());
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 4);
-    assert_eq!(lines[0], "-----BEGIN ED25519 PRIVATE KEY-----");
-    assert_eq!((lines[1].len(), lines[2].len()), (64, 64));
-    assert_eq!(lines[3], "-----END ED25519 PRIVATE KEY-----");
-
-    let loaded = PrivateKey::load(&path).unwrap();
-    assert_eq!(loaded.public(), key.public());
-    let sig = loaded.sign(b"msg");
-    assert_eq!(sig, key.sign(b"msg"));
-    assert!(key.public().verify(b"msg", &sig));
-    assert!(!key.public().verify(b"msh", &sig));
-
-    // Overwriting works, keeps 0600, and leaves no temporary files behind.
-    set_mode(&path, 0o644);
-    let key2 = PrivateKey::generate(&mut rng_other());
-    key2.save(&path).unwrap();
-    assert_eq!(
-        fs::metadata(&path).unwrap().permissions().mode() & 0o7777,
-        0o600
-    );
-    assert_eq!(PrivateKey::load(&path).unwrap().public(), key2.public());
-    let entries: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
-    assert_eq!(entries.len(), 1);
-
-    // Saving into a missing directory fails and names the path.
-    let err = key
-        .save(&dir.path().join("missing/ed25519_key.priv"))
-        .unwrap_err();
-    assert!(err.to_string().contains("missing"), "{err}");
-}
-
-fn rng_other() -> ChaCha20Rng {
-    ChaCha20Rng::seed_from_u64(7)
 }
 
 #[test]

@@ -70,7 +70,7 @@ fn arb_flows(n: std::ops::Range<usize>) -> impl Strategy<Value = Vec<FlowKey>> {
 
 /// Which holder each flow gets from a fresh engine (pure hash, no history).
 fn assignment(own: &str, holders: &[(String, u32)], flows: &[FlowKey]) -> Vec<Option<String>> {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::start();
     let mut e = engine(own, holders, t0);
     flows
         .iter()
@@ -139,7 +139,7 @@ proptest! {
             }
         }
         // The same through a live engine: established flows, then a death.
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::start();
         let mut e = engine("client", &holders, t0);
         let t1 = t0 + SETTLED;
         let live: Vec<Option<String>> = flows.iter().map(|k| holder(e.steer(t1, VIP, k))).collect();
@@ -176,7 +176,7 @@ proptest! {
                 prop_assert_eq!(a.as_deref(), Some(newcomer.as_str()), "flow {} moved to an old holder", i);
             }
         }
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::start();
         let mut e = engine("client", &holders, t0);
         let t1 = t0 + SETTLED;
         for k in &flows {
@@ -220,7 +220,7 @@ proptest! {
         churn in prop::collection::vec((any::<prop::sample::Index>(), any::<bool>()), 1..20),
     ) {
         let holders: Vec<(String, u32)> = names.iter().map(|n| (n.clone(), 10)).collect();
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::start();
         let mut e = engine("client", &holders, t0);
         let mut now = t0 + SETTLED;
         let mut alive: BTreeSet<String> = names.iter().cloned().collect();

@@ -106,7 +106,7 @@ mod tests {
 
     #[test]
     fn bounded_and_counts() {
-        let now = Instant::now();
+        let now = crate::test_clock::start();
         let vip: IpAddr = "10.1.1.10".parse().unwrap();
         let mut t = FlowTable::new(2);
         for (n, h) in [(1, "a"), (2, "b"), (3, "a")] {

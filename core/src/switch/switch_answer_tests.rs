@@ -2,7 +2,7 @@
 //! TAP, and of the IP-to-MAC bindings it learns.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use etherparse::{Icmpv6Slice, PacketBuilder};
 
@@ -12,7 +12,7 @@ use super::*;
 
 #[test]
 fn arp_answered_for_a_station_behind_a_live_peer() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::start();
     let mut sw = Switch::new(SwitchConfig::default());
     assert_eq!(sw.from_peer(t0, "b", &is_at(MB, IP_B)), Delivery::Tap);
     assert_eq!(sw.neighbours().lookup(&IpAddr::V4(IP_B), t0), Some(MB));
@@ -45,7 +45,7 @@ fn arp_answered_for_a_station_behind_a_live_peer() {
 
 #[test]
 fn arp_not_answered_when_it_should_cross() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::start();
     let mut sw = Switch::new(SwitchConfig::default());
     sw.from_peer(t0, "b", &is_at(MB, IP_B));
     let mut replies = Vec::new();
@@ -109,7 +109,7 @@ fn arp_not_answered_when_it_should_cross() {
 
 #[test]
 fn arp_for_a_local_station_is_dropped() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::start();
     let mut sw = Switch::new(SwitchConfig::default());
     let ip2 = Ipv4Addr::new(10, 0, 0, 11);
     let g = arp(2, MacAddr::BROADCAST, (LOCAL2, ip2), (MacAddr::ZERO, ip2));
@@ -120,7 +120,7 @@ fn arp_for_a_local_station_is_dropped() {
 
 #[test]
 fn neighbour_conflict_event() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::start();
     let mut sw = Switch::new(SwitchConfig::default());
     sw.from_peer(t0, "b", &is_at(MB, IP_B));
     sw.from_peer(t0, "b", &is_at(MB, IP_B));
@@ -172,7 +172,7 @@ fn ll_option(kind: u8, mac: MacAddr) -> Vec<u8> {
 
 #[test]
 fn ns_answered_with_a_valid_checksum() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::start();
     let mut sw = Switch::new(SwitchConfig::default());
     let ip_b: Ipv6Addr = "fd00::b".parse().unwrap();
     let ip_local: Ipv6Addr = "fd00::1".parse().unwrap();

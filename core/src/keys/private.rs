@@ -1,12 +1,8 @@
-//! The node's Ed25519 private key and tinc 1.1's `ed25519_key.priv` file
-//! (part of the keys module): 96 bytes = clamped scalar ‖ nonce prefix ‖ public key.
+//! The node's Ed25519 private key and the contents of tinc 1.1's
+//! `ed25519_key.priv` file (part of the keys module; reading and writing the
+//! file is the daemon's `keyfile` module): 96 bytes = clamped scalar ‖ nonce prefix ‖ public key.
 
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use ed25519_dalek::hazmat::{raw_sign, ExpandedSecretKey};
 use ed25519_dalek::VerifyingKey;
@@ -17,8 +13,6 @@ use super::{pem, wipe, KeyError, PublicKey, PRIVATE_KEY_PEM_LABEL};
 
 /// Size of the expanded key stored in the file.
 const EXPANDED_LEN: usize = 96;
-/// Key files larger than this are rejected without reading them whole.
-const MAX_FILE_SIZE: u64 = 64 * 1024;
 
 /// A node's Ed25519 identity key, in tinc's expanded form (the seed is not kept).
 ///
@@ -102,7 +96,8 @@ impl PrivateKey {
         Self::from_pem_bytes(text.as_bytes())
     }
 
-    fn from_pem_bytes(text: &[u8]) -> Result<PrivateKey, KeyError> {
+    /// [`PrivateKey::from_pem_str`] on bytes (a file's contents, not yet known to be UTF-8).
+    pub fn from_pem_bytes(text: &[u8]) -> Result<PrivateKey, KeyError> {
         let mut bytes = pem::read_pem(text, PRIVATE_KEY_PEM_LABEL)?;
         let key = Self::from_expanded(&bytes);
         wipe(&mut bytes);
@@ -121,80 +116,6 @@ impl PrivateKey {
         text
     }
 
-    /// Reads a private key file, refusing one that group or others may read
-    /// or write, or that sits in a directory group or others may write without
-    /// the sticky bit (the error tells how to fix it). Every error names the file.
-    pub fn load(path: &Path) -> Result<PrivateKey, KeyError> {
-        let io_err = |op: &'static str| {
-            move |err: io::Error| KeyError::Io {
-                path: path.to_path_buf(),
-                op,
-                err,
-            }
-        };
-        let file = File::open(path).map_err(io_err("open"))?;
-        let meta = file.metadata().map_err(io_err("stat"))?;
-        super::perms::check_secret(path, &meta)?;
-        let mut buf = Vec::with_capacity(meta.len().min(MAX_FILE_SIZE) as usize + 1);
-        let read = file
-            .take(MAX_FILE_SIZE + 1)
-            .read_to_end(&mut buf)
-            .map_err(io_err("read"));
-        let result = match read {
-            Err(e) => Err(e),
-            Ok(_) if buf.len() as u64 > MAX_FILE_SIZE => Err(io_err("read")(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("file is larger than {MAX_FILE_SIZE} bytes"),
-            ))),
-            Ok(_) => Self::from_pem_bytes(&buf).map_err(|err| KeyError::InFile {
-                path: path.to_path_buf(),
-                err: Box::new(err),
-            }),
-        };
-        wipe(&mut buf);
-        result
-    }
-
-    /// Writes the key file atomically: a temporary file in the same
-    /// directory, created with mode 0600, is written, fsynced and renamed
-    /// over `path` (replacing any existing file); then the directory is
-    /// fsynced. The final file has mode 0600.
-    pub fn save(&self, path: &Path) -> Result<(), KeyError> {
-        let io_err = |p: &Path, op: &'static str| {
-            let p = p.to_path_buf();
-            move |err: io::Error| KeyError::Io { path: p, op, err }
-        };
-        let file_name = path.file_name().ok_or_else(|| {
-            io_err(path, "save")(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "path does not name a file",
-            ))
-        })?;
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        let (tmp_path, mut file) = create_temp(dir, &file_name.to_string_lossy())
-            .map_err(|(p, e)| io_err(&p, "create")(e))?;
-        let mut text = self.to_pem_string().into_bytes();
-        let written = file
-            .set_permissions(fs::Permissions::from_mode(0o600))
-            .map_err(io_err(&tmp_path, "chmod"))
-            .and_then(|()| file.write_all(&text).map_err(io_err(&tmp_path, "write")))
-            .and_then(|()| file.sync_all().map_err(io_err(&tmp_path, "fsync")));
-        wipe(&mut text);
-        drop(file);
-        if let Err(e) = written.and_then(|()| {
-            fs::rename(&tmp_path, path).map_err(io_err(path, "rename temporary file onto"))
-        }) {
-            let _ = fs::remove_file(&tmp_path);
-            return Err(e);
-        }
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err(dir, "fsync directory"))
-    }
-
     /// The matching public key.
     pub fn public(&self) -> PublicKey {
         self.public
@@ -203,26 +124,6 @@ impl PrivateKey {
     /// Signs `msg` (standard, deterministic Ed25519).
     pub fn sign(&self, msg: &[u8]) -> [u8; 64] {
         raw_sign::<Sha512>(&self.expanded, msg, &self.verifying).to_bytes()
-    }
-}
-
-/// Creates `dir/.NAME.tmp-PID-N` exclusively with mode 0600.
-fn create_temp(dir: &Path, name: &str) -> Result<(PathBuf, File), (PathBuf, io::Error)> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut attempt = 0;
-    loop {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let tmp = dir.join(format!(".{name}.tmp-{}-{n}", std::process::id()));
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-        {
-            Ok(f) => return Ok((tmp, f)),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 100 => attempt += 1,
-            Err(e) => return Err((tmp, e)),
-        }
     }
 }
 

@@ -172,7 +172,7 @@ mod tests {
 
     #[test]
     fn per_source_limit_and_refill() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::start();
         let mut l = HandshakeLimiter::new(1000, 5, 100);
         let a = v4(192, 0, 2, 1);
         for _ in 0..5 {
@@ -194,7 +194,7 @@ mod tests {
 
     #[test]
     fn global_limit() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::start();
         let mut l = HandshakeLimiter::new(10, 100, 1000);
         for i in 0..10 {
             assert!(l.allow(v4(198, 51, 100, i), t0));
@@ -206,7 +206,7 @@ mod tests {
 
     #[test]
     fn denied_by_source_does_not_consume_global() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::start();
         let mut l = HandshakeLimiter::new(3, 1, 10);
         let a = v4(10, 0, 0, 1);
         assert!(l.allow(a, t0));
@@ -220,7 +220,7 @@ mod tests {
 
     #[test]
     fn zero_rate_denies_all() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::start();
         let mut l = HandshakeLimiter::new(0, 10, 10);
         assert!(!l.allow(v4(10, 0, 0, 1), t0));
         let mut l = HandshakeLimiter::new(10, 0, 10);
@@ -229,7 +229,7 @@ mod tests {
 
     #[test]
     fn table_is_bounded_under_spoofed_flood() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::start();
         let mut l = HandshakeLimiter::new(u32::MAX, 2, 64);
         for i in 0..100_000u32 {
             let ip = IpAddr::V4(Ipv4Addr::from(i));
@@ -242,7 +242,7 @@ mod tests {
 
     #[test]
     fn full_table_evicts_idle_sources_and_keeps_active_state() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::start();
         let mut l = HandshakeLimiter::new(1000, 1, 4);
         let (a, b, c, d, e) = (
             v4(203, 0, 113, 1),
@@ -268,7 +268,7 @@ mod tests {
 
     #[test]
     fn full_table_of_active_sources_is_reset() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::start();
         let mut l = HandshakeLimiter::new(1000, 1, 4);
         for i in 1..=4 {
             assert!(l.allow(v4(203, 0, 113, i), t0));
@@ -283,7 +283,7 @@ mod tests {
 
     #[test]
     fn ipv6_grouped_by_prefix_and_mapped_v4() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::start();
         let mut l = HandshakeLimiter::new(1000, 1, 10);
         let a: Ipv6Addr = "2001:db8:1:2::1".parse().unwrap();
         let b: Ipv6Addr = "2001:db8:1:2:ffff::9".parse().unwrap();
@@ -298,7 +298,7 @@ mod tests {
 
     #[test]
     fn time_going_backwards_is_harmless() {
-        let t0 = Instant::now() + Duration::from_secs(10);
+        let t0 = crate::test_clock::start() + Duration::from_secs(10);
         let mut l = HandshakeLimiter::new(1000, 1, 10);
         let a = v4(192, 0, 2, 1);
         assert!(l.allow(a, t0));

@@ -1,7 +1,7 @@
 //! Tests of the MAC table: learning, moves, statics, caps and expiry.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use proptest::prelude::*;
 
@@ -32,7 +32,7 @@ fn port_forms() {
 
 #[test]
 fn learn_refresh_move_invalid() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::start();
     let mut t = MacTable::default();
     assert_eq!(t.learn(mac(1), &peer("a"), t0), Learned::New);
     assert_eq!(t.learn(mac(1), PortRef::Peer("a"), t0), Learned::Refreshed);
@@ -61,7 +61,7 @@ fn learn_refresh_move_invalid() {
 
 #[test]
 fn static_pin_beats_learning() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::start();
     let mut t = MacTable::default();
     t.learn(mac(1), &peer("a"), t0);
     let change = t.set_static(Port::Local, &[mac(1), mac(2), mac(2), MacAddr::BROADCAST]);
@@ -99,7 +99,7 @@ fn static_pin_beats_learning() {
 
 #[test]
 fn caps_never_evict() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::start();
     let mut t = MacTable::new(MacTableLimits {
         expire: Duration::from_secs(600),
         max_total: 200,
@@ -151,7 +151,7 @@ fn caps_never_evict() {
 
 #[test]
 fn expiry_with_fake_clock() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::start();
     let s = Duration::from_secs;
     let mut t = MacTable::default();
     t.learn(mac(1), &peer("a"), t0);
@@ -172,7 +172,7 @@ fn expiry_with_fake_clock() {
 
 #[test]
 fn remove_learned_keeps_statics() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::start();
     let mut t = MacTable::default();
     t.set_static(peer("a"), &[mac(9)]);
     for n in [3, 1, 2] {
@@ -189,7 +189,7 @@ fn remove_learned_keeps_statics() {
 
 #[test]
 fn forget_removes_only_learned() {
-    let t0 = Instant::now();
+    let t0 = crate::test_clock::start();
     let mut t = MacTable::default();
     t.learn(mac(1), &peer("a"), t0);
     t.set_static(peer("a"), &[mac(2)]);
@@ -232,7 +232,7 @@ proptest! {
     /// Whatever happens, the counts agree with the entries and the caps hold.
     #[test]
     fn counts_stay_consistent(ops in proptest::collection::vec(op(), 0..80)) {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::start();
         let limits = MacTableLimits { expire: Duration::from_secs(600), max_total: 10, max_per_port: 4 };
         let mut t = MacTable::new(limits);
         for op in ops {

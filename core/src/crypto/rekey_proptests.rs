@@ -148,7 +148,7 @@ proptest! {
     fn rekey_never_replays_or_crosses_sessions(sc in arb_scenario()) {
         let alpha = TestSigner::from_seed([0x0a; 32]);
         let beta = TestSigner::from_seed([0x0b; 32]);
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::start();
         let policy = SessionPolicy { replay_window: sc.window, ..SessionPolicy::default() };
         // Generation 0 at t0; the rekey (generation 1) 30 s later.
         let rekey_at = t0 + Duration::from_secs(30);
@@ -259,7 +259,7 @@ proptest! {
         start_back in 0u64..45,
         responder_side in any::<bool>(),
     ) {
-        let t = Instant::now();
+        let t = crate::test_clock::start();
         let (i, r) = tests::pair(t);
         let policy = SessionPolicy { rekey_after_packets: rekey_after, ..SessionPolicy::default() };
         let (mut i, mut r) = (i.with_policy(policy), r.with_policy(policy));
