@@ -90,7 +90,9 @@ fn vectors() -> Vec<(&'static str, Vec<u8>)> {
 #[test]
 fn message_vectors_match_the_file() {
     let v = vectors();
-    if std::env::var_os("MESHD_WRITE_VECTORS").is_some() {
+    // MESHD_WRITE_VECTORS=1 (the same switch as the handshake vectors in
+    // core/src/crypto/handshake.rs): rewrite the file, then review the diff.
+    if std::env::var_os("MESHD_WRITE_VECTORS").is_some_and(|v| v == "1") {
         let mut out = String::from(
             "# meshd v1 inner messages (proto/PROTOCOL.md §5-6); record key: ChaCha8Rng seed 7\n",
         );

@@ -17,11 +17,23 @@ pub fn available() -> bool {
     root && ip
 }
 
-/// Skips the calling test (with a message) unless namespaces are available.
+/// True when the environment says a test that cannot run must fail instead of
+/// skipping (`.ci/run` sets `MESHD_REQUIRE_NETNS=1`: CI is root, so a skip there
+/// is a broken machine, never a pass).
+pub fn skipping_forbidden() -> bool {
+    std::env::var_os("MESHD_REQUIRE_NETNS").is_some_and(|v| v == "1")
+}
+
+/// Skips the calling test (with a message) unless namespaces are available;
+/// fails it instead when [`skipping_forbidden`].
 #[macro_export]
 macro_rules! require_netns {
     () => {
         if !netns::available() {
+            assert!(
+                !netns::skipping_forbidden(),
+                "this test needs root and iproute2 (network namespaces), and MESHD_REQUIRE_NETNS=1 forbids skipping it"
+            );
             eprintln!("SKIPPED: this test needs root and iproute2 (network namespaces)");
             return;
         }

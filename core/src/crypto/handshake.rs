@@ -1297,7 +1297,7 @@ mod tests {
             "# meshd wire protocol v1: handshake and data test vectors.\n\
              # Format: `key = lowercase hex`; lines starting with '#' are comments.\n\
              # Integers are big-endian. Regenerate with\n\
-             #   MESHD_WRITE_VECTORS=<path> cargo test crypto::handshake::tests::vectors\n\
+             #   MESHD_WRITE_VECTORS=1 cargo test -p meshd-core vectors_match_file\n\
              # and review the diff: any change here is a wire-protocol change.\n",
         );
         for (k, val, comment) in v {
@@ -1324,7 +1324,13 @@ mod tests {
     #[test]
     fn vectors_match_file() {
         let computed = compute_vectors();
-        if let Ok(path) = std::env::var("MESHD_WRITE_VECTORS") {
+        // MESHD_WRITE_VECTORS=1 (the same switch as tests/vectors.rs):
+        // rewrite the checked-in file, then review the diff.
+        if std::env::var_os("MESHD_WRITE_VECTORS").is_some_and(|v| v == "1") {
+            let path = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../proto/vectors/handshake-v1.txt"
+            );
             std::fs::write(path, render_vectors(&computed)).unwrap();
         }
         let expected = parse_vectors(VECTOR_FILE);
