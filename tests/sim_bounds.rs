@@ -405,7 +405,11 @@ fn send_tap_and_spare_queues_are_capped_and_drain() {
     assert!(spare.refused >= 10, "{spare:?}");
     // Drained, the mesh carries frames again.
     let drained = net.run_until_cond(Duration::from_secs(5), Duration::from_millis(10), |n| {
-        n.node("a").queued() == (0, 0)
+        n.node("a").queued()
+            == meshd::node::QueueDepth {
+                transmits: 0,
+                frames: 0,
+            }
     });
     assert!(drained.is_some(), "the queues did not drain");
     assert!(net.sees("a", "b") && net.sees("a", "c"));

@@ -7,6 +7,7 @@
 
 mod sim;
 
+use meshd::node::Event;
 use meshd::switch::MacAddr;
 use meshd::vip::LocalVip;
 use sim::SimNet;
@@ -337,7 +338,13 @@ fn a_graceful_stop_loses_no_probe() {
     lab.net.pump(i);
     let first = lab.next_seq;
     let mut waited = Duration::ZERO;
-    while !lab.net.node(victim).leave_ready(lab.net.now) {
+    let ready = |net: &SimNet| {
+        net.nodes[i]
+            .events
+            .iter()
+            .any(|(_, e)| matches!(e, Event::ReadyToLeave { unacknowledged } if unacknowledged.is_empty()))
+    };
+    while !ready(&lab.net) {
         lab.probe(4000);
         lab.net.run_for(Duration::from_millis(1));
         waited += Duration::from_millis(1);

@@ -2,14 +2,16 @@
 //!
 //! This crate owns the wire formats ([`wire`]), the cryptography ([`crypto`],
 //! [`keys`]), the per-node protocol state machine ([`node`]), the L2 switch
-//! ([`switch`]) and VIP steering ([`vip`]), and the configuration values they
-//! need ([`subnet`]). It has no tokio, no sockets, no processes, no file I/O
+//! ([`switch`]) and VIP steering ([`vip`]), the invitation exchange's
+//! messages and keys ([`join`]), and the configuration values they need
+//! ([`subnet`]). It has no tokio, no sockets, no processes, no file I/O
 //! and no clock: the `meshd` crate's driver reads the clock, the UDP socket
 //! and the TAP, feeds [`node::Node`] with an explicit `now`, and carries out
 //! what it asks (see [`node::Node`] for the calling order). The simulated
 //! network in the tests drives the same type on virtual time.
 
 pub mod crypto;
+pub mod join;
 pub mod keys;
 pub mod node;
 pub mod subnet;

@@ -57,7 +57,7 @@ pub fn scripts_for(event: &Event, own_name: &str) -> Vec<ScriptRequest> {
         )],
         Event::VipUp { vip } => vec![vip_script("vip-up", vip)],
         Event::VipDown { vip } => vec![vip_script("vip-down", vip)],
-        Event::HostLearned { .. } => Vec::new(),
+        Event::HostLearned { .. } | Event::ReadyToLeave { .. } => Vec::new(),
     }
 }
 

@@ -70,6 +70,8 @@ struct Daemon {
     notifier: Option<systemd::Notifier>,
     /// Whether `READY=1` went out.
     ready_sent: bool,
+    /// The node said a graceful stop may proceed ([`Event::ReadyToLeave`]).
+    ready_to_leave: bool,
     /// Failovers seen, for the metrics.
     metrics_extra: metrics::Extra,
     /// The control socket's connection bounds.
@@ -196,6 +198,7 @@ async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
         tap_counters: tap_io::TapCounters::default(),
         notifier: systemd::Notifier::from_env(),
         ready_sent: false,
+        ready_to_leave: false,
         metrics_extra: metrics::Extra::default(),
         control_stats,
         join_stats,
@@ -367,7 +370,7 @@ async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
         d.flush().await;
         // A graceful stop first withdraws our VIPs and waits (bounded) until
         // every peer steers elsewhere; frames keep flowing meanwhile.
-        if leaving && d.node.leave_ready(Instant::now()) {
+        if leaving && d.ready_to_leave {
             break;
         }
     }
@@ -423,8 +426,7 @@ impl Daemon {
     /// [`UDP_READS`] reads.
     fn drain_socket(&mut self, bounded: bool) {
         for _ in 0..UDP_READS {
-            let (out, tap) = self.node.queued();
-            if bounded && (out >= MAX_QUEUED || tap >= MAX_QUEUED) {
+            if bounded && self.node.queued().either_at_least(MAX_QUEUED) {
                 break;
             }
             match self.udp.try_recv_train(&mut self.buf) {
@@ -470,8 +472,7 @@ impl Daemon {
     /// Hands frames already waiting on the TAP to the core (a bounded batch).
     fn drain_tap(&mut self) {
         for _ in 0..TAP_BATCH {
-            let (out, tap) = self.node.queued();
-            if out >= MAX_QUEUED || tap >= MAX_QUEUED {
+            if self.node.queued().either_at_least(MAX_QUEUED) {
                 break;
             }
             let Some(tap) = self.tap.as_ref() else { break };
@@ -553,6 +554,7 @@ impl Daemon {
                     &mut self.metrics_extra.failovers,
                 );
             }
+            Event::ReadyToLeave { .. } => self.ready_to_leave = true,
             Event::SubnetUp { .. } | Event::SubnetDown { .. } => {}
         }
     }

@@ -6,13 +6,13 @@
 //! * [`url`]: the URL (`HOST[:PORT]/KEYHASH COOKIE`).
 //! * [`store`]: the inviter's `invitations/` directory (key, files, expiry, single use).
 //! * [`contents`]: the invitation file and what a joiner accepts from it.
-//! * [`exchange`]: the sans-IO key exchange and sealed messages.
+//! * [`exchange`]: the sans-IO key exchange and sealed messages (`meshd_core::join`).
 //! * [`tinc_up`]: `Ifconfig`/`Route` lines turned into the joiner's tinc-up.
 //! * [`serve`]: the inviter's side of one join connection (async).
 //! * [`join`]: the joiner's side: connect, redeem, write the network directory atomically.
 
 pub mod contents;
-pub mod exchange;
+pub use meshd_core::join as exchange;
 pub mod join;
 pub mod serve;
 pub mod store;

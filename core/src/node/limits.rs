@@ -175,9 +175,4 @@ impl Node {
             ),
         ]
     }
-
-    /// The core's own refusal and eviction counters.
-    pub fn limit_counters(&self) -> &LimitCounters {
-        &self.limit_counters
-    }
 }

@@ -1,10 +1,10 @@
-//! The sans-IO protocol core: peers, handshakes, liveness and membership gossip.
+//! The per-node protocol state machine ([`Node`]): peers, handshakes,
+//! liveness, membership gossip, and the glue to the switch and the VIP engine.
 //!
-//! [`Node`] never reads a clock, touches a socket or spawns anything. It is fed
-//! events with an explicit `now` ([`Node::handle_datagram`],
-//! [`Node::handle_timeout`], ...) and drained with [`Node::poll_transmit`],
-//! [`Node::poll_event`] and [`Node::poll_timeout`]. The tokio driver and the
-//! simulated network in the tests are its only callers.
+//! [`Node`] never reads a clock, touches a socket or spawns anything; its
+//! documentation lists the calls a driver makes and their order. The tokio
+//! driver (the `meshd` crate) and the simulated network in the tests are its
+//! only callers.
 
 mod gossip;
 mod handshake;
@@ -157,6 +157,14 @@ pub enum Event {
         /// The VIP.
         vip: crate::vip::LocalVip,
     },
+    /// A graceful stop ([`Node::begin_leave`]) may proceed to
+    /// [`Node::shutdown`]: every live peer acknowledged our VIP withdrawal (and
+    /// frames sent before it had time to arrive), or `ShutdownGrace` ran out.
+    /// Emitted once per stop.
+    ReadyToLeave {
+        /// Peers that never acknowledged (empty when all did).
+        unacknowledged: Vec<String>,
+    },
     /// A subnet went away (expired, moved, or its owner went down).
     SubnetDown {
         /// The owning peer, or None for this node.
@@ -166,6 +174,22 @@ pub enum Event {
         /// The owner's last UDP address, when it is a peer.
         endpoint: Option<SocketAddr>,
     },
+}
+
+/// How much output waits to be drained ([`Node::queued`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueDepth {
+    /// Datagrams for [`Node::poll_transmit`].
+    pub transmits: usize,
+    /// Frames for [`Node::poll_frame`].
+    pub frames: usize,
+}
+
+impl QueueDepth {
+    /// True if either queue holds at least `limit` items.
+    pub fn either_at_least(&self, limit: usize) -> bool {
+        self.transmits >= limit || self.frames >= limit
+    }
 }
 
 /// Why a peer went down.
@@ -245,7 +269,80 @@ const KNOWN_ENDPOINT_HANDSHAKES_PER_SEC: u32 = 100;
 /// The same, per source address.
 const KNOWN_ENDPOINT_HANDSHAKES_PER_SOURCE_PER_SEC: u32 = 20;
 
-/// The protocol state machine of one node.
+/// The protocol state machine of one node: everything meshd decides, with no
+/// I/O.
+///
+/// A `Node` is fed inputs, each with the current time `now` (a monotonic
+/// [`Instant`] the caller reads; the node never reads a clock), and queues
+/// what it wants done; the caller drains those queues and carries them out.
+/// Nothing happens between calls: timers fire only when the caller calls
+/// [`Node::handle_timeout`] at (or after) [`Node::poll_timeout`].
+///
+/// # Methods by kind
+///
+/// **Construction and configuration**
+/// - [`Node::new`]: the node's config, identity key, known hosts (from
+///   `hosts/`), the start time and the wall clock (for record generations),
+///   and a random source.
+/// - [`Node::reload`]: new config and hosts (SIGHUP, `meshd reload`).
+/// - [`Node::set_tap_mac`]: the TAP's MAC, once the device exists (holders
+///   deliver steered frames to it).
+///
+/// **Inputs** (each may queue outputs)
+/// - [`Node::handle_datagram`] / [`Node::handle_datagram_mut`]: a UDP datagram
+///   from the underlay (the `_mut` form decrypts in place: one copy less).
+/// - [`Node::handle_frame`]: an Ethernet frame read from the TAP.
+/// - [`Node::handle_timeout`]: the time in [`Node::poll_timeout`] was reached.
+/// - [`Node::set_vip_health`]: a health check's verdict on one of our VIPs.
+///
+/// **Outputs to poll** (drain each until `None` after every input)
+/// - [`Node::poll_transmit`]: a datagram to send (liveness and gossip before
+///   frames); hand its buffer back with [`Node::recycle`].
+/// - [`Node::poll_frame`]: a frame to write to the TAP; same recycling.
+/// - [`Node::poll_event`]: something to act on: scripts to run (`host-up`,
+///   `vip-up`, ...), a learned host to store, a graceful stop that may proceed
+///   ([`Event::ReadyToLeave`]).
+/// - [`Node::poll_timeout`]: when to call [`Node::handle_timeout`] next.
+/// - [`Node::queued`]: how much output waits (a driver reads less input while
+///   the queues are long, so timers get their turn).
+///
+/// **Commands**
+/// - [`Node::begin_leave`]: graceful stop, step one (withdraw our VIPs, wait
+///   for acknowledgements); keep driving the node until
+///   [`Event::ReadyToLeave`].
+/// - [`Node::shutdown`]: graceful stop, step two (goodbyes, `down` events);
+///   drain the outputs one last time, then drop the node.
+/// - [`Node::send_frame`]: send a frame to a named peer over its session.
+///
+/// **Getters** (for `dump`, `info`, metrics and tests; no side effects)
+/// [`Node::name`], [`Node::config`], [`Node::public_key`], [`Node::peers`],
+/// [`Node::is_alive`], [`Node::drops`], [`Node::limits`], [`Node::tap_stats`],
+/// [`Node::switch`], [`Node::vip_engine`], and the `dump` rows
+/// [`Node::node_statuses`], [`Node::edge_statuses`],
+/// [`Node::connection_statuses`], [`Node::subnet_statuses`],
+/// [`Node::vip_statuses`].
+///
+/// # The order a driver calls them in
+///
+/// ```text
+/// node = Node::new(config, key, hosts, now, wall_ns, rng)
+/// node.set_tap_mac(mac)
+/// loop {
+///     wait for the first of: a datagram, a TAP frame, poll_timeout(), a signal
+///     now = clock()
+///     handle_datagram(now, ..) | handle_frame(now, ..) | handle_timeout(now)
+///         | set_vip_health(now, ..) | reload(..) | begin_leave(now)
+///     while let Some(t) = poll_transmit() { send t; recycle(t.payload) }
+///     while let Some(f) = poll_frame()    { write f to the TAP; recycle(f) }
+///     while let Some(e) = poll_event()    { act on e; ReadyToLeave => break }
+/// }
+/// shutdown(now); drain poll_transmit / poll_event once more
+/// ```
+///
+/// Calling `handle_timeout` early is harmless; calling it late only delays
+/// what was due. Inputs may come in any order; outputs must be drained before
+/// waiting again (a node whose transmits are not drained keeps them queued,
+/// bounded by its limits, and refuses new frames).
 pub struct Node {
     config: NodeConfig,
     identity: PrivateKey,
@@ -301,7 +398,10 @@ pub trait RngSend: RngCore + CryptoRng + Send {}
 impl<T: RngCore + CryptoRng + Send> RngSend for T {}
 
 impl Node {
-    /// A node that knows the hosts given, starting at `now` with the wall clock at `wall_ns`.
+    /// A node that knows the hosts given, starting at `now` with the wall
+    /// clock at `wall_ns` (nanoseconds since the Unix epoch: the generation of
+    /// our gossip record, so peers tell a restart from a stale copy).
+    #[must_use]
     pub fn new(
         config: NodeConfig,
         identity: PrivateKey,
@@ -668,6 +768,7 @@ impl Node {
 
     /// Next datagram to send: liveness and membership messages first, then
     /// handshakes and frames in the order they were queued.
+    #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.urgent
             .pop_front()
@@ -676,8 +777,12 @@ impl Node {
 
     /// Datagrams and TAP frames queued for the driver (it stops reading
     /// input while these are many, so timers get their turn).
-    pub fn queued(&self) -> (usize, usize) {
-        (self.urgent.len() + self.transmits.len(), self.tap_out.len())
+    #[must_use]
+    pub fn queued(&self) -> QueueDepth {
+        QueueDepth {
+            transmits: self.urgent.len() + self.transmits.len(),
+            frames: self.tap_out.len(),
+        }
     }
 
     /// Most spare buffers kept for reuse.
@@ -696,11 +801,13 @@ impl Node {
     }
 
     /// Next event for the driver.
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 
     /// When [`Node::handle_timeout`] must next be called.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut next = Some(self.next_gossip.min(self.next_switch_sweep));
         for t in [self.leave_timeout(), self.vip.next_deadline()]

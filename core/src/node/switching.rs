@@ -106,6 +106,7 @@ impl Node {
 
     /// Next frame to write into the local TAP (hand the buffer back with
     /// [`Node::recycle`] once written).
+    #[must_use]
     pub fn poll_frame(&mut self) -> Option<Vec<u8>> {
         self.tap_out.pop_front()
     }

@@ -230,7 +230,10 @@ impl Node {
     // ------------------------------------------------------------ leaving
 
     /// Graceful stop, step one: withdraw our VIPs and wait (at most
-    /// `ShutdownGrace`) until every live peer acknowledged the record that says so.
+    /// `ShutdownGrace`) until every live peer acknowledged the record that says
+    /// so. Keep driving the node meanwhile (frames still flow); it emits
+    /// [`Event::ReadyToLeave`] when the driver may call [`Node::shutdown`].
+    /// Calling it again while leaving does nothing.
     pub fn begin_leave(&mut self, now: Instant) {
         if self.leaving.is_some() {
             return;
@@ -263,23 +266,8 @@ impl Node {
             done_at,
             ready: false,
         });
-    }
-
-    /// True once a graceful stop may proceed to [`Node::shutdown`].
-    pub fn leave_ready(&self, now: Instant) -> bool {
-        match &self.leaving {
-            None => true,
-            Some(l) if l.ready && l.waiting.is_empty() => true,
-            Some(l) => {
-                if now >= l.deadline {
-                    if !l.waiting.is_empty() {
-                        tracing::warn!(missing = ?l.waiting, "leaving without every acknowledgement");
-                    }
-                    return true;
-                }
-                l.done_at.is_some_and(|t| now >= t)
-            }
-        }
+        // Nobody to wait for: ready at once.
+        self.tick_leave(now);
     }
 
     /// When the leave state needs a look again.
@@ -290,13 +278,23 @@ impl Node {
             .map(|l| l.done_at.map_or(l.deadline, |d| d.min(l.deadline)))
     }
 
-    /// Timer: notes when a graceful stop may proceed.
+    /// Timer: once every live peer acknowledged (plus a short linger for
+    /// frames in flight) or `ShutdownGrace` ran out, tells the driver it may
+    /// proceed to [`Node::shutdown`] ([`Event::ReadyToLeave`], once).
     pub(super) fn tick_leave(&mut self, now: Instant) {
-        if let Some(l) = self.leaving.as_mut() {
-            if now >= l.deadline || l.done_at.is_some_and(|t| now >= t) {
-                l.ready = true;
-            }
+        let Some(l) = self.leaving.as_mut() else {
+            return;
+        };
+        if l.ready || !(now >= l.deadline || l.done_at.is_some_and(|t| now >= t)) {
+            return;
         }
+        l.ready = true;
+        let unacknowledged: Vec<String> = l.waiting.iter().cloned().collect();
+        if !unacknowledged.is_empty() {
+            tracing::warn!(missing = ?unacknowledged, "leaving without every acknowledgement");
+        }
+        self.events
+            .push_back(Event::ReadyToLeave { unacknowledged });
     }
 
     /// A peer acknowledged one of our records.

@@ -83,7 +83,7 @@ impl Node {
                     vip: v.address.to_string(),
                     prefix_len: v.prefix_len,
                     virtual_mac: v.virtual_mac.to_string(),
-                    local_healthy: self.vip.local_state(&v.address).map(|(h, _)| h),
+                    local_healthy: self.vip.local_state(&v.address).map(|s| s.healthy),
                     flows: total,
                     holders,
                 }

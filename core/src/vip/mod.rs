@@ -117,6 +117,15 @@ pub struct VipCounters {
     pub flows_moved: u64,
 }
 
+/// One of our own VIPs as the engine sees it ([`VipEngine::local_state`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalVipState {
+    /// Its health check passes (or it has none).
+    pub healthy: bool,
+    /// It is in our record for peers to steer to (healthy, not withdrawn).
+    pub offered: bool,
+}
+
 /// The VIP state machine of one node.
 #[derive(Debug)]
 pub struct VipEngine {
@@ -557,9 +566,12 @@ impl VipEngine {
         &self.flows
     }
 
-    /// Our own VIP's state: (healthy, offered), if we serve it.
-    pub fn local_state(&self, vip: &IpAddr) -> Option<(bool, bool)> {
-        self.local.get(vip).map(|s| (s.healthy, s.offered()))
+    /// Our own VIP's state, if we serve it.
+    pub fn local_state(&self, vip: &IpAddr) -> Option<LocalVipState> {
+        self.local.get(vip).map(|s| LocalVipState {
+            healthy: s.healthy,
+            offered: s.offered(),
+        })
     }
 
     /// Our configured VIPs.

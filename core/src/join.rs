@@ -327,12 +327,19 @@ pub fn frame(body: &[u8]) -> Result<Vec<u8>, ExchangeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::rngs::OsRng;
+    use rand_chacha::rand_core::SeedableRng;
+    use rand_chacha::ChaCha20Rng;
+
+    /// A deterministic random source (the tests must not depend on the OS).
+    fn rng() -> ChaCha20Rng {
+        ChaCha20Rng::seed_from_u64(0x6a6f_696e)
+    }
 
     fn pair() -> (Channel, Channel, PrivateKey) {
-        let key = PrivateKey::generate(&mut OsRng);
-        let joiner = JoinerHandshake::start(&mut OsRng);
-        let (inviter_channel, hello) = inviter_respond(joiner.hello(), &key, &mut OsRng).unwrap();
+        let mut r = rng();
+        let key = PrivateKey::generate(&mut r);
+        let joiner = JoinerHandshake::start(&mut r);
+        let (inviter_channel, hello) = inviter_respond(joiner.hello(), &key, &mut r).unwrap();
         let hash = invitation_key_hash(&key.public());
         let (joiner_channel, seen) = joiner.finish(&hello, &hash).unwrap();
         assert_eq!(seen, key.public());
@@ -363,11 +370,12 @@ mod tests {
 
     #[test]
     fn a_man_in_the_middle_is_refused() {
+        let mut r = rng();
         // The joiner expects the real inviter's key; an impostor answers with its own.
-        let real = PrivateKey::generate(&mut OsRng);
-        let impostor = PrivateKey::generate(&mut OsRng);
-        let joiner = JoinerHandshake::start(&mut OsRng);
-        let (_, hello) = inviter_respond(joiner.hello(), &impostor, &mut OsRng).unwrap();
+        let real = PrivateKey::generate(&mut r);
+        let impostor = PrivateKey::generate(&mut r);
+        let joiner = JoinerHandshake::start(&mut r);
+        let (_, hello) = inviter_respond(joiner.hello(), &impostor, &mut r).unwrap();
         let e = joiner
             .finish(&hello, &invitation_key_hash(&real.public()))
             .err()
@@ -377,9 +385,9 @@ mod tests {
 
         // The impostor replays the real inviter's hello (from another session): the
         // signature covers the joiner's ephemeral key, so it fails.
-        let other_joiner = JoinerHandshake::start(&mut OsRng);
-        let (_, real_hello) = inviter_respond(other_joiner.hello(), &real, &mut OsRng).unwrap();
-        let joiner = JoinerHandshake::start(&mut OsRng);
+        let other_joiner = JoinerHandshake::start(&mut r);
+        let (_, real_hello) = inviter_respond(other_joiner.hello(), &real, &mut r).unwrap();
+        let joiner = JoinerHandshake::start(&mut r);
         let e = joiner
             .finish(&real_hello, &invitation_key_hash(&real.public()))
             .err()
@@ -397,36 +405,37 @@ mod tests {
 
     #[test]
     fn garbage_hellos_are_refused() {
-        let key = PrivateKey::generate(&mut OsRng);
+        let mut r = rng();
+        let key = PrivateKey::generate(&mut r);
         assert_eq!(
-            inviter_respond(b"0 ?abc 17.1\n", &key, &mut OsRng).err(),
+            inviter_respond(b"0 ?abc 17.1\n", &key, &mut r).err(),
             Some(ExchangeError::NotMeshd)
         );
-        let mut hello = JoinerHandshake::start(&mut OsRng).hello().to_vec();
+        let mut hello = JoinerHandshake::start(&mut r).hello().to_vec();
         hello[MAGIC.len()] = 2;
         assert_eq!(
-            inviter_respond(&hello, &key, &mut OsRng).err(),
+            inviter_respond(&hello, &key, &mut r).err(),
             Some(ExchangeError::Version(2))
         );
         hello[MAGIC.len()] = 1;
         hello.push(0);
         assert!(matches!(
-            inviter_respond(&hello, &key, &mut OsRng).err(),
+            inviter_respond(&hello, &key, &mut r).err(),
             Some(ExchangeError::Length { .. })
         ));
         // An all-zero ephemeral key is refused (no contributory secret).
         let mut weak = hello[..JOINER_HELLO_LEN].to_vec();
         weak[MAGIC.len() + 1..].fill(0);
         assert_eq!(
-            inviter_respond(&weak, &key, &mut OsRng).err(),
+            inviter_respond(&weak, &key, &mut r).err(),
             Some(ExchangeError::WeakKey)
         );
-        let joiner = JoinerHandshake::start(&mut OsRng);
+        let joiner = JoinerHandshake::start(&mut r);
         assert_eq!(
             joiner.finish(b"0 alpha 17.7", "x").err(),
             Some(ExchangeError::NotMeshd)
         );
-        let joiner = JoinerHandshake::start(&mut OsRng);
+        let joiner = JoinerHandshake::start(&mut r);
         assert_eq!(
             joiner.finish(&refusal("no invitations\n"), "x").err(),
             Some(ExchangeError::Refused("no invitations".into()))
