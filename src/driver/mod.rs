@@ -2,6 +2,7 @@
 //! files and the control socket. It feeds the sans-IO [`Node`] and carries out
 //! what it asks for.
 
+pub mod child;
 mod control_server;
 pub mod health;
 mod hooks;
