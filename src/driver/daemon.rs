@@ -13,16 +13,16 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 /// Frames read from the TAP in one go before other inputs get a turn.
-pub(super) const TAP_BATCH: usize = 64;
+const TAP_BATCH: usize = 64;
 /// Datagrams (or GRO trains of them) read in one go.
-pub(super) const UDP_READS: usize = 64;
+const UDP_READS: usize = 64;
 /// Datagrams handed to one batched send.
 pub(super) const UDP_BATCH: usize = 256;
 /// Reading input stops for this loop turn once this many datagrams or TAP
 /// frames wait to go out (a TSO read alone gives ~45): it bounds the time
 /// between two looks at the timers (heartbeats) to about a millisecond of
 /// traffic, whatever the load.
-pub(super) const MAX_QUEUED: usize = 512;
+const MAX_QUEUED: usize = 512;
 
 /// A configuration read off the packet loop, and where to answer the `reload` that asked
 /// for it (none for SIGHUP or a joined node).

@@ -346,7 +346,7 @@ impl Daemon {
         if self.ready_sent {
             self.notify("READY=1\nSTATUS=serving; configuration reloaded");
         }
-        if self.setup.health_checks != checks_before && self.health.is_some() {
+        if self.setup.health_checks != checks_before {
             self.health = Some(HealthChecks::spawn(
                 self.setup.health_checks.clone(),
                 self.health_tx.clone(),
