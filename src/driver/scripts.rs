@@ -4,22 +4,19 @@
 //! tincd runs its scripts synchronously and forwards nothing meanwhile; meshd
 //! queues them instead. A single task runs them strictly in submission order,
 //! which keeps tinc's order (`tinc-up` first, `host-up` before that host's
-//! `subnet-up`s, `tinc-down` last). Each script runs with a deadline and in a
-//! process group of its own, so a hung script is killed with everything it
-//! started; processes a script leaves running in the background after it
-//! exits normally are not touched (as with tinc's `system()`).
+//! `subnet-up`s, `tinc-down` last). Each script runs through [`child::run`]: with
+//! a deadline and in a process group of its own, so a hung script is killed with
+//! everything it started; processes a script leaves running in the background
+//! after it exits normally are not touched (as with tinc's `system()`).
 
-use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
+use super::child::{self, Ending};
 use std::collections::HashSet;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::Command;
 use tokio::sync::{mpsc, oneshot};
 
 /// How many requests may wait; beyond that, [`ScriptRunner::submit`] drops
@@ -28,13 +25,6 @@ pub const QUEUE_CAPACITY: usize = 65536;
 
 /// How much of a script's stdout and of its stderr is kept.
 pub const CAPTURE_LIMIT: usize = 4096;
-
-/// How long to wait for a script's output pipes to close after it exited (a
-/// background process it started may hold them open).
-const PIPE_GRACE: Duration = Duration::from_millis(100);
-
-/// How long to wait for a killed script to be reaped.
-const REAP_GRACE: Duration = Duration::from_secs(2);
 
 /// The variables every script gets, and how scripts are started.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,17 +107,14 @@ pub enum ScriptOutcome {
     Missing,
     /// The file exists but is not executable and no `ScriptsInterpreter` is set.
     NotExecutable,
-    /// It exited with a non-zero status or was killed by a signal.
+    /// It exited with a non-zero status, was killed by a signal, or ran past the
+    /// runner's timeout (its process group was then killed).
     Failed {
-        /// The exit code, if it exited.
-        code: Option<i32>,
-        /// The signal that ended it, if one did.
-        signal: Option<i32>,
+        /// How it ended.
+        ending: Ending,
         /// The start of its stderr (at most [`CAPTURE_LIMIT`] bytes).
         stderr: String,
     },
-    /// It ran past the runner's timeout; its process group was killed.
-    TimedOut,
     /// It could not be started (or the runner is gone); the reason.
     SpawnError(String),
 }
@@ -333,87 +320,50 @@ impl Worker {
         );
         let mut cmd = match &interpreter {
             Some(parts) => {
-                let mut cmd = tokio::process::Command::new(parts[0]);
+                let mut cmd = Command::new(parts[0]);
                 cmd.args(&parts[1..]).arg(&path);
                 cmd
             }
-            None => tokio::process::Command::new(&path),
+            None => Command::new(&path),
         };
         self.set_env(&mut cmd, req);
-        cmd.current_dir(&self.confdir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .process_group(0);
-        let mut child = match spawn_retrying(&mut cmd).await {
-            Ok(child) => child,
+        cmd.current_dir(&self.confdir);
+        let limits = child::Limits {
+            timeout: self.timeout,
+            capture: CAPTURE_LIMIT,
+            leftovers: child::Leftovers::Leave,
+        };
+        let done = match child::run(cmd, &limits).await {
+            Ok(done) => done,
             Err(err) => {
-                let msg = match &interpreter {
-                    Some(parts) => format!(
-                        "cannot run script {} with interpreter {}: {err}",
+                let msg = match (&err, &interpreter) {
+                    (child::RunError::Spawn(e), Some(parts)) => format!(
+                        "cannot run script {} with interpreter {}: {e}",
                         path.display(),
                         parts.join(" ")
                     ),
-                    None => format!("cannot run script {}: {err}", path.display()),
+                    (child::RunError::Spawn(e), None) => {
+                        format!("cannot run script {}: {e}", path.display())
+                    }
+                    (child::RunError::Wait(e), _) => {
+                        format!("cannot wait for script {}: {e}", path.display())
+                    }
                 };
-                tracing::warn!("{msg}");
+                tracing::warn!(
+                    node = req.get("NODE"),
+                    subnet = req.get("SUBNET"),
+                    script,
+                    "{msg}"
+                );
                 return ScriptOutcome::SpawnError(msg);
             }
         };
-        let pid = child.id();
-        let stdout = Capture::start(child.stdout.take());
-        let stderr = Capture::start(child.stderr.take());
-
-        let status = match tokio::time::timeout(self.timeout, child.wait()).await {
-            Ok(Ok(status)) => Ok(status),
-            Ok(Err(err)) => Err(Some(err)),
-            Err(_elapsed) => Err(None),
-        };
-        let status = match status {
-            Ok(status) => status,
-            Err(err) => {
-                if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
-                    if let Err(e) = killpg(Pid::from_raw(pid), Signal::SIGKILL) {
-                        tracing::debug!(script, %e, "killpg");
-                    }
-                }
-                let _ = tokio::time::timeout(REAP_GRACE, child.wait()).await;
-                let out = stdout.finish().await;
-                let err_out = stderr.finish().await;
-                log_output(script, &out, &err_out);
-                return match err {
-                    None => {
-                        tracing::warn!(
-                            node = req.get("NODE"),
-                            subnet = req.get("SUBNET"),
-                            "Script {script} did not finish, killed after {:?}",
-                            self.timeout
-                        );
-                        ScriptOutcome::TimedOut
-                    }
-                    Some(err) => {
-                        let msg = format!("cannot wait for script {}: {err}", path.display());
-                        tracing::warn!("{msg}");
-                        ScriptOutcome::SpawnError(msg)
-                    }
-                };
-            }
-        };
-        let out = stdout.finish().await;
-        let err_out = stderr.finish().await;
-        log_output(script, &out, &err_out);
-        if status.success() {
+        log_output(script, &done.stdout, &done.stderr);
+        if done.ending.success() {
             return ScriptOutcome::Ok;
         }
-        let code = status.code();
-        let signal = status.signal();
-        let how = match (code, signal) {
-            (Some(code), _) => format!("exited with code {code}"),
-            (None, Some(sig)) => format!("was killed by signal {sig}"),
-            (None, None) => format!("ended with {status}"),
-        };
-        let trimmed = err_out.trim();
+        let how = done.ending;
+        let trimmed = done.stderr.trim();
         if trimmed.is_empty() {
             tracing::warn!(
                 node = req.get("NODE"),
@@ -428,13 +378,12 @@ impl Worker {
             );
         }
         ScriptOutcome::Failed {
-            code,
-            signal,
-            stderr: err_out,
+            ending: done.ending,
+            stderr: done.stderr,
         }
     }
 
-    fn set_env(&self, cmd: &mut tokio::process::Command, req: &ScriptRequest) {
+    fn set_env(&self, cmd: &mut Command, req: &ScriptRequest) {
         let env = &self.env;
         match &env.netname {
             Some(net) => cmd.env("NETNAME", net),
@@ -454,23 +403,6 @@ impl Worker {
     }
 }
 
-/// Spawns, retrying briefly on ETXTBSY: a script that was just written may
-/// still be open for writing in a process forked meanwhile (until it execs).
-async fn spawn_retrying(
-    cmd: &mut tokio::process::Command,
-) -> std::io::Result<tokio::process::Child> {
-    let mut tries = 0;
-    loop {
-        match cmd.spawn() {
-            Err(err) if err.raw_os_error() == Some(libc::ETXTBSY) && tries < 5 => {
-                tries += 1;
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            result => return result,
-        }
-    }
-}
-
 fn log_output(script: &str, stdout: &str, stderr: &str) {
     let out = stdout.trim();
     if !out.is_empty() {
@@ -482,423 +414,11 @@ fn log_output(script: &str, stdout: &str, stderr: &str) {
     }
 }
 
-/// Reads a pipe to its end, keeping the first [`CAPTURE_LIMIT`] bytes.
-struct Capture {
-    buf: Arc<Mutex<Vec<u8>>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Capture {
-    fn start<R: AsyncRead + Unpin + Send + 'static>(pipe: Option<R>) -> Capture {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let task = pipe.map(|mut pipe| {
-            let buf = buf.clone();
-            tokio::spawn(async move {
-                let mut chunk = [0u8; 4096];
-                loop {
-                    match pipe.read(&mut chunk).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            let mut b = buf.lock().unwrap_or_else(|e| e.into_inner());
-                            let room = CAPTURE_LIMIT.saturating_sub(b.len());
-                            b.extend_from_slice(&chunk[..n.min(room)]);
-                        }
-                    }
-                }
-            })
-        });
-        Capture { buf, task }
-    }
-
-    /// What was captured once the pipe closed, or after a short grace if a
-    /// background process still holds it (the reader then keeps draining it,
-    /// detached, so that process never blocks on a full pipe).
-    async fn finish(self) -> String {
-        if let Some(task) = self.task {
-            let _ = tokio::time::timeout(PIPE_GRACE, task).await;
-        }
-        let b = self.buf.lock().unwrap_or_else(|e| e.into_inner());
-        String::from_utf8_lossy(&b).into_owned()
-    }
-}
-
 /// The path a request resolves to (for diagnostics, e.g. `fsck`).
 pub fn script_path(confdir: &Path, env: &ScriptEnv, script: &str) -> PathBuf {
     confdir.join(format!("{script}{}", env.extension))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Instant;
-
-    fn write_script(dir: &Path, rel: &str, body: &str, mode: u32) {
-        let path = dir.join(rel);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).expect("mkdir");
-        }
-        std::fs::write(&path, body).expect("write script");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
-    }
-
-    fn env() -> ScriptEnv {
-        ScriptEnv {
-            netname: None,
-            name: "gamma".into(),
-            device: "/dev/net/tun".into(),
-            interface: "tinc0".into(),
-            debug: 3,
-            interpreter: None,
-            extension: String::new(),
-        }
-    }
-
-    fn runner(dir: &Path, timeout: Duration) -> ScriptRunner {
-        ScriptRunner::spawn(dir.to_path_buf(), env(), timeout)
-    }
-
-    fn alive(pid: i32) -> bool {
-        if nix::sys::signal::kill(Pid::from_raw(pid), None).is_err() {
-            return false;
-        }
-        // A zombie waiting for a reaper is dead too.
-        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Ok(stat) => !stat
-                .rsplit(')')
-                .next()
-                .is_some_and(|rest| rest.trim_start().starts_with('Z')),
-            Err(_) => false,
-        }
-    }
-
-    fn read_pid(path: &Path) -> i32 {
-        std::fs::read_to_string(path)
-            .expect("pid file")
-            .trim()
-            .parse()
-            .expect("pid")
-    }
-
-    #[tokio::test]
-    async fn exports_exactly_the_variables() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        write_script(
-            dir.path(),
-            "subnet-up",
-            "#!/bin/sh\nenv > env.out\npwd > pwd.out\n",
-            0o755,
-        );
-        let r = runner(dir.path(), Duration::from_secs(10));
-        let req = ScriptRequest::new("subnet-up")
-            .var("NODE", "alpha")
-            .var("REMOTEADDRESS", "192.0.2.1")
-            .var("REMOTEPORT", "655")
-            .var("SUBNET", "10.99.0.100")
-            .var("WEIGHT", "");
-        assert_eq!(r.run_now(req.clone()).await, ScriptOutcome::Ok);
-        let out = std::fs::read_to_string(dir.path().join("env.out")).expect("env.out");
-        let lines: Vec<&str> = out.lines().collect();
-        for want in [
-            "NAME=gamma",
-            "DEVICE=/dev/net/tun",
-            "INTERFACE=tinc0",
-            "DEBUG=3",
-            "NODE=alpha",
-            "REMOTEADDRESS=192.0.2.1",
-            "REMOTEPORT=655",
-            "SUBNET=10.99.0.100",
-            "WEIGHT=",
-        ] {
-            assert!(lines.contains(&want), "{want} missing in {out}");
-        }
-        assert!(!lines.iter().any(|l| l.starts_with("NETNAME=")), "{out}");
-        let pwd = std::fs::read_to_string(dir.path().join("pwd.out")).expect("pwd.out");
-        assert_eq!(
-            std::fs::canonicalize(pwd.trim()).expect("canon"),
-            std::fs::canonicalize(dir.path()).expect("canon")
-        );
-
-        r.set_env(ScriptEnv {
-            netname: Some("vpn".into()),
-            ..env()
-        });
-        assert_eq!(r.run_now(req).await, ScriptOutcome::Ok);
-        let out = std::fs::read_to_string(dir.path().join("env.out")).expect("env.out");
-        assert!(out.lines().any(|l| l == "NETNAME=vpn"), "{out}");
-    }
-
-    #[tokio::test]
-    async fn full_queue_refuses_counts_and_recovers() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        write_script(
-            dir.path(),
-            "host-up",
-            "#!/bin/sh\necho \"$SEQ\" >> order.out\n",
-            0o755,
-        );
-        let r = ScriptRunner::spawn_bounded(
-            dir.path().to_path_buf(),
-            env(),
-            Duration::from_secs(10),
-            8,
-        );
-        // The runner task gets no turn before the first await: 8 fit, 5 are refused.
-        for i in 0..13 {
-            r.submit(ScriptRequest::new("host-up").var("SEQ", i.to_string()));
-        }
-        let l = r.queue_limit();
-        assert_eq!(
-            (l.name.as_str(), l.in_use, l.cap, l.refused),
-            ("script_queue", 8, 8, 5)
-        );
-        assert!(r.drain(Duration::from_secs(20)).await);
-        // Drained, it takes requests again.
-        r.submit(ScriptRequest::new("host-up").var("SEQ", "99"));
-        assert!(r.drain(Duration::from_secs(20)).await);
-        let out = std::fs::read_to_string(dir.path().join("order.out")).expect("order.out");
-        let want: Vec<String> = (0..8)
-            .map(|i| i.to_string())
-            .chain(["99".to_string()])
-            .collect();
-        assert_eq!(out.lines().collect::<Vec<_>>(), want);
-        assert_eq!(r.queue_limit().in_use, 0);
-        assert_eq!(r.queue_limit().refused, 5);
-    }
-
-    #[tokio::test]
-    async fn runs_in_submission_order() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        write_script(
-            dir.path(),
-            "host-up",
-            "#!/bin/sh\necho \"$SEQ\" >> order.out\n",
-            0o755,
-        );
-        let r = runner(dir.path(), Duration::from_secs(10));
-        for i in 0..20 {
-            r.submit(ScriptRequest::new("host-up").var("SEQ", i.to_string()));
-        }
-        assert!(r.drain(Duration::from_secs(20)).await);
-        let out = std::fs::read_to_string(dir.path().join("order.out")).expect("order.out");
-        let want: Vec<String> = (0..20).map(|i| i.to_string()).collect();
-        assert_eq!(out.lines().collect::<Vec<_>>(), want);
-    }
-
-    #[tokio::test]
-    async fn hung_script_is_killed_with_its_group() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        write_script(
-            dir.path(),
-            "host-up",
-            "#!/bin/sh\nsleep 60 &\necho $! > sleep.pid\necho $$ > sh.pid\nwait\n",
-            0o755,
-        );
-        write_script(
-            dir.path(),
-            "host-down",
-            "#!/bin/sh\ntouch next.out\n",
-            0o755,
-        );
-        let r = runner(dir.path(), Duration::from_millis(300));
-        let started = Instant::now();
-        r.submit(ScriptRequest::new("host-up"));
-        let next = r.run_now(ScriptRequest::new("host-down")).await;
-        assert_eq!(next, ScriptOutcome::Ok);
-        assert!(dir.path().join("next.out").exists());
-        assert!(
-            started.elapsed() < Duration::from_secs(3),
-            "{:?}",
-            started.elapsed()
-        );
-        assert_eq!(
-            r.run_now(ScriptRequest::new("host-up")).await,
-            ScriptOutcome::TimedOut
-        );
-        for file in ["sleep.pid", "sh.pid"] {
-            let pid = read_pid(&dir.path().join(file));
-            let deadline = Instant::now() + Duration::from_secs(2);
-            while alive(pid) && Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            assert!(!alive(pid), "{file}: {pid} survived the timeout");
-        }
-    }
-
-    #[tokio::test]
-    async fn background_process_of_a_finished_script_survives() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        write_script(
-            dir.path(),
-            "tinc-up",
-            "#!/bin/sh\nsleep 30 &\necho $! > bg.pid\n",
-            0o755,
-        );
-        let r = runner(dir.path(), Duration::from_secs(5));
-        let started = Instant::now();
-        assert_eq!(
-            r.run_now(ScriptRequest::new("tinc-up")).await,
-            ScriptOutcome::Ok
-        );
-        assert!(started.elapsed() < Duration::from_secs(2));
-        let pid = read_pid(&dir.path().join("bg.pid"));
-        assert!(alive(pid), "the background process was killed");
-        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
-    }
-
-    #[tokio::test]
-    async fn missing_not_executable_failed() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let r = runner(dir.path(), Duration::from_secs(10));
-        assert_eq!(
-            r.run_now(ScriptRequest::new("tinc-up")).await,
-            ScriptOutcome::Missing
-        );
-        assert_eq!(
-            r.run_now(ScriptRequest::new("hosts/alpha-up")).await,
-            ScriptOutcome::Missing
-        );
-        write_script(dir.path(), "tinc-down", "#!/bin/sh\ntouch ran\n", 0o644);
-        for _ in 0..2 {
-            assert_eq!(
-                r.run_now(ScriptRequest::new("tinc-down")).await,
-                ScriptOutcome::NotExecutable
-            );
-        }
-        assert!(!dir.path().join("ran").exists());
-        write_script(
-            dir.path(),
-            "hosts/alpha-down",
-            "#!/bin/sh\necho boom >&2\nexit 3\n",
-            0o755,
-        );
-        match r.run_now(ScriptRequest::new("hosts/alpha-down")).await {
-            ScriptOutcome::Failed {
-                code,
-                signal,
-                stderr,
-            } => {
-                assert_eq!(code, Some(3));
-                assert_eq!(signal, None);
-                assert!(stderr.contains("boom"), "{stderr:?}");
-            }
-            other => panic!("expected Failed, got {other:?}"),
-        }
-        write_script(dir.path(), "vip-up", "#!/bin/sh\nkill -9 $$\n", 0o755);
-        match r.run_now(ScriptRequest::new("vip-up")).await {
-            ScriptOutcome::Failed { code, signal, .. } => {
-                assert_eq!(code, None);
-                assert_eq!(signal, Some(9));
-            }
-            other => panic!("expected Failed, got {other:?}"),
-        }
-    }
-
-    #[tokio::test]
-    async fn output_is_capped_and_never_blocks_the_script() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        write_script(
-            dir.path(),
-            "subnet-up",
-            "#!/bin/sh\nhead -c 200000 /dev/zero | tr '\\0' o\nhead -c 200000 /dev/zero | tr '\\0' e >&2\nexit 1\n",
-            0o755,
-        );
-        let r = runner(dir.path(), Duration::from_secs(10));
-        match r.run_now(ScriptRequest::new("subnet-up")).await {
-            ScriptOutcome::Failed { code, stderr, .. } => {
-                assert_eq!(code, Some(1));
-                assert_eq!(stderr.len(), CAPTURE_LIMIT);
-                assert!(stderr.bytes().all(|b| b == b'e'));
-            }
-            other => panic!("expected Failed, got {other:?}"),
-        }
-    }
-
-    #[tokio::test]
-    async fn run_now_waits_for_earlier_scripts() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        write_script(
-            dir.path(),
-            "host-up",
-            "#!/bin/sh\nsleep 0.1\necho x >> done.out\n",
-            0o755,
-        );
-        write_script(dir.path(), "tinc-down", "#!/bin/sh\nexit 0\n", 0o755);
-        let r = runner(dir.path(), Duration::from_secs(10));
-        for _ in 0..3 {
-            r.submit(ScriptRequest::new("host-up"));
-        }
-        assert_eq!(
-            r.run_now(ScriptRequest::new("tinc-down")).await,
-            ScriptOutcome::Ok
-        );
-        let out = std::fs::read_to_string(dir.path().join("done.out")).expect("done.out");
-        assert_eq!(out.lines().count(), 3);
-    }
-
-    #[tokio::test]
-    async fn interpreter_and_extension() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        write_script(
-            dir.path(),
-            "tinc-up.sh",
-            "echo \"$NAME $INTERFACE\" > interp.out\n",
-            0o644,
-        );
-        let r = ScriptRunner::spawn(
-            dir.path().to_path_buf(),
-            ScriptEnv {
-                interpreter: Some("/bin/sh".into()),
-                extension: ".sh".into(),
-                ..env()
-            },
-            Duration::from_secs(10),
-        );
-        assert_eq!(
-            r.run_now(ScriptRequest::new("tinc-up")).await,
-            ScriptOutcome::Ok
-        );
-        let out = std::fs::read_to_string(dir.path().join("interp.out")).expect("interp.out");
-        assert_eq!(out.trim(), "gamma tinc0");
-        assert_eq!(
-            r.run_now(ScriptRequest::new("tinc-down")).await,
-            ScriptOutcome::Missing
-        );
-        r.set_env(ScriptEnv {
-            interpreter: Some("/nonexistent/interpreter".into()),
-            extension: ".sh".into(),
-            ..env()
-        });
-        assert!(matches!(
-            r.run_now(ScriptRequest::new("tinc-up")).await,
-            ScriptOutcome::SpawnError(_)
-        ));
-    }
-
-    #[tokio::test]
-    async fn submit_never_blocks() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        write_script(dir.path(), "tinc-up", "#!/bin/sh\nsleep 1\n", 0o755);
-        let r = runner(dir.path(), Duration::from_secs(10));
-        r.submit(ScriptRequest::new("tinc-up"));
-        // Let the runner start the sleeping script.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let started = Instant::now();
-        for i in 0..1000 {
-            r.submit(ScriptRequest::new(format!("hosts/n{i}-up")).var("NODE", format!("n{i}")));
-        }
-        let took = started.elapsed();
-        assert!(took < Duration::from_millis(200), "submit took {took:?}");
-        assert!(r.drain(Duration::from_secs(20)).await);
-    }
-
-    #[tokio::test]
-    async fn drain_gives_up_at_the_deadline() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        write_script(dir.path(), "tinc-up", "#!/bin/sh\nsleep 2\n", 0o755);
-        let r = runner(dir.path(), Duration::from_secs(10));
-        r.submit(ScriptRequest::new("tinc-up"));
-        let started = Instant::now();
-        assert!(!r.drain(Duration::from_millis(200)).await);
-        assert!(started.elapsed() < Duration::from_secs(1));
-    }
-}
+#[path = "scripts_tests.rs"]
+mod tests;
