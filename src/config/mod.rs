@@ -4,9 +4,11 @@
 //! Layout of this module:
 //! * [`parse`]: the line syntax shared by all files (`Variable = Value`).
 //! * [`netdir`]: where the network directory is and the paths inside it.
-//! * [`types`]: value parsers (durations, booleans, ports, addresses) and [`Subnet`].
+//! * [`types`]: value parsers (durations, booleans, ports, addresses); the [`Subnet`] value
+//!   itself is the protocol core's (`meshd_core::subnet`, re-exported here).
 //! * [`known`]: the table of recognised variable names.
 //! * [`server`] / [`host`]: typed [`ServerConfig`] and [`HostConfig`].
+//! * [`vip`](mod@vip): `VirtualIP`, `VirtualMAC`, `HealthCheck` and the VIP settings.
 //! * [`write`](mod@write): atomic file writing, appending to host files, `init`.
 //!
 //! Differences from tinc worth knowing:

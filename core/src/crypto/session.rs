@@ -130,8 +130,8 @@ fn nonce(counter: u64) -> Nonce {
 
 /// A ChaCha20-Poly1305 (RFC 8439) key for data packets.
 ///
-/// `ring`'s implementation, not the `chacha20poly1305` crate's used by the
-/// handshake: same construction and bytes on the wire, but its assembly
+/// `ring`'s implementation, not the `chacha20poly1305` crate's (which the
+/// join exchange uses, [`crate::join`]): same construction and bytes on the wire, but its assembly
 /// (AVX2 and others, chosen at run time) seals a 1420-byte packet about six
 /// times faster on x86-64 than that crate's portable build (see
 /// `benches/crypto.rs` and the README's "Data path" section).
@@ -417,8 +417,8 @@ pub(crate) mod tests {
         assert_eq!(r.packets_received(), 1);
     }
 
-    /// The data path's AEAD (ring) and the RustCrypto crate the handshake
-    /// uses produce the same RFC 8439 bytes, both ways.
+    /// The data path's AEAD (ring) and the RustCrypto crate (the join
+    /// exchange's) produce the same RFC 8439 bytes, both ways.
     #[test]
     fn wire_identical_to_rustcrypto_chacha20poly1305() {
         use chacha20poly1305::aead::{AeadInPlace, KeyInit};

@@ -1,3 +1,5 @@
+//! Tests of the VIP engine ([`super::VipEngine`]): holders, steering, hold-down, health and flows.
+
 use super::*;
 use std::net::Ipv4Addr;
 
