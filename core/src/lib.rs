@@ -3,7 +3,7 @@
 //! This crate owns the wire formats ([`wire`]), the cryptography ([`crypto`],
 //! [`keys`]), the per-node protocol state machine ([`node`]), the L2 switch
 //! ([`switch`]) and VIP steering ([`vip`]), and the configuration values they
-//! need ([`subnet`]). It has no tokio, no sockets, no processes, no file I/O
+//! need ([`name`], [`subnet`]). It has no tokio, no sockets, no processes, no file I/O
 //! and no clock: the `meshd` crate's driver reads the clock, the UDP socket
 //! and the TAP, feeds [`node::Node`] with an explicit `now`, and carries out
 //! what it asks (see [`node::Node`] for the calling order). The simulated
@@ -11,6 +11,7 @@
 
 pub mod crypto;
 pub mod keys;
+pub mod name;
 pub mod node;
 pub mod subnet;
 pub mod switch;

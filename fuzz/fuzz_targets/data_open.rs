@@ -150,7 +150,7 @@ fn forged(flags: u8, rest: &[u8]) {
     let decrypt_failed = matches!(result, Err(CryptoError::Decrypt { .. }));
     match result {
         Ok(plain) => panic!("forged datagram opened ({} plaintext bytes)", plain.len()),
-        Err(CryptoError::Wire(_)) => assert!(framing.is_err()),
+        Err(CryptoError::Datagram(_)) => assert!(framing.is_err()),
         Err(CryptoError::WrongReceiver { expected, got }) => {
             assert_eq!(expected, session.local_index());
             assert_eq!(framing, Ok(got));

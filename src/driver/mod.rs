@@ -120,7 +120,7 @@ async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
         netdir.root.clone(),
         ScriptEnv {
             netname: netdir.netname.clone(),
-            name: setup.node.name.clone(),
+            name: setup.node.name.to_string(),
             device: "/dev/net/tun".into(),
             interface: tap
                 .as_ref()
@@ -143,7 +143,7 @@ async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
     let (joined_tx, mut joined_rx) = tokio::sync::mpsc::unbounded_channel();
     let (join_server, join_stats) = match join_server::spawn(
         netdir.clone(),
-        setup.node.name.clone(),
+        setup.node.name.to_string(),
         std::net::SocketAddr::new(setup.bind_address.ip(), port),
         setup.address_family == crate::config::AddressFamily::Ipv6,
         joined_tx,

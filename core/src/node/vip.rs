@@ -244,7 +244,7 @@ impl Node {
             self.peers
                 .values()
                 .filter(|p| p.alive)
-                .map(|p| p.name.clone())
+                .map(|p| p.name.to_string())
                 .collect()
         } else {
             BTreeSet::new()
