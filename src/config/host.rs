@@ -232,6 +232,18 @@ mod tests {
     }
 
     #[test]
+    fn mac_subnets_use_tincs_grammar() {
+        let h = host("Subnet = 2:0:0:0:0:a\n").unwrap();
+        assert_eq!(h.subnets[0].to_string(), "02:00:00:00:00:0a");
+        let e = host("Subnet = 02-00-00-00-00-0a\n").unwrap_err();
+        assert_eq!(e.line, Some(1));
+        assert!(
+            e.message.contains("'-' is not a MAC separator (use ':')"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn defaults_and_errors() {
         let h = host("").unwrap();
         assert_eq!(h.port, 655);

@@ -36,7 +36,6 @@ use std::path::PathBuf;
 
 pub use host::{load_all_hosts, load_host_config, parse_host_config, HostConfig};
 pub use meshd_core::name::{NameError, NodeName};
-pub(crate) use meshd_core::subnet::parse_mac;
 pub use meshd_core::subnet::{Subnet, SubnetAddr, DEFAULT_SUBNET_WEIGHT};
 pub use netdir::{valid_netname, NetDir};
 pub use parse::{parse_config_text, read_config_file, ConfigLine};
