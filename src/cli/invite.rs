@@ -9,7 +9,7 @@ use crate::driver::scripts::{ScriptEnv, ScriptOutcome, ScriptRequest, ScriptRunn
 use crate::invite::contents::{
     acceptance, build_invitation, InvitationSpec, HANDED_OVER_BY_DEFAULT,
 };
-use crate::invite::join::{join as redeem, Target};
+use crate::invite::join::{join as redeem, JoinTarget};
 use crate::invite::store::{invitation_expire, Outstanding, Store, DEFAULT_EXPIRE};
 use crate::invite::InvitationUrl;
 use crate::keys::invitation_key_hash;
@@ -207,10 +207,10 @@ pub fn join(
     let url = InvitationUrl::parse(url)?;
     let env_net = std::env::var("NETNAME").ok().filter(|v| !v.is_empty());
     let target = if cli_config.is_some() || cli_net.is_some() || env_net.is_some() {
-        Target::Given(NetDir::resolve(cli_config, cli_net)?)
+        JoinTarget::Given(NetDir::resolve(cli_config, cli_net)?)
     } else {
         let base = NetDir::resolve(None, None)?.root;
-        Target::FromInvitation { base }
+        JoinTarget::FromInvitation { base }
     };
     let mut log = |line: &str| eprintln!("{line}");
     let joined = redeem(&url, &target, port, &mut log).map_err(|e| {

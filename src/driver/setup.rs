@@ -125,10 +125,10 @@ pub fn load(netdir: &NetDir) -> Result<Setup> {
         });
         health_checks.extend(v.checks.iter().cloned());
     }
-    node.vip_settings = crate::vip::VipSettings {
+    node.vip_settings = crate::vip::VipEngineSettings {
         hold_down: vip_conf.hold_down,
         flow_idle_timeout: vip_conf.flow_idle_timeout,
-        ..crate::vip::VipSettings::default()
+        ..crate::vip::VipEngineSettings::default()
     };
     node.shutdown_grace = vip_conf.shutdown_grace;
 

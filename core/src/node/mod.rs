@@ -64,7 +64,7 @@ pub struct NodeConfig {
     /// VIPs this node serves.
     pub vips: Vec<crate::vip::LocalVip>,
     /// Hold-down, flow idle timeout, flow table bound.
-    pub vip_settings: crate::vip::VipSettings,
+    pub vip_settings: crate::vip::VipEngineSettings,
     /// Longest wait for peers to acknowledge a VIP withdrawal at a graceful stop.
     pub shutdown_grace: Duration,
 }
@@ -87,7 +87,7 @@ impl NodeConfig {
             subnets: Vec::new(),
             switch: crate::switch::SwitchConfig::default(),
             vips: Vec::new(),
-            vip_settings: crate::vip::VipSettings::default(),
+            vip_settings: crate::vip::VipEngineSettings::default(),
             shutdown_grace: Duration::from_millis(500),
         }
     }
