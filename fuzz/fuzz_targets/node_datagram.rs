@@ -262,8 +262,8 @@ impl Harness {
         let index = self.beta_ts as u32 | 1;
         let Ok((state, init)) = initiate(
             self.beta,
-            "beta",
-            "alpha",
+            &node_name("beta"),
+            &node_name("alpha"),
             *self.alpha.public().as_bytes(),
             index,
             self.beta_ts,
@@ -290,9 +290,9 @@ impl Harness {
         match packet_type(&bytes) {
             Ok(PacketType::HandshakeInit) => {
                 let alpha_key = *self.alpha.public().as_bytes();
-                let Ok(verified) =
-                    verify_init("beta", &bytes, |n| (n == "alpha").then_some(alpha_key))
-                else {
+                let Ok(verified) = verify_init(&node_name("beta"), &bytes, |n| {
+                    (n == "alpha").then_some(alpha_key)
+                }) else {
                     return;
                 };
                 let index = verified.initiator_index().rotate_left(7) | 2;
