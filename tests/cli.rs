@@ -81,7 +81,7 @@ fn init_creates_a_network_directory() {
     assert_exit1(&o);
     assert_eq!(
         stderr(&o).trim_end(),
-        "meshd: meshd init: node name is too long (65 bytes, at most 64)",
+        "meshd: node name is too long (65 bytes, at most 64)",
         "{}",
         show(&o)
     );

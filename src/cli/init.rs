@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 
 /// `meshd init NAME [--port N]`.
 pub fn init(netdir: &NetDir, name: &str, port: Option<u16>, address: Option<&str>) -> Result<i32> {
-    let name = &NodeName::new(name).map_err(|e| anyhow::anyhow!("meshd init: {e}"))?;
+    let name = &NodeName::new(name)?;
     if let Some(a) = address {
         a.parse::<config::HostAddress>()
             .map_err(|e| anyhow::anyhow!("--address {a}: {e}"))?;
