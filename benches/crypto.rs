@@ -8,6 +8,7 @@ use chacha20poly1305::ChaCha20Poly1305;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use ed25519_dalek::Signer as _;
 use meshd::crypto::{initiate, respond, Session, Signer};
+use meshd::name::NodeName;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -23,6 +24,10 @@ impl Signer for Key {
 }
 
 const PAYLOAD: usize = 1420;
+
+fn name(s: &str) -> NodeName {
+    NodeName::new(s).expect("a valid node name")
+}
 const TS: u64 = 1_700_000_000_000_000_000;
 
 struct Fixture {
@@ -47,15 +52,32 @@ impl Fixture {
 
     fn init(&mut self) -> (meshd::crypto::InitiatorState, Vec<u8>) {
         let beta = self.beta.public_key();
-        initiate(&self.alpha, "alpha", "beta", beta, 1, TS, &mut self.rng).unwrap()
+        initiate(
+            &self.alpha,
+            &name("alpha"),
+            &name("beta"),
+            beta,
+            1,
+            TS,
+            &mut self.rng,
+        )
+        .unwrap()
     }
 
     fn handshake(&mut self) -> (Session, Session) {
         let now = Instant::now();
         let (mut st, init) = self.init();
         let lookup = self.lookup();
-        let (_, rs, resp) =
-            respond(&self.beta, "beta", &init, lookup, 2, &mut self.rng, now).unwrap();
+        let (_, rs, resp) = respond(
+            &self.beta,
+            &name("beta"),
+            &init,
+            lookup,
+            2,
+            &mut self.rng,
+            now,
+        )
+        .unwrap();
         let is = st.complete(&resp, now).unwrap();
         (is, rs)
     }
@@ -75,7 +97,7 @@ fn bench_handshake(c: &mut Criterion) {
             black_box(
                 respond(
                     &f.beta,
-                    "beta",
+                    &name("beta"),
                     black_box(&init),
                     &lookup,
                     2,
@@ -94,8 +116,16 @@ fn bench_handshake(c: &mut Criterion) {
             || {
                 let (st, init) = setup.init();
                 let lookup = setup.lookup();
-                let (_, _, resp) =
-                    respond(&setup.beta, "beta", &init, lookup, 2, &mut setup.rng, now).unwrap();
+                let (_, _, resp) = respond(
+                    &setup.beta,
+                    &name("beta"),
+                    &init,
+                    lookup,
+                    2,
+                    &mut setup.rng,
+                    now,
+                )
+                .unwrap();
                 (st, resp)
             },
             |(mut st, resp)| black_box(st.complete(&resp, now).unwrap()),

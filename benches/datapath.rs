@@ -10,10 +10,15 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use meshd::driver::offload::{self, VnetHdr};
 use meshd::keys::PrivateKey;
+use meshd::name::NodeName;
 use meshd::node::{KnownHost, Node, NodeConfig};
 use meshd::switch::{Delivery, MacAddr, Switch, SwitchConfig};
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
+
+fn node_name(s: &str) -> NodeName {
+    NodeName::new(s).expect("a valid node name")
+}
 
 const MAC_A: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
 const MAC_B: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0b];
@@ -112,13 +117,13 @@ impl Pair {
         let addr_b: SocketAddr = "192.0.2.2:655".parse().unwrap();
         let now = Instant::now();
         let host = |name: &str, k: &PrivateKey, addr| KnownHost {
-            name: name.into(),
+            name: node_name(name),
             public_key: Some(k.public()),
             addresses: vec![addr],
         };
-        let mut ca = NodeConfig::new("a");
-        ca.connect_to = vec!["b".into()];
-        let cb = NodeConfig::new("b");
+        let mut ca = NodeConfig::new(node_name("a"));
+        ca.connect_to = vec![node_name("b")];
+        let cb = NodeConfig::new(node_name("b"));
         let b = Node::new(
             cb,
             PrivateKey::from_pem_str(&kb.to_pem_string()).unwrap(),

@@ -34,6 +34,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
 use meshd::crypto::{initiate, PROTOCOL_VERSION};
 use meshd::keys::PrivateKey;
+use meshd::name::NodeName;
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 
@@ -144,10 +145,14 @@ fn make_inits(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(1);
+    let responder = &NodeName::new(responder)
+        .with_context(|| format!("the responder {responder:?} is not a node name"))?;
     (0..n)
         .map(|i| {
             let key = PrivateKey::generate(rng);
             let name = from.map_or_else(|| random_name(rng), str::to_string);
+            let name = NodeName::new(name.as_str())
+                .with_context(|| format!("the initiator {name:?} is not a node name"))?;
             // The target's key for us is unknown (or someone else's): any 32 bytes do.
             let mut peer_key = [0u8; 32];
             rng.fill_bytes(&mut peer_key);

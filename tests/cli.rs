@@ -70,11 +70,26 @@ fn init_creates_a_network_directory() {
     let o = meshd(&bad, &["init", "a-b"]);
     assert_exit1(&o);
     assert!(
-        stderr(&o).contains("'a-b' is not a valid node name"),
+        stderr(&o).contains("node name 'a-b' has '-' at byte 1: use letters, digits and _ only"),
         "{}",
         show(&o)
     );
     assert!(!bad.exists(), "invalid init left {}", bad.display());
+
+    // 65 bytes is refused too (a handshake carries at most 64), before anything is written.
+    let o = meshd(&bad, &["init", &"a".repeat(65)]);
+    assert_exit1(&o);
+    assert_eq!(
+        stderr(&o).trim_end(),
+        "meshd: node name is too long (65 bytes, at most 64)",
+        "{}",
+        show(&o)
+    );
+    assert!(!bad.exists(), "invalid init left {}", bad.display());
+    // 64 bytes is a name.
+    let dir_c = tmp.path().join("c");
+    assert_ok(&meshd(&dir_c, &["init", &"c".repeat(64)]));
+    assert!(dir_c.join("hosts").join("c".repeat(64)).is_file());
 }
 
 #[test]

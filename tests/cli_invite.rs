@@ -287,7 +287,11 @@ fn invite_refuses_bad_requests() {
     let n1 = tmp.path().join("n1");
     init_node(&n1, "node_1", free_port());
     for (args, why) in [
-        (vec!["invite", "bad-name"], "not a valid node name"),
+        (vec!["invite", "bad-name"], "node name 'bad-name' has '-'"),
+        (
+            vec!["invite", &"x".repeat(65)],
+            "node name is too long (65 bytes, at most 64)",
+        ),
         (vec!["invite", "node_1"], "own name"),
         (
             vec!["invite", "x", "--set", "ScriptsInterpreter=/bin/sh"],

@@ -147,7 +147,9 @@ fn generate_keys_comments_out_the_old_key_and_replaces_files_whole() {
     let loaded = meshd::keyfile::load_private_key(&key).unwrap();
     assert_eq!(new_line, format!("Ed25519PublicKey = {}", loaded.public()));
     let nd = meshd::config::NetDir::new(&dir);
-    let parsed = meshd::config::load_host_config(&nd, "alpha").unwrap();
+    let parsed =
+        meshd::config::load_host_config(&nd, &meshd::config::NodeName::new("alpha").unwrap())
+            .unwrap();
     assert_eq!(
         parsed.ed25519_public_key.as_deref(),
         Some(loaded.public().to_string().as_str())

@@ -6,6 +6,7 @@
 
 mod sim;
 
+use meshd::name::NodeName;
 use meshd::node::{Limit, NodeConfig};
 use meshd::switch::MacAddr;
 use meshd::vip::LocalVip;
@@ -296,11 +297,12 @@ fn spoofed_handshake_sources_are_evicted_and_sessions_survive() {
     let wrong = meshd::keys::PrivateKey::generate(&mut rng);
     let a_key = *net.node("a").public_key().as_bytes();
     let mut n: u32 = 0;
+    let (b, a) = (NodeName::new("b").unwrap(), NodeName::new("a").unwrap());
     for _ in 0..20_000 {
         n += 1;
         let ts = sim::WALL_BASE_NS + u64::from(n);
         let (_, init) =
-            meshd::crypto::initiate(&wrong, "b", "a", a_key, n, ts, &mut rng).expect("an init");
+            meshd::crypto::initiate(&wrong, &b, &a, a_key, n, ts, &mut rng).expect("an init");
         let from = SocketAddr::from((Ipv4Addr::from(0x0a00_0000 + n), 655));
         net.inject("a", from, init);
         net.run_for(Duration::from_millis(1));
@@ -320,10 +322,12 @@ fn forged_init_flood(net: &mut SimNet, to: &str, claimed: &str, seed: u64, durat
     let wrong = meshd::keys::PrivateKey::generate(&mut rng);
     let to_key = *net.node(to).public_key().as_bytes();
     let steps = duration.as_millis() as u32;
+    let (claimed, to_name) = (NodeName::new(claimed).unwrap(), NodeName::new(to).unwrap());
     for n in 1..=steps {
         let ts = sim::WALL_BASE_NS + u64::from(n);
         let (_, init) =
-            meshd::crypto::initiate(&wrong, claimed, to, to_key, n, ts, &mut rng).expect("an init");
+            meshd::crypto::initiate(&wrong, &claimed, &to_name, to_key, n, ts, &mut rng)
+                .expect("an init");
         let from = SocketAddr::from((Ipv4Addr::from(0x0a63_0000 + n % 4096), 655));
         net.inject(to, from, init);
         net.run_for(Duration::from_millis(1));

@@ -318,7 +318,7 @@ fn a_handshake_from_an_unknown_key_is_refused() {
     net.start(ca, &["b"]);
     // c runs under the name "b" but with c's key.
     let mut cc = net.config("c", &["a"]);
-    cc.name = "b".into();
+    cc.name = meshd::name::NodeName::new("b").unwrap();
     net.start_as("c", cc, &["a"]);
     net.run_for(Duration::from_secs(3));
     assert!(!net.sees("a", "b"), "a accepted an impostor");

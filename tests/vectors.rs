@@ -4,26 +4,31 @@
 //! format change (and bump the protocol version).
 
 use meshd::keys::{PrivateKey, PublicKey};
+use meshd::name::NodeName;
 use meshd::wire::{Digest, DigestEntry, Hello, Message, Neighbour, NodeRecord};
 use rand::SeedableRng;
 
 const FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/proto/vectors/messages-v1.txt");
 
+fn name(s: &str) -> NodeName {
+    NodeName::new(s).unwrap()
+}
+
 fn record() -> (NodeRecord, PublicKey) {
     let key = PrivateKey::generate(&mut rand_chacha::ChaCha8Rng::seed_from_u64(7));
     let mut rec = NodeRecord {
-        name: "node_1".into(),
+        name: name("node_1"),
         public_key: *key.public().as_bytes(),
         generation: 1_795_313_705_000_000_000,
         version: 3,
         addresses: vec!["192.0.2.1:655".parse().unwrap()],
         neighbours: vec![
             Neighbour {
-                name: "node_2".into(),
+                name: name("node_2"),
                 endpoint: "192.0.2.2:655".parse().unwrap(),
             },
             Neighbour {
-                name: "node_3".into(),
+                name: name("node_3"),
                 endpoint: "[2001:db8::3]:6553".parse().unwrap(),
             },
         ],
@@ -54,7 +59,7 @@ fn vectors() -> Vec<(&'static str, Vec<u8>)> {
             "digest",
             Message::Digest(Digest {
                 entries: vec![DigestEntry {
-                    name: "node_1".into(),
+                    name: name("node_1"),
                     generation: rec.generation,
                     version: 3,
                 }],

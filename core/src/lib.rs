@@ -4,7 +4,7 @@
 //! [`keys`]), the per-node protocol state machine ([`node`]), the L2 switch
 //! ([`switch`]) and VIP steering ([`vip`]), the invitation exchange's
 //! messages and keys ([`join`]), and the configuration values they need
-//! ([`subnet`]). It has no tokio, no sockets, no processes, no file I/O
+//! ([`name`], [`subnet`]). It has no tokio, no sockets, no processes, no file I/O
 //! and no clock: the `meshd` crate's driver reads the clock, the UDP socket
 //! and the TAP, feeds [`node::Node`] with an explicit `now`, and carries out
 //! what it asks (see [`node::Node`] for the calling order). The simulated
@@ -13,6 +13,7 @@
 pub mod crypto;
 pub mod join;
 pub mod keys;
+pub mod name;
 pub mod node;
 pub mod subnet;
 pub mod switch;

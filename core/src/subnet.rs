@@ -4,6 +4,8 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
+use crate::switch::{MacAddr, MacParseError, MacParseReason};
+
 /// Weight of a subnet without `#weight` (lower is preferred).
 pub const DEFAULT_SUBNET_WEIGHT: i32 = 10;
 
@@ -76,20 +78,6 @@ fn mask_v6(prefix: u8) -> u128 {
     u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0)
 }
 
-/// A colon-separated MAC address (`02:00:00:00:00:0a`, one or two hex digits per byte).
-pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let mut mac = [0u8; 6];
-    let mut parts = s.split(':');
-    for byte in mac.iter_mut() {
-        let p = parts.next()?;
-        if p.is_empty() || p.len() > 2 || !p.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return None;
-        }
-        *byte = u8::from_str_radix(p, 16).ok()?;
-    }
-    parts.next().is_none().then_some(mac)
-}
-
 impl FromStr for Subnet {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -108,11 +96,20 @@ impl FromStr for Subnet {
             Some((a, p)) => (a, Some(p)),
             None => (body, None),
         };
-        let addr = if let Some(mac) = parse_mac(addr_s) {
+        let mac = addr_s.parse::<MacAddr>();
+        let addr = if let Ok(MacAddr(mac)) = mac {
             if prefix_s.is_some() {
                 return Err(format!("'{s}': a MAC subnet cannot have a prefix length"));
             }
             SubnetAddr::Mac(mac)
+        } else if let Err(
+            e @ MacParseError {
+                reason: MacParseReason::DashSeparator,
+                ..
+            },
+        ) = mac
+        {
+            return Err(e.to_string());
         } else if let Ok(ip) = addr_s.parse::<IpAddr>() {
             let max: u8 = if ip.is_ipv4() { 32 } else { 128 };
             let prefix = match prefix_s {
@@ -150,11 +147,7 @@ impl FromStr for Subnet {
 impl fmt::Display for Subnet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.addr {
-            SubnetAddr::Mac(m) => write!(
-                f,
-                "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-                m[0], m[1], m[2], m[3], m[4], m[5]
-            )?,
+            SubnetAddr::Mac(m) => write!(f, "{}", MacAddr(m))?,
             SubnetAddr::Ipv4 { addr, prefix } => {
                 write!(f, "{addr}")?;
                 if prefix != 32 {
@@ -195,6 +188,12 @@ mod tests {
         assert!("aa:bb:cc:dd:ee".parse::<Subnet>().is_err());
         assert!("aa:bb:cc:dd:ee:ff:00".parse::<Subnet>().is_err());
         assert!("aaa:bb:cc:dd:ee:ff".parse::<Subnet>().is_err());
+        // tinc's grammar, the same as MacAddr's: 1-2 hex digits, ':' only.
+        assert_eq!(p("2:0:0:0:0:a").to_string(), "02:00:00:00:00:0a");
+        let e = "02-00-00-00-00-0a".parse::<Subnet>().unwrap_err();
+        assert!(e.contains("'-' is not a MAC separator (use ':')"), "{e}");
+        let e = "02-00-00-00-00-0a#5".parse::<Subnet>().unwrap_err();
+        assert!(e.contains("'-' is not a MAC separator"), "{e}");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use libfuzzer_sys::fuzz_target;
 use meshd::config::{
     format_duration, parse_bool, parse_config_text, parse_duration, parse_host_config, parse_port,
-    AddressFamily, BindAddress, HostAddress, Subnet,
+    AddressFamily, BindAddress, HostAddress, NodeName, Subnet,
 };
 use std::path::Path;
 use std::str::FromStr;
@@ -50,7 +50,8 @@ fuzz_target!(|data: &[u8]| {
                 let _ = line.location();
                 values(&line.value);
             }
-            match parse_host_config("fuzz", lines.clone()) {
+            let fuzz = NodeName::new("fuzz").expect("a valid node name");
+            match parse_host_config(&fuzz, lines.clone()) {
                 Ok(host) => {
                     assert_eq!(host.raw, lines);
                     for subnet in &host.subnets {
@@ -62,7 +63,7 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             // An invalid node name is refused, never a panic.
-            assert!(parse_host_config("no such/name", lines).is_err());
+            assert!(NodeName::new("no such/name").is_err());
         }
         Err(e) => {
             assert_eq!(e.file, file);

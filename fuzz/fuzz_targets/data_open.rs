@@ -20,6 +20,7 @@ use meshd::crypto::{
     DATA_OVERHEAD, TAG_LEN,
 };
 use meshd::keys::PrivateKey;
+use meshd::name::NodeName;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashSet;
@@ -50,10 +51,12 @@ fn identities() -> &'static Identities {
 fn handshake(now: Instant) -> (Session, Session) {
     let ids = identities();
     let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let alpha = NodeName::new("alpha").expect("a valid node name");
+    let beta = NodeName::new("beta").expect("a valid node name");
     let (mut state, init) = initiate(
         &ids.alpha,
-        "alpha",
-        "beta",
+        &alpha,
+        &beta,
         *ids.beta.public().as_bytes(),
         INITIATOR_INDEX,
         TIMESTAMP_NS,
@@ -63,7 +66,7 @@ fn handshake(now: Instant) -> (Session, Session) {
     let alpha_key = *ids.alpha.public().as_bytes();
     let (_accepted, responder, response) = respond(
         &ids.beta,
-        "beta",
+        &beta,
         &init,
         |name| (name == "alpha").then_some(alpha_key),
         RESPONDER_INDEX,
@@ -150,7 +153,7 @@ fn forged(flags: u8, rest: &[u8]) {
     let decrypt_failed = matches!(result, Err(CryptoError::Decrypt { .. }));
     match result {
         Ok(plain) => panic!("forged datagram opened ({} plaintext bytes)", plain.len()),
-        Err(CryptoError::Wire(_)) => assert!(framing.is_err()),
+        Err(CryptoError::Datagram(_)) => assert!(framing.is_err()),
         Err(CryptoError::WrongReceiver { expected, got }) => {
             assert_eq!(expected, session.local_index());
             assert_eq!(framing, Ok(got));

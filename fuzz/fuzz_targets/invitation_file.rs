@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use meshd::config::{parse_config_text, valid_node_name};
+use meshd::config::{parse_config_text, NodeName};
 use meshd::invite::contents::{
     parse_invitation, ACCEPTED_HOST_VARIABLES, ACCEPTED_SERVER_VARIABLES,
 };
@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(plan) = parse_invitation(&text) else {
         return;
     };
-    assert!(valid_node_name(&plan.name));
+    assert!(NodeName::new(plan.name.as_str()).is_ok());
     for (v, _) in &plan.server_lines {
         assert!(ACCEPTED_SERVER_VARIABLES.contains(&v.as_str()), "{v}");
     }
@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(ACCEPTED_HOST_VARIABLES.contains(&v.as_str()), "{v}");
     }
     for h in &plan.hosts {
-        assert!(valid_node_name(&h.name) && h.name != plan.name);
+        assert!(NodeName::new(h.name.as_str()).is_ok() && h.name != plan.name);
     }
     let conf = parse_config_text(&plan.meshd_conf(), Path::new("meshd.conf"))
         .expect("the written meshd.conf parses");

@@ -20,6 +20,7 @@ use meshd::crypto::{
     data_receiver_index, initiate, packet_type, verify_init, InitiatorState, PacketType, Session,
 };
 use meshd::keys::PrivateKey;
+use meshd::name::NodeName;
 use meshd::node::{KnownHost, Node, NodeConfig, Transmit};
 use meshd::switch::MacAddr;
 use meshd::vip::LocalVip;
@@ -39,6 +40,10 @@ const GAMMA_SEED: u64 = 3;
 const MAX_CAPTURED: usize = 32;
 const MAX_BETA_SESSIONS: usize = 8;
 const MAX_OPS: usize = 256;
+
+fn node_name(s: &str) -> NodeName {
+    NodeName::new(s).expect("a valid node name")
+}
 
 fn key(seed: u64) -> PrivateKey {
     PrivateKey::generate(&mut ChaCha8Rng::seed_from_u64(seed))
@@ -173,9 +178,9 @@ impl Harness {
     fn new() -> Harness {
         let now = Instant::now();
         let keys = keys();
-        let mut config = NodeConfig::new("alpha");
+        let mut config = NodeConfig::new(node_name("alpha"));
         config.advertised_addresses = vec![addr(1, 655)];
-        config.connect_to = vec!["beta".to_string()];
+        config.connect_to = vec![node_name("beta")];
         config.vips = (0..2)
             .map(|i| LocalVip {
                 address: vip(i),
@@ -186,7 +191,7 @@ impl Harness {
             })
             .collect();
         let hosts = vec![KnownHost {
-            name: "beta".to_string(),
+            name: node_name("beta"),
             public_key: Some(keys.beta.public()),
             addresses: vec![addr(2, 655)],
         }];
@@ -257,8 +262,8 @@ impl Harness {
         let index = self.beta_ts as u32 | 1;
         let Ok((state, init)) = initiate(
             self.beta,
-            "beta",
-            "alpha",
+            &node_name("beta"),
+            &node_name("alpha"),
             *self.alpha.public().as_bytes(),
             index,
             self.beta_ts,
@@ -285,9 +290,9 @@ impl Harness {
         match packet_type(&bytes) {
             Ok(PacketType::HandshakeInit) => {
                 let alpha_key = *self.alpha.public().as_bytes();
-                let Ok(verified) =
-                    verify_init("beta", &bytes, |n| (n == "alpha").then_some(alpha_key))
-                else {
+                let Ok(verified) = verify_init(&node_name("beta"), &bytes, |n| {
+                    (n == "alpha").then_some(alpha_key)
+                }) else {
                     return;
                 };
                 let index = verified.initiator_index().rotate_left(7) | 2;
@@ -368,13 +373,13 @@ impl Harness {
             .map(|_| {
                 let b = input.byte_or(0);
                 Neighbour {
-                    name: names[usize::from(b % 4)].to_string(),
+                    name: node_name(names[usize::from(b % 4)]),
                     endpoint: addr(b >> 2, 655),
                 }
             })
             .collect();
         let mut record = NodeRecord {
-            name: name.to_string(),
+            name: node_name(name),
             public_key: *signer.public().as_bytes(),
             generation: WALL_NS + u64::from(input.byte_or(0) % 4) * 1_000,
             version: u64::from(input.byte_or(1)),

@@ -14,7 +14,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use meshd::config::{
-    load_server_config, parse_config_text, parse_vip_settings, valid_node_name, ConfigError, NetDir,
+    load_server_config, parse_config_text, parse_vip_settings, ConfigError, NetDir, NodeName,
 };
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -76,7 +76,7 @@ fuzz_target!(|data: &[u8]| {
         .ok()
         .and_then(|lines| lines.into_iter().find(|l| l.is("Name")))
         .map(|l| l.value);
-    if let Some(name) = name.filter(|n| valid_node_name(n)) {
+    if let Some(name) = name.and_then(|n| NodeName::new(n).ok()) {
         let p = netdir.host_file(&name);
         if std::fs::write(&p, host_text).is_ok() {
             host_path = Some(p);
@@ -94,7 +94,11 @@ fuzz_target!(|data: &[u8]| {
             return;
         }
     };
-    assert!(valid_node_name(&server.name), "{:?}", server.name);
+    assert!(
+        NodeName::new(server.name.as_str()).is_ok(),
+        "{:?}",
+        server.name
+    );
     assert!((576..=65535).contains(&server.interface_mtu));
     assert!(server.dead_interval > server.hello_interval);
     assert_eq!(server.replay_window % 8, 0);

@@ -257,7 +257,7 @@ pub fn format_info(n: &NodeStatus) -> String {
 
 /// `meshd info NODE|ADDRESS [--json]`.
 pub fn info(netdir: &NetDir, node: &str, json: bool) -> Result<i32> {
-    if !crate::config::valid_node_name(node) {
+    if crate::config::NodeName::new(node).is_err() {
         if node.contains(['.', ':']) {
             if !node.contains(['/', '#']) {
                 if let Some(code) = super::vips::info_vip(netdir, node, json)? {

@@ -1,14 +1,12 @@
 //! `init` and `generate-ed25519-keys`: create a network directory and keys.
 
-use crate::config::{self, NetDir};
+use crate::config::{self, NetDir, NodeName};
 use crate::keys::PrivateKey;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 /// `meshd init NAME [--port N]`.
 pub fn init(netdir: &NetDir, name: &str, port: Option<u16>, address: Option<&str>) -> Result<i32> {
-    if !config::valid_node_name(name) {
-        bail!("'{name}' is not a valid node name: use letters, digits and _ only");
-    }
+    let name = &NodeName::new(name)?;
     if let Some(a) = address {
         a.parse::<config::HostAddress>()
             .map_err(|e| anyhow::anyhow!("--address {a}: {e}"))?;

@@ -1,7 +1,7 @@
 //! `invite`, `join`, `dump invitations` and `revoke-invitation`: growing a network as
 //! tinc 1.1 does, with one URL per new node.
 
-use crate::config::{self, load_server_config, NetDir};
+use crate::config::{self, load_server_config, NetDir, NodeName};
 use crate::control::client::request;
 use crate::control::pidfile::PidFile;
 use crate::control::{Request, Response};
@@ -9,7 +9,7 @@ use crate::driver::scripts::{ScriptEnv, ScriptOutcome, ScriptRequest, ScriptRunn
 use crate::invite::contents::{
     acceptance, build_invitation, InvitationSpec, HANDED_OVER_BY_DEFAULT,
 };
-use crate::invite::join::{join as redeem, Target};
+use crate::invite::join::{join as redeem, JoinTarget};
 use crate::invite::store::{invitation_expire, Outstanding, Store, DEFAULT_EXPIRE};
 use crate::invite::InvitationUrl;
 use crate::keys::invitation_key_hash;
@@ -33,10 +33,8 @@ fn running(netdir: &NetDir) -> Option<PidFile> {
 /// `meshd invite NODE [--set VAR=VALUE]...`: prints the URL on stdout.
 pub fn invite(netdir: &NetDir, node: &str, set: &[String]) -> Result<i32> {
     let server = load_server_config(netdir)?;
-    if !config::valid_node_name(node) {
-        bail!("'{node}' is not a valid node name: use letters, digits and _ only");
-    }
-    if node == server.name {
+    let node = &NodeName::new(node)?;
+    if *node == server.name {
         bail!("{node} is this node's own name");
     }
     let host_file = netdir.host_file(node);
@@ -54,7 +52,7 @@ pub fn invite(netdir: &NetDir, node: &str, set: &[String]) -> Result<i32> {
             &Request::DumpNodes,
             Duration::from_secs(5),
         ) {
-            if nodes.iter().any(|n| n.name == node) {
+            if nodes.iter().any(|n| n.name == *node) {
                 bail!("the running daemon already knows a node called {node}");
             }
         }
@@ -65,7 +63,7 @@ pub fn invite(netdir: &NetDir, node: &str, set: &[String]) -> Result<i32> {
     if let Some(o) = store
         .outstanding(expire, now)?
         .into_iter()
-        .find(|o| o.invitee == node)
+        .find(|o| o.invitee == *node)
     {
         bail!(
             "an invitation for {node} is outstanding ({}); `meshd revoke-invitation {node}` first",
@@ -108,7 +106,7 @@ pub fn invite(netdir: &NetDir, node: &str, set: &[String]) -> Result<i32> {
     let own_host = std::fs::read_to_string(netdir.host_file(&server.name))
         .with_context(|| format!("cannot read {}", netdir.host_file(&server.name).display()))?;
     let contents = build_invitation(&InvitationSpec {
-        invitee: node.to_string(),
+        invitee: node.clone(),
         netname: netdir.netname.clone(),
         inviter: server.name.clone(),
         variables,
@@ -171,7 +169,7 @@ fn run_invitation_created(
             netdir.root.clone(),
             ScriptEnv {
                 netname: netdir.netname.clone(),
-                name: server.name.clone(),
+                name: server.name.to_string(),
                 device: String::new(),
                 interface: String::new(),
                 debug: 0,
@@ -209,10 +207,10 @@ pub fn join(
     let url = InvitationUrl::parse(url)?;
     let env_net = std::env::var("NETNAME").ok().filter(|v| !v.is_empty());
     let target = if cli_config.is_some() || cli_net.is_some() || env_net.is_some() {
-        Target::Given(NetDir::resolve(cli_config, cli_net)?)
+        JoinTarget::Given(NetDir::resolve(cli_config, cli_net)?)
     } else {
         let base = NetDir::resolve(None, None)?.root;
-        Target::FromInvitation { base }
+        JoinTarget::FromInvitation { base }
     };
     let mut log = |line: &str| eprintln!("{line}");
     let joined = redeem(&url, &target, port, &mut log).map_err(|e| {

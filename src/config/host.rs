@@ -1,20 +1,19 @@
 //! Host files (`hosts/NAME`): typed [`HostConfig`], loading one or all of them, and the typed
 //! variable lookup helpers shared with the server configuration.
 
-use std::path::PathBuf;
-
 use super::known;
-use super::netdir::{valid_node_name, NetDir};
+use super::netdir::NetDir;
 use super::parse::{read_config_file, ConfigLine};
 use super::types::{parse_port, HostAddress, DEFAULT_PORT};
 use super::ConfigError;
+use meshd_core::name::{NameError, NodeName};
 use meshd_core::subnet::Subnet;
 
 /// The typed contents of one node's host file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostConfig {
     /// The node name (the file name).
-    pub name: String,
+    pub name: NodeName,
     /// `Address` lines, in order.
     pub addresses: Vec<HostAddress>,
     /// `Port` (default 655).
@@ -127,16 +126,10 @@ pub(super) fn host_fields(vars: &mut Vars<'_, '_>) -> Result<HostFields, ConfigE
 }
 
 /// Builds a [`HostConfig`] for node `name` from already parsed lines.
-pub fn parse_host_config(name: &str, lines: Vec<ConfigLine>) -> Result<HostConfig, ConfigError> {
-    if !valid_node_name(name) {
-        let file = lines
-            .first()
-            .map_or_else(|| PathBuf::from(name), |l| l.file.clone());
-        return Err(ConfigError::file(
-            file,
-            format!("'{name}' is not a valid node name (letters, digits and _ only)"),
-        ));
-    }
+pub fn parse_host_config(
+    name: &NodeName,
+    lines: Vec<ConfigLine>,
+) -> Result<HostConfig, ConfigError> {
     let mut warnings = Vec::new();
     let mut vars = Vars {
         lines: &lines,
@@ -145,7 +138,7 @@ pub fn parse_host_config(name: &str, lines: Vec<ConfigLine>) -> Result<HostConfi
     vars.warn_unknown();
     let f = host_fields(&mut vars)?;
     Ok(HostConfig {
-        name: name.to_string(),
+        name: name.clone(),
         addresses: f.addresses,
         port: f.port,
         subnets: f.subnets,
@@ -156,19 +149,14 @@ pub fn parse_host_config(name: &str, lines: Vec<ConfigLine>) -> Result<HostConfi
 }
 
 /// Reads and parses `hosts/NAME`.
-pub fn load_host_config(netdir: &NetDir, name: &str) -> Result<HostConfig, ConfigError> {
-    if !valid_node_name(name) {
-        return Err(ConfigError::file(
-            netdir.hosts_dir(),
-            format!("'{name}' is not a valid node name (letters, digits and _ only)"),
-        ));
-    }
+pub fn load_host_config(netdir: &NetDir, name: &NodeName) -> Result<HostConfig, ConfigError> {
     parse_host_config(name, read_config_file(netdir.host_file(name))?)
 }
 
 /// Loads every host file in `hosts/` whose file name is a valid node name (so `NAME-up`,
 /// `NAME-down`, dotfiles and temporary files are skipped), sorted by name. A file that fails to
-/// load is reported in the error list and does not stop the others.
+/// load, or whose name has a node name's characters but is longer than
+/// [`NodeName::MAX_LEN`], is reported in the error list and does not stop the others.
 pub fn load_all_hosts(netdir: &NetDir) -> (Vec<HostConfig>, Vec<ConfigError>) {
     let dir = netdir.hosts_dir();
     let entries = match std::fs::read_dir(&dir) {
@@ -188,8 +176,15 @@ pub fn load_all_hosts(netdir: &NetDir) -> (Vec<HostConfig>, Vec<ConfigError>) {
         let Some(name) = entry.file_name().to_str().map(str::to_string) else {
             continue;
         };
-        if valid_node_name(&name) && entry.path().is_file() {
-            names.push(name);
+        if !entry.path().is_file() {
+            continue;
+        }
+        match NodeName::new(name) {
+            Ok(name) => names.push(name),
+            Err(e @ NameError::TooLong { .. }) => {
+                errors.push(ConfigError::file(entry.path(), e.to_string()));
+            }
+            Err(_) => {}
         }
     }
     names.sort();
@@ -212,7 +207,7 @@ mod tests {
 
     fn host(text: &str) -> Result<HostConfig, ConfigError> {
         parse_host_config(
-            "alpha",
+            &NodeName::new("alpha").unwrap(),
             parse_config_text(text, Path::new("/n/hosts/alpha"))?,
         )
     }
@@ -237,6 +232,18 @@ mod tests {
     }
 
     #[test]
+    fn mac_subnets_use_tincs_grammar() {
+        let h = host("Subnet = 2:0:0:0:0:a\n").unwrap();
+        assert_eq!(h.subnets[0].to_string(), "02:00:00:00:00:0a");
+        let e = host("Subnet = 02-00-00-00-00-0a\n").unwrap_err();
+        assert_eq!(e.line, Some(1));
+        assert!(
+            e.message.contains("'-' is not a MAC separator (use ':')"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn defaults_and_errors() {
         let h = host("").unwrap();
         assert_eq!(h.port, 655);
@@ -252,7 +259,6 @@ mod tests {
         let w = host("Port = 1\nport = 2\n").unwrap();
         assert_eq!(w.port, 1);
         assert!(w.warnings[0].contains("more than once"));
-        assert!(parse_host_config("a-b", vec![]).is_err());
     }
 
     #[test]
@@ -268,13 +274,21 @@ mod tests {
         std::fs::write(hosts.join(".alpha.tmp"), "junk\n").unwrap();
         std::fs::write(hosts.join("broken"), "Port = x\n").unwrap();
         std::fs::create_dir(hosts.join("subdir")).unwrap();
-        let (ok, errs) = load_all_hosts(&nd);
+        let long = "a".repeat(65);
+        std::fs::write(hosts.join(&long), "Port = 1\n").unwrap();
+        let (ok, mut errs) = load_all_hosts(&nd);
         let names: Vec<_> = ok.iter().map(|h| h.name.as_str()).collect();
         assert_eq!(names, ["alpha", "beta"]);
-        assert_eq!(errs.len(), 1);
-        assert_eq!(errs[0].file, hosts.join("broken"));
-        assert_eq!(errs[0].line, Some(1));
-        assert!(load_host_config(&nd, "../x").is_err());
+        assert_eq!(errs.len(), 2);
+        errs.sort_by(|a, b| a.file.cmp(&b.file));
+        assert_eq!(errs[1].file, hosts.join("broken"));
+        assert_eq!(errs[1].line, Some(1));
+        assert_eq!(errs[0].file, hosts.join(&long));
+        assert!(
+            errs[0].message.contains("too long (65 bytes, at most 64)"),
+            "{}",
+            errs[0]
+        );
     }
 
     #[test]

@@ -37,9 +37,9 @@ mod server_tests;
 use std::path::PathBuf;
 
 pub use host::{load_all_hosts, load_host_config, parse_host_config, HostConfig};
-pub(crate) use meshd_core::subnet::parse_mac;
+pub use meshd_core::name::{NameError, NodeName};
 pub use meshd_core::subnet::{Subnet, SubnetAddr, DEFAULT_SUBNET_WEIGHT};
-pub use netdir::{valid_netname, valid_node_name, NetDir};
+pub use netdir::{valid_netname, NetDir};
 pub use parse::{parse_config_text, read_config_file, ConfigLine};
 pub use server::{load_server_config, DeviceType, Mode, ServerConfig};
 pub use types::{

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use super::ConfigError;
+use meshd_core::name::NodeName;
 
 /// Base directory for `-n NET` when `MESHD_CONFDIR_BASE` is not set.
 pub const DEFAULT_CONFDIR_BASE: &str = "/etc/meshd";
@@ -24,11 +25,6 @@ pub struct NetDir {
     pub netname: Option<String>,
     /// `--pidfile`, if given.
     pub pidfile_override: Option<PathBuf>,
-}
-
-/// Whether `name` is a valid node name: `[A-Za-z0-9_]+`.
-pub fn valid_node_name(name: &str) -> bool {
-    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// Whether `name` is usable as a network name: non-empty, no `/`, no control characters,
@@ -125,9 +121,9 @@ impl NetDir {
         self.root.join("hosts")
     }
 
-    /// `ROOT/hosts/NAME`. `name` should be a valid node name.
-    pub fn host_file(&self, name: &str) -> PathBuf {
-        self.hosts_dir().join(name)
+    /// `ROOT/hosts/NAME` (a [`NodeName`] has no `/` or `.`: the path stays in `hosts/`).
+    pub fn host_file(&self, name: &NodeName) -> PathBuf {
+        self.hosts_dir().join(name.as_str())
     }
 
     /// `ROOT/ed25519_key.priv`.
@@ -193,17 +189,6 @@ mod tests {
     }
 
     #[test]
-    fn node_names() {
-        assert!(valid_node_name("alpha_1"));
-        assert!(valid_node_name("A"));
-        assert!(!valid_node_name(""));
-        assert!(!valid_node_name("a-up"));
-        assert!(!valid_node_name(".hidden"));
-        assert!(!valid_node_name("a b"));
-        assert!(!valid_node_name("ä"));
-    }
-
-    #[test]
     fn config_dir_wins() {
         let nd = NetDir::resolve_with(
             Some("/x/y".into()),
@@ -252,7 +237,10 @@ mod tests {
     fn derived_paths() {
         let nd = NetDir::new("/n");
         assert_eq!(nd.hosts_dir(), PathBuf::from("/n/hosts"));
-        assert_eq!(nd.host_file("a"), PathBuf::from("/n/hosts/a"));
+        assert_eq!(
+            nd.host_file(&NodeName::new("a").unwrap()),
+            PathBuf::from("/n/hosts/a")
+        );
         assert_eq!(
             nd.default_private_key_file(),
             PathBuf::from("/n/ed25519_key.priv")

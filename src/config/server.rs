@@ -6,12 +6,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::host::{bad_value, host_fields, Vars};
-use super::netdir::{valid_node_name, NetDir};
+use super::netdir::NetDir;
 use super::parse::{lookup, read_config_file, ConfigLine};
 use super::types::{
     format_duration, parse_bool, parse_duration, AddressFamily, BindAddress, HostAddress,
 };
 use super::ConfigError;
+use meshd_core::name::NodeName;
 use meshd_core::subnet::Subnet;
 
 /// Default `MACExpire`.
@@ -64,7 +65,7 @@ pub enum DeviceType {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
     /// This node's name.
-    pub name: String,
+    pub name: NodeName,
     /// `Mode`; always switch.
     pub mode: Mode,
     /// `Port` (default 655), usually from the own host file.
@@ -72,7 +73,7 @@ pub struct ServerConfig {
     /// Own `Address` lines.
     pub addresses: Vec<HostAddress>,
     /// `ConnectTo` node names, in order.
-    pub connect_to: Vec<String>,
+    pub connect_to: Vec<NodeName>,
     /// `Interface`; `None` lets the device code choose (tinc uses the netname).
     pub interface: Option<String>,
     /// `AddressFamily` (default any).
@@ -194,25 +195,20 @@ pub(super) fn resolve_name(
     lines: &[ConfigLine],
     conf: &std::path::Path,
     getenv: &dyn Fn(&str) -> Option<String>,
-) -> Result<String, ConfigError> {
+) -> Result<NodeName, ConfigError> {
     let line = lookup(lines, "Name").ok_or_else(|| ConfigError::file(conf, "Name is not set"))?;
     expand_name(&line.value, getenv).map_err(|r| bad_value(line, "Name", &r))
 }
 
 /// `Name = $VAR` takes environment variable VAR (`$HOST` falls back to the host name), with
-/// characters other than ASCII letters and digits mapped to `_`. Other names must be valid.
+/// characters other than ASCII letters and digits mapped to `_`. Other names must be valid
+/// [`NodeName`]s; so must the expansion (a host name longer than 64 bytes is refused).
 pub(super) fn expand_name(
     value: &str,
     getenv: &dyn Fn(&str) -> Option<String>,
-) -> Result<String, String> {
+) -> Result<NodeName, String> {
     let Some(var) = value.strip_prefix('$') else {
-        return if valid_node_name(value) {
-            Ok(value.to_string())
-        } else {
-            Err(format!(
-                "'{value}' is not a valid node name (letters, digits and _ only)"
-            ))
-        };
+        return node_name(value);
     };
     let raw = match getenv(var) {
         Some(v) => v,
@@ -228,7 +224,7 @@ pub(super) fn expand_name(
     if mapped.is_empty() {
         return Err(format!("'{value}' expands to an empty name"));
     }
-    Ok(mapped)
+    NodeName::new(mapped).map_err(|e| format!("'{value}' expands to an invalid name: {e}"))
 }
 
 fn hostname() -> Option<String> {
@@ -258,14 +254,8 @@ fn positive_count(s: &str) -> Result<usize, String> {
     }
 }
 
-fn node_name(s: &str) -> Result<String, String> {
-    if valid_node_name(s) {
-        Ok(s.to_string())
-    } else {
-        Err(format!(
-            "'{s}' is not a valid node name (letters, digits and _ only)"
-        ))
-    }
+fn node_name(s: &str) -> Result<NodeName, String> {
+    NodeName::new(s).map_err(|e| e.to_string())
 }
 
 fn interface_name(s: &str) -> Result<String, String> {
@@ -281,7 +271,7 @@ fn interface_name(s: &str) -> Result<String, String> {
 /// Config-file lines come first, so they win for single-valued variables.
 pub(super) fn build_server_config(
     netdir: &NetDir,
-    name: String,
+    name: NodeName,
     conf_lines: Vec<ConfigLine>,
     host_lines: Vec<ConfigLine>,
     mut warnings: Vec<String>,

@@ -158,7 +158,21 @@ fn bad_values_name_file_line_and_problem() {
     let e = from_text("Port = 1\n", "").unwrap_err();
     assert_eq!(e.to_string(), "/n/meshd.conf: Name is not set");
     let e = from_text("Name = a.b\n", "").unwrap_err();
-    assert!(e.message.contains("not a valid node name"));
+    assert_eq!(
+        e.to_string(),
+        "/n/meshd.conf:1: bad value for Name: node name 'a.b' has '.' at byte 1: \
+         use letters, digits and _ only"
+    );
+    // 65 bytes: the config refuses what every handshake would refuse.
+    let e = from_text(&format!("Name = {}\n", "a".repeat(65)), "").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "/n/meshd.conf:1: bad value for Name: node name is too long (65 bytes, at most 64)"
+    );
+    let e = from_text(&format!("Name = a\nConnectTo = {}\n", "b".repeat(65)), "").unwrap_err();
+    assert_eq!(e.line, Some(2), "{e}");
+    assert!(e.message.contains("too long (65 bytes, at most 64)"), "{e}");
+    assert!(from_text(&format!("Name = {}\n", "a".repeat(64)), "").is_ok());
 }
 
 #[test]
@@ -181,7 +195,11 @@ fn name_from_environment() {
     assert_eq!(expand_name("plain_1", &env).unwrap(), "plain_1");
     // $HOST without the variable falls back to gethostname().
     let n = expand_name("$HOST", &|_| None).unwrap();
-    assert!(super::valid_node_name(&n), "{n}");
+    assert!(super::NodeName::new(n.as_str()).is_ok(), "{n}");
+    // An expansion longer than a node name may be is refused, not truncated.
+    let long = |_: &str| Some("h".repeat(65));
+    let e = expand_name("$HOST", &long).unwrap_err();
+    assert!(e.contains("too long (65 bytes, at most 64)"), "{e}");
 }
 
 fn netdir_with(files: &[(&str, &str)]) -> (tempfile::TempDir, NetDir) {
@@ -234,6 +252,9 @@ fn load_missing_config_names_file() {
 fn load_bad_own_host_file_is_error() {
     let (_d, nd) = netdir_with(&[("meshd.conf", "Name = alpha\n"), ("hosts/alpha", "Port\n")]);
     let e = load_server_config(&nd).unwrap_err();
-    assert_eq!(e.file, nd.host_file("alpha"));
+    assert_eq!(
+        e.file,
+        nd.host_file(&super::NodeName::new("alpha").unwrap())
+    );
     assert_eq!(e.line, Some(1));
 }

@@ -41,7 +41,7 @@ use super::host::Vars;
 use super::parse::ConfigLine;
 use super::types::{format_duration, parse_duration};
 use super::ConfigError;
-use meshd_core::subnet::parse_mac;
+use meshd_core::switch::{MacAddr, MacParseError};
 
 /// Weight of a `VirtualIP` without `#weight` (lower is preferred; as tinc's `Subnet`).
 pub const DEFAULT_VIP_WEIGHT: u32 = 10;
@@ -169,10 +169,7 @@ pub fn virtual_mac_for(ip: IpAddr) -> [u8; 6] {
 }
 
 fn fmt_mac(m: &[u8; 6]) -> String {
-    format!(
-        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-        m[0], m[1], m[2], m[3], m[4], m[5]
-    )
+    MacAddr(*m).to_string()
 }
 
 fn positive_duration(s: &str) -> Result<Duration, String> {
@@ -507,11 +504,9 @@ pub fn parse_vip_settings(
                 prev.location()
             )));
         }
-        let mac = parse_mac(mac_s).ok_or_else(|| {
-            err(format!(
-                "'{mac_s}' is not a MAC address (e.g. 02:00:5e:00:01:0a)"
-            ))
-        })?;
+        let MacAddr(mac) = mac_s
+            .parse()
+            .map_err(|e: MacParseError| err(e.to_string()))?;
         if mac[0] & 0x01 != 0 {
             return Err(err(format!(
                 "{} is a multicast address; a virtual MAC must be unicast",
@@ -780,9 +775,18 @@ mod tests {
         // Syntax.
         assert!(err("VirtualIP = 10.1.1.10\nVirtualMAC = 10.1.1.10\n")
             .contains("expected 'ADDRESS MAC'"));
+        assert_eq!(
+            err("VirtualIP = 10.1.1.10\nVirtualMAC = 10.1.1.10 02:00:00:00:00\n"),
+            "/n/meshd.conf:2: VirtualMAC: invalid MAC address \"02:00:00:00:00\": 5 ':'-separated \
+             groups, expected 6 (a MAC is six groups of 1-2 hex digits separated by ':', e.g. \
+             02:00:00:00:00:0a)"
+        );
+        // One MAC grammar (tinc's, MacAddr's): one-digit groups yes, '-' no.
+        let s = ok("VirtualIP = 10.1.1.10\nVirtualMAC = 10.1.1.10 2:0:0:0:0:a\n");
+        assert_eq!(s.vips[0].virtual_mac, [2, 0, 0, 0, 0, 0x0a]);
         assert!(
-            err("VirtualIP = 10.1.1.10\nVirtualMAC = 10.1.1.10 02:00:00:00:00\n")
-                .contains("'02:00:00:00:00' is not a MAC address")
+            err("VirtualIP = 10.1.1.10\nVirtualMAC = 10.1.1.10 02-00-00-00-00-0a\n")
+                .contains("'-' is not a MAC separator (use ':')")
         );
         assert!(
             err("VirtualIP = 10.1.1.10\nVirtualMAC = x 02:00:00:00:00:01\n")

@@ -7,9 +7,10 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::netdir::{valid_node_name, NetDir, MESHD_CONF, TINC_CONF};
+use super::netdir::{NetDir, MESHD_CONF, TINC_CONF};
 use super::parse::parse_config_text;
 use super::ConfigError;
+use meshd_core::name::NodeName;
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -119,17 +120,11 @@ pub fn append_lines(path: &Path, text: &str, new_file_mode: u32) -> io::Result<(
 /// preceded by a blank line and `# The following line was automatically added by meshd`.
 pub fn append_to_host_file(
     netdir: &NetDir,
-    name: &str,
+    name: &NodeName,
     variable: &str,
     value: &str,
 ) -> Result<(), ConfigError> {
     let path = netdir.host_file(name);
-    if !valid_node_name(name) {
-        return Err(ConfigError::file(
-            netdir.hosts_dir(),
-            format!("'{name}' is not a valid node name (letters, digits and _ only)"),
-        ));
-    }
     let line = format!("{variable} = {value}");
     check_single_line(&line, &path)?;
     let text = format!("\n# The following line was automatically added by meshd\n{line}\n");
@@ -192,7 +187,7 @@ pub fn create_network_root(root: &Path) -> Result<(), ConfigError> {
 /// host file exists. Key generation is the caller's job.
 pub fn init_netdir(
     netdir: &NetDir,
-    name: &str,
+    name: &NodeName,
     port: Option<u16>,
     public_key_line: &str,
 ) -> Result<(), ConfigError> {
@@ -204,12 +199,6 @@ pub fn init_netdir(
                 "already initialised: configuration file exists",
             ));
         }
-    }
-    if !valid_node_name(name) {
-        return Err(ConfigError::file(
-            &netdir.root,
-            format!("'{name}' is not a valid node name (letters, digits and _ only)"),
-        ));
     }
     let host_path = netdir.host_file(name);
     if !public_key_line.is_empty() {
@@ -265,6 +254,10 @@ mod tests {
     use super::super::{load_host_config, load_server_config};
     use super::*;
 
+    fn nm(s: &str) -> NodeName {
+        NodeName::new(s).unwrap()
+    }
+
     fn mode_of(p: &Path) -> u32 {
         std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
     }
@@ -319,7 +312,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let nd = NetDir::new(dir.path());
         std::fs::create_dir(nd.hosts_dir()).unwrap();
-        let p = nd.host_file("beta");
+        let p = nd.host_file(&nm("beta"));
         write_atomic(&p, b"Port = 1\n", 0o644).unwrap();
         let crashed = std::panic::catch_unwind(|| {
             write_atomic_with(&p, b"Port = 2\nSubnet = 10.9.9.9\n", 0o644, |f, c| {
@@ -343,7 +336,7 @@ mod tests {
         assert_eq!(hosts[0].port, 1);
         // The next write succeeds beside the leftover.
         write_atomic(&p, b"Port = 3\n", 0o644).unwrap();
-        assert_eq!(load_host_config(&nd, "beta").unwrap().port, 3);
+        assert_eq!(load_host_config(&nd, &nm("beta")).unwrap().port, 3);
     }
 
     #[test]
@@ -380,7 +373,7 @@ mod tests {
             "{e}"
         );
         let nd = NetDir::new(&root);
-        assert!(init_netdir(&nd, "alpha", None, "").is_err());
+        assert!(init_netdir(&nd, &nm("alpha"), None, "").is_err());
         assert!(!nd.root.join("meshd.conf").exists());
     }
 
@@ -389,31 +382,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let nd = NetDir::new(dir.path());
         std::fs::create_dir(nd.hosts_dir()).unwrap();
-        let p = nd.host_file("beta");
+        let p = nd.host_file(&nm("beta"));
         write_atomic(&p, b"Port = 1", 0o640).unwrap();
-        append_to_host_file(&nd, "beta", "Ed25519PublicKey", "xyz").unwrap();
+        append_to_host_file(&nd, &nm("beta"), "Ed25519PublicKey", "xyz").unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
         assert_eq!(
             text,
             "Port = 1\n\n# The following line was automatically added by meshd\nEd25519PublicKey = xyz\n"
         );
         assert_eq!(mode_of(&p), 0o640);
-        let h = load_host_config(&nd, "beta").unwrap();
+        let h = load_host_config(&nd, &nm("beta")).unwrap();
         assert_eq!(h.ed25519_public_key.as_deref(), Some("xyz"));
-        assert!(append_to_host_file(&nd, "beta", "Port", "1\nSubnet = x").is_err());
-        assert!(append_to_host_file(&nd, "../x", "Port", "1").is_err());
-        append_to_host_file(&nd, "gamma", "Address", "a.example").unwrap();
-        assert_eq!(mode_of(&nd.host_file("gamma")), 0o644);
+        assert!(append_to_host_file(&nd, &nm("beta"), "Port", "1\nSubnet = x").is_err());
+        append_to_host_file(&nd, &nm("gamma"), "Address", "a.example").unwrap();
+        assert_eq!(mode_of(&nd.host_file(&nm("gamma"))), 0o644);
     }
 
     #[test]
     fn init_creates_and_refuses_second_time() {
         let dir = tempfile::tempdir().unwrap();
         let nd = NetDir::new(dir.path().join("net"));
-        init_netdir(&nd, "alpha", Some(1655), "Ed25519PublicKey = abc").unwrap();
+        init_netdir(&nd, &nm("alpha"), Some(1655), "Ed25519PublicKey = abc").unwrap();
         assert_eq!(mode_of(&nd.root), 0o700);
         assert_eq!(mode_of(&nd.hosts_dir()), 0o755);
-        assert_eq!(mode_of(&nd.host_file("alpha")), 0o644);
+        assert_eq!(mode_of(&nd.host_file(&nm("alpha"))), 0o644);
         assert_eq!(mode_of(&nd.root.join("meshd.conf")), 0o644);
         let up = nd.script("tinc-up");
         assert_eq!(mode_of(&up) & 0o111, 0o111);
@@ -426,7 +418,7 @@ mod tests {
         assert_eq!(cfg.ed25519_public_key.as_deref(), Some("abc"));
         assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
 
-        let e = init_netdir(&nd, "alpha", None, "Ed25519PublicKey = abc").unwrap_err();
+        let e = init_netdir(&nd, &nm("alpha"), None, "Ed25519PublicKey = abc").unwrap_err();
         assert!(e.message.contains("already initialised"), "{e}");
         assert_eq!(e.file, nd.root.join("meshd.conf"));
     }
@@ -435,10 +427,9 @@ mod tests {
     fn init_refuses_tinc_conf_and_bad_input() {
         let dir = tempfile::tempdir().unwrap();
         let nd = NetDir::new(dir.path());
-        assert!(init_netdir(&nd, "bad-name", None, "").is_err());
-        assert!(init_netdir(&nd, "a", None, "Ed25519PublicKey = a\nPort = 1").is_err());
+        assert!(init_netdir(&nd, &nm("a"), None, "Ed25519PublicKey = a\nPort = 1").is_err());
         std::fs::write(dir.path().join("tinc.conf"), "Name = a\n").unwrap();
-        let e = init_netdir(&nd, "a", None, "").unwrap_err();
+        let e = init_netdir(&nd, &nm("a"), None, "").unwrap_err();
         assert!(e.message.contains("already initialised"));
     }
 }

@@ -104,7 +104,7 @@ async fn start(netdir: NetDir, debug: u8) -> Result<(Daemon, Inputs, Servers)> {
         netdir.root.clone(),
         ScriptEnv {
             netname: netdir.netname.clone(),
-            name: setup.node.name.clone(),
+            name: setup.node.name.to_string(),
             device: "/dev/net/tun".into(),
             interface: tap
                 .as_ref()
@@ -127,7 +127,7 @@ async fn start(netdir: NetDir, debug: u8) -> Result<(Daemon, Inputs, Servers)> {
     let (joined_tx, joined_rx) = tokio::sync::mpsc::unbounded_channel();
     let (join_server, join_stats) = match join_server::spawn(
         netdir.clone(),
-        setup.node.name.clone(),
+        setup.node.name.to_string(),
         std::net::SocketAddr::new(setup.bind_address.ip(), port),
         setup.address_family == crate::config::AddressFamily::Ipv6,
         joined_tx,

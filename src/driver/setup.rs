@@ -2,7 +2,7 @@
 //! node's settings, the known hosts with their keys and resolved addresses,
 //! and the UDP bind address.
 
-use crate::config::{self, AddressFamily, AddressHost, HostAddress, NetDir};
+use crate::config::{self, AddressFamily, AddressHost, HostAddress, NetDir, NodeName};
 use crate::keys::PublicKey;
 use crate::node::{KnownHost, NodeConfig};
 use crate::switch::{MacAddr, MacTableLimits, SwitchConfig};
@@ -85,7 +85,7 @@ pub fn load(netdir: &NetDir) -> Result<Setup> {
     let server = config::load_server_config(netdir)?;
     let mut warnings = server.warnings.clone();
     let family = server.address_family;
-    let mut node = NodeConfig::new(&server.name);
+    let mut node = NodeConfig::new(server.name.clone());
     node.advertised_addresses =
         resolve_addresses(&server.addresses, server.port, family, &mut warnings);
     node.connect_to = server.connect_to.clone();
@@ -125,10 +125,10 @@ pub fn load(netdir: &NetDir) -> Result<Setup> {
         });
         health_checks.extend(v.checks.iter().cloned());
     }
-    node.vip_settings = crate::vip::VipSettings {
+    node.vip_settings = crate::vip::VipEngineSettings {
         hold_down: vip_conf.hold_down,
         flow_idle_timeout: vip_conf.flow_idle_timeout,
-        ..crate::vip::VipSettings::default()
+        ..crate::vip::VipEngineSettings::default()
     };
     node.shutdown_grace = vip_conf.shutdown_grace;
 
@@ -244,7 +244,7 @@ pub fn default_interface(netdir: &NetDir) -> String {
 }
 
 /// Writes `hosts/NAME` for a node learned from gossip (only if it does not exist).
-pub fn store_learned_host(netdir: &NetDir, name: &str, key: &PublicKey) -> Result<()> {
+pub fn store_learned_host(netdir: &NetDir, name: &NodeName, key: &PublicKey) -> Result<()> {
     let path = netdir.host_file(name);
     if path.exists() {
         return Ok(());

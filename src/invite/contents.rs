@@ -4,7 +4,7 @@
 //! it will write.
 
 use super::tinc_up::{ifconfig_command, route_command};
-use crate::config::{parse_config_text, valid_netname, valid_node_name, ConfigLine};
+use crate::config::{parse_config_text, valid_netname, ConfigLine, NodeName};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -105,11 +105,11 @@ pub fn acceptance(var: &str, value: &str) -> Result<&'static str, String> {
 #[derive(Debug, Clone)]
 pub struct InvitationSpec {
     /// The new node's name.
-    pub invitee: String,
+    pub invitee: NodeName,
     /// The network's name, if the inviter has one (`-n NET`).
     pub netname: Option<String>,
     /// The inviter's name (the joiner's `ConnectTo`).
-    pub inviter: String,
+    pub inviter: NodeName,
     /// Extra `Variable = Value` lines for the invitee's chunk, in order.
     pub variables: Vec<(String, String)>,
     /// The inviter's host file text (its key, addresses).
@@ -156,7 +156,7 @@ fn is_variable_line(line: &str, var: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostChunk {
     /// The node.
-    pub name: String,
+    pub name: NodeName,
     /// The host file's text (without the `Name = ` line).
     pub text: String,
 }
@@ -165,7 +165,7 @@ pub struct HostChunk {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JoinPlan {
     /// The new node's name.
-    pub name: String,
+    pub name: NodeName,
     /// The network's name the inviter suggested.
     pub netname: Option<String>,
     /// Lines for `meshd.conf` after `Name`.
@@ -301,9 +301,7 @@ pub fn parse_invitation(text: &str) -> Result<JoinPlan, InvitationError> {
     let (_, name, own_lines) = chunks
         .next()
         .ok_or_else(|| err("no `Name = ` line".into()))?;
-    if !valid_node_name(&name) {
-        return Err(err(format!("line 1: '{name}' is not a valid node name")));
-    }
+    let name = NodeName::new(name).map_err(|e| err(format!("line 1: {e}")))?;
     let own_text: String = own_lines.iter().map(|(_, l)| format!("{l}\n")).collect();
     let parsed =
         parse_config_text(&own_text, Path::new("invitation")).map_err(|e| err(e.message))?;
@@ -334,12 +332,11 @@ pub fn parse_invitation(text: &str) -> Result<JoinPlan, InvitationError> {
         }
         match acceptance(&cl.variable, &cl.value) {
             Ok(v) if find(ACCEPTED_SERVER_VARIABLES, v).is_some() => {
-                if v == "ConnectTo" && !valid_node_name(&cl.value) {
-                    plan.refused.push(format!(
-                        "line {n}: ConnectTo '{}' is not a node name",
-                        cl.value
-                    ));
-                    continue;
+                if v == "ConnectTo" {
+                    if let Err(e) = NodeName::new(cl.value.as_str()) {
+                        plan.refused.push(format!("line {n}: ConnectTo: {e}"));
+                        continue;
+                    }
                 }
                 plan.server_lines.push((v.to_string(), cl.value.clone()))
             }
@@ -360,9 +357,7 @@ pub fn parse_invitation(text: &str) -> Result<JoinPlan, InvitationError> {
         plan.tinc_up_commands.extend(routes);
     }
     for (n, host, lines) in chunks {
-        if !valid_node_name(&host) {
-            return Err(err(format!("line {n}: '{host}' is not a valid node name")));
-        }
+        let host = NodeName::new(host).map_err(|e| err(format!("line {n}: {e}")))?;
         if host == name {
             return Err(err(format!(
                 "line {n}: a host file for {name}, the new node itself"
@@ -409,9 +404,9 @@ mod tests {
 
     fn spec() -> InvitationSpec {
         InvitationSpec {
-            invitee: "node_2".into(),
+            invitee: NodeName::new("node_2").unwrap(),
             netname: Some("lab".into()),
-            inviter: "node_1".into(),
+            inviter: NodeName::new("node_1").unwrap(),
             variables: vec![
                 ("Mode".into(), "switch".into()),
                 ("DeadInterval".into(), "300ms".into()),
@@ -469,6 +464,18 @@ mod tests {
     }
 
     #[test]
+    fn a_connect_to_that_is_no_node_name_is_refused() {
+        let long = "c".repeat(65);
+        let text = format!("Name = n2\nConnectTo = n1\nConnectTo = {long}\nName = n1\n{KEY}\n");
+        let plan = parse_invitation(&text).unwrap();
+        assert_eq!(plan.connect_to(), vec!["n1"]);
+        assert_eq!(
+            plan.refused,
+            vec!["line 3: ConnectTo: node name is too long (65 bytes, at most 64)".to_string()]
+        );
+    }
+
+    #[test]
     fn unsafe_and_unknown_variables_are_refused_and_shown() {
         let text = format!(
             "Name = n2\nConnectTo = n1\nScriptsInterpreter = /bin/evil\nFrobnicate = 1\n\
@@ -515,7 +522,18 @@ mod tests {
         for (text, why) in [
             ("", "no `Name"),
             ("ConnectTo = x\n", "expected `Name"),
-            ("Name = bad-name\n", "not a valid node name"),
+            ("Name = bad-name\n", "line 1: node name 'bad-name' has '-'"),
+            (
+                &format!("Name = {}\n", "a".repeat(65)),
+                "line 1: node name is too long (65 bytes, at most 64)",
+            ),
+            (
+                &format!(
+                    "Name = n2\nConnectTo = n1\nName = {}\n{KEY}\n",
+                    "b".repeat(65)
+                ),
+                "line 3: node name is too long (65 bytes, at most 64)",
+            ),
             ("Name = n2\nConnectTo = n1\n", "no host file"),
             (
                 &format!("Name = n2\nConnectTo = n1\nName = n2\n{KEY}\n"),

@@ -21,7 +21,7 @@ pub const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where the new network directory goes.
 #[derive(Debug, Clone)]
-pub enum Target {
+pub enum JoinTarget {
     /// `-c DIR` / `-n NET` / `$NETNAME`: exactly there.
     Given(NetDir),
     /// Neither: `BASE/NETNAME` from the invitation (`BASE` is `$MESHD_CONFDIR_BASE`).
@@ -33,7 +33,7 @@ pub enum Target {
 
 /// A completed join.
 #[derive(Debug)]
-pub struct Joined {
+pub struct CompletedJoin {
     /// The new network directory.
     pub netdir: NetDir,
     /// What the invitation said.
@@ -141,11 +141,11 @@ fn connect(url: &InvitationUrl, log: &mut dyn FnMut(&str)) -> Result<(TcpStream,
 /// (written to its host file; default 655). `log` gets progress lines for the user.
 pub fn join(
     url: &InvitationUrl,
-    target: &Target,
+    target: &JoinTarget,
     port: Option<u16>,
     log: &mut dyn FnMut(&str),
-) -> Result<Joined> {
-    if let Target::Given(nd) = target {
+) -> Result<CompletedJoin> {
+    if let JoinTarget::Given(nd) = target {
         check_target_free(&nd.root)?;
     }
     let (stream, inviter) = connect(url, log)?;
@@ -174,8 +174,8 @@ pub fn join(
         }
     };
     let netdir = match target {
-        Target::Given(nd) => nd.clone(),
-        Target::FromInvitation { base } => match &plan.netname {
+        JoinTarget::Given(nd) => nd.clone(),
+        JoinTarget::FromInvitation { base } => match &plan.netname {
             Some(net) => NetDir {
                 root: base.join(net),
                 netname: Some(net.clone()),
@@ -229,7 +229,7 @@ pub fn join(
         "Configuration stored in: {}",
         netdir.root.display()
     ));
-    Ok(Joined {
+    Ok(CompletedJoin {
         netdir,
         plan,
         inviter,

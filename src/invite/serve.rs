@@ -212,7 +212,10 @@ async fn finish<S: AsyncRead + AsyncWrite + Unpin>(
         .await;
         return Err(ServeError::Refused(why));
     }
-    Ok(Accepted { node, public_key })
+    Ok(Accepted {
+        node: node.into_string(),
+        public_key,
+    })
 }
 
 async fn send_error<S: AsyncWrite + Unpin>(stream: &mut S, channel: &mut Channel, why: &str) {

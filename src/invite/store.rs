@@ -2,7 +2,7 @@
 //! invitation (named by a hash of its cookie, so reading the directory does not give the
 //! cookie away), expiry by file time, single use by an atomic rename.
 
-use crate::config::NetDir;
+use crate::config::{NetDir, NodeName};
 use crate::invite::url::COOKIE_LEN;
 use crate::keys::{invitation_file_name, PrivateKey, PublicKey};
 use anyhow::{anyhow, Context, Result};
@@ -74,7 +74,7 @@ pub enum ClaimError {
     #[error("invitation for {invitee} expired {ago} s ago")]
     Expired {
         /// The node it invited.
-        invitee: String,
+        invitee: NodeName,
         /// Seconds since it expired.
         ago: u64,
     },
@@ -113,7 +113,7 @@ pub struct Claim {
     /// The file's contents.
     pub contents: String,
     /// The node it invites.
-    pub invitee: String,
+    pub invitee: NodeName,
 }
 
 impl Claim {
@@ -149,7 +149,7 @@ fn is_invitation_name(name: &str) -> bool {
 }
 
 /// The `Name = X` of an invitation file's first line.
-fn invitee_of(contents: &str) -> Option<String> {
+fn invitee_of(contents: &str) -> Option<NodeName> {
     let first = contents.lines().next()?.trim();
     let var_end = first.find(|c: char| c == '=' || c.is_whitespace())?;
     if !first[..var_end].eq_ignore_ascii_case("Name") {
@@ -158,7 +158,7 @@ fn invitee_of(contents: &str) -> Option<String> {
     let name = first[var_end..]
         .trim_start_matches(|c: char| c == '=' || c.is_whitespace())
         .trim();
-    crate::config::valid_node_name(name).then(|| name.to_string())
+    NodeName::new(name).ok()
 }
 
 impl Store {
@@ -239,7 +239,7 @@ impl Store {
             let Ok(meta) = entry.metadata() else { continue };
             let created = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
             let contents = read_limited(&path).unwrap_or_default();
-            let invitee = invitee_of(&contents).unwrap_or_else(|| "?".into());
+            let invitee = invitee_of(&contents).map_or_else(|| "?".into(), String::from);
             out.push(Outstanding {
                 file_name: base,
                 invitee,

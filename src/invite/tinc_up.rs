@@ -2,14 +2,21 @@
 //! `ip` commands, with every value parsed and re-printed (nothing from the inviter reaches
 //! the shell verbatim).
 
+use crate::switch::{MacAddr, MacParseError, MacParseReason};
 use std::net::IpAddr;
 
 /// `Ifconfig = ADDR/LEN | ADDR | MAC` → a shell command with validated, quoted values.
 pub fn ifconfig_command(value: &str) -> Result<String, String> {
     let v = value.trim();
-    if let Some(mac) = crate::config::parse_mac(v) {
-        let mac = mac.map(|b| format!("{b:02x}")).join(":");
-        return Ok(format!("ip link set \"$INTERFACE\" address {mac}"));
+    match v.parse::<MacAddr>() {
+        Ok(mac) => return Ok(format!("ip link set \"$INTERFACE\" address {mac}")),
+        Err(
+            e @ MacParseError {
+                reason: MacParseReason::DashSeparator,
+                ..
+            },
+        ) => return Err(format!("Ifconfig = {v}: {e}")),
+        Err(_) => {}
     }
     if ["dhcp", "dhcp6", "slaac"]
         .iter()
@@ -79,6 +86,13 @@ mod tests {
             ifconfig_command("02:aa:00:00:00:02").unwrap(),
             "ip link set \"$INTERFACE\" address 02:aa:00:00:00:02"
         );
+        // The one MAC grammar (tinc's): one-digit groups yes, '-' no.
+        assert_eq!(
+            ifconfig_command("2:0:0:0:0:a").unwrap(),
+            "ip link set \"$INTERFACE\" address 02:00:00:00:00:0a"
+        );
+        let e = ifconfig_command("02-00-00-00-00-0a").unwrap_err();
+        assert!(e.contains("'-' is not a MAC separator (use ':')"), "{e}");
         assert_eq!(
             ifconfig_command("fd00::2/64").unwrap(),
             "ip addr replace fd00::2/64 dev \"$INTERFACE\""

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use meshd::keys::PrivateKey;
+use meshd::name::NodeName;
 use meshd::node::{Event, KnownHost, Node, NodeConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -122,8 +123,11 @@ impl SimNet {
 
     /// Default config for a node of this net.
     pub fn config(&self, name: &str, connect_to: &[&str]) -> NodeConfig {
-        let mut cfg = NodeConfig::new(name);
-        cfg.connect_to = connect_to.iter().map(|s| s.to_string()).collect();
+        let mut cfg = NodeConfig::new(NodeName::new(name).expect("a test node name"));
+        cfg.connect_to = connect_to
+            .iter()
+            .map(|s| NodeName::new(*s).expect("a test node name"))
+            .collect();
         cfg.advertised_addresses = vec![self.nodes[self.idx(name)].addr];
         cfg
     }
@@ -149,7 +153,7 @@ impl SimNet {
             .map(|k| {
                 let n = &self.nodes[self.idx(k)];
                 KnownHost {
-                    name: n.name.clone(),
+                    name: NodeName::new(n.name.as_str()).expect("a test node name"),
                     public_key: Some(n.key.public()),
                     addresses: vec![n.addr],
                 }

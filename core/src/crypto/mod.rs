@@ -25,9 +25,9 @@ mod replay;
 mod session;
 
 pub use handshake::{
-    initiate, is_valid_name, respond, verify_init, AcceptedInit, HandshakeError, HandshakeInit,
-    HandshakeResponse, InitiatorState, TimestampGuard, VerifiedInit, INIT_SIGNATURE_CONTEXT,
-    MAX_NAME_LEN, RESPONSE_LEN, RESP_SIGNATURE_CONTEXT, SESSION_KEYS_INFO,
+    initiate, respond, verify_init, AcceptedInit, HandshakeError, HandshakeInit, HandshakeResponse,
+    InitiatorState, TimestampGuard, VerifiedInit, INIT_SIGNATURE_CONTEXT, RESPONSE_LEN,
+    RESP_SIGNATURE_CONTEXT, SESSION_KEYS_INFO,
 };
 pub use ratelimit::HandshakeLimiter;
 pub use replay::{ReplayWindow, DEFAULT_REPLAY_WINDOW};
@@ -76,9 +76,11 @@ impl PacketType {
     }
 }
 
-/// A datagram that is not well-formed. Never contains secret material.
+/// An outer datagram (handshake or data packet) that is not well-formed.
+/// Never contains secret material. (Malformed inner messages are
+/// [`crate::wire::WireError`]s.)
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum WireError {
+pub enum DatagramError {
     /// Shorter than the fixed part of its packet type.
     #[error("{what}: datagram too short ({got} bytes, need at least {need})")]
     Truncated {
@@ -113,26 +115,28 @@ pub enum WireError {
         /// Type found in the datagram.
         got: PacketType,
     },
-    /// A name field is empty, longer than 64 bytes or outside `[A-Za-z0-9_]`.
-    #[error("{field}: invalid node name")]
+    /// A name field is not a valid [`crate::name::NodeName`].
+    #[error("{field}: {error}")]
     BadName {
         /// Which name field.
         field: &'static str,
+        /// What is wrong with the name.
+        error: crate::name::NameError,
     },
 }
 
 /// Classifies a datagram by its 2-byte outer header (version, type).
 ///
 /// Only the header is checked; the type-specific parser validates the rest.
-pub fn packet_type(datagram: &[u8]) -> Result<PacketType, WireError> {
+pub fn packet_type(datagram: &[u8]) -> Result<PacketType, DatagramError> {
     match datagram {
         [version, ty, ..] => {
             if *version != PROTOCOL_VERSION {
-                return Err(WireError::BadVersion(*version));
+                return Err(DatagramError::BadVersion(*version));
             }
-            PacketType::from_u8(*ty).ok_or(WireError::UnknownType(*ty))
+            PacketType::from_u8(*ty).ok_or(DatagramError::UnknownType(*ty))
         }
-        _ => Err(WireError::Truncated {
+        _ => Err(DatagramError::Truncated {
             what: "outer header",
             got: datagram.len(),
             need: 2,
@@ -141,10 +145,10 @@ pub fn packet_type(datagram: &[u8]) -> Result<PacketType, WireError> {
 }
 
 /// Checks the outer header and that it carries `expected`.
-pub(crate) fn expect_type(datagram: &[u8], expected: PacketType) -> Result<(), WireError> {
+pub(crate) fn expect_type(datagram: &[u8], expected: PacketType) -> Result<(), DatagramError> {
     let got = packet_type(datagram)?;
     if got != expected {
-        return Err(WireError::WrongType { expected, got });
+        return Err(DatagramError::WrongType { expected, got });
     }
     Ok(())
 }
@@ -189,14 +193,17 @@ mod tests {
         assert_eq!(packet_type(&[1, 1]), Ok(PacketType::HandshakeInit));
         assert_eq!(packet_type(&[1, 2, 9]), Ok(PacketType::HandshakeResponse));
         assert_eq!(packet_type(&[1, 3, 0, 0]), Ok(PacketType::Data));
-        assert_eq!(packet_type(&[2, 1]), Err(WireError::BadVersion(2)));
-        assert_eq!(packet_type(&[0, 1]), Err(WireError::BadVersion(0)));
-        assert_eq!(packet_type(&[1, 0]), Err(WireError::UnknownType(0)));
-        assert_eq!(packet_type(&[1, 4]), Err(WireError::UnknownType(4)));
-        assert!(matches!(packet_type(&[]), Err(WireError::Truncated { .. })));
+        assert_eq!(packet_type(&[2, 1]), Err(DatagramError::BadVersion(2)));
+        assert_eq!(packet_type(&[0, 1]), Err(DatagramError::BadVersion(0)));
+        assert_eq!(packet_type(&[1, 0]), Err(DatagramError::UnknownType(0)));
+        assert_eq!(packet_type(&[1, 4]), Err(DatagramError::UnknownType(4)));
+        assert!(matches!(
+            packet_type(&[]),
+            Err(DatagramError::Truncated { .. })
+        ));
         assert!(matches!(
             packet_type(&[1]),
-            Err(WireError::Truncated { .. })
+            Err(DatagramError::Truncated { .. })
         ));
     }
 

@@ -6,6 +6,7 @@
 use super::*;
 use crate::crypto::testutil::TestSigner;
 use crate::crypto::{initiate, respond, Signer};
+use crate::name::NodeName;
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -27,8 +28,8 @@ fn handshake(
     let alpha_key = alpha.public_key();
     let (mut st, init) = initiate(
         alpha,
-        "alpha",
-        "beta",
+        &NodeName::new("alpha").unwrap(),
+        &NodeName::new("beta").unwrap(),
         beta_key,
         indices.0,
         T0_WALL_NS + u64::from(seed),
@@ -36,8 +37,16 @@ fn handshake(
     )
     .expect("initiate");
     let lookup = move |n: &str| (n == "alpha").then_some(alpha_key);
-    let (_, r, resp) =
-        respond(beta, "beta", &init, lookup, indices.1, &mut rng, now).expect("respond");
+    let (_, r, resp) = respond(
+        beta,
+        &NodeName::new("beta").unwrap(),
+        &init,
+        lookup,
+        indices.1,
+        &mut rng,
+        now,
+    )
+    .expect("respond");
     let i = st.complete(&resp, now).expect("complete");
     (i.with_policy(policy), r.with_policy(policy))
 }

@@ -7,7 +7,7 @@ use ring::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey, CHACHA20_POLY1305};
 use thiserror::Error;
 
 use super::replay::{ReplayWindow, DEFAULT_REPLAY_WINDOW};
-use super::{expect_type, PacketType, WireError, PROTOCOL_VERSION};
+use super::{expect_type, DatagramError, PacketType, PROTOCOL_VERSION};
 
 /// Data header: version, type, receiver index (u32), counter (u64).
 pub const DATA_HEADER_LEN: usize = 14;
@@ -51,7 +51,7 @@ impl Default for SessionPolicy {
 pub enum CryptoError {
     /// Malformed datagram.
     #[error("malformed data packet: {0}")]
-    Wire(#[from] WireError),
+    Datagram(#[from] DatagramError),
     /// The datagram is addressed to another session.
     #[error("data packet for receiver index {got:#010x}, this session is {expected:#010x}")]
     WrongReceiver {
@@ -93,15 +93,15 @@ pub enum CryptoError {
 }
 
 /// Reads the receiver index of a data packet so the caller can find the session.
-pub fn data_receiver_index(datagram: &[u8]) -> Result<u32, WireError> {
+pub fn data_receiver_index(datagram: &[u8]) -> Result<u32, DatagramError> {
     check_data_len(datagram)?;
     Ok(read_u32(datagram, 2))
 }
 
-fn check_data_len(datagram: &[u8]) -> Result<(), WireError> {
+fn check_data_len(datagram: &[u8]) -> Result<(), DatagramError> {
     expect_type(datagram, PacketType::Data)?;
     if datagram.len() < DATA_OVERHEAD {
-        return Err(WireError::Truncated {
+        return Err(DatagramError::Truncated {
             what: "data packet",
             got: datagram.len(),
             need: DATA_OVERHEAD,
@@ -580,7 +580,7 @@ pub(crate) mod tests {
         p[1] = 1;
         assert!(matches!(
             r.open(&mut p, t),
-            Err(CryptoError::Wire(WireError::WrongType { .. }))
+            Err(CryptoError::Datagram(DatagramError::WrongType { .. }))
         ));
     }
 

@@ -3,12 +3,7 @@
 //! SIG is Ed25519 over `data ‖ " NAME UNIXTIME"`, in tinc-base64 (86 chars).
 
 use super::{base64, KeyError, PrivateKey, PublicKey};
-
-/// Whether `name` is a valid tinc node name (tinc's `check_id`: ASCII
-/// letters, digits and `_`, non-empty).
-fn is_valid_node_name(name: &str) -> bool {
-    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-}
+use crate::name::NodeName;
 
 fn signed_message(data: &[u8], name: &str, unix_time: u64) -> Vec<u8> {
     let trailer = format!(" {name} {unix_time}");
@@ -19,9 +14,8 @@ fn signed_message(data: &[u8], name: &str, unix_time: u64) -> Vec<u8> {
 }
 
 /// Produces what `tinc sign` prints: `Signature = NAME UNIXTIME SIG\n`
-/// followed by `data` unchanged. `name` should be a valid node name
-/// (letters, digits, `_`), otherwise the result will not verify.
-pub fn sign_document(key: &PrivateKey, name: &str, unix_time: u64, data: &[u8]) -> Vec<u8> {
+/// followed by `data` unchanged.
+pub fn sign_document(key: &PrivateKey, name: &NodeName, unix_time: u64, data: &[u8]) -> Vec<u8> {
     let sig = key.sign(&signed_message(data, name, unix_time));
     let mut out = format!("Signature = {name} {unix_time} {}\n", base64::encode(&sig)).into_bytes();
     out.extend_from_slice(data);
@@ -38,7 +32,7 @@ fn malformed(reason: &'static str) -> KeyError {
 pub fn verify_document(
     signed: &[u8],
     lookup: impl Fn(&str) -> Option<PublicKey>,
-) -> Result<(String, u64, Vec<u8>), KeyError> {
+) -> Result<(NodeName, u64, Vec<u8>), KeyError> {
     let newline = signed
         .iter()
         .position(|&b| b == b'\n')
@@ -60,9 +54,7 @@ pub fn verify_document(
             ))
         }
     };
-    if !is_valid_node_name(signer) {
-        return Err(malformed("signer is not a valid node name"));
-    }
+    let signer = NodeName::new(signer).map_err(|error| KeyError::BadSignerName { error })?;
     let unix_time: u64 = time
         .parse()
         .map_err(|_| malformed("signature time is not a number"))?;
@@ -76,15 +68,13 @@ pub fn verify_document(
         .ok()
         .and_then(|s| s.try_into().ok())
         .ok_or_else(|| malformed("signature is not 86 characters of tinc-base64"))?;
-    let key = lookup(signer).ok_or_else(|| KeyError::UnknownSigner {
-        signer: signer.to_string(),
-    })?;
-    let mut msg = signed_message(data, signer, unix_time);
+    let Some(key) = lookup(&signer) else {
+        return Err(KeyError::UnknownSigner { signer });
+    };
+    let mut msg = signed_message(data, &signer, unix_time);
     if !key.verify(&msg, &sig) {
-        return Err(KeyError::BadSignature {
-            signer: signer.to_string(),
-        });
+        return Err(KeyError::BadSignature { signer });
     }
     msg.truncate(data.len());
-    Ok((signer.to_string(), unix_time, msg))
+    Ok((signer, unix_time, msg))
 }

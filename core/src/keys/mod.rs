@@ -136,17 +136,23 @@ pub enum KeyError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// A `tinc sign` document whose signer is not a valid node name.
+    #[error("malformed signed document: the signer: {error}")]
+    BadSignerName {
+        /// What is wrong with the name.
+        error: crate::name::NameError,
+    },
     /// A `tinc sign` document by a node whose public key is not known.
     #[error("document is signed by {signer}, whose Ed25519 public key is unknown")]
     UnknownSigner {
         /// The claimed signer.
-        signer: String,
+        signer: crate::name::NodeName,
     },
     /// A `tinc sign` document whose signature does not verify.
     #[error("invalid signature on document signed by {signer}")]
     BadSignature {
         /// The claimed signer.
-        signer: String,
+        signer: crate::name::NodeName,
     },
 }
 

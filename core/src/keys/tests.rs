@@ -6,6 +6,7 @@ use rand_chacha::ChaCha20Rng;
 use sha2::{Digest, Sha512};
 
 use super::*;
+use crate::name::NodeName;
 
 const ALPHA_PRIV: &str = include_str!("../../../proto/vectors/tinc11/alpha.ed25519_key.priv");
 const ALPHA_HOST: &str = include_str!("../../../proto/vectors/tinc11/alpha.host");
@@ -53,7 +54,12 @@ fn kat_alpha_signature_matches_tinc_sign() {
     assert!(!alpha_host_key().verify(b"hello meshd\n alpha 1795313706", &sig));
     // The whole document, byte for byte.
     assert_eq!(
-        sign_document(&key, "alpha", 1_795_313_705, b"hello meshd\n"),
+        sign_document(
+            &key,
+            &NodeName::new("alpha").unwrap(),
+            1_795_313_705,
+            b"hello meshd\n"
+        ),
         ALPHA_SIGNED.as_bytes()
     );
 }
@@ -110,7 +116,6 @@ fn verify_document_rejects_malformed_headers() {
         format!("Signature alpha 1795313705 {sig}\nhello meshd\n"),
         "Signature = alpha 1795313705\nhello meshd\n".to_string(),
         format!("Signature = alpha 1795313705 {sig} extra\nhello meshd\n"),
-        format!("Signature = al-pha 1795313705 {sig}\nhello meshd\n"),
         format!("Signature = alpha 0 {sig}\nhello meshd\n"),
         format!("Signature = alpha -5 {sig}\nhello meshd\n"),
         format!("Signature = alpha x {sig}\nhello meshd\n"),
@@ -126,6 +131,19 @@ fn verify_document_rejects_malformed_headers() {
             "{doc:?}"
         );
     }
+    // The signer is a NodeName: tinc's characters, at most 64 bytes.
+    for (signer, why) in [
+        ("al-pha", "'-'"),
+        (&"a".repeat(65)[..], "too long (65 bytes, at most 64)"),
+    ] {
+        let doc = format!("Signature = {signer} 1795313705 {sig}\nhello meshd\n");
+        match verify_document(doc.as_bytes(), lookup) {
+            Err(e @ KeyError::BadSignerName { .. }) => {
+                assert!(e.to_string().contains(why), "{e}")
+            }
+            other => panic!("{signer}: {other:?}"),
+        }
+    }
     // tinc's sscanf is lenient about spacing; so are we, and CRLF is fine.
     let relaxed = ALPHA_SIGNED.replacen("Signature = ", "Signature=  ", 1);
     assert!(verify_document(relaxed.as_bytes(), lookup).is_ok());
@@ -137,13 +155,13 @@ fn verify_document_rejects_malformed_headers() {
 fn sign_and_verify_document_round_trip() {
     let key = PrivateKey::generate(&mut rng());
     let data = b"\x00binary\ndata\xff without trailing newline";
-    let doc = sign_document(&key, "node_1", 42, data);
+    let doc = sign_document(&key, &NodeName::new("node_1").unwrap(), 42, data);
     let (signer, time, out) = verify_document(&doc, |_| Some(key.public())).unwrap();
     assert_eq!(
         (signer.as_str(), time, out.as_slice()),
         ("node_1", 42, &data[..])
     );
-    let empty = sign_document(&key, "n", 1, b"");
+    let empty = sign_document(&key, &NodeName::new("n").unwrap(), 1, b"");
     assert_eq!(
         verify_document(&empty, |_| Some(key.public())).unwrap().2,
         b""

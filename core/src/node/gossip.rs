@@ -3,6 +3,7 @@
 
 use super::{Event, KeySource, Node, Peer};
 use crate::keys::PublicKey;
+use crate::name::NodeName;
 use crate::wire::extension::encode_extension;
 use crate::wire::{Digest, DigestEntry, Message, Neighbour, NodeRecord};
 use std::collections::HashMap;
@@ -173,7 +174,7 @@ impl Node {
         if fresh.is_empty() {
             return;
         }
-        let others: Vec<String> = self
+        let others: Vec<NodeName> = self
             .peers
             .values()
             .filter(|p| p.alive && p.name != from)

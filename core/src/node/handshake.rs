@@ -113,7 +113,7 @@ impl Node {
                 return;
             }
         };
-        let initiator = verified.initiator_name().to_string();
+        let initiator = verified.initiator_name().clone();
         // Both sides initiated at once: the node with the smaller name keeps its
         // own attempt and ignores the other's, so both end on the same session.
         if self.config.name.as_str() < initiator.as_str() {
@@ -212,7 +212,7 @@ impl Node {
     pub(super) fn insert_session(
         &mut self,
         now: Instant,
-        peer: String,
+        peer: NodeName,
         index: u32,
         session: Session,
         confirmed: bool,
@@ -270,7 +270,7 @@ impl Node {
         self.note_life(now, name, from);
     }
 
-    pub(super) fn start_handshake(&mut self, now: Instant, name: &str) {
+    pub(super) fn start_handshake(&mut self, now: Instant, name: &NodeName) {
         let observed = self.observed_endpoints(name);
         let Some(peer) = self.peers.get_mut(name) else {
             return;
@@ -285,7 +285,7 @@ impl Node {
             delay += Duration::from_micros(self.rng.next_u64() % spread);
         }
         peer.next_handshake = now + delay;
-        let replaces_own = self.pending.values().any(|p| p.peer == name);
+        let replaces_own = self.pending.values().any(|p| p.peer == *name);
         if !replaces_own && self.pending.len() >= super::limits::MAX_HANDSHAKES_IN_FLIGHT {
             // Put off, not lost: the peer is tried again after its back-off.
             self.limit_counters.handshakes_deferred += 1;
@@ -313,11 +313,11 @@ impl Node {
             }
         };
         // Only the newest attempt per peer is kept.
-        self.pending.retain(|_, p| p.peer != name);
+        self.pending.retain(|_, p| p.peer != *name);
         self.pending.insert(
             index,
             Pending {
-                peer: name.to_string(),
+                peer: name.clone(),
                 state,
                 sent_at: now,
                 init: init.clone(),

@@ -43,7 +43,7 @@ impl Node {
         self.tick_leave(now);
         self.vip.tick(now);
         self.drain_vip_events();
-        let names: Vec<String> = self.peers.keys().cloned().collect();
+        let names: Vec<NodeName> = self.peers.keys().cloned().collect();
         for name in &names {
             self.tick_peer(now, name);
         }
@@ -142,7 +142,7 @@ impl Node {
         );
     }
 
-    pub(super) fn tick_peer(&mut self, now: Instant, name: &str) {
+    pub(super) fn tick_peer(&mut self, now: Instant, name: &NodeName) {
         let Some(peer) = self.peers.get(name) else {
             return;
         };
@@ -176,7 +176,7 @@ impl Node {
         let answering = self
             .sessions
             .values()
-            .any(|s| s.peer == name && !s.confirmed);
+            .any(|s| s.peer == *name && !s.confirmed);
         let probe_due = peer
             .next_probe(self.config.dead_interval)
             .is_some_and(|t| now >= t);
@@ -189,7 +189,7 @@ impl Node {
             } else if hello_due {
                 self.send_hello(now, name, 0);
             }
-            let has_pending = self.pending.values().any(|p| p.peer == name);
+            let has_pending = self.pending.values().any(|p| p.peer == *name);
             if needs_rekey && !has_pending {
                 tracing::debug!(peer = %name, "rekeying");
                 self.start_handshake(now, name);

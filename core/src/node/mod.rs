@@ -25,6 +25,7 @@ use crate::crypto::{
     self, HandshakeLimiter, InitiatorState, PacketType, Session, SessionPolicy, Signer,
 };
 use crate::keys::{PrivateKey, PublicKey};
+use crate::name::NodeName;
 use crate::wire::{Hello, Message};
 use rand_core::{CryptoRng, RngCore};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -35,11 +36,11 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
     /// This node's name.
-    pub name: String,
+    pub name: NodeName,
     /// Addresses other nodes may reach this one at (its `Address` lines).
     pub advertised_addresses: Vec<SocketAddr>,
     /// Nodes named by `ConnectTo`.
-    pub connect_to: Vec<String>,
+    pub connect_to: Vec<NodeName>,
     /// Heartbeat period.
     pub hello_interval: Duration,
     /// Silence after which a peer is dead.
@@ -63,16 +64,16 @@ pub struct NodeConfig {
     /// VIPs this node serves.
     pub vips: Vec<crate::vip::LocalVip>,
     /// Hold-down, flow idle timeout, flow table bound.
-    pub vip_settings: crate::vip::VipSettings,
+    pub vip_settings: crate::vip::VipEngineSettings,
     /// Longest wait for peers to acknowledge a VIP withdrawal at a graceful stop.
     pub shutdown_grace: Duration,
 }
 
 impl NodeConfig {
     /// Defaults for everything but the name.
-    pub fn new(name: &str) -> NodeConfig {
+    pub fn new(name: NodeName) -> NodeConfig {
         NodeConfig {
-            name: name.to_string(),
+            name,
             advertised_addresses: Vec::new(),
             connect_to: Vec::new(),
             hello_interval: Duration::from_millis(100),
@@ -86,7 +87,7 @@ impl NodeConfig {
             subnets: Vec::new(),
             switch: crate::switch::SwitchConfig::default(),
             vips: Vec::new(),
-            vip_settings: crate::vip::VipSettings::default(),
+            vip_settings: crate::vip::VipEngineSettings::default(),
             shutdown_grace: Duration::from_millis(500),
         }
     }
@@ -96,7 +97,7 @@ impl NodeConfig {
 #[derive(Debug, Clone)]
 pub struct KnownHost {
     /// Its name.
-    pub name: String,
+    pub name: NodeName,
     /// Its pinned key, if the file has one.
     pub public_key: Option<PublicKey>,
     /// Its `Address` lines, resolved.
@@ -134,7 +135,7 @@ pub enum Event {
     /// A new node and its key were learned from gossip.
     HostLearned {
         /// The node.
-        name: String,
+        name: NodeName,
         /// Its key.
         public_key: PublicKey,
     },
@@ -225,7 +226,7 @@ pub struct DropCounters {
 /// One established or half-established session.
 #[derive(Debug)]
 struct SessionSlot {
-    peer: String,
+    peer: NodeName,
     session: Session,
     confirmed: bool,
     /// When this slot stops being accepted (set once superseded or unconfirmed).
@@ -234,7 +235,7 @@ struct SessionSlot {
 
 /// A handshake we started and wait an answer for.
 struct Pending {
-    peer: String,
+    peer: NodeName,
     state: InitiatorState,
     sent_at: Instant,
     /// The HandshakeInit we sent, and where to (for a resend on collision).
@@ -349,7 +350,7 @@ pub struct Node {
     rng: Box<dyn RngSend>,
     start: Instant,
     wall_ns_at_start: u64,
-    peers: BTreeMap<String, Peer>,
+    peers: BTreeMap<NodeName, Peer>,
     sessions: HashMap<u32, SessionSlot>,
     pending: HashMap<u32, Pending>,
     limiter: HandshakeLimiter,
@@ -460,7 +461,7 @@ impl Node {
     }
 
     /// This node's name.
-    pub fn name(&self) -> &str {
+    pub fn name(&self) -> &NodeName {
         &self.config.name
     }
 
@@ -475,7 +476,7 @@ impl Node {
     }
 
     /// All peers, by name.
-    pub fn peers(&self) -> &BTreeMap<String, Peer> {
+    pub fn peers(&self) -> &BTreeMap<NodeName, Peer> {
         &self.peers
     }
 
@@ -485,7 +486,7 @@ impl Node {
     }
 
     /// Names of the peers with a live direct session.
-    fn alive_peer_names(&self) -> Vec<String> {
+    fn alive_peer_names(&self) -> Vec<NodeName> {
         self.peers
             .values()
             .filter(|p| p.alive)

@@ -3,6 +3,7 @@
 
 use crate::crypto::TimestampGuard;
 use crate::keys::PublicKey;
+use crate::name::NodeName;
 use crate::wire::NodeRecord;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -45,7 +46,7 @@ pub struct PeerStats {
 #[derive(Debug)]
 pub struct Peer {
     /// The node's name.
-    pub name: String,
+    pub name: NodeName,
     /// Its Ed25519 key, if known.
     pub key: Option<PublicKey>,
     /// Where the key came from.
@@ -86,9 +87,9 @@ pub struct Peer {
 
 impl Peer {
     /// A peer known by name only.
-    pub fn new(name: &str, now: Instant) -> Peer {
+    pub fn new(name: &NodeName, now: Instant) -> Peer {
         Peer {
-            name: name.to_string(),
+            name: name.clone(),
             key: None,
             key_source: KeySource::HostFile,
             static_addresses: Vec::new(),
@@ -156,7 +157,7 @@ mod tests {
     #[test]
     fn candidates_are_deduplicated_and_bounded() {
         let now = crate::test_clock::start();
-        let mut p = Peer::new("b", now);
+        let mut p = Peer::new(&NodeName::new("b").unwrap(), now);
         let a: SocketAddr = "192.0.2.2:655".parse().unwrap();
         let c: SocketAddr = "192.0.2.3:655".parse().unwrap();
         p.endpoint = Some(a);
@@ -167,7 +168,7 @@ mod tests {
 
     #[test]
     fn retry_backs_off_to_a_cap() {
-        let mut p = Peer::new("b", crate::test_clock::start());
+        let mut p = Peer::new(&NodeName::new("b").unwrap(), crate::test_clock::start());
         assert_eq!(
             p.retry_delay(Duration::from_secs(5)),
             Duration::from_millis(250)

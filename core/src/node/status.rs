@@ -2,6 +2,7 @@
 //! sessions, in plain serialisable structs.
 
 use super::{KeySource, Node};
+use crate::name::NodeName;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha512};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -143,8 +144,8 @@ impl Node {
     }
 
     /// Adjacency of the membership graph: an edge counts only if both ends list it.
-    fn graph(&self) -> BTreeMap<String, BTreeSet<String>> {
-        let mut claims: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    fn graph(&self) -> BTreeMap<NodeName, BTreeSet<NodeName>> {
+        let mut claims: BTreeMap<NodeName, BTreeSet<NodeName>> = BTreeMap::new();
         let records = self
             .peers
             .values()
@@ -155,14 +156,14 @@ impl Node {
             set.extend(rec.neighbours.iter().map(|n| n.name.clone()));
         }
         // Our own live sessions are authoritative for our edges.
-        let own: BTreeSet<String> = self
+        let own: BTreeSet<NodeName> = self
             .peers
             .values()
             .filter(|p| p.alive)
             .map(|p| p.name.clone())
             .collect();
         claims.insert(self.config.name.clone(), own);
-        let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut graph: BTreeMap<NodeName, BTreeSet<NodeName>> = BTreeMap::new();
         for (a, set) in &claims {
             for b in set {
                 let mutual = claims.get(b).is_some_and(|s| s.contains(a)) || a == &self.config.name;
@@ -176,7 +177,7 @@ impl Node {
     }
 
     /// Breadth-first distances and first hops from this node.
-    fn distances(&self) -> BTreeMap<String, (i32, String)> {
+    fn distances(&self) -> BTreeMap<NodeName, (i32, NodeName)> {
         let graph = self.graph();
         let me = self.config.name.clone();
         let mut out = BTreeMap::new();
@@ -204,18 +205,18 @@ impl Node {
             .peers
             .values()
             .filter(|p| p.alive)
-            .map(|p| p.name.clone())
+            .map(|p| p.name.to_string())
             .collect();
         out.push(NodeStatus {
-            name: me.clone(),
+            name: me.to_string(),
             id: node_id(me),
             address: "MYSELF".into(),
             port: own_port.to_string(),
             is_self: true,
             reachable: true,
             status: status_bits::VISITED | status_bits::REACHABLE | status_bits::SPTPS,
-            nexthop: me.clone(),
-            via: me.clone(),
+            nexthop: me.to_string(),
+            via: me.to_string(),
             distance: 0,
             pmtu: 1518,
             rx_packets: self.tap_stats.rx_packets,
@@ -245,15 +246,19 @@ impl Node {
             }
             let endpoint: Option<SocketAddr> = p.endpoint;
             out.push(NodeStatus {
-                name: p.name.clone(),
+                name: p.name.to_string(),
                 id: node_id(&p.name),
                 address: endpoint.map_or("unknown".into(), |e| e.ip().to_string()),
                 port: endpoint.map_or("unknown".into(), |e| e.port().to_string()),
                 is_self: false,
                 reachable: p.alive,
                 status,
-                nexthop: if p.alive { p.name.clone() } else { nexthop },
-                via: p.name.clone(),
+                nexthop: if p.alive {
+                    p.name.to_string()
+                } else {
+                    nexthop.to_string()
+                },
+                via: p.name.to_string(),
                 distance: if p.alive { 1 } else { distance },
                 pmtu: if p.alive { PMTU_1500 } else { 0 },
                 rx_packets: p.stats.rx_packets,
@@ -274,7 +279,7 @@ impl Node {
                 edges: p
                     .record
                     .iter()
-                    .flat_map(|r| r.neighbours.iter().map(|n| n.name.clone()))
+                    .flat_map(|r| r.neighbours.iter().map(|n| n.name.to_string()))
                     .collect(),
                 handshakes: p.stats.handshakes,
                 deaths: p.stats.deaths,
@@ -333,7 +338,7 @@ impl Node {
                 status |= 0x4;
             }
             out.push(ConnectionStatus {
-                name: p.name.clone(),
+                name: p.name.to_string(),
                 address: endpoint.ip().to_string(),
                 port: endpoint.port(),
                 session: index,

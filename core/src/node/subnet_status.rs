@@ -18,7 +18,7 @@ const BROADCAST_SUBNETS: [&str; 4] = [
 
 fn port_owner(node: &Node, port: &Port) -> String {
     match port {
-        Port::Local => node.config.name.clone(),
+        Port::Local => node.config.name.to_string(),
         Port::Peer(name) => name.clone(),
     }
 }

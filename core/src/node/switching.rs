@@ -3,6 +3,7 @@
 //! static subnets each node publishes in its record pin its MACs.
 
 use super::{Event, Node};
+use crate::name::NodeName;
 use crate::subnet::{Subnet, SubnetAddr};
 use crate::switch::{Delivery, MacAddr, Port, SwitchEvent};
 use crate::wire::extension::{decode_extension, ExtensionItem};
@@ -57,7 +58,7 @@ impl Node {
                 self.send_frame(&name, frame);
             }
             Delivery::Flood => {
-                let names: Vec<String> = self
+                let names: Vec<NodeName> = self
                     .peers
                     .values()
                     .filter(|p| p.alive)

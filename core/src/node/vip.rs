@@ -8,7 +8,7 @@ use crate::switch::{
     build_arp_reply, flow_key, rewrite_arp_sender_mac, set_dst_mac, ArpOp, ArpPacket,
     EthernetFrame, FlowKey, MacAddr, ETHERTYPE_ARP,
 };
-use crate::vip::{Target, VipEvent};
+use crate::vip::{SteerTarget, VipEvent};
 use crate::wire::{ExtensionItem, Message, VipItem};
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -127,8 +127,8 @@ impl Node {
         }
         for t in targets {
             match t {
-                Target::Local => self.queue_tap_frame(frame.to_vec()),
-                Target::Peer(name) => {
+                SteerTarget::Local => self.queue_tap_frame(frame.to_vec()),
+                SteerTarget::Peer(name) => {
                     self.send_frame(&name, frame);
                 }
             }
@@ -247,7 +247,7 @@ impl Node {
             self.peers
                 .values()
                 .filter(|p| p.alive)
-                .map(|p| p.name.clone())
+                .map(|p| p.name.to_string())
                 .collect()
         } else {
             BTreeSet::new()

@@ -1,4 +1,5 @@
-//! [`MacAddr`]: a 48-bit Ethernet address with its text form (`02:00:00:00:00:0a`).
+//! [`MacAddr`]: a 48-bit Ethernet address with its text form (`02:00:00:00:00:0a`), the one
+//! MAC grammar of meshd (config files, the switch, the command line, JSON).
 
 use std::fmt;
 use std::str::FromStr;
@@ -6,17 +7,38 @@ use std::str::FromStr;
 /// A 48-bit IEEE 802 MAC address.
 ///
 /// Displayed, debugged and serialized as six lowercase hex pairs separated by
-/// `:` (`02:00:00:00:00:0a`); parsed from `:` or `-` separated pairs in either
-/// case.
+/// `:` (`02:00:00:00:00:0a`), as tinc prints them. Parsed with tinc's grammar
+/// (its `sscanf("%hx:%hx:%hx:%hx:%hx:%hx")`, less its oddities): six groups
+/// of one or two hex digits, either case, separated by `:` — so
+/// `2:0:0:0:0:a` is a MAC and `02-00-00-00-00-0a` is not.
 #[derive(Copy, Clone, Eq, PartialEq, Hash, Ord, PartialOrd, Default)]
 pub struct MacAddr(pub [u8; 6]);
 
 /// Why a string is not a MAC address.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid MAC address {text:?}: expected six hex pairs separated by ':' or '-'")]
+#[error(
+    "invalid MAC address {text:?}: {reason} (a MAC is six groups of 1-2 hex digits \
+     separated by ':', e.g. 02:00:00:00:00:0a)"
+)]
 pub struct MacParseError {
     /// The offending text (at most 64 characters of it).
     pub text: String,
+    /// What is wrong with it.
+    pub reason: MacParseReason,
+}
+
+/// What is wrong with a string that is not a MAC address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum MacParseReason {
+    /// It uses `-` between the bytes (tinc accepts only `:`).
+    #[error("'-' is not a MAC separator (use ':')")]
+    DashSeparator,
+    /// It does not have six `:`-separated groups.
+    #[error("{0} ':'-separated groups, expected 6")]
+    GroupCount(usize),
+    /// A group is empty, longer than two characters or not hex.
+    #[error("group {0} is not 1-2 hex digits")]
+    BadGroup(usize),
 }
 
 impl MacAddr {
@@ -90,39 +112,31 @@ impl fmt::Debug for MacAddr {
 impl FromStr for MacAddr {
     type Err = MacParseError;
 
+    /// tinc's grammar: `H:H:H:H:H:H`, each `H` one or two hex digits.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || MacParseError {
+        let err = |reason| MacParseError {
             text: s.chars().take(64).collect(),
+            reason,
         };
-        let bytes = s.as_bytes();
-        // "xx:xx:xx:xx:xx:xx": 17 bytes, one separator kind throughout.
-        if bytes.len() != 17 {
-            return Err(err());
-        }
-        let sep = bytes[2];
-        if sep != b':' && sep != b'-' {
-            return Err(err());
+        let groups = s.split(':').count();
+        if groups != 6 {
+            // Name the likely mistake: the Windows/IEEE form with dashes.
+            return Err(err(if groups == 1 && s.split('-').count() == 6 {
+                MacParseReason::DashSeparator
+            } else {
+                MacParseReason::GroupCount(groups)
+            }));
         }
         let mut out = [0u8; 6];
-        for (i, byte) in out.iter_mut().enumerate() {
-            let at = i * 3;
-            if i > 0 && bytes[at - 1] != sep {
-                return Err(err());
-            }
-            let hi = hex_value(bytes[at]).ok_or_else(err)?;
-            let lo = hex_value(bytes[at + 1]).ok_or_else(err)?;
-            *byte = hi << 4 | lo;
+        for (i, (byte, group)) in out.iter_mut().zip(s.split(':')).enumerate() {
+            let hex =
+                (1..=2).contains(&group.len()) && group.bytes().all(|b| b.is_ascii_hexdigit());
+            *byte = hex
+                .then(|| u8::from_str_radix(group, 16).ok())
+                .flatten()
+                .ok_or_else(|| err(MacParseReason::BadGroup(i + 1)))?;
         }
         Ok(MacAddr(out))
-    }
-}
-
-fn hex_value(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
     }
 }
 
@@ -161,22 +175,43 @@ mod tests {
     fn parse_forms() {
         let want = MacAddr([0xaa, 0xbb, 0xcc, 0x0d, 0xee, 0xff]);
         assert_eq!("aa:bb:cc:0d:ee:ff".parse::<MacAddr>().unwrap(), want);
-        assert_eq!("AA-BB-CC-0D-EE-FF".parse::<MacAddr>().unwrap(), want);
+        assert_eq!("AA:BB:CC:0D:EE:FF".parse::<MacAddr>().unwrap(), want);
         assert_eq!("Aa:bB:cc:0D:ee:Ff".parse::<MacAddr>().unwrap(), want);
-        for bad in [
-            "",
-            "aa:bb:cc:0d:ee",
-            "aa:bb:cc:0d:ee:ff:00",
-            "aa:bb-cc:0d:ee:ff",
-            "aa.bb.cc.0d.ee.ff",
-            "ga:bb:cc:0d:ee:ff",
-            "aabbcc0deeff",
-            "+a:bb:cc:0d:ee:ff",
-            "aa:bb:cc:0d:ee:f\u{e9}",
+        // tinc's %hx takes one digit as well as two.
+        assert_eq!("aa:bb:cc:d:ee:ff".parse::<MacAddr>().unwrap(), want);
+        assert_eq!(
+            "2:0:0:0:0:a".parse::<MacAddr>().unwrap(),
+            MacAddr([2, 0, 0, 0, 0, 0x0a])
+        );
+        use MacParseReason::*;
+        for (bad, reason) in [
+            ("", GroupCount(1)),
+            ("aa:bb:cc:0d:ee", GroupCount(5)),
+            ("aa:bb:cc:0d:ee:ff:00", GroupCount(7)),
+            ("aa:bb-cc:0d:ee:ff", GroupCount(5)),
+            ("aa.bb.cc.0d.ee.ff", GroupCount(1)),
+            ("ga:bb:cc:0d:ee:ff", BadGroup(1)),
+            ("aabbcc0deeff", GroupCount(1)),
+            ("+a:bb:cc:0d:ee:ff", BadGroup(1)),
+            ("aa:bb:cc:0d:ee:f\u{e9}", BadGroup(6)),
+            ("aa:bb::0d:ee:ff", BadGroup(3)),
+            ("aa:bb:cc:0d:ee:0ff", BadGroup(6)),
+            ("aa:bb:cc:0d:ee: f", BadGroup(6)),
+            ("02-00-00-00-00-0a", DashSeparator),
+            ("AA-BB-CC-0D-EE-FF", DashSeparator),
         ] {
             let err = bad.parse::<MacAddr>().unwrap_err();
+            assert_eq!(err.reason, reason, "{bad:?}");
             assert!(err.to_string().contains("invalid MAC address"), "{bad}");
         }
+        assert_eq!(
+            "02-00-00-00-00-0a"
+                .parse::<MacAddr>()
+                .unwrap_err()
+                .to_string(),
+            "invalid MAC address \"02-00-00-00-00-0a\": '-' is not a MAC separator (use ':') \
+             (a MAC is six groups of 1-2 hex digits separated by ':', e.g. 02:00:00:00:00:0a)"
+        );
     }
 
     #[test]
@@ -202,7 +237,11 @@ mod tests {
         fn display_parse_roundtrip(bytes in any::<[u8; 6]>()) {
             let mac = MacAddr(bytes);
             prop_assert_eq!(mac.to_string().parse::<MacAddr>().unwrap(), mac);
-            prop_assert_eq!(mac.to_string().replace(':', "-").to_uppercase().parse::<MacAddr>().unwrap(), mac);
+            prop_assert_eq!(mac.to_string().to_uppercase().parse::<MacAddr>().unwrap(), mac);
+            // tinc's short form: no leading zeros.
+            let short = bytes.iter().map(|b| format!("{b:x}")).collect::<Vec<_>>().join(":");
+            prop_assert_eq!(short.parse::<MacAddr>().unwrap(), mac);
+            prop_assert!(mac.to_string().replace(':', "-").parse::<MacAddr>().is_err());
         }
 
         #[test]

@@ -37,7 +37,7 @@ pub use frame::{
     set_dst_mac, set_src_mac, EthernetFrame, FrameError, ETHERTYPE_ARP, ETHERTYPE_IPV4,
     ETHERTYPE_IPV6, ETH_HEADER_LEN,
 };
-pub use mac::{MacAddr, MacParseError};
+pub use mac::{MacAddr, MacParseError, MacParseReason};
 pub use mac_table::{Learned, MacEntry, MacTable, MacTableLimits, Port, PortRef, StaticChange};
 pub use nd::{
     build_neighbour_advertisement, parse_nd, NdMessage, NeighbourAdvertisement,

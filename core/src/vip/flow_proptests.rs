@@ -23,16 +23,16 @@ fn item(weight: u32) -> VipItem {
 
 /// An engine on node `own` that learned the holders in this order at `t0`.
 fn engine(own: &str, holders: &[(String, u32)], t0: Instant) -> VipEngine {
-    let mut e = VipEngine::new(own, VipSettings::default());
+    let mut e = VipEngine::new(own, VipEngineSettings::default());
     for (name, weight) in holders {
         e.apply_peer_items(name, &[item(*weight)], true, t0);
     }
     e
 }
 
-fn holder(t: Option<Target>) -> Option<String> {
+fn holder(t: Option<SteerTarget>) -> Option<String> {
     match t {
-        Some(Target::Peer(p)) => Some(p),
+        Some(SteerTarget::Peer(p)) => Some(p),
         _ => None,
     }
 }

@@ -13,9 +13,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-/// Engine settings (from `VIPHoldDown`, `FlowIdleTimeout`).
+/// The [`VipEngine`]'s settings (from `VIPHoldDown`, `FlowIdleTimeout`); the
+/// configuration's `VipSettings` (meshd's `config::VipSettings`) is the VIP part
+/// of the config file.
 #[derive(Debug, Clone)]
-pub struct VipSettings {
+pub struct VipEngineSettings {
     /// A holder that became eligible gets new flows only after this long.
     pub hold_down: Duration,
     /// Flows idle this long are forgotten.
@@ -24,9 +26,9 @@ pub struct VipSettings {
     pub max_flows: usize,
 }
 
-impl Default for VipSettings {
+impl Default for VipEngineSettings {
     fn default() -> Self {
-        VipSettings {
+        VipEngineSettings {
             hold_down: Duration::from_secs(1),
             flow_idle_timeout: Duration::from_secs(60),
             max_flows: 65536,
@@ -84,7 +86,7 @@ pub struct Vip {
 
 /// Where a steered frame goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
+pub enum SteerTarget {
     /// This node holds it: deliver into the local TAP.
     Local,
     /// Send it to this peer.
@@ -130,7 +132,7 @@ pub struct LocalVipState {
 #[derive(Debug)]
 pub struct VipEngine {
     own_name: String,
-    settings: VipSettings,
+    settings: VipEngineSettings,
     local: BTreeMap<IpAddr, LocalState>,
     vips: BTreeMap<IpAddr, Vip>,
     by_mac: HashMap<MacAddr, IpAddr>,
@@ -194,7 +196,7 @@ fn fmix64(mut h: u64) -> u64 {
 
 impl VipEngine {
     /// An engine for node `own_name`.
-    pub fn new(own_name: &str, settings: VipSettings) -> VipEngine {
+    pub fn new(own_name: &str, settings: VipEngineSettings) -> VipEngine {
         VipEngine {
             own_name: own_name.to_string(),
             flows: FlowTable::new(settings.max_flows),
@@ -208,7 +210,7 @@ impl VipEngine {
     }
 
     /// New settings (reload).
-    pub fn set_settings(&mut self, settings: VipSettings) {
+    pub fn set_settings(&mut self, settings: VipEngineSettings) {
         self.flows.set_capacity(settings.max_flows);
         self.settings = settings;
     }
@@ -451,7 +453,7 @@ impl VipEngine {
     }
 
     /// Every eligible holder of `vip` (for frames that all holders must see, like ARP replies).
-    pub fn eligible_holders(&self, vip: &IpAddr) -> Vec<Target> {
+    pub fn eligible_holders(&self, vip: &IpAddr) -> Vec<SteerTarget> {
         let own = &self.own_name;
         self.vips
             .get(vip)
@@ -461,9 +463,9 @@ impl VipEngine {
                     .filter(|(_, h)| h.eligible())
                     .map(|(n, _)| {
                         if n == own {
-                            Target::Local
+                            SteerTarget::Local
                         } else {
-                            Target::Peer(n.clone())
+                            SteerTarget::Peer(n.clone())
                         }
                     })
                     .collect()
@@ -474,7 +476,7 @@ impl VipEngine {
     /// Picks the holder for a frame of flow `key` to `vip`: the flow's holder
     /// while it stays eligible, else the rendezvous winner among the eligible
     /// holders of the lowest weight (holders in hold-down only if nobody else is).
-    pub fn steer(&mut self, now: Instant, vip: IpAddr, key: &FlowKey) -> Option<Target> {
+    pub fn steer(&mut self, now: Instant, vip: IpAddr, key: &FlowKey) -> Option<SteerTarget> {
         let Some(v) = self.vips.get(&vip) else {
             self.counters.no_holder += 1;
             return None;
@@ -502,9 +504,9 @@ impl VipEngine {
         };
         self.counters.steered += 1;
         Some(if holder == self.own_name {
-            Target::Local
+            SteerTarget::Local
         } else {
-            Target::Peer(holder)
+            SteerTarget::Peer(holder)
         })
     }
 
@@ -580,7 +582,7 @@ impl VipEngine {
     }
 
     /// Settings in force.
-    pub fn settings(&self) -> &VipSettings {
+    pub fn settings(&self) -> &VipEngineSettings {
         &self.settings
     }
 

@@ -27,7 +27,7 @@ fn flow(n: u16) -> FlowKey {
 
 /// A client-side engine that knows holders h2..h4 with these weights, all settled.
 fn client(weights: &[(&str, u32)], t0: Instant) -> VipEngine {
-    let mut e = VipEngine::new("client", VipSettings::default());
+    let mut e = VipEngine::new("client", VipEngineSettings::default());
     for (name, w) in weights {
         e.apply_peer_items(name, &[item(*w, true)], true, t0);
     }
@@ -37,7 +37,7 @@ fn client(weights: &[(&str, u32)], t0: Instant) -> VipEngine {
 fn spread(e: &mut VipEngine, now: Instant, n: u16) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
     for i in 0..n {
-        if let Some(Target::Peer(p)) = e.steer(now, VIP, &flow(i)) {
+        if let Some(SteerTarget::Peer(p)) = e.steer(now, VIP, &flow(i)) {
             *out.entry(p).or_insert(0) += 1;
         }
     }
@@ -81,14 +81,15 @@ fn a_dead_holder_only_moves_its_own_flows() {
     let t0 = crate::test_clock::start();
     let later = t0 + Duration::from_secs(5);
     let mut e = client(&[("h2", 10), ("h3", 10), ("h4", 10)], t0);
-    let before: Vec<Option<Target>> = (0..300).map(|i| e.steer(later, VIP, &flow(i))).collect();
+    let before: Vec<Option<SteerTarget>> =
+        (0..300).map(|i| e.steer(later, VIP, &flow(i))).collect();
     e.set_peer_alive("h3", false, later);
     for (i, b) in before.iter().enumerate() {
         let now = e.steer(later, VIP, &flow(i as u16));
-        if *b != Some(Target::Peer("h3".into())) {
+        if *b != Some(SteerTarget::Peer("h3".into())) {
             assert_eq!(&now, b, "flow {i} moved although its holder lives");
         } else {
-            assert_ne!(now, Some(Target::Peer("h3".into())));
+            assert_ne!(now, Some(SteerTarget::Peer("h3".into())));
         }
     }
 }
@@ -101,18 +102,27 @@ fn a_returning_holder_waits_out_its_hold_down_and_takes_no_established_flow() {
     e.set_peer_alive("h2", false, t1);
     // All established flows now sit on h3.
     for i in 0..200 {
-        assert_eq!(e.steer(t1, VIP, &flow(i)), Some(Target::Peer("h3".into())));
+        assert_eq!(
+            e.steer(t1, VIP, &flow(i)),
+            Some(SteerTarget::Peer("h3".into()))
+        );
     }
     e.set_peer_alive("h2", true, t1 + Duration::from_millis(100));
     // Within the hold-down, new flows still avoid h2.
     let t2 = t1 + Duration::from_millis(600);
     for i in 200..400 {
-        assert_eq!(e.steer(t2, VIP, &flow(i)), Some(Target::Peer("h3".into())));
+        assert_eq!(
+            e.steer(t2, VIP, &flow(i)),
+            Some(SteerTarget::Peer("h3".into()))
+        );
     }
     // After it, new flows spread again but established ones stay on h3.
     let t3 = t1 + Duration::from_secs(2);
     for i in 0..400 {
-        assert_eq!(e.steer(t3, VIP, &flow(i)), Some(Target::Peer("h3".into())));
+        assert_eq!(
+            e.steer(t3, VIP, &flow(i)),
+            Some(SteerTarget::Peer("h3".into()))
+        );
     }
     let counts = spread(&mut e, t3, 2000);
     assert!(counts.get("h2").copied().unwrap_or(0) > 0);
@@ -122,7 +132,10 @@ fn a_returning_holder_waits_out_its_hold_down_and_takes_no_established_flow() {
 fn a_lone_holder_in_hold_down_gets_traffic_and_none_when_dead() {
     let t0 = crate::test_clock::start();
     let mut e = client(&[("h2", 10)], t0);
-    assert_eq!(e.steer(t0, VIP, &flow(1)), Some(Target::Peer("h2".into())));
+    assert_eq!(
+        e.steer(t0, VIP, &flow(1)),
+        Some(SteerTarget::Peer("h2".into()))
+    );
     e.set_peer_alive("h2", false, t0);
     assert_eq!(e.steer(t0, VIP, &flow(1)), None);
     assert_eq!(e.counters().no_holder, 1);
@@ -159,7 +172,7 @@ fn replies_to_flows_a_holder_started_go_back_to_it() {
     for _ in 0..5 {
         assert_eq!(
             e.steer(later, VIP, &outbound.reversed()),
-            Some(Target::Peer("h4".into()))
+            Some(SteerTarget::Peer("h4".into()))
         );
     }
 }
@@ -167,7 +180,7 @@ fn replies_to_flows_a_holder_started_go_back_to_it() {
 #[test]
 fn local_vips_follow_health_and_emit_up_down() {
     let t0 = crate::test_clock::start();
-    let mut e = VipEngine::new("h2", VipSettings::default());
+    let mut e = VipEngine::new("h2", VipEngineSettings::default());
     let cfg = LocalVip {
         address: VIP,
         prefix_len: 24,
@@ -181,7 +194,7 @@ fn local_vips_follow_health_and_emit_up_down() {
     assert!(e.set_health(VIP, true, t0));
     assert_eq!(e.poll_event(), Some(VipEvent::Up(cfg.clone())));
     assert!(e.local_items()[0].is_offered());
-    assert_eq!(e.steer(t0, VIP, &flow(1)), Some(Target::Local));
+    assert_eq!(e.steer(t0, VIP, &flow(1)), Some(SteerTarget::Local));
     assert!(e.set_health(VIP, false, t0));
     assert!(
         !e.local_items()[0].is_offered(),
@@ -234,15 +247,21 @@ fn late_frames_from_a_returning_holder_do_not_pull_an_established_flow_back() {
     let key = flow(9);
     let first = e.steer(later, VIP, &key).unwrap();
     let (dead, other) = match &first {
-        Target::Peer(p) if p == "h2" => ("h2", "h3"),
+        SteerTarget::Peer(p) if p == "h2" => ("h2", "h3"),
         _ => ("h3", "h2"),
     };
     e.set_peer_alive(dead, false, later);
-    assert_eq!(e.steer(later, VIP, &key), Some(Target::Peer(other.into())));
+    assert_eq!(
+        e.steer(later, VIP, &key),
+        Some(SteerTarget::Peer(other.into()))
+    );
     // It thaws and its kernel's replies (queued while it was frozen) arrive.
     e.set_peer_alive(dead, true, later);
     e.pin_reply(later, VIP, dead, &key.reversed());
-    assert_eq!(e.steer(later, VIP, &key), Some(Target::Peer(other.into())));
+    assert_eq!(
+        e.steer(later, VIP, &key),
+        Some(SteerTarget::Peer(other.into()))
+    );
 }
 
 #[path = "flow_proptests.rs"]

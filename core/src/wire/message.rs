@@ -45,7 +45,7 @@ impl Hello {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DigestEntry {
     /// Node name.
-    pub name: String,
+    pub name: crate::name::NodeName,
     /// The node's generation (changes when it restarts).
     pub generation: u64,
     /// The record's version within that generation.
@@ -213,7 +213,7 @@ mod tests {
             Message::Gossip(vec![]),
             Message::Digest(Digest {
                 entries: vec![DigestEntry {
-                    name: "node_1".into(),
+                    name: crate::name::NodeName::new("node_1").unwrap(),
                     generation: 7,
                     version: 9,
                 }],

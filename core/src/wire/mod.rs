@@ -29,6 +29,14 @@ pub enum WireError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A name field is not a valid [`crate::name::NodeName`].
+    #[error("invalid {field}: {error}")]
+    BadName {
+        /// Which field.
+        field: &'static str,
+        /// What is wrong with the name.
+        error: crate::name::NameError,
+    },
     /// The message type byte is not one this version knows.
     #[error("unknown message type {0:#04x}")]
     UnknownType(u8),

@@ -1,6 +1,7 @@
 //! A bounds-checked cursor over a byte slice and the matching writer helpers.
 
 use super::WireError;
+use crate::name::NodeName;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// Reads big-endian fields from a byte slice; every read is bounds-checked.
@@ -62,18 +63,12 @@ impl<'a> Reader<'a> {
         Ok(u64::from_be_bytes(self.array(what)?))
     }
 
-    /// Reads a node name: a length byte then 1..=64 bytes of `[A-Za-z0-9_]`.
-    pub fn name(&mut self, what: &'static str) -> Result<String, WireError> {
+    /// Reads a node name: a length byte then a [`NodeName`] (1..=64 bytes of
+    /// `[A-Za-z0-9_]`); anything else is refused here, at decode.
+    pub fn name(&mut self, what: &'static str) -> Result<NodeName, WireError> {
         let len = self.u8(what)? as usize;
         let raw = self.bytes(len, what)?;
-        if !valid_name_bytes(raw) {
-            return Err(WireError::Invalid {
-                field: what,
-                reason: "node names are 1-64 characters of [A-Za-z0-9_]",
-            });
-        }
-        // valid_name_bytes guarantees ASCII.
-        Ok(raw.iter().map(|&b| b as char).collect())
+        NodeName::from_bytes(raw).map_err(|error| WireError::BadName { field: what, error })
     }
 
     /// Reads a socket address: family byte (4 or 6), address, port.
@@ -101,19 +96,11 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// True for 1..=64 bytes of `[A-Za-z0-9_]`, the node-name alphabet.
-pub fn valid_name_bytes(raw: &[u8]) -> bool {
-    !raw.is_empty()
-        && raw.len() <= 64
-        && raw.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
-}
-
-/// Appends a node name (length byte + bytes). Names are validated by the caller.
-pub fn put_name(out: &mut Vec<u8>, name: &str) {
+/// Appends a node name (length byte + bytes); a [`NodeName`] always fits.
+pub fn put_name(out: &mut Vec<u8>, name: &NodeName) {
     let bytes = name.as_bytes();
-    let len = bytes.len().min(64);
-    out.push(len as u8);
-    out.extend_from_slice(&bytes[..len]);
+    out.push(bytes.len() as u8);
+    out.extend_from_slice(bytes);
 }
 
 /// Appends a socket address in the family/address/port form [`Reader::socket_addr`] reads.
@@ -158,10 +145,34 @@ mod tests {
     }
 
     #[test]
-    fn names_are_checked() {
-        assert!(valid_name_bytes(b"node_1"));
-        assert!(!valid_name_bytes(b""));
-        assert!(!valid_name_bytes(b"a-b"));
-        assert!(!valid_name_bytes(&[b'a'; 65]));
+    fn names_are_checked_at_decode() {
+        let name = NodeName::new("node_1").unwrap();
+        let mut out = Vec::new();
+        put_name(&mut out, &name);
+        assert_eq!(Reader::new(&out).name("n").unwrap(), name);
+        for bad in [&b""[..], b"a-b", &[b'a'; 65], &[b'a'; 255]] {
+            let mut buf = vec![bad.len() as u8];
+            buf.extend_from_slice(bad);
+            let err = Reader::new(&buf).name("record name").unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    WireError::BadName {
+                        field: "record name",
+                        ..
+                    }
+                ),
+                "{err}"
+            );
+        }
+        let mut buf = vec![65];
+        buf.extend_from_slice(&[b'a'; 65]);
+        assert_eq!(
+            Reader::new(&buf)
+                .name("record name")
+                .unwrap_err()
+                .to_string(),
+            "invalid record name: node name is too long (65 bytes, at most 64)"
+        );
     }
 }

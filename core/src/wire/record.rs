@@ -3,6 +3,7 @@
 
 use super::reader::{put_name, put_socket_addr, Reader};
 use super::WireError;
+use crate::name::NodeName;
 use std::net::SocketAddr;
 
 /// Domain-separation prefix of the record signature.
@@ -16,7 +17,7 @@ pub const MAX_NEIGHBOURS: usize = 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Neighbour {
     /// The peer's name.
-    pub name: String,
+    pub name: NodeName,
     /// The UDP address the origin currently reaches that peer at.
     pub endpoint: SocketAddr,
 }
@@ -25,7 +26,7 @@ pub struct Neighbour {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeRecord {
     /// The origin's name.
-    pub name: String,
+    pub name: NodeName,
     /// The origin's Ed25519 public key.
     pub public_key: [u8; 32],
     /// Changes every time the origin starts (its start time in ns since the epoch).
@@ -150,18 +151,49 @@ mod tests {
 
     fn sample() -> NodeRecord {
         NodeRecord {
-            name: "hub".into(),
+            name: NodeName::new("hub").unwrap(),
             public_key: [7; 32],
             generation: 1,
             version: 2,
             addresses: vec!["192.0.2.1:655".parse().unwrap()],
             neighbours: vec![Neighbour {
-                name: "n2".into(),
+                name: NodeName::new("n2").unwrap(),
                 endpoint: "[2001:db8::2]:655".parse().unwrap(),
             }],
             extension: vec![1, 2, 3],
             signature: [9; 64],
         }
+    }
+
+    #[test]
+    fn a_record_with_a_too_long_name_is_refused_at_decode() {
+        let mut buf = Vec::new();
+        sample().write(&mut buf);
+        // Swap the 3-byte origin name for 65 bytes: a valid length byte, an invalid name.
+        let mut long = vec![65];
+        long.extend_from_slice(&[b'a'; 65]);
+        long.extend_from_slice(&buf[4..]);
+        assert_eq!(
+            NodeRecord::parse(&long),
+            Err(WireError::BadName {
+                field: "record name",
+                error: crate::name::NameError::TooLong { len: 65 },
+            })
+        );
+        // The same for a neighbour name.
+        let at = buf.len() - 64 - 2 - 3 - 19 - 3;
+        assert_eq!(&buf[at..at + 3], b"\x02n2");
+        let mut bad = buf[..at].to_vec();
+        bad.push(65);
+        bad.extend_from_slice(&[b'b'; 65]);
+        bad.extend_from_slice(&buf[at + 3..]);
+        assert!(matches!(
+            NodeRecord::parse(&bad),
+            Err(WireError::BadName {
+                field: "neighbour name",
+                ..
+            })
+        ));
     }
 
     #[test]
