@@ -1,0 +1,123 @@
+//! From the process's arguments to an exit code: parse with clap, turn clap's usage errors into
+//! tinc's messages and exit status 1 (`Too many arguments!`, `Not enough arguments!`,
+//! `Invalid number of arguments.`, ``Unknown command `X'.``), run, report errors.
+
+use super::Cli;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{CommandFactory, FromArgMatches};
+use std::ffi::OsString;
+
+/// Where the usage help is.
+const TRY_HELP: &str = "Try `meshd --help' for more information.";
+
+/// Global options that take a value (their value is not the command word).
+const OPTIONS_WITH_VALUE: &[&str] = &["-c", "--config", "-n", "--net", "--pidfile"];
+
+/// Parses `args` (the program name first) and runs the command; returns the exit code.
+pub fn main_with_args(args: Vec<OsString>) -> i32 {
+    run_args(args, false)
+}
+
+/// [`main_with_args`]; `in_command_mode` refuses a line that names no command (it would start
+/// a second command mode reading the same stdin).
+pub(super) fn run_args(args: Vec<OsString>, in_command_mode: bool) -> i32 {
+    let words: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let parsed = Cli::command()
+        .try_get_matches_from(args)
+        .and_then(|m| Cli::from_arg_matches(&m));
+    let cli = match parsed {
+        Ok(cli) => cli,
+        Err(err) => return usage_error(&err, &words),
+    };
+    if in_command_mode && cli.command.is_none() {
+        eprintln!("Not enough arguments!");
+        return 1;
+    }
+    match super::run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("meshd: {err:#}");
+            1
+        }
+    }
+}
+
+/// The command word: the first argument after the program name that is neither an option
+/// nor the value of one.
+fn command_word(words: &[String]) -> Option<&str> {
+    let mut it = words.iter().skip(1);
+    while let Some(w) = it.next() {
+        if OPTIONS_WITH_VALUE.contains(&w.as_str()) {
+            it.next();
+        } else if !w.starts_with('-') {
+            return Some(w);
+        }
+    }
+    None
+}
+
+/// Reports a clap error as tinc would; returns the exit code (0 for help and version).
+fn usage_error(err: &clap::Error, words: &[String]) -> i32 {
+    match err.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = err.print();
+            return 0;
+        }
+        ErrorKind::InvalidSubcommand => {
+            let name = match err.get(ContextKind::InvalidSubcommand) {
+                Some(ContextValue::String(s)) => s.clone(),
+                _ => command_word(words).unwrap_or_default().to_string(),
+            };
+            eprintln!("Unknown command `{name}'.\n{TRY_HELP}");
+            return 1;
+        }
+        _ => {}
+    }
+    let command = command_word(words).map(str::to_ascii_lowercase);
+    let too_many = matches!(
+        err.kind(),
+        ErrorKind::UnknownArgument | ErrorKind::TooManyValues
+    );
+    let too_few = matches!(
+        err.kind(),
+        ErrorKind::MissingRequiredArgument
+            | ErrorKind::TooFewValues
+            | ErrorKind::WrongNumberOfValues
+    );
+    match command.as_deref() {
+        Some("dump" | "list") if too_many || too_few => {
+            eprintln!("Invalid number of arguments.\n{TRY_HELP}");
+        }
+        Some("info") if too_many || too_few => eprintln!("Invalid number of arguments."),
+        Some(_) if too_many => eprintln!("Too many arguments!"),
+        Some(_) if too_few => eprintln!("Not enough arguments!"),
+        _ => {
+            // An unknown option before the command, a value that does not parse, ...: clap's
+            // own message says which and what is expected.
+            let _ = err.print();
+        }
+    }
+    1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn finds_the_command_word() {
+        assert_eq!(command_word(&w("meshd -c dir -b stop extra")), Some("stop"));
+        assert_eq!(
+            command_word(&w("meshd --pidfile p --force pid")),
+            Some("pid")
+        );
+        assert_eq!(command_word(&w("meshd -n net")), None);
+    }
+}
