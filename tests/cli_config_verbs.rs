@@ -302,3 +302,71 @@ fn usage_errors_exit_1_with_tincs_messages() {
     assert_ok(&o);
     assert!(stdout(&o).contains("VALUE"), "{}", show(&o));
 }
+
+#[test]
+fn unknown_option_before_the_command_is_clap_s_message_exit_1() {
+    let t = tempfile::tempdir().unwrap();
+    let o = meshd(t.path(), &["--frob", "pid"]);
+    assert_exit1(&o);
+    assert!(stderr(&o).contains("'--frob'"), "{}", show(&o));
+}
+
+/// A network directory as tinc 1.1 writes it (cli/29.txt): tinc.conf, an RSA block.
+fn tinc_dir(root: &Path) -> std::path::PathBuf {
+    let dir = root.join("alpha");
+    std::fs::create_dir_all(dir.join("hosts")).unwrap();
+    std::fs::write(
+        dir.join("tinc.conf"),
+        "Name = alpha\nDeviceType = dummy\nMode = switch\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("hosts/alpha"),
+        "-----BEGIN RSA PUBLIC KEY-----\nMIIBCgKCAQEA2r6AnL4BBlBNdbMur6ipz0lLYXZILP3F6ANoeN5ir3a5ZYNR\n-----END RSA PUBLIC KEY-----\n\
+         Ed25519PublicKey = FUn5hL4ooW0dBw77BiNwKIdPzEf/n32SRga2yMLwk6I\nAddress = 127.0.0.1\nPort = 16551\n",
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn verbs_work_on_a_tinc_directory() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = tinc_dir(t.path());
+    assert_eq!(stdout(&meshd(&dir, &["get", "Port"])), "16551\n");
+    assert_eq!(stdout(&meshd(&dir, &["get", "Mode"])), "switch\n");
+    assert_ok(&meshd(&dir, &["add", "ConnectTo", "beta"]));
+    assert_eq!(
+        read(&dir.join("tinc.conf")),
+        "Name = alpha\nDeviceType = dummy\nMode = switch\nConnectTo = beta\n"
+    );
+    assert!(!dir.join("meshd.conf").exists());
+    assert_ok(&meshd(&dir, &["add", "Subnet", "02:00:00:00:00:0a"]));
+    let host = read(&dir.join("hosts/alpha"));
+    assert!(
+        host.starts_with("-----BEGIN RSA PUBLIC KEY-----\n"),
+        "{host}"
+    );
+    assert!(
+        host.ends_with("Port = 16551\nSubnet = 02:00:00:00:00:0a\n"),
+        "{host}"
+    );
+    let o = meshd(&dir, &["export"]);
+    assert_ok(&o);
+    assert_eq!(stdout(&o), format!("Name = alpha\n{host}"));
+}
+
+#[test]
+fn set_says_when_another_file_s_value_wins() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = tinc_test_node(t.path());
+    append(&dir.join("meshd.conf"), "Port = 5\n");
+    let o = meshd(&dir, &["set", "Port", "7"]);
+    assert_ok(&o);
+    assert!(
+        stderr(&o).contains("Port is given more than once; using the value from"),
+        "{}",
+        show(&o)
+    );
+    assert!(stderr(&o).contains("meshd.conf:"), "{}", show(&o));
+}

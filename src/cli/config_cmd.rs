@@ -220,13 +220,22 @@ fn change(
     if !edited.changed {
         return Ok(0);
     }
-    if let Err(e) = check_candidate(netdir, path, &edited.text) {
-        if !force {
+    match check_candidate(netdir, path, &edited.text) {
+        Ok(warnings) => {
+            // Only what concerns this variable, e.g. that another file's value wins.
+            let needle = variable.to_ascii_lowercase();
+            for w in warnings {
+                if w.to_ascii_lowercase().contains(&needle) {
+                    eprintln!("Warning: {w}");
+                }
+            }
+        }
+        Err(e) if !force => {
             eprintln!("{e}");
             eprintln!("Nothing changed ({} is as it was).", path.display());
             return Ok(1);
         }
-        eprintln!("Warning: {e} (written anyway: --force)");
+        Err(e) => eprintln!("Warning: {e} (written anyway: --force)"),
     }
     write_atomic(path, edited.text.as_bytes(), mode)
         .with_context(|| format!("cannot write {}", path.display()))?;

@@ -45,18 +45,30 @@ pub(super) fn run_args(args: Vec<OsString>, in_command_mode: bool) -> i32 {
     }
 }
 
-/// The command word: the first argument after the program name that is neither an option
-/// nor the value of one.
-fn command_word(words: &[String]) -> Option<&str> {
-    let mut it = words.iter().skip(1);
-    while let Some(w) = it.next() {
+/// The command word and its index: the first argument after the program name that is neither
+/// an option nor the value of one.
+fn command_word(words: &[String]) -> Option<(usize, &str)> {
+    let mut it = words.iter().enumerate().skip(1);
+    while let Some((i, w)) = it.next() {
         if OPTIONS_WITH_VALUE.contains(&w.as_str()) {
             it.next();
         } else if !w.starts_with('-') {
-            return Some(w);
+            return Some((i, w));
         }
     }
     None
+}
+
+/// Whether clap's error is about an argument before the command word (an unknown global
+/// option), rather than one of the command's.
+fn before_command(err: &clap::Error, words: &[String], command_at: usize) -> bool {
+    let Some(ContextValue::String(arg)) = err.get(ContextKind::InvalidArg) else {
+        return false;
+    };
+    let arg = arg.split([' ', '=']).next().unwrap_or_default();
+    words[..command_at]
+        .iter()
+        .any(|w| w.split('=').next() == Some(arg))
 }
 
 /// Reports a clap error as tinc would; returns the exit code (0 for help and version).
@@ -69,14 +81,21 @@ fn usage_error(err: &clap::Error, words: &[String]) -> i32 {
         ErrorKind::InvalidSubcommand => {
             let name = match err.get(ContextKind::InvalidSubcommand) {
                 Some(ContextValue::String(s)) => s.clone(),
-                _ => command_word(words).unwrap_or_default().to_string(),
+                _ => command_word(words)
+                    .map(|(_, w)| w)
+                    .unwrap_or_default()
+                    .to_string(),
             };
             eprintln!("Unknown command `{name}'.\n{TRY_HELP}");
             return 1;
         }
         _ => {}
     }
-    let command = command_word(words).map(str::to_ascii_lowercase);
+    let command = match command_word(words) {
+        Some((at, _)) if before_command(err, words, at) => None,
+        Some((_, w)) => Some(w.to_ascii_lowercase()),
+        None => None,
+    };
     let too_many = matches!(
         err.kind(),
         ErrorKind::UnknownArgument | ErrorKind::TooManyValues
@@ -113,10 +132,13 @@ mod tests {
 
     #[test]
     fn finds_the_command_word() {
-        assert_eq!(command_word(&w("meshd -c dir -b stop extra")), Some("stop"));
+        assert_eq!(
+            command_word(&w("meshd -c dir -b stop extra")),
+            Some((4, "stop"))
+        );
         assert_eq!(
             command_word(&w("meshd --pidfile p --force pid")),
-            Some("pid")
+            Some((4, "pid"))
         );
         assert_eq!(command_word(&w("meshd -n net")), None);
     }
