@@ -294,6 +294,15 @@ fn usage_errors_exit_1_with_tincs_messages() {
         assert_eq!(stderr(&o), *message, "{args:?}");
         assert_eq!(stdout(&o), "", "{args:?}");
     }
+    // Commands are case-insensitive words; `list` is `dump`; `version` is --version.
+    assert_eq!(stdout(&meshd(&dir, &["GET", "Port"])), "0\n");
+    assert_eq!(
+        stderr(&meshd(&dir, &["LIST", "nodes", "extra"])),
+        "Invalid number of arguments.\nTry `meshd --help' for more information.\n"
+    );
+    let o = meshd(&dir, &["version"]);
+    assert_ok(&o);
+    assert!(stdout(&o).starts_with("meshd "), "{}", show(&o));
     // Help stays helpful and succeeds.
     let o = meshd(&dir, &["--help"]);
     assert_ok(&o);

@@ -154,6 +154,7 @@ pub enum Command {
     /// `dump invitations` (outstanding invitations; needs no daemon),
     /// `dump graph` / `dump digraph` (Graphviz, as tinc: `meshd dump graph | dot -Tpng > mesh.png`;
     /// VIP holders are boxes labelled with their VIPs).
+    #[command(alias = "list")]
     Dump {
         /// What to dump.
         #[arg(required = true, num_args = 1..=2, value_name = "WHAT")]
@@ -177,6 +178,8 @@ pub enum Command {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
+    /// Print meshd's version (as --version).
+    Version,
     /// Print the manual page (roff): `meshd man | man -l -`, or save it as meshd.8.
     Man,
     /// Generate a new Ed25519 key pair for this node (the old key is kept in the file, commented out).
@@ -286,6 +289,10 @@ pub fn run(mut cli: Cli) -> Result<i32> {
             clap_mangen::Man::new(cmd).section("8").render(&mut text)?;
             return print_bytes(&text);
         }
+        Command::Version => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            return print_bytes(cmd.render_version().as_bytes());
+        }
         Command::Join { url, port, start } => {
             return invite::join(cli.config.clone(), cli.net.clone(), url, *port, *start);
         }
@@ -300,7 +307,7 @@ pub fn run(mut cli: Cli) -> Result<i32> {
             address,
         } => init::init(&netdir, &name, port, address.as_deref()),
         Command::Invite { node, set } => invite::invite(&netdir, &node, &set),
-        Command::Join { .. } | Command::Completions { .. } | Command::Man => {
+        Command::Join { .. } | Command::Completions { .. } | Command::Man | Command::Version => {
             unreachable!("handled above")
         }
         Command::RevokeInvitation { target } => invite::revoke(&netdir, &target),

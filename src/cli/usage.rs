@@ -25,6 +25,18 @@ pub(super) fn run_args(args: Vec<OsString>, in_command_mode: bool) -> i32 {
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
+    let mut args = args;
+    // Commands are case-insensitive words, as in tinc (`meshd -c DIR GET Port`).
+    if let Some((at, word)) = command_word(&words) {
+        let cmd = Cli::command();
+        let known = cmd
+            .get_subcommands()
+            .flat_map(|s| std::iter::once(s.get_name()).chain(s.get_all_aliases()))
+            .find(|name| name.eq_ignore_ascii_case(word));
+        if let Some(name) = known {
+            args[at] = name.into();
+        }
+    }
     let parsed = Cli::command()
         .try_get_matches_from(args)
         .and_then(|m| Cli::from_arg_matches(&m));
