@@ -169,8 +169,8 @@ fn running_port(netdir: &NetDir) -> Option<u16> {
 /// `get`: every value of `variable` in `path`, one a line.
 fn get(path: &PathBuf, variable: &str) -> Result<i32> {
     let lines = match std::fs::metadata(path) {
-        Ok(_) => crate::config::read_config_file(path)?,
-        Err(_) => Vec::new(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        _ => crate::config::read_config_file(path)?,
     };
     let mut found = false;
     for l in lines.iter().filter(|l| l.is(variable)) {
@@ -200,7 +200,17 @@ fn change(
                 .permissions()
                 .mode()
                 & 0o7777;
-            (String::from_utf8_lossy(&bytes).into_owned(), mode)
+            match String::from_utf8(bytes) {
+                Ok(text) => (text, mode),
+                Err(e) => {
+                    eprintln!(
+                        "{}: not UTF-8 text (byte {}); not changed",
+                        path.display(),
+                        e.utf8_error().valid_up_to()
+                    );
+                    return Ok(1);
+                }
+            }
         }
         Err(e) => {
             eprintln!("Could not open configuration file {}: {e}", path.display());
