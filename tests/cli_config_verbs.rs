@@ -379,3 +379,73 @@ fn set_says_when_another_file_s_value_wins() {
     );
     assert!(stderr(&o).contains("meshd.conf:"), "{}", show(&o));
 }
+
+/// Runs `meshd ARGS...` with stdin and stdout on a new terminal, types `typed` and then an
+/// end-of-file (^D); returns what the terminal showed.
+fn meshd_on_terminal(args: &[&str], typed: &str) -> (Option<i32>, String) {
+    use std::io::Read;
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let (mut master_fd, mut slave_fd) = (-1, -1);
+    // SAFETY: openpty writes two descriptors into the pointed-to ints; the other pointers may
+    // be null (no name, default terminal settings and size).
+    let rc = unsafe {
+        libc::openpty(
+            &mut master_fd,
+            &mut slave_fd,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors were just opened by openpty and are owned by nobody else.
+    let (master, slave) = unsafe {
+        (
+            OwnedFd::from_raw_fd(master_fd),
+            OwnedFd::from_raw_fd(slave_fd),
+        )
+    };
+    let mut cmd = meshd_command();
+    cmd.args(args)
+        .stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(Stdio::from(slave))
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().expect("spawn meshd");
+    drop(cmd);
+    let mut master = std::fs::File::from(master);
+    let mut reader = master.try_clone().unwrap();
+    let shown = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let mut buf = [0u8; 4096];
+        // The terminal reports EIO once the last process holding it is gone.
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            v.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&v).into_owned()
+    });
+    master.write_all(typed.as_bytes()).unwrap();
+    master.write_all(b"\x04").unwrap();
+    let status = child.wait().expect("wait meshd");
+    (status.code(), shown.join().unwrap())
+}
+
+#[test]
+fn command_mode_prompts_on_a_terminal_unless_batch() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = tinc_test_node(t.path());
+    let d = dir.to_str().unwrap();
+    let (code, shown) = meshd_on_terminal(&["-c", d], "get Port\n");
+    assert_eq!(code, Some(0), "{shown}");
+    assert_eq!(shown.matches("meshd> ").count(), 2, "{shown}");
+    assert!(shown.contains("0\r\n"), "{shown}");
+    let (code, shown) = meshd_on_terminal(&["-c", d, "-n", "lab"], "get Port\n");
+    assert_eq!(code, Some(0), "{shown}");
+    assert!(shown.contains("meshd.lab> "), "{shown}");
+    let (code, shown) = meshd_on_terminal(&["-b", "-c", d], "get Port\n");
+    assert_eq!(code, Some(0), "{shown}");
+    assert!(!shown.contains("meshd> "), "{shown}");
+    assert!(shown.contains("0\r\n"), "{shown}");
+}
