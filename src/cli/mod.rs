@@ -247,7 +247,8 @@ pub enum Command {
     /// Read exported host files from stdin and write those not in hosts/ yet (--force: also
     /// those that are).
     Import,
-    /// `export`, then `import`: `meshd -n lab exchange | ssh peer meshd -n lab exchange`.
+    /// `export`, then `import`:
+    /// `meshd -n lab export | ssh peer meshd -n lab exchange | meshd -n lab import`.
     Exchange,
     /// `export-all`, then `import`.
     #[command(name = "exchange-all")]
