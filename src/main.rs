@@ -1,15 +1,5 @@
 //! The `meshd` command: parse the command line and dispatch, nothing else.
 
-use clap::Parser;
-
 fn main() {
-    let cli = meshd::cli::Cli::parse();
-    let code = match meshd::cli::run(cli) {
-        Ok(code) => code,
-        Err(err) => {
-            eprintln!("meshd: {err:#}");
-            1
-        }
-    };
-    std::process::exit(code);
+    std::process::exit(meshd::cli::main_with_args(std::env::args_os().collect()));
 }

@@ -1,13 +1,20 @@
 //! The command line: clap definitions and dispatch to one module per command family.
 
+mod config_cmd;
 mod daemon;
 mod dump;
+mod exchange;
 mod graph;
 mod init;
 mod invite;
+mod shell;
 mod subnets;
+mod usage;
 mod vips;
 
+pub use usage::main_with_args;
+
+use crate::config::edit::EditAction;
 use crate::config::NetDir;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -31,9 +38,17 @@ pub struct Cli {
     /// Pidfile to use instead of DIR/meshd.pid (the control socket sits beside it).
     #[arg(long, global = true, value_name = "FILE")]
     pub pidfile: Option<PathBuf>,
-    /// What to do.
+    /// Never prompt (tinc's -b; meshd prompts only in command mode).
+    #[arg(short = 'b', long = "batch", global = true)]
+    pub batch: bool,
+    /// Do it anyway: set unknown variables, server variables in host files, values that do
+    /// not load; import over existing host files.
+    #[arg(long, global = true)]
+    pub force: bool,
+    /// What to do. Without a command, meshd reads commands from stdin, one a line (tinc's
+    /// command mode): `printf 'init foo\nset Port 0\n' | meshd -c DIR`.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 const EXAMPLES: &str = "\
@@ -48,6 +63,10 @@ Examples:
   meshd -c /tmp/a dump vips                shared VIPs: holders, health, flows
   meshd -c /tmp/a info 10.1.1.10           one VIP: who gets its traffic now
   meshd -c /tmp/a reload | stop | restart
+  meshd -c /tmp/a get Port                 a variable (set, add, del change one; NODE.VAR for hosts/NODE)
+  meshd -c /tmp/a add Subnet 10.1.1.2      written atomically, then a running daemon reloads
+  meshd -c /tmp/a export | ssh peer meshd -n lab import      hand over host files (export-all, exchange)
+  printf 'init foo\nset Port 0\n' | meshd -c /tmp/f          command mode: one command a line from stdin
 
 Growing a network (as tinc 1.1 does):
   meshd -n lab init node_1 --address 192.0.2.1      the first node; the address joiners reach it at
@@ -135,6 +154,7 @@ pub enum Command {
     /// `dump invitations` (outstanding invitations; needs no daemon),
     /// `dump graph` / `dump digraph` (Graphviz, as tinc: `meshd dump graph | dot -Tpng > mesh.png`;
     /// VIP holders are boxes labelled with their VIPs).
+    #[command(alias = "list")]
     Dump {
         /// What to dump.
         #[arg(required = true, num_args = 1..=2, value_name = "WHAT")]
@@ -158,11 +178,81 @@ pub enum Command {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
+    /// Print meshd's version (as --version).
+    Version,
     /// Print the manual page (roff): `meshd man | man -l -`, or save it as meshd.8.
     Man,
     /// Generate a new Ed25519 key pair for this node (the old key is kept in the file, commented out).
     #[command(name = "generate-ed25519-keys")]
     GenerateEd25519Keys,
+    /// Print every value of a variable: `get [NODE.]VAR` (host variables such as Port, Address,
+    /// Subnet are read from this node's host file; `get Port` prints a running daemon's port).
+    Get {
+        /// `[NODE.]VAR`.
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "[NODE.]VAR"
+        )]
+        args: Vec<String>,
+    },
+    /// Replace every value of a variable: `set [NODE.]VAR VALUE`; checked as `meshd start`
+    /// would load it, written atomically, then a running daemon reloads.
+    Set {
+        /// `[NODE.]VAR VALUE`.
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "[NODE.]VAR VALUE"
+        )]
+        args: Vec<String>,
+    },
+    /// Add a value to a variable unless it is there already: `add [NODE.]VAR VALUE`
+    /// (a single-valued variable is replaced).
+    Add {
+        /// `[NODE.]VAR VALUE`.
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "[NODE.]VAR VALUE"
+        )]
+        args: Vec<String>,
+    },
+    /// Remove a variable (every value, or only VALUE): `del [NODE.]VAR [VALUE]`; exit 1 if
+    /// nothing was removed.
+    Del {
+        /// `[NODE.]VAR [VALUE]`.
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "[NODE.]VAR [VALUE]"
+        )]
+        args: Vec<String>,
+    },
+    /// tinc's `config [get|set|add|del|replace|change] [NODE.]VAR [VALUE]`.
+    Config {
+        /// An action word, then `[NODE.]VAR [VALUE]`.
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "ARGS"
+        )]
+        args: Vec<String>,
+    },
+    /// Print this node's host file, preceded by `Name = NODE` (for `meshd import` elsewhere).
+    Export,
+    /// Print every host file, each preceded by `Name = NODE`, separated by `#----...#` lines.
+    #[command(name = "export-all")]
+    ExportAll,
+    /// Read exported host files from stdin and write those not in hosts/ yet (--force: also
+    /// those that are).
+    Import,
+    /// `export`, then `import`:
+    /// `meshd -n lab export | ssh peer meshd -n lab exchange | meshd -n lab import`.
+    Exchange,
+    /// `export-all`, then `import`.
+    #[command(name = "exchange-all")]
+    ExchangeAll,
 }
 
 impl Cli {
@@ -182,9 +272,12 @@ fn print_bytes(text: &[u8]) -> Result<i32> {
     }
 }
 
-/// Runs a parsed command line; returns the exit code.
-pub fn run(cli: Cli) -> Result<i32> {
-    match &cli.command {
+/// Runs a parsed command line; returns the exit code. Without a command: command mode.
+pub fn run(mut cli: Cli) -> Result<i32> {
+    let Some(command) = cli.command.take() else {
+        return shell::command_mode(&cli);
+    };
+    match &command {
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let mut text = Vec::new();
@@ -197,20 +290,25 @@ pub fn run(cli: Cli) -> Result<i32> {
             clap_mangen::Man::new(cmd).section("8").render(&mut text)?;
             return print_bytes(&text);
         }
+        Command::Version => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            return print_bytes(cmd.render_version().as_bytes());
+        }
+        Command::Join { url, port, start } => {
+            return invite::join(cli.config.clone(), cli.net.clone(), url, *port, *start);
+        }
         _ => {}
     }
-    if let Command::Join { url, port, start } = &cli.command {
-        return invite::join(cli.config.clone(), cli.net.clone(), url, *port, *start);
-    }
     let netdir = cli.netdir()?;
-    match cli.command {
+    let force = cli.force;
+    match command {
         Command::Init {
             name,
             port,
             address,
         } => init::init(&netdir, &name, port, address.as_deref()),
         Command::Invite { node, set } => invite::invite(&netdir, &node, &set),
-        Command::Join { .. } | Command::Completions { .. } | Command::Man => {
+        Command::Join { .. } | Command::Completions { .. } | Command::Man | Command::Version => {
             unreachable!("handled above")
         }
         Command::RevokeInvitation { target } => invite::revoke(&netdir, &target),
@@ -229,11 +327,28 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Debug { level } => daemon::debug(&netdir, level),
         Command::Log => daemon::log(&netdir),
         Command::Dump { what, json } => {
+            if what.len() == 2 && !what[0].eq_ignore_ascii_case("reachable") {
+                eprintln!("Invalid number of arguments.\nTry `meshd --help' for more information.");
+                return Ok(1);
+            }
             if what.len() == 1 && what[0].eq_ignore_ascii_case("invitations") {
                 return invite::dump_invitations(&netdir, json);
             }
             dump::dump(&netdir, &what, json)
         }
         Command::Info { node, json } => dump::info(&netdir, &node, json),
+        Command::Get { args } => config_cmd::config(&netdir, None, &args, force),
+        Command::Set { args } => config_cmd::config(&netdir, Some(EditAction::Set), &args, force),
+        Command::Add { args } => config_cmd::config(&netdir, Some(EditAction::Add), &args, force),
+        Command::Del { args } => config_cmd::config(&netdir, Some(EditAction::Del), &args, force),
+        Command::Config { args } => {
+            let (verb, rest) = config_cmd::split_config_action(&args);
+            config_cmd::config(&netdir, verb, rest, force)
+        }
+        Command::Export => exchange::export(&netdir, false),
+        Command::ExportAll => exchange::export(&netdir, true),
+        Command::Import => exchange::import(&netdir, force),
+        Command::Exchange => exchange::exchange(&netdir, false, force),
+        Command::ExchangeAll => exchange::exchange(&netdir, true, force),
     }
 }

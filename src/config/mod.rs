@@ -10,6 +10,7 @@
 //! * [`server`] / [`host`]: typed [`ServerConfig`] and [`HostConfig`].
 //! * [`vip`](mod@vip): `VirtualIP`, `VirtualMAC`, `HealthCheck` and the VIP settings.
 //! * [`write`](mod@write): atomic file writing, appending to host files, `init`.
+//! * [`edit`]: one variable changed in one file (`meshd set/add/del`), checked before writing.
 //!
 //! Differences from tinc worth knowing:
 //! * meshd implements only switch mode, so `Mode` defaults to `switch` (tinc: `router`) and
@@ -19,6 +20,7 @@
 //!   host file; tinc picks the lowest line number across both files. A warning is emitted when a
 //!   single-valued variable is given more than once.
 
+pub mod edit;
 pub mod host;
 pub mod known;
 pub mod netdir;

@@ -2,12 +2,12 @@
 //! and the node's own host file merged, with defaults and validation.
 
 use std::io::ErrorKind;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::host::{bad_value, host_fields, Vars};
 use super::netdir::NetDir;
-use super::parse::{lookup, read_config_file, ConfigLine};
+use super::parse::{lookup, parse_config_text, read_config_file, ConfigLine};
 use super::types::{
     format_duration, parse_bool, parse_duration, AddressFamily, BindAddress, HostAddress,
 };
@@ -146,6 +146,19 @@ impl ServerConfig {
 /// `conf.d/*.conf` (sorted), then the own host file `hosts/NAME` (a missing host file is only a
 /// warning). A missing config file is an error naming it.
 pub fn load_server_config(netdir: &NetDir) -> Result<ServerConfig, ConfigError> {
+    load_server_config_with(netdir, None)
+}
+
+/// [`load_server_config`], with the text of one file (the config file or the own host file)
+/// given instead of read: how `meshd set` checks a change before writing it.
+pub(super) fn load_server_config_with(
+    netdir: &NetDir,
+    replaced: Option<(&Path, &str)>,
+) -> Result<ServerConfig, ConfigError> {
+    let read = |path: &Path| match replaced {
+        Some((p, text)) if p == path => parse_config_text(text, path),
+        _ => read_config_file(path),
+    };
     let conf = netdir.config_file();
     if let Err(e) = std::fs::metadata(&conf) {
         if e.kind() == ErrorKind::NotFound {
@@ -155,13 +168,13 @@ pub fn load_server_config(netdir: &NetDir) -> Result<ServerConfig, ConfigError> 
             ));
         }
     }
-    let mut lines = read_config_file(&conf)?;
+    let mut lines = read(&conf)?;
     lines.extend(read_conf_d(netdir)?);
     let name = resolve_name(&lines, &conf, &|v| std::env::var(v).ok())?;
     let host_path = netdir.host_file(&name);
     let mut warnings = Vec::new();
-    let host_lines = if host_path.exists() {
-        read_config_file(&host_path)?
+    let host_lines = if host_path.exists() || replaced.is_some_and(|(p, _)| p == host_path) {
+        read(&host_path)?
     } else {
         warnings.push(format!(
             "{}: own host file does not exist",
@@ -172,7 +185,7 @@ pub fn load_server_config(netdir: &NetDir) -> Result<ServerConfig, ConfigError> 
     build_server_config(netdir, name, lines, host_lines, warnings)
 }
 
-fn read_conf_d(netdir: &NetDir) -> Result<Vec<ConfigLine>, ConfigError> {
+pub(super) fn read_conf_d(netdir: &NetDir) -> Result<Vec<ConfigLine>, ConfigError> {
     let dir = netdir.conf_d_dir();
     if !dir.is_dir() {
         return Ok(Vec::new());
