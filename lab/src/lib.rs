@@ -1,0 +1,12 @@
+//! meshd's lab as a library: failover measurement from probe logs, the
+//! verdict, the tables and JSON of `scripts/lab`, and the network-namespace
+//! support shared by the netns tests.
+
+pub mod host;
+pub mod probe;
+pub mod report;
+pub mod summary;
+pub mod table;
+pub mod trial;
+pub mod verdict;
+pub mod watch;

@@ -1,0 +1,297 @@
+//! meshd-lab: the measuring and judging steps of `scripts/lab`, called by the
+//! script between its namespace and daemon steps.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use meshd_lab::host::{self, Utc};
+use meshd_lab::probe::ProbeLog;
+use meshd_lab::report::{report, Run};
+use meshd_lab::table::TableSpec;
+use meshd_lab::trial::{Event, Trial};
+use meshd_lab::watch::Watch;
+
+#[derive(Parser)]
+#[command(about = "scripts/lab's measurement and verdict (probe logs of ping -D -O)")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Records one trial's outcome (a JSON line appended to --record) and
+    /// prints the line the lab shows for it.
+    Trial {
+        #[arg(long)]
+        ping: PathBuf,
+        /// The fault's time, seconds since the epoch ($EPOCHREALTIME).
+        #[arg(long)]
+        fault: f64,
+        #[arg(long, value_enum, default_value = "fault")]
+        event: Event,
+        #[arg(long)]
+        daemon: String,
+        #[arg(long)]
+        kind: String,
+        #[arg(long)]
+        trial: u32,
+        /// The holder faulted, node_N.
+        #[arg(long)]
+        faulted: String,
+        /// The holder answering at the end, node_N or nobody.
+        #[arg(long)]
+        after: String,
+        /// The trial's iperf3 average in Gbit/s under --saturate ("-": none).
+        #[arg(long)]
+        iperf3: Option<String>,
+        #[arg(long)]
+        record: PathBuf,
+    },
+    /// Prints "OUTAGE_MS LOST RECOVERED(0/1) DUPLICATES SPACING_MS" of a probe log.
+    Probe {
+        #[arg(long)]
+        ping: PathBuf,
+        #[arg(long)]
+        fault: f64,
+    },
+    /// Prints N of the holder (TTL = --ttl-base + N) most answers came from in
+    /// the last --window seconds; fails if fewer than --min answers did.
+    Serving {
+        #[arg(long)]
+        ping: PathBuf,
+        #[arg(long, default_value_t = 40)]
+        ttl_base: u32,
+        #[arg(long, default_value_t = 0.5)]
+        window: f64,
+        #[arg(long, default_value_t = 10)]
+        min: usize,
+    },
+    /// Waits --limit seconds (or until 1 s of answers after --fault with
+    /// --until-recovered), drawing the live status line on a terminal.
+    Watch {
+        #[arg(long)]
+        ping: PathBuf,
+        #[arg(long)]
+        fault: Option<f64>,
+        #[arg(long)]
+        limit: f64,
+        #[arg(long)]
+        prefix: String,
+        #[arg(long)]
+        until_recovered: bool,
+        #[arg(long, default_value_t = 100)]
+        cols: usize,
+        #[arg(long, default_value_t = 40)]
+        ttl_base: u32,
+    },
+    /// Prints the report of the recorded trials; exits 1 if meshd's failover failed.
+    Report(Box<ReportArgs>),
+}
+
+#[derive(clap::Args)]
+struct ReportArgs {
+    #[arg(long)]
+    record: PathBuf,
+    /// Comma-separated daemons, in table order.
+    #[arg(long, value_delimiter = ',')]
+    daemons: Vec<String>,
+    #[arg(long, value_delimiter = ',')]
+    kinds: Vec<String>,
+    #[arg(long)]
+    runs: u32,
+    #[arg(long)]
+    hello_ms: u64,
+    #[arg(long)]
+    dead_ms: u64,
+    #[arg(long)]
+    bound_ms: u64,
+    #[arg(long)]
+    after: u64,
+    #[arg(long)]
+    tinc_timeout: u64,
+    #[arg(long)]
+    interval: String,
+    #[arg(long)]
+    vip: String,
+    #[arg(long)]
+    rev: String,
+    #[arg(long)]
+    load_average: f64,
+    #[arg(long)]
+    seconds: u64,
+    #[arg(long)]
+    full_mesh_ms: Option<u64>,
+    #[arg(long)]
+    vip_ready_ms: Option<u64>,
+    #[arg(long)]
+    saturate: bool,
+    #[arg(long)]
+    restore: bool,
+    #[arg(long, default_value_t = 0)]
+    setup_failures: u32,
+    #[arg(long, default_value_t = 0)]
+    meshd_setup_failures: u32,
+    #[arg(long, default_value = "")]
+    tinc_version: String,
+    #[arg(long, default_value = "")]
+    garp_note: String,
+    #[arg(long)]
+    tinc_note: Option<String>,
+    /// Write the tables as CSV here.
+    #[arg(long)]
+    csv: Option<PathBuf>,
+    /// Write the JSON document here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// scripts/bench-throughput's output, passed through.
+    #[arg(long)]
+    throughput_out: Option<PathBuf>,
+    #[arg(long)]
+    throughput_rc: Option<i32>,
+    /// A line printed after the throughput table (repeatable).
+    #[arg(long)]
+    note: Vec<String>,
+}
+
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+fn do_report(a: ReportArgs) -> Result<bool> {
+    let trials = Trial::read_all(&a.record)?;
+    let throughput = match (&a.throughput_out, a.throughput_rc) {
+        (Some(p), rc) => Some((
+            std::fs::read_to_string(p).unwrap_or_default(),
+            rc.unwrap_or(0),
+        )),
+        (None, Some(rc)) => Some((String::new(), rc)),
+        (None, None) => None,
+    };
+    let run = Run {
+        spec: TableSpec {
+            daemons: a.daemons,
+            kinds: a.kinds,
+            hello_ms: a.hello_ms,
+            dead_ms: a.dead_ms,
+            bound_ms: a.bound_ms,
+            after_s: a.after,
+            tinc_timeout_s: a.tinc_timeout,
+        },
+        runs: a.runs,
+        date: Utc::now(),
+        cpus: host::cpus(),
+        kernel: host::kernel(),
+        rev: a.rev,
+        load_average: a.load_average,
+        seconds: a.seconds,
+        full_mesh_ms: a.full_mesh_ms,
+        vip_ready_ms: a.vip_ready_ms,
+        interval: a.interval,
+        vip: a.vip,
+        saturate: a.saturate,
+        restore: a.restore,
+        setup_failures: a.setup_failures,
+        meshd_setup_failures: a.meshd_setup_failures,
+        tinc_version: a.tinc_version,
+        garp_note: a.garp_note,
+        tinc_note: a.tinc_note.filter(|n| !n.is_empty()),
+        csv: a.csv.as_ref().map(|p| p.display().to_string()),
+        throughput,
+        notes: a.note.into_iter().filter(|n| !n.is_empty()).collect(),
+    };
+    let r = report(&run, &trials);
+    if let Some(p) = &a.csv {
+        std::fs::write(p, r.csv.join("\n") + "\n")
+            .with_context(|| format!("writing the CSV {}", p.display()))?;
+    }
+    print!("{}", r.text);
+    if let Some(p) = &a.json {
+        std::fs::write(p, &r.json).with_context(|| format!("writing the JSON {}", p.display()))?;
+    }
+    Ok(r.ok)
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("meshd-lab: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<bool> {
+    match cli.cmd {
+        Cmd::Trial {
+            ping,
+            fault,
+            event,
+            daemon,
+            kind,
+            trial,
+            faulted,
+            after,
+            iperf3,
+            record,
+        } => {
+            let o = ProbeLog::parse(&read(&ping)?).outcome(fault);
+            let gbit = match iperf3.as_deref() {
+                None | Some("-") | Some("") => None,
+                Some(g) => Some(
+                    g.parse()
+                        .with_context(|| format!("--iperf3 {g}: not a number"))?,
+                ),
+            };
+            let t = Trial::new(event, &daemon, &kind, trial, gbit, &faulted, &after, &o);
+            t.append_to(&record)?;
+            println!("{}", t.line(iperf3.is_some()));
+        }
+        Cmd::Probe { ping, fault } => {
+            let o = ProbeLog::parse(&read(&ping)?).outcome(fault);
+            println!(
+                "{} {} {} {} {:.1}",
+                o.outage_ms, o.lost, o.recovered as u8, o.duplicates, o.spacing_ms
+            );
+        }
+        Cmd::Serving {
+            ping,
+            ttl_base,
+            window,
+            min,
+        } => {
+            let log = ProbeLog::parse(&read(&ping)?);
+            match log.serving(host::epoch_now() - window, ttl_base, min) {
+                Some(n) => println!("{n}"),
+                None => return Ok(false),
+            }
+        }
+        Cmd::Watch {
+            ping,
+            fault,
+            limit,
+            prefix,
+            until_recovered,
+            cols,
+            ttl_base,
+        } => {
+            Watch {
+                ping,
+                fault,
+                limit: Duration::from_secs_f64(limit.max(0.0)),
+                prefix,
+                until_recovered,
+                cols,
+                ttl_base,
+            }
+            .run();
+        }
+        Cmd::Report(a) => return do_report(*a),
+    }
+    Ok(true)
+}
