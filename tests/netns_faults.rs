@@ -28,9 +28,8 @@
 //!
 //! `scripts/bench-faults` measures the same over minutes per profile.
 
-mod netns;
-
-use netns::Lab;
+use meshd_lab::netns::{self, Lab};
+use meshd_lab::require_netns;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -3,6 +3,7 @@
 //! support shared by the netns tests.
 
 pub mod host;
+pub mod netns;
 pub mod probe;
 pub mod report;
 pub mod summary;
