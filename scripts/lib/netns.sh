@@ -137,7 +137,7 @@ lab_up() {
     ip -n "$ns" addr add "192.0.2.$i/24" dev eth0
     ip -n "$ns" link set eth0 up
     ip -n "$ns" link set lo up
-    ip netns exec "$ns" sysctl -qw "net.ipv4.ip_default_ttl=$((TTL_BASE + i))"
+    [ $((TTL_BASE + i)) -gt 255 ] || ip netns exec "$ns" sysctl -qw "net.ipv4.ip_default_ttl=$((TTL_BASE + i))"
   done
 }
 
@@ -145,6 +145,7 @@ lab_up() {
 # and deletes its namespaces.
 lab_down() {
   local pid ns i
+  disown -a 2>/dev/null || true # no "Killed" notes from the shell
   for pid in "${FROZEN[@]}"; do kill -CONT "$pid" 2>/dev/null || true; done
   for pid in "${WATCHERS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${WATCHERS[@]}"; do
