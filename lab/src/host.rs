@@ -63,6 +63,33 @@ impl Utc {
     }
 }
 
+/// Days since the epoch of a civil date (Howard Hinnant's days_from_civil).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Seconds since the epoch of a log line's UTC time stamp,
+/// `2026-12-03T19:28:20.123456Z` (fraction and Z optional).
+pub fn epoch_of_log_time(stamp: &str) -> Option<f64> {
+    let s = stamp.strip_suffix('Z').unwrap_or(stamp);
+    let (date, time) = s.split_once('T')?;
+    let mut d = date.splitn(3, '-').map(|v| v.parse::<i64>().ok());
+    let (y, mo, da) = (d.next()??, d.next()??, d.next()??);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let mut t = hms.splitn(3, ':').map(|v| v.parse::<i64>().ok());
+    let (h, mi, se) = (t.next()??, t.next()??, t.next()??);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&da) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    let frac: f64 = format!("0.{frac}").parse().ok()?;
+    Some((days_from_civil(y, mo, da) * 86_400 + h * 3600 + mi * 60 + se) as f64 + frac)
+}
+
 /// The CPUs this process may run on (what `nproc` says).
 pub fn cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -103,6 +130,22 @@ mod tests {
             "2000-02-29T23:59:59Z"
         );
         assert_eq!(Utc::from_epoch(-1).rfc3339(), "1969-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn log_time_stamps() {
+        assert_eq!(
+            epoch_of_log_time("2025-11-22T07:51:03Z"),
+            Some(1_763_797_863.0)
+        );
+        let t = epoch_of_log_time("2025-11-22T07:51:03.250000Z").unwrap();
+        assert!((t - 1_763_797_863.25).abs() < 1e-6);
+        assert_eq!(
+            epoch_of_log_time("2000-02-29T23:59:59"),
+            Some(951_868_799.0)
+        );
+        assert_eq!(epoch_of_log_time("WARN"), None);
+        assert_eq!(epoch_of_log_time("2025-13-01T00:00:00Z"), None);
     }
 
     #[test]

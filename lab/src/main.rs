@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use meshd_lab::faults;
 use meshd_lab::host::{self, Utc};
 use meshd_lab::probe::ProbeLog;
 use meshd_lab::report::{report, Run};
@@ -90,6 +91,40 @@ enum Cmd {
     },
     /// Prints the report of the recorded trials; exits 1 if meshd's failover failed.
     Report(Box<ReportArgs>),
+    /// scripts/bench-faults: one profile's result as JSON (from its run directory).
+    FaultsProfile {
+        #[arg(long)]
+        run: PathBuf,
+        #[arg(long)]
+        profile: String,
+        #[arg(long, default_value = "")]
+        netem: String,
+        #[arg(long)]
+        key_expire: u64,
+        #[arg(long, default_value_t = 40)]
+        ttl_base: u32,
+        #[arg(long)]
+        one_end: bool,
+    },
+    /// scripts/bench-faults: the line printed when a profile ends.
+    FaultsLine { result: PathBuf },
+    /// scripts/bench-faults: the table of the results; exits 3 if a profile failed
+    /// (a session lost, or a false failover under none/loss1/jitter/reorder/dup).
+    FaultsTable {
+        /// Also write the JSON document here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        #[arg(long, default_value = "")]
+        rev: String,
+        #[arg(long, default_value = "")]
+        uptime: String,
+        results: Vec<PathBuf>,
+    },
+}
+
+fn faults_result(path: &Path) -> Result<faults::ProfileResult> {
+    serde_json::from_str(&read(path)?)
+        .with_context(|| format!("{}: not a profile result", path.display()))
 }
 
 #[derive(clap::Args)]
@@ -292,6 +327,50 @@ fn run(cli: Cli) -> Result<bool> {
             .run();
         }
         Cmd::Report(a) => return do_report(*a),
+        Cmd::FaultsProfile {
+            run,
+            profile,
+            netem,
+            key_expire,
+            ttl_base,
+            one_end,
+        } => {
+            let spec = faults::ProfileSpec {
+                name: profile,
+                netem,
+                key_expire_s: key_expire,
+                ttl_base,
+                both_ends: !one_end,
+            };
+            println!("{}", serde_json::to_string(&faults::profile(&run, &spec)?)?);
+        }
+        Cmd::FaultsLine { result } => println!("{}", faults::line(&faults_result(&result)?)),
+        Cmd::FaultsTable {
+            json,
+            rev,
+            uptime,
+            results,
+        } => {
+            let rows = results
+                .iter()
+                .map(|p| faults_result(p))
+                .collect::<Result<Vec<_>>>()?;
+            print!("{}", faults::table(&rows));
+            if let Some(p) = json {
+                let doc = faults::Doc {
+                    date: Utc::now().rfc3339(),
+                    meshd: &rev,
+                    uptime: &uptime,
+                    cpus: host::cpus(),
+                    rows: &rows,
+                };
+                std::fs::write(&p, serde_json::to_string_pretty(&doc)? + "\n")
+                    .with_context(|| format!("writing {}", p.display()))?;
+            }
+            if !rows.iter().all(faults::passed) {
+                return Ok(false);
+            }
+        }
     }
     Ok(true)
 }

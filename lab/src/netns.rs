@@ -59,6 +59,12 @@ pub fn must(cmd: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The delayer for netem-like delay, jitter and reordering without sch_netem
+/// (python3, plain netlink): `python3 delayer.py DELAY_MS JITTER_MS REORDER`
+/// holds each datagram iptables queues to NFQUEUE 0 of its namespace.
+/// scripts/bench-faults runs the same file.
+pub const DELAYER: &str = include_str!("delayer.py");
+
 /// A lab: namespaces on one bridge, torn down on drop.
 pub struct Lab {
     pub prefix: String,

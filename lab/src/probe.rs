@@ -56,6 +56,42 @@ impl ProbeLog {
         log
     }
 
+    /// The probe over a whole run (bench-faults): probes sent (those still in
+    /// flight after the last answer not counted), answered, the loss, the
+    /// longest time between answers, how often the answering holder changed.
+    pub fn summary(&self, ttl_base: u32) -> ProbeSummary {
+        let mut rx: BTreeMap<u64, (f64, i64)> = BTreeMap::new();
+        for a in &self.answers {
+            rx.entry(a.seq)
+                .or_insert((a.ts, i64::from(a.ttl) - i64::from(ttl_base)));
+        }
+        let mut sent = self.highest_seq.max(self.transmitted.unwrap_or(0));
+        if let Some(&max) = rx.keys().next_back() {
+            sent = sent.min(max);
+        }
+        let mut times: Vec<f64> = rx.values().map(|v| v.0).collect();
+        times.sort_by(f64::total_cmp);
+        let gap = times.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+        let holders: Vec<i64> = rx.values().map(|v| v.1).collect();
+        let mut distinct = holders.clone();
+        distinct.sort();
+        distinct.dedup();
+        let n = rx.len() as u64;
+        ProbeSummary {
+            sent,
+            answered: n,
+            loss_pct: (sent > 0)
+                .then(|| ((sent - n.min(sent)) as f64 * 10000.0 / sent as f64).round() / 100.0),
+            longest_gap_ms: (gap * 1000.0).round() as u64,
+            holder_moves: holders.windows(2).filter(|w| w[0] != w[1]).count(),
+            holders: distinct,
+            spacing_ms: (times.len() > 1).then(|| {
+                let s = (times[times.len() - 1] - times[0]) / (times.len() - 1) as f64;
+                (s * 10000.0).round() / 10.0
+            }),
+        }
+    }
+
     /// A trial's result (see [`Outcome`]) for a fault at `fault`.
     pub fn outcome(&self, fault: f64) -> Outcome {
         let mut rx: BTreeMap<u64, f64> = BTreeMap::new();
@@ -186,6 +222,18 @@ pub struct Outcome {
     pub spacing_ms: f64,
 }
 
+/// The probe over a whole run (see [`ProbeLog::summary`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ProbeSummary {
+    pub sent: u64,
+    pub answered: u64,
+    pub loss_pct: Option<f64>,
+    pub longest_gap_ms: u64,
+    pub holder_moves: usize,
+    pub holders: Vec<i64>,
+    pub spacing_ms: Option<f64>,
+}
+
 /// The probe so far, for the status line.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Live {
@@ -300,6 +348,22 @@ mod tests {
         assert!(p.recovered_for(100.15, 1.0));
         let seqs: Vec<u64> = (1..=10).chain(20..=90).collect();
         assert!(!ProbeLog::parse(&log(&seqs, 42)).recovered_for(100.15, 1.0));
+    }
+
+    #[test]
+    fn summary_counts_loss_gaps_and_holder_moves() {
+        let seqs: Vec<u64> = (1..=4).chain(8..=10).collect();
+        let mut text = log(&seqs[..4], 42);
+        text.push_str(&log(&seqs[4..], 43));
+        text.push_str("no answer yet for icmp_seq=11\n14 packets transmitted, 7 received\n");
+        let s = ProbeLog::parse(&text).summary(40);
+        // Probes after the last answer were in flight: not lost.
+        assert_eq!((s.sent, s.answered), (10, 7));
+        assert_eq!(s.loss_pct, Some(30.0));
+        assert_eq!(s.longest_gap_ms, 40);
+        assert_eq!((s.holder_moves, s.holders.clone()), (1, vec![2, 3]));
+        assert_eq!(s.spacing_ms, Some(15.0));
+        assert_eq!(ProbeLog::parse("").summary(40).loss_pct, None);
     }
 
     #[test]
