@@ -9,6 +9,7 @@ pub mod probe;
 pub mod report;
 pub mod summary;
 pub mod table;
+pub mod timeline;
 pub mod trial;
 pub mod verdict;
 pub mod watch;

@@ -12,6 +12,7 @@ use meshd_lab::host::{self, Utc};
 use meshd_lab::probe::ProbeLog;
 use meshd_lab::report::{report, Run};
 use meshd_lab::table::TableSpec;
+use meshd_lab::timeline;
 use meshd_lab::trial::{Event, Trial};
 use meshd_lab::watch::Watch;
 
@@ -91,6 +92,32 @@ enum Cmd {
     },
     /// Prints the report of the recorded trials; exits 1 if meshd's failover failed.
     Report(Box<ReportArgs>),
+    /// Draws one trial as an SVG timeline (scripts/lab --svg).
+    Timeline {
+        #[arg(long)]
+        ping: PathBuf,
+        #[arg(long)]
+        fault: f64,
+        #[arg(long, default_value = "VIP failover")]
+        title: String,
+        #[arg(long, default_value = "")]
+        subtitle: String,
+        #[arg(long, default_value = "fault")]
+        fault_label: String,
+        /// TIME:LABEL, another event line (repeatable).
+        #[arg(long)]
+        mark: Vec<String>,
+        #[arg(long, default_value_t = 40)]
+        ttl_base: u32,
+        #[arg(long, value_delimiter = ',', default_value = "2,3,4")]
+        holders: Vec<u32>,
+        #[arg(long, default_value_t = 0.5)]
+        before: f64,
+        #[arg(long, default_value_t = 2.0)]
+        after: f64,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// scripts/bench-faults: one profile's result as JSON (from its run directory).
     FaultsProfile {
         #[arg(long)]
@@ -327,6 +354,44 @@ fn run(cli: Cli) -> Result<bool> {
             .run();
         }
         Cmd::Report(a) => return do_report(*a),
+        Cmd::Timeline {
+            ping,
+            fault,
+            title,
+            subtitle,
+            fault_label,
+            mark,
+            ttl_base,
+            holders,
+            before,
+            after,
+            out,
+        } => {
+            let marks = mark
+                .iter()
+                .map(|m| {
+                    let (t, label) = m.split_once(':').unwrap_or((m, ""));
+                    let t = t
+                        .parse()
+                        .with_context(|| format!("--mark {m}: TIME:LABEL"))?;
+                    Ok((t, label.to_string()))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let d = timeline::Drawing {
+                fault,
+                title,
+                subtitle,
+                fault_label,
+                marks,
+                ttl_base,
+                holders,
+                before,
+                after,
+            };
+            let svg = timeline::draw(&ProbeLog::parse(&read(&ping)?), &d)
+                .with_context(|| format!("fewer than two answers in {}", ping.display()))?;
+            std::fs::write(&out, svg).with_context(|| format!("writing {}", out.display()))?;
+        }
         Cmd::FaultsProfile {
             run,
             profile,

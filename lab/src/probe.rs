@@ -12,6 +12,8 @@ pub struct Answer {
     pub ts: f64,
     pub seq: u64,
     pub ttl: u32,
+    /// The round trip, seconds (`time=... ms`; 0 when missing).
+    pub rtt: f64,
 }
 
 /// A probe log: every answer line in file order (duplicates included), the
@@ -47,7 +49,12 @@ impl ProbeLog {
                     .and_then(|w| w.parse::<f64>().ok());
                 if let (Some(ts), Some(seq)) = (ts, seq) {
                     let ttl = field(line, "ttl").unwrap_or(0) as u32;
-                    log.answers.push(Answer { ts, seq, ttl });
+                    let rtt = line
+                        .split_whitespace()
+                        .find_map(|w| w.strip_prefix("time="))
+                        .and_then(|v| v.parse::<f64>().ok())
+                        .map_or(0.0, |ms| ms / 1000.0);
+                    log.answers.push(Answer { ts, seq, ttl, rtt });
                 }
             } else if line.contains("packets transmitted") {
                 log.transmitted = line.split_whitespace().next().and_then(|w| w.parse().ok());
@@ -279,7 +286,8 @@ mod tests {
             Answer {
                 ts: 100.03,
                 seq: 3,
-                ttl: 43
+                ttl: 43,
+                rtt: 0.0003
             }
         );
         assert_eq!(p.highest_seq, 3);
