@@ -2,6 +2,7 @@
 //! verdict, the tables and JSON of `scripts/lab`, and the network-namespace
 //! support shared by the netns tests.
 
+pub mod args;
 pub mod faults;
 pub mod host;
 pub mod netns;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use meshd_lab::args;
 use meshd_lab::faults;
 use meshd_lab::host::{self, Utc};
 use meshd_lab::probe::ProbeLog;
@@ -92,6 +93,13 @@ enum Cmd {
     },
     /// Prints the report of the recorded trials; exits 1 if meshd's failover failed.
     Report(Box<ReportArgs>),
+    /// Parses a script's options (after --): shell assignments on stdout; with
+    /// --help its text (exit 3); a bad option: a message (exit 2).
+    Args {
+        script: String,
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
     /// Draws one trial as an SVG timeline (scripts/lab --svg).
     Timeline {
         #[arg(long)]
@@ -278,7 +286,24 @@ fn do_report(a: ReportArgs) -> Result<bool> {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    if let Cmd::Args { script, args } = &cli.cmd {
+        return match meshd_lab::args::args(script, args) {
+            args::Outcome::Vars(v) => {
+                print!("{v}");
+                ExitCode::SUCCESS
+            }
+            args::Outcome::Help(h) => {
+                print!("{h}");
+                ExitCode::from(3)
+            }
+            args::Outcome::Error(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    match run(cli) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(e) => {
@@ -354,6 +379,7 @@ fn run(cli: Cli) -> Result<bool> {
             .run();
         }
         Cmd::Report(a) => return do_report(*a),
+        Cmd::Args { .. } => unreachable!("handled in main"),
         Cmd::Timeline {
             ping,
             fault,

@@ -61,6 +61,33 @@ lab_build() {
   cargo build --release --quiet "$@" >&2 || say "cargo build failed: using target/release as it is"
 }
 
+# lab_start SCRIPT CARGO_ARGS... -- ARGS...: from the repository's top,
+# builds meshd-lab and what CARGO_ARGS name (not with --no-build; not for
+# --help once meshd-lab exists), then sets the script's variables from its
+# options ARGS as meshd-lab checked them (lab/src/args.rs: meshd-lab args).
+lab_start() {
+  local script=$1 cargo=() a out rc=0
+  shift
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do cargo+=("$1") && shift; done
+  shift
+  cd "$(dirname "$0")/.."
+  BUILD=1
+  for a in "$@"; do
+    case "$a" in
+      --no-build) BUILD=0 ;;
+      -h | --help) [ ! -x target/release/meshd-lab ] || BUILD=0 ;;
+    esac
+  done
+  lab_build -p meshd-lab --bin meshd-lab "${cargo[@]}"
+  [ -x target/release/meshd-lab ] || { echo "target/release/meshd-lab is missing (cargo build --release -p meshd-lab)" >&2; exit 1; }
+  out=$(target/release/meshd-lab args "$script" -- "$@") || rc=$?
+  case "$rc" in
+    0) eval "$out" ;;
+    3) printf '%s\n' "$out" && exit 0 ;;
+    *) exit "$rc" ;;
+  esac
+}
+
 # lab_workdir PREFIX FILE...: P, BR, WORK (removed on exit unless KEEP=1),
 # private copies of FILEs (target/release/...) in $WORK, so that a concurrent
 # rebuild cannot swap them mid-run; MESHD is the copy of meshd; REV the commit.
