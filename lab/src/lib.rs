@@ -10,6 +10,7 @@ pub mod probe;
 pub mod report;
 pub mod summary;
 pub mod table;
+pub mod throughput;
 pub mod timeline;
 pub mod trial;
 pub mod verdict;

@@ -13,6 +13,7 @@ use meshd_lab::host::{self, Utc};
 use meshd_lab::probe::ProbeLog;
 use meshd_lab::report::{report, Run};
 use meshd_lab::table::TableSpec;
+use meshd_lab::throughput;
 use meshd_lab::timeline;
 use meshd_lab::trial::{Event, Trial};
 use meshd_lab::watch::Watch;
@@ -126,6 +127,18 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// scripts/bench-throughput: the table from each path's directory of measurements.
+    ThroughputTable {
+        /// iperf3 -t, seconds.
+        #[arg(long)]
+        time: f64,
+        /// Clock ticks per second (getconf CLK_TCK).
+        #[arg(long)]
+        hz: f64,
+        dirs: Vec<PathBuf>,
+    },
+    /// The median RTT of ping's output on stdin (ms); fails without one.
+    PingMedian,
     /// scripts/bench-faults: one profile's result as JSON (from its run directory).
     FaultsProfile {
         #[arg(long)]
@@ -380,6 +393,22 @@ fn run(cli: Cli) -> Result<bool> {
         }
         Cmd::Report(a) => return do_report(*a),
         Cmd::Args { .. } => unreachable!("handled in main"),
+        Cmd::ThroughputTable { time, hz, dirs } => {
+            let paths = dirs
+                .iter()
+                .map(|d| throughput::Path1::read(d))
+                .collect::<Result<Vec<_>>>()?;
+            print!("{}", throughput::table(&paths, time, hz));
+        }
+        Cmd::PingMedian => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .context("reading ping's output")?;
+            match throughput::ping_median(&text) {
+                Some(m) => println!("{m}"),
+                None => return Ok(false),
+            }
+        }
         Cmd::Timeline {
             ping,
             fault,
