@@ -4,6 +4,7 @@
 
 pub mod args;
 pub mod faults;
+pub mod flood;
 pub mod host;
 pub mod netns;
 pub mod probe;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use meshd_lab::args;
 use meshd_lab::faults;
+use meshd_lab::flood;
 use meshd_lab::host::{self, Utc};
 use meshd_lab::probe::ProbeLog;
 use meshd_lab::report::{report, Run};
@@ -136,6 +137,34 @@ enum Cmd {
         #[arg(long)]
         hz: f64,
         dirs: Vec<PathBuf>,
+    },
+    /// scripts/bench-flood: one kind's row (a JSON line) from the snapshots before and after.
+    FloodRow {
+        #[arg(long)]
+        kind: String,
+        #[arg(long)]
+        before: PathBuf,
+        #[arg(long)]
+        after: PathBuf,
+        /// The flooder's --json report.
+        #[arg(long)]
+        flood: PathBuf,
+        #[arg(long)]
+        ping: PathBuf,
+        /// Clock ticks per second (getconf CLK_TCK).
+        #[arg(long)]
+        hz: f64,
+    },
+    /// scripts/bench-flood: the table of the rows (JSON lines); with --json
+    /// the table on stderr and a JSON document on stdout.
+    FloodTable {
+        #[arg(long)]
+        header: String,
+        #[arg(long)]
+        answers: String,
+        #[arg(long)]
+        json: bool,
+        rows: PathBuf,
     },
     /// The median RTT of ping's output on stdin (ms); fails without one.
     PingMedian,
@@ -399,6 +428,44 @@ fn run(cli: Cli) -> Result<bool> {
                 .map(|d| throughput::Path1::read(d))
                 .collect::<Result<Vec<_>>>()?;
             print!("{}", throughput::table(&paths, time, hz));
+        }
+        Cmd::FloodRow {
+            kind,
+            before,
+            after,
+            flood,
+            ping,
+            hz,
+        } => {
+            let report: serde_json::Value = serde_json::from_str(&read(&flood)?)
+                .with_context(|| format!("{}: not the flooder's JSON", flood.display()))?;
+            let (b, a) = (
+                flood::Snapshot::read(&before)?,
+                flood::Snapshot::read(&after)?,
+            );
+            let r = flood::row(&kind, &b, &a, &report, &ProbeLog::parse(&read(&ping)?), hz);
+            println!("{}", serde_json::to_string(&r)?);
+        }
+        Cmd::FloodTable {
+            header,
+            answers,
+            json,
+            rows,
+        } => {
+            let rows = read(&rows)?
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| serde_json::from_str(l).context("a flood row"))
+                .collect::<Result<Vec<flood::Row>>>()?;
+            let text = flood::table(&header, &rows, &answers);
+            if json {
+                eprint!("{text}");
+                let doc =
+                    serde_json::json!({"header": header, "daemon_answers": answers, "rows": rows});
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+            } else {
+                print!("{text}");
+            }
         }
         Cmd::PingMedian => {
             let mut text = String::new();

@@ -24,6 +24,8 @@ pub struct ProbeLog {
     pub answers: Vec<Answer>,
     pub highest_seq: u64,
     pub transmitted: Option<u64>,
+    /// ping's own count of answers ("M received").
+    pub received: Option<u64>,
 }
 
 /// The field `NAME=VALUE` of a ping line, as a number.
@@ -57,7 +59,12 @@ impl ProbeLog {
                     log.answers.push(Answer { ts, seq, ttl, rtt });
                 }
             } else if line.contains("packets transmitted") {
-                log.transmitted = line.split_whitespace().next().and_then(|w| w.parse().ok());
+                let w: Vec<&str> = line.split_whitespace().collect();
+                log.transmitted = w.first().and_then(|v| v.parse().ok());
+                log.received = w
+                    .iter()
+                    .position(|v| v.starts_with("received"))
+                    .and_then(|i| w.get(i.checked_sub(1)?)?.parse().ok());
             }
         }
         log
@@ -291,7 +298,7 @@ mod tests {
             }
         );
         assert_eq!(p.highest_seq, 3);
-        assert_eq!(p.transmitted, Some(4));
+        assert_eq!((p.transmitted, p.received), (Some(4), Some(2)));
     }
 
     #[test]
