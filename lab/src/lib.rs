@@ -16,3 +16,4 @@ pub mod timeline;
 pub mod trial;
 pub mod verdict;
 pub mod watch;
+pub mod watcher;

@@ -166,6 +166,16 @@ enum Cmd {
         json: bool,
         rows: PathBuf,
     },
+    /// scripts/lab's keepalived-like VIP manager for tinc: adds VIP/32 to DEV
+    /// after LIMIT_MS without answers from the PEERs, then arping -U (ARPING "-": none).
+    VipWatcher {
+        vip: String,
+        dev: String,
+        limit_ms: u64,
+        arping: String,
+        #[arg(required = true)]
+        peers: Vec<String>,
+    },
     /// The median RTT of ping's output on stdin (ms); fails without one.
     PingMedian,
     /// scripts/bench-faults: one profile's result as JSON (from its run directory).
@@ -467,6 +477,14 @@ fn run(cli: Cli) -> Result<bool> {
                 print!("{text}");
             }
         }
+        Cmd::VipWatcher {
+            vip,
+            dev,
+            limit_ms,
+            arping,
+            peers,
+        } => meshd_lab::watcher::run(&vip, &dev, limit_ms, &arping, &peers)
+            .context("the VIP watcher")?,
         Cmd::PingMedian => {
             let mut text = String::new();
             std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
