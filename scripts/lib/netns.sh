@@ -57,7 +57,7 @@ lab_build() {
     say "cargo is not in root's PATH: using target/release as it is (or run: sudo env \"PATH=\$PATH\" scripts/...)"
     return 0
   fi
-  say "building (cargo build --release $*; the first build takes a few minutes)..."
+  say "building meshd (cargo build --release; the first build takes a few minutes)..."
   cargo build --release --quiet "$@" >&2 || say "cargo build failed: using target/release as it is"
 }
 
