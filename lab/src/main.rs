@@ -13,6 +13,7 @@ use meshd_lab::flood;
 use meshd_lab::host::{self, Utc};
 use meshd_lab::probe::ProbeLog;
 use meshd_lab::report::{report, Run};
+use meshd_lab::scale;
 use meshd_lab::table::TableSpec;
 use meshd_lab::throughput;
 use meshd_lab::timeline;
@@ -175,6 +176,18 @@ enum Cmd {
         arping: String,
         #[arg(required = true)]
         peers: Vec<String>,
+    },
+    /// scripts/bench-scale: the report from KEY=VALUE facts and the daemons'
+    /// "VmRSS VmHWM" lines (--rss, the hub first).
+    ScaleReport {
+        #[arg(long)]
+        rss: PathBuf,
+        #[arg(long)]
+        load0: String,
+        /// Also write the JSON document here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        facts: Vec<String>,
     },
     /// The median RTT of ping's output on stdin (ms); fails without one.
     PingMedian,
@@ -485,6 +498,31 @@ fn run(cli: Cli) -> Result<bool> {
             peers,
         } => meshd_lab::watcher::run(&vip, &dev, limit_ms, &arping, &peers)
             .context("the VIP watcher")?,
+        Cmd::ScaleReport {
+            rss,
+            load0,
+            json,
+            facts,
+        } => {
+            let f = scale::Facts::parse(&facts)?;
+            let rss: Vec<(u64, u64)> = read(&rss)?
+                .lines()
+                .filter_map(|l| {
+                    let mut w = l.split_whitespace().map(|v| v.parse().ok());
+                    Some((w.next()??, w.next()??))
+                })
+                .collect();
+            let now = Utc::now();
+            let r = scale::report(&f, &rss, now.rfc3339(), host::cpus())?;
+            print!(
+                "{}",
+                scale::table(&r, f.invite(), &load0, &host::kernel(), &now.minutes())
+            );
+            if let Some(p) = json {
+                std::fs::write(&p, serde_json::to_string(&r)? + "\n")
+                    .with_context(|| format!("writing {}", p.display()))?;
+            }
+        }
         Cmd::PingMedian => {
             let mut text = String::new();
             std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
