@@ -9,6 +9,7 @@ pub mod host;
 pub mod netns;
 pub mod probe;
 pub mod report;
+pub mod report_args;
 pub mod scale;
 pub mod summary;
 pub mod table;

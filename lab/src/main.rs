@@ -12,9 +12,8 @@ use meshd_lab::faults;
 use meshd_lab::flood;
 use meshd_lab::host::{self, Utc};
 use meshd_lab::probe::ProbeLog;
-use meshd_lab::report::{report, Run};
+use meshd_lab::report_args::ReportArgs;
 use meshd_lab::scale;
-use meshd_lab::table::TableSpec;
 use meshd_lab::throughput;
 use meshd_lab::timeline;
 use meshd_lab::trial::{Event, Trial};
@@ -227,127 +226,8 @@ fn faults_result(path: &Path) -> Result<faults::ProfileResult> {
         .with_context(|| format!("{}: not a profile result", path.display()))
 }
 
-#[derive(clap::Args)]
-struct ReportArgs {
-    #[arg(long)]
-    record: PathBuf,
-    /// Comma-separated daemons, in table order.
-    #[arg(long, value_delimiter = ',')]
-    daemons: Vec<String>,
-    #[arg(long, value_delimiter = ',')]
-    kinds: Vec<String>,
-    #[arg(long)]
-    runs: u32,
-    #[arg(long)]
-    hello_ms: u64,
-    #[arg(long)]
-    dead_ms: u64,
-    #[arg(long)]
-    bound_ms: u64,
-    #[arg(long)]
-    after: u64,
-    #[arg(long)]
-    tinc_timeout: u64,
-    #[arg(long)]
-    interval: String,
-    #[arg(long)]
-    vip: String,
-    #[arg(long)]
-    rev: String,
-    #[arg(long)]
-    load_average: f64,
-    #[arg(long)]
-    seconds: u64,
-    #[arg(long)]
-    full_mesh_ms: Option<u64>,
-    #[arg(long)]
-    vip_ready_ms: Option<u64>,
-    #[arg(long)]
-    saturate: bool,
-    #[arg(long)]
-    restore: bool,
-    #[arg(long, default_value_t = 0)]
-    setup_failures: u32,
-    #[arg(long, default_value_t = 0)]
-    meshd_setup_failures: u32,
-    #[arg(long, default_value = "")]
-    tinc_version: String,
-    #[arg(long, default_value = "")]
-    garp_note: String,
-    #[arg(long)]
-    tinc_note: Option<String>,
-    /// Write the tables as CSV here.
-    #[arg(long)]
-    csv: Option<PathBuf>,
-    /// Write the JSON document here.
-    #[arg(long)]
-    json: Option<PathBuf>,
-    /// scripts/bench-throughput's output, passed through.
-    #[arg(long)]
-    throughput_out: Option<PathBuf>,
-    #[arg(long)]
-    throughput_rc: Option<i32>,
-    /// A line printed after the throughput table (repeatable).
-    #[arg(long)]
-    note: Vec<String>,
-}
-
 fn read(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
-}
-
-fn do_report(a: ReportArgs) -> Result<bool> {
-    let trials = Trial::read_all(&a.record)?;
-    let throughput = match (&a.throughput_out, a.throughput_rc) {
-        (Some(p), rc) => Some((
-            std::fs::read_to_string(p).unwrap_or_default(),
-            rc.unwrap_or(0),
-        )),
-        (None, Some(rc)) => Some((String::new(), rc)),
-        (None, None) => None,
-    };
-    let run = Run {
-        spec: TableSpec {
-            daemons: a.daemons,
-            kinds: a.kinds,
-            hello_ms: a.hello_ms,
-            dead_ms: a.dead_ms,
-            bound_ms: a.bound_ms,
-            after_s: a.after,
-            tinc_timeout_s: a.tinc_timeout,
-        },
-        runs: a.runs,
-        date: Utc::now(),
-        cpus: host::cpus(),
-        kernel: host::kernel(),
-        rev: a.rev,
-        load_average: a.load_average,
-        seconds: a.seconds,
-        full_mesh_ms: a.full_mesh_ms,
-        vip_ready_ms: a.vip_ready_ms,
-        interval: a.interval,
-        vip: a.vip,
-        saturate: a.saturate,
-        restore: a.restore,
-        setup_failures: a.setup_failures,
-        meshd_setup_failures: a.meshd_setup_failures,
-        tinc_version: a.tinc_version,
-        garp_note: a.garp_note,
-        tinc_note: a.tinc_note.filter(|n| !n.is_empty()),
-        csv: a.csv.as_ref().map(|p| p.display().to_string()),
-        throughput,
-        notes: a.note.into_iter().filter(|n| !n.is_empty()).collect(),
-    };
-    let r = report(&run, &trials);
-    if let Some(p) = &a.csv {
-        std::fs::write(p, r.csv.join("\n") + "\n")
-            .with_context(|| format!("writing the CSV {}", p.display()))?;
-    }
-    print!("{}", r.text);
-    if let Some(p) = &a.json {
-        std::fs::write(p, &r.json).with_context(|| format!("writing the JSON {}", p.display()))?;
-    }
-    Ok(r.ok)
 }
 
 fn main() -> ExitCode {
@@ -443,7 +323,7 @@ fn run(cli: Cli) -> Result<bool> {
             }
             .run();
         }
-        Cmd::Report(a) => return do_report(*a),
+        Cmd::Report(a) => return a.run(),
         Cmd::Args { .. } => unreachable!("handled in main"),
         Cmd::ThroughputTable { time, hz, dirs } => {
             let paths = dirs
