@@ -113,7 +113,7 @@ impl Trial {
         }
         if saturate && self.event == Event::Fault {
             match self.iperf3_gbit {
-                Some(g) => s += &format!(", iperf3 {g} Gbit/s"),
+                Some(g) => s += &format!(", iperf3 {g:.2} Gbit/s"),
                 None => s += ", iperf3 gave no result",
             }
         }
@@ -194,7 +194,7 @@ mod tests {
         assert_eq!(t.outage_ms, None);
         assert_eq!(
             t.line(true),
-            "node_4 -> nobody, NOT recovered, lost 18, iperf3 1.2 Gbit/s"
+            "node_4 -> nobody, NOT recovered, lost 18, iperf3 1.20 Gbit/s"
         );
         let t = Trial::new(
             Event::Return,
