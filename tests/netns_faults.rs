@@ -28,9 +28,8 @@
 //!
 //! `scripts/bench-faults` measures the same over minutes per profile.
 
-mod netns;
-
-use netns::Lab;
+use meshd_lab::netns::{self, Lab};
+use meshd_lab::require_netns;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -44,52 +43,6 @@ const PHASE1_S: u64 = 30;
 const PHASE2_S: u64 = 15;
 /// Deaths allowed in phase 2 (expected 0.1..1, measured 2-4; a storm is tens).
 const MAX_DEATHS_5: u64 = 15;
-
-/// The delayer: holds each queued datagram for `DELAY_MS` (a `REORDER` share
-/// passes at once, so later ones overtake the rest), then accepts it. Plain
-/// netlink (NFQUEUE 0), no library. The same as scripts/bench-faults'.
-const DELAYER: &str = r#"
-import heapq, random, select, socket, struct, sys, time
-delay, jitter, reorder = float(sys.argv[1]) / 1e3, float(sys.argv[2]) / 1e3, float(sys.argv[3])
-s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)
-s.bind((0, 0))
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
-def attr(kind, payload):
-    n = 4 + len(payload)
-    return struct.pack("=HH", n, kind) + payload + b"\0" * ((4 - n % 4) % 4)
-def send(msg, payload):
-    body = struct.pack("!BBH", socket.AF_UNSPEC, 0, 0) + payload
-    s.send(struct.pack("=IHHII", 16 + len(body), (3 << 8) | msg, 1, 0, 0) + body)
-send(2, attr(1, struct.pack("!BBH", 1, 0, 0)))
-send(2, attr(2, struct.pack("!IB", 0, 1)))
-send(2, attr(3, struct.pack("!I", 8192)))
-print("bound", flush=True)
-held = []
-while True:
-    now = time.monotonic()
-    while held and held[0][0] <= now:
-        send(1, attr(2, struct.pack("!II", 1, heapq.heappop(held)[1])))
-    if not select.select([s], [], [], max(0.0, held[0][0] - now) if held else 1.0)[0]:
-        continue
-    data = s.recv(1 << 16)
-    off = 0
-    while off + 16 <= len(data):
-        ln, typ = struct.unpack_from("=IH", data, off)
-        if ln < 16:
-            break
-        if typ == (3 << 8):
-            a = off + 20
-            while a + 4 <= off + ln:
-                alen, akind = struct.unpack_from("=HH", data, a)
-                if alen < 4:
-                    break
-                if akind & 0x7FFF == 1:
-                    pid = struct.unpack_from("!I", data, a + 4)[0]
-                    d = 0.0 if random.random() < reorder else max(0.0, random.gauss(delay, jitter))
-                    heapq.heappush(held, (time.monotonic() + d, pid))
-                a += (alen + 3) & ~3
-        off += (ln + 3) & ~3
-"#;
 
 fn overlay_ip(node: &str) -> &'static str {
     match node {
@@ -278,7 +231,7 @@ fn duplicate(lab: &Lab, p: &str) {
 /// Reordering: 75 % of the underlay UDP waits 10 ms at each end, 25 % passes.
 fn reorder(lab: &mut Lab) -> Vec<u32> {
     let script = lab.dir.path().join("delayer.py");
-    std::fs::write(&script, DELAYER).expect("write the delayer");
+    std::fs::write(&script, netns::DELAYER).expect("write the delayer");
     let script = script.display().to_string();
     let mut pids = Vec::new();
     for n in NODES {

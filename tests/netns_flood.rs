@@ -13,14 +13,13 @@
 //! node_2 (10.1.1.102) backs it up (weight 20), node_3 (10.1.1.3) is the
 //! client; default timers (HelloInterval 100 ms, DeadInterval 300 ms).
 
-mod netns;
-
 #[allow(dead_code)]
 #[path = "../examples/flood.rs"]
 mod flood;
 
 use clap::Parser;
-use netns::Lab;
+use meshd_lab::netns::{self, Lab};
+use meshd_lab::require_netns;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 

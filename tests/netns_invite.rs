@@ -4,9 +4,8 @@
 //! with `meshd join URL --start`; all five see all five; the generated tinc-up gave each its
 //! overlay address (a ping crosses the mesh); a URL used twice fails the second time.
 
-mod netns;
-
-use netns::{meshd, need_tools, Lab};
+use meshd_lab::netns::{self, meshd, need_tools, Lab};
+use meshd_lab::require_netns;
 use std::process::Command;
 use std::time::Duration;
 

@@ -3,9 +3,8 @@
 //! SIGKILLed node is seen unreachable within DeadInterval plus a margin; a
 //! restarted one comes back.
 
-mod netns;
-
-use netns::Lab;
+use meshd_lab::netns::Lab;
+use meshd_lab::require_netns;
 use std::time::Duration;
 
 #[test]

@@ -6,9 +6,8 @@
 //!
 //! Each test builds its own lab (unique tag), so they may run in parallel.
 
-mod netns;
-
-use netns::Lab;
+use meshd_lab::netns::{self, Lab};
+use meshd_lab::require_netns;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 

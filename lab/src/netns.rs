@@ -1,7 +1,7 @@
-//! Helpers for end-to-end tests in network namespaces (need root): a bridge
-//! namespace, one namespace per node joined to it by a veth pair, meshd
-//! network directories, and cleanup of everything the test made.
-#![allow(dead_code)]
+//! Network namespaces for end-to-end tests (need root): a bridge namespace,
+//! one namespace per node joined to it by a veth pair, meshd network
+//! directories, and cleanup of everything the test made. meshd's netns tests
+//! use it as `meshd_lab::netns` (a dev-dependency).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -29,9 +29,9 @@ pub fn skipping_forbidden() -> bool {
 #[macro_export]
 macro_rules! require_netns {
     () => {
-        if !netns::available() {
+        if !$crate::netns::available() {
             assert!(
-                !netns::skipping_forbidden(),
+                !$crate::netns::skipping_forbidden(),
                 "this test needs root and iproute2 (network namespaces), and MESHD_REQUIRE_NETNS=1 forbids skipping it"
             );
             eprintln!("SKIPPED: this test needs root and iproute2 (network namespaces)");
@@ -59,6 +59,12 @@ pub fn must(cmd: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The delayer for netem-like delay, jitter and reordering without sch_netem
+/// (python3, plain netlink): `python3 delayer.py DELAY_MS JITTER_MS REORDER`
+/// holds each datagram iptables queues to NFQUEUE 0 of its namespace.
+/// scripts/bench-faults runs the same file.
+pub const DELAYER: &str = include_str!("delayer.py");
+
 /// A lab: namespaces on one bridge, torn down on drop.
 pub struct Lab {
     pub prefix: String,
@@ -79,8 +85,25 @@ pub struct LabNode {
     pub netdir: PathBuf,
 }
 
+/// The meshd binary of the test's build: `target/<profile>/meshd`, next to
+/// the `deps/` directory the test binary runs from (cargo builds a package's
+/// binaries before its integration tests).
 pub fn meshd() -> &'static str {
-    env!("CARGO_BIN_EXE_meshd")
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let exe = std::env::current_exe().expect("the test binary's path");
+        let profile = exe
+            .parent()
+            .and_then(Path::parent)
+            .unwrap_or_else(|| panic!("{}: not in target/<profile>/deps", exe.display()));
+        let bin = profile.join("meshd");
+        assert!(
+            bin.is_file(),
+            "{} is missing: meshd's binary is built with its tests (cargo test -p meshd)",
+            bin.display()
+        );
+        bin.to_string_lossy().into_owned()
+    })
 }
 
 impl Lab {
