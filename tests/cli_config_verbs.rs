@@ -1,6 +1,6 @@
 //! tinc 1.1's command mode, `get`/`set`/`add`/`del` (and `config ...`), `-b`/`--force` and
 //! tinc's usage errors, compared with what a real tinc 1.1 printed
-//! (/work/shared/tinc11-observed/cli/NN.txt: output shape and exit code).
+//! (../shared/tinc11-observed/cli/NN.txt: output shape and exit code).
 
 mod cli_support;
 

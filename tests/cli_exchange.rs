@@ -1,5 +1,5 @@
 //! `export`, `export-all`, `import`, `exchange`: host files handed between meshd and tinc
-//! directories in tinc 1.1's format (/work/shared/tinc11-observed/cli/29.txt, 30.txt).
+//! directories in tinc 1.1's format (../shared/tinc11-observed/cli/29.txt, 30.txt).
 
 mod cli_support;
 
