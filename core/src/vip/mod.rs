@@ -372,7 +372,10 @@ impl VipEngine {
             .collect();
         for a in empty {
             if let Some(v) = self.vips.remove(&a) {
-                self.by_mac.remove(&v.virtual_mac);
+                // The MAC may have moved to another VIP meanwhile.
+                if self.by_mac.get(&v.virtual_mac) == Some(&a) {
+                    self.by_mac.remove(&v.virtual_mac);
+                }
             }
         }
     }
@@ -435,7 +438,15 @@ impl VipEngine {
             tracing::warn!(%vip, %peer, "refused a VIP item: the address cannot be a VIP (unspecified, loopback, multicast, link-local or IPv4-mapped)");
             return false;
         }
-        let other = claimed.get(&mac).or_else(|| self.by_mac.get(&mac));
+        // A VIP only this peer held does not count: its new record may rename it.
+        let held_by_others = |a: &IpAddr| {
+            self.vips
+                .get(a)
+                .is_some_and(|v| v.holders.keys().any(|h| h != peer))
+        };
+        let other = claimed
+            .get(&mac)
+            .or_else(|| self.by_mac.get(&mac).filter(|a| held_by_others(a)));
         if let Some(other) = other.filter(|a| **a != vip) {
             self.counters.items_refused += 1;
             tracing::warn!(%vip, %peer, %mac, other = %other, "refused a VIP item: its virtual MAC is already another VIP's");

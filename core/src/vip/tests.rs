@@ -370,3 +370,20 @@ fn bad_peer_items_are_refused_alone() {
     assert!(!usable_vip(&"febf::1".parse().unwrap()));
     assert!(usable_vip(&"fec0::1".parse().unwrap()));
 }
+
+#[test]
+fn a_peer_may_move_its_virtual_mac_to_a_renamed_vip() {
+    let t0 = crate::test_clock::start();
+    let mac = [6, 0x6d, 1, 2, 3, 4];
+    let mut e = VipEngine::new("client", VipEngineSettings::default());
+    e.apply_peer_items("h2", &[v6_item("fd00:1::10", mac)], true, t0);
+    // h2 renames its VIP, keeping the MAC override: accepted.
+    e.apply_peer_items("h2", &[v6_item("fd00:1::20", mac)], true, t0);
+    let renamed: IpAddr = "fd00:1::20".parse().unwrap();
+    assert_eq!(e.vip_for_mac(&MacAddr(mac)), Some(renamed));
+    assert_eq!(e.vips().keys().copied().collect::<Vec<_>>(), vec![renamed]);
+    // Another peer claiming that MAC for a third VIP is refused.
+    e.apply_peer_items("h3", &[v6_item("fd00:1::30", mac)], true, t0);
+    assert_eq!(e.counters().items_refused, 1);
+    assert_eq!(e.vip_for_mac(&MacAddr(mac)), Some(renamed));
+}
