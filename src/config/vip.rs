@@ -8,7 +8,8 @@
 //! * `VirtualIP = ADDRESS[/PREFIX][#WEIGHT]`, e.g. `10.1.1.10/24#5`. The prefix defaults to the
 //!   full length (/32, or /128 for IPv6); host bits may be set (it is an interface address, not
 //!   a network). `#WEIGHT` works like tinc's `Subnet` weight: default 10, the live holders with
-//!   the lowest weight get the traffic, equal weights share it. IPv6 is parsed and stored.
+//!   the lowest weight get the traffic, equal weights share it. IPv4 or IPv6; not link-local,
+//!   multicast or IPv4-mapped, and not the node's own address (a host `Subnet`, an `Address`).
 //! * `VirtualMAC = ADDRESS MAC` overrides the MAC [`virtual_mac_for`] derives for a VIP that
 //!   has a `VirtualIP` line. It must be a unicast MAC (a warning if it is not locally
 //!   administered). Two VIPs may not share a virtual MAC.
