@@ -4,15 +4,17 @@
 //!
 //! Input: a sequence of records `[op, len, bytes[len]]`. Checks beyond "no
 //! panic": flow keys reverse twice to themselves; a successful ARP sender
-//! rewrite changes exactly the two sender MACs; answers the switch writes into
+//! rewrite changes exactly the two sender MACs; a Neighbour Discovery
+//! link-layer rewrite succeeds exactly on valid ND messages, keeps them valid
+//! (checksum recomputed) and carries the new MAC; answers the switch writes into
 //! the TAP parse back as a valid ARP reply or Neighbour Advertisement; a frame
 //! from a peer is only ever delivered to the TAP or dropped; the caps hold.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use meshd::switch::{
-    flow_key, parse_nd, rewrite_arp_sender_mac, ArpOp, ArpPacket, Delivery, EthernetFrame, MacAddr,
-    MacTableLimits, NdMessage, Port, Switch, SwitchConfig, ETHERTYPE_ARP,
+    flow_key, parse_nd, rewrite_arp_sender_mac, rewrite_nd_link_layer, ArpOp, ArpPacket, Delivery,
+    EthernetFrame, MacAddr, MacTableLimits, NdMessage, Port, Switch, SwitchConfig, ETHERTYPE_ARP,
 };
 use std::time::{Duration, Instant};
 
@@ -28,7 +30,26 @@ fn parsers(frame: &[u8]) {
     };
     let key = flow_key(&eth);
     assert_eq!(key.reversed().reversed(), key);
-    let _ = parse_nd(&eth);
+    let nd = parse_nd(&eth);
+    let mut nd_copy = frame.to_vec();
+    assert_eq!(rewrite_nd_link_layer(&mut nd_copy, NEW_MAC), nd.is_some());
+    if let Some(before) = nd {
+        let after_eth = EthernetFrame::parse(&nd_copy).expect("still a frame");
+        assert_eq!(after_eth.src(), NEW_MAC);
+        match (before, parse_nd(&after_eth).expect("still valid ND")) {
+            (NdMessage::Solicitation(b), NdMessage::Solicitation(a)) => {
+                assert_eq!((a.target, a.src_ip), (b.target, b.src_ip));
+                assert_eq!(a.source_ll, b.source_ll.map(|_| NEW_MAC));
+            }
+            (NdMessage::Advertisement(b), NdMessage::Advertisement(a)) => {
+                assert_eq!((a.target, a.solicited), (b.target, b.solicited));
+                assert_eq!(a.target_ll, b.target_ll.map(|_| NEW_MAC));
+            }
+            _ => panic!("the rewrite changed the message type"),
+        }
+    } else {
+        assert_eq!(nd_copy, frame);
+    }
     if eth.ethertype() == ETHERTYPE_ARP {
         let parsed = ArpPacket::parse(eth.payload());
         let mut copy = frame.to_vec();

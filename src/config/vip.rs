@@ -8,7 +8,8 @@
 //! * `VirtualIP = ADDRESS[/PREFIX][#WEIGHT]`, e.g. `10.1.1.10/24#5`. The prefix defaults to the
 //!   full length (/32, or /128 for IPv6); host bits may be set (it is an interface address, not
 //!   a network). `#WEIGHT` works like tinc's `Subnet` weight: default 10, the live holders with
-//!   the lowest weight get the traffic, equal weights share it. IPv6 is parsed and stored.
+//!   the lowest weight get the traffic, equal weights share it. IPv4 or IPv6; not link-local,
+//!   multicast or IPv4-mapped, and not the node's own address (a host `Subnet`, an `Address`).
 //! * `VirtualMAC = ADDRESS MAC` overrides the MAC [`virtual_mac_for`] derives for a VIP that
 //!   has a `VirtualIP` line. It must be a unicast MAC (a warning if it is not locally
 //!   administered). Two VIPs may not share a virtual MAC.
@@ -41,6 +42,7 @@ use super::host::Vars;
 use super::parse::ConfigLine;
 use super::types::{format_duration, parse_duration};
 use super::ConfigError;
+use meshd_core::subnet::{Subnet, SubnetAddr};
 use meshd_core::switch::{MacAddr, MacParseError};
 
 /// Weight of a `VirtualIP` without `#weight` (lower is preferred; as tinc's `Subnet`).
@@ -253,7 +255,54 @@ fn parse_virtual_ip(value: &str) -> Result<(IpAddr, u8, u32), String> {
             "'{value}': {ip} cannot be a virtual IP (unspecified, loopback, multicast or broadcast)"
         ));
     }
+    if let IpAddr::V6(a) = ip {
+        if a.segments()[0] & 0xffc0 == 0xfe80 {
+            return Err(format!(
+                "'{value}': {ip} is link-local (fe80::/10); a virtual IP must be routable (use a ULA such as fd00::/8)"
+            ));
+        }
+        if a.to_ipv4_mapped().is_some() {
+            return Err(format!(
+                "'{value}': {ip} is an IPv4-mapped address; write the IPv4 VIP as IPv4"
+            ));
+        }
+    }
     Ok((ip, prefix, weight))
+}
+
+/// The node's own addresses (its `Subnet` host entries, `/32` or `/128`, and literal `Address`
+/// lines) cannot be VIPs: the VIP would be answered with a virtual MAC and steered away from
+/// the node that owns it. The error names the `VirtualIP` line and the line it collides with.
+fn refuse_own_addresses(
+    lines: &[ConfigLine],
+    vips: &[VipConfig],
+    vip_lines: &[&ConfigLine],
+) -> Result<(), ConfigError> {
+    for line in lines {
+        let own: Option<IpAddr> = if line.is("Subnet") {
+            match line.value.parse::<Subnet>().map(|s| s.addr) {
+                Ok(SubnetAddr::Ipv4 { addr, prefix: 32 }) => Some(IpAddr::V4(addr)),
+                Ok(SubnetAddr::Ipv6 { addr, prefix: 128 }) => Some(IpAddr::V6(addr)),
+                _ => None,
+            }
+        } else if line.is("Address") {
+            line.value
+                .split_whitespace()
+                .next()
+                .and_then(|h| h.parse::<IpAddr>().ok())
+        } else {
+            None
+        };
+        let Some(own) = own else { continue };
+        if let Some(i) = vips.iter().position(|v| v.address == own) {
+            return Err(vip_lines[i].error(format!(
+                "VirtualIP: {own} is this node's own address ({} at {}); a VIP must be an address of its own",
+                line.variable,
+                line.location()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Per-check options as written on a `HealthCheck` line (`None` = use the global default).
@@ -480,6 +529,8 @@ pub fn parse_vip_settings(
             checks: Vec::new(),
         });
     }
+
+    refuse_own_addresses(lines, &vips, &vip_lines)?;
 
     // VirtualMAC lines.
     let mut mac_lines: HashMap<IpAddr, &ConfigLine> = HashMap::new();
@@ -734,6 +785,64 @@ mod tests {
             err("VirtualIP = 10.1.1.10/24\nVirtualIP = 10.1.1.11\nVirtualIP = 10.1.1.10#5\n"),
             "/n/meshd.conf:3: VirtualIP: 10.1.1.10 is already configured at /n/meshd.conf:1"
         );
+    }
+
+    #[test]
+    fn ipv6_virtual_ip_bad_input() {
+        assert_eq!(
+            err("Name = a\nVirtualIP = fe80::10/64\n"),
+            "/n/meshd.conf:2: VirtualIP: 'fe80::10/64': fe80::10 is link-local (fe80::/10); a virtual IP must be routable (use a ULA such as fd00::/8)"
+        );
+        assert!(err("VirtualIP = febf::1\n").contains("is link-local"));
+        assert!(err("VirtualIP = ff05::10\n").contains("cannot be a virtual IP"));
+        assert!(err("VirtualIP = ::ffff:10.1.1.10\n").contains("IPv4-mapped"));
+        // fec0:: is past fe80::/10: accepted.
+        assert_eq!(ok("VirtualIP = fec0::1\n").vips.len(), 1);
+        // A VIP equal to the node's own address (a host Subnet or an Address line).
+        assert_eq!(
+            err("Subnet = fd00:1::2/128\nVirtualIP = fd00:1::2/64\n"),
+            "/n/meshd.conf:2: VirtualIP: fd00:1::2 is this node's own address (Subnet at /n/meshd.conf:1); a VIP must be an address of its own"
+        );
+        assert!(err("VirtualIP = 10.1.1.2/24\nSubnet = 10.1.1.2\n")
+            .starts_with("/n/meshd.conf:1: VirtualIP: 10.1.1.2 is this node's own address"));
+        assert!(err("Address = fd00:9::1 655\nVirtualIP = fd00:9::1\n")
+            .contains("own address (Address at /n/meshd.conf:1)"));
+        // A network Subnet containing the VIP is fine (that is the usual case).
+        assert_eq!(
+            ok("Subnet = fd00:1::/64\nVirtualIP = fd00:1::10/64\nVirtualIP = 10.1.1.10/24\n")
+                .vips
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn ipv6_macs_never_equal_ipv4_ones() {
+        // Derived IPv6 MACs start 06:6d, derived IPv4 ones 02:6d.
+        for s in ["fd00:1::10", "2001:db8::1", "fd00::a01:10a", "::a01:10a"] {
+            assert_eq!(&virtual_mac_for(ip(s))[..2], &[0x06, 0x6d], "{s}");
+        }
+        // The documented example (PROTOCOL.md §7.1).
+        assert_eq!(
+            fmt_mac(&virtual_mac_for(ip("fd00:1::10"))),
+            fmt_mac(&{
+                let h = Sha256::digest(ip6_octets("fd00:1::10"));
+                [0x06, 0x6d, h[0], h[1], h[2], h[3]]
+            })
+        );
+        // An override that collides with a derived IPv6 MAC of another VIP is refused.
+        let v6mac = fmt_mac(&virtual_mac_for(ip("fd00:1::10")));
+        let e = err(&format!(
+            "VirtualIP = fd00:1::10/64\nVirtualIP = 10.1.1.10/24\nVirtualMAC = 10.1.1.10 {v6mac}\n"
+        ));
+        assert!(e.starts_with("/n/meshd.conf:3: VirtualMAC "), "{e}");
+        assert!(
+            e.contains("also the virtual MAC of fd00:1::10 (/n/meshd.conf:1)"),
+            "{e}"
+        );
+        // A dual-stack service: one IPv4 and one IPv6 VIP, distinct MACs.
+        let s = ok("VirtualIP = 10.1.1.10/24\nVirtualIP = fd00:1::10/64\n");
+        assert_ne!(s.vips[0].virtual_mac, s.vips[1].virtual_mac);
     }
 
     #[test]

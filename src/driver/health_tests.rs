@@ -391,3 +391,51 @@ async fn dropping_stops_the_tasks() {
     }
     assert!(late <= 1, "{late} changes after drop");
 }
+
+/// An IPv6 VIP guarded by TCP and UDP checks to IPv6 addresses (`[::1]:PORT`).
+#[tokio::test]
+async fn ipv6_vip_with_ipv6_checks() {
+    let tcp = TcpListener::bind("[::1]:0").await.unwrap();
+    let tcp_addr = tcp.local_addr().unwrap();
+    let server = serve(tcp);
+    let echo = UdpSocket::bind("[::1]:0").await.unwrap();
+    let echo_addr = echo.local_addr().unwrap();
+    let responder = tokio::spawn(async move {
+        let mut buf = [0u8; 1500];
+        while let Ok((n, from)) = echo.recv_from(&mut buf).await {
+            let _ = echo.send_to(&buf[..n], from).await;
+        }
+    });
+    let closed = {
+        let s = UdpSocket::bind("[::1]:0").await.unwrap();
+        s.local_addr().unwrap()
+    };
+    let udp = |addr| CheckKind::Udp {
+        addr,
+        send: b"ping".to_vec(),
+        expect: Some(b"ping".to_vec()),
+    };
+    let (tx, mut rx) = unbounded_channel();
+    let _hc = HealthChecks::spawn(
+        vec![
+            spec("fd00:1::10", CheckKind::Tcp(tcp_addr), 100, 300, 1, 1),
+            spec("fd00:1::11", udp(echo_addr), 100, 300, 1, 1),
+            spec("fd00:1::12", udp(closed), 100, 300, 1, 1),
+        ],
+        tx,
+    );
+    let mut got = std::collections::BTreeMap::new();
+    while got.len() < 3 {
+        let c = next(&mut rx).await;
+        got.insert(c.vip.to_string(), c.healthy);
+    }
+    assert!(got["fd00:1::10"], "tcp [::1]");
+    assert!(got["fd00:1::11"], "udp [::1]");
+    assert!(!got["fd00:1::12"], "udp [::1], nobody listening");
+    // The TCP server goes away: the IPv6 VIP becomes unhealthy.
+    server.abort();
+    let _ = server.await;
+    let c = next(&mut rx).await;
+    assert_eq!((c.vip.to_string(), c.healthy), ("fd00:1::10".into(), false));
+    responder.abort();
+}

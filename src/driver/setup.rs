@@ -110,12 +110,6 @@ pub fn load(netdir: &NetDir) -> Result<Setup> {
     let vip_conf = config::vip::parse_vip_settings(&server.raw, &mut warnings)?;
     let mut health_checks = Vec::new();
     for v in &vip_conf.vips {
-        if v.address.is_ipv6() {
-            anyhow::bail!(
-                "VirtualIP = {}: IPv6 VIPs are not supported yet (meshd answers ARP for IPv4 VIPs only)",
-                v.address
-            );
-        }
         node.vips.push(LocalVip {
             address: v.address,
             prefix_len: v.prefix_len,

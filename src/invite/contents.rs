@@ -247,11 +247,17 @@ impl JoinPlan {
     }
 }
 
-/// `vip-up`: adds the VIP to the interface when this node starts serving it.
+/// `vip-up`: adds the VIP to the interface when this node starts serving it
+/// (an IPv6 VIP `nodad`: every holder has it at once, so duplicate address
+/// detection must not run).
 pub const VIP_UP: &str = "#!/bin/sh\n\
 # Written by `meshd join`: run when this node starts serving a VIP. meshd does not add\n\
 # the address itself; this script does. Variables: VIP, VIP_PREFIXLEN, VIRTUAL_MAC, INTERFACE.\n\
-ip addr add \"$VIP/$VIP_PREFIXLEN\" dev \"$INTERFACE\" 2>/dev/null || true\n";
+# An IPv6 VIP is added nodad, as keepalived does: all holders have it at once.\n\
+case \"$VIP\" in\n\
+*:*) ip -6 addr add \"$VIP/$VIP_PREFIXLEN\" dev \"$INTERFACE\" nodad 2>/dev/null || true ;;\n\
+*) ip addr add \"$VIP/$VIP_PREFIXLEN\" dev \"$INTERFACE\" 2>/dev/null || true ;;\n\
+esac\n";
 
 /// `vip-down`: removes it when this node stops serving it.
 pub const VIP_DOWN: &str = "#!/bin/sh\n\
@@ -399,6 +405,51 @@ pub fn parse_invitation(text: &str) -> Result<JoinPlan, InvitationError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Runs a generated script with a stub `ip` that records its arguments.
+    fn run_with_stub_ip(script: &str, vip: &str, prefix: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("args");
+        let stub = dir.path().join("ip");
+        std::fs::write(
+            &stub,
+            format!("#!/bin/sh\necho \"$*\" >> '{}'\n", out.display()),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = format!(
+            "{}:{}",
+            dir.path().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let st = std::process::Command::new("/bin/sh")
+            .args(["-c", script])
+            .env("PATH", path)
+            .env("VIP", vip)
+            .env("VIP_PREFIXLEN", prefix)
+            .env("INTERFACE", "mesh0")
+            .status()
+            .unwrap();
+        assert!(st.success());
+        std::fs::read_to_string(out).unwrap_or_default()
+    }
+
+    #[test]
+    fn vip_scripts_handle_both_families() {
+        assert_eq!(
+            run_with_stub_ip(VIP_UP, "fd00:1::10", "64"),
+            "-6 addr add fd00:1::10/64 dev mesh0 nodad\n"
+        );
+        assert_eq!(
+            run_with_stub_ip(VIP_UP, "10.1.1.10", "24"),
+            "addr add 10.1.1.10/24 dev mesh0\n"
+        );
+        assert_eq!(
+            run_with_stub_ip(VIP_DOWN, "fd00:1::10", "64"),
+            "addr del fd00:1::10/64 dev mesh0\n"
+        );
+    }
 
     const KEY: &str = "Ed25519PublicKey = 8kfJb7RBQcUXWxJ4HBbHQ6XCD5DyLhd8cnyU1Qbvk9C";
 

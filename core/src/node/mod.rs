@@ -15,6 +15,7 @@ pub mod status;
 mod subnet_status;
 mod switching;
 mod vip;
+mod vip_nd;
 pub mod vip_status;
 
 pub use limits::{AtCap, Limit, LimitCounters};

@@ -1,12 +1,13 @@
 //! The node's VIP path: ARP for VIPs answered locally with the virtual MAC,
-//! ARP that would teach a holder's real MAC rewritten, frames to a virtual MAC
+//! ARP that would teach a holder's real MAC rewritten (IPv6's Neighbour
+//! Discovery likewise, in `vip_nd`), frames to a virtual MAC
 //! steered per flow to one live holder, delivery on the holder, VIP state in
 //! our record, and the acknowledged withdrawal of a graceful stop.
 
 use super::{Event, Node};
 use crate::switch::{
-    build_arp_reply, flow_key, rewrite_arp_sender_mac, set_dst_mac, ArpOp, ArpPacket,
-    EthernetFrame, FlowKey, MacAddr, ETHERTYPE_ARP,
+    build_arp_reply, flow_key, parse_nd, rewrite_arp_sender_mac, set_dst_mac, ArpOp, ArpPacket,
+    EthernetFrame, FlowKey, MacAddr, ETHERTYPE_ARP, ETHERTYPE_IPV6,
 };
 use crate::vip::{SteerTarget, VipEvent};
 use crate::wire::{ExtensionItem, Message, VipItem};
@@ -101,26 +102,35 @@ impl Node {
                 }
                 if let Some(copy) = self.rewrite_vip_sender(frame, &arp) {
                     return self
-                        .vip_arp_to_virtual(now, &copy)
+                        .vip_to_virtual(now, &copy)
                         .unwrap_or(VipVerdict::Rewritten(copy));
                 }
             }
+        } else if eth.ethertype() == ETHERTYPE_IPV6 {
+            if let Some(nd) = parse_nd(&eth) {
+                if let Some(v) = self.vip_nd_from_tap(now, frame, &nd) {
+                    return v;
+                }
+            }
         }
-        if let Some(v) = self.vip_arp_to_virtual(now, frame) {
+        if let Some(v) = self.vip_to_virtual(now, frame) {
             return v;
         }
         VipVerdict::Pass
     }
 
-    /// Frames to a virtual MAC: steered (IP) or sent to every holder (ARP and
-    /// other non-IP: a holder's kernel must get the answers to its questions).
-    fn vip_arp_to_virtual(&mut self, now: Instant, frame: &[u8]) -> Option<VipVerdict> {
+    /// Frames to a virtual MAC: steered (IP) or sent to every holder (ARP,
+    /// Neighbour Discovery and other non-IP: a holder's kernel must get the
+    /// answers to its questions).
+    pub(super) fn vip_to_virtual(&mut self, now: Instant, frame: &[u8]) -> Option<VipVerdict> {
         let eth = EthernetFrame::parse(frame).ok()?;
         let vip = self.vip.vip_for_mac(&eth.dst())?;
         let key = flow_key(&eth);
         let targets = match key {
-            FlowKey::Ip { .. } => self.vip.steer(now, vip, &key).into_iter().collect(),
-            FlowKey::Mac { .. } => self.vip.eligible_holders(&vip),
+            FlowKey::Ip { .. } if parse_nd(&eth).is_none() => {
+                self.vip.steer(now, vip, &key).into_iter().collect()
+            }
+            _ => self.vip.eligible_holders(&vip),
         };
         if targets.is_empty() {
             tracing::debug!(%vip, "no live holder for a frame to the VIP");
@@ -160,9 +170,16 @@ impl Node {
             return VipVerdict::Pass;
         };
         let mut rewritten = None;
+        let nd = parse_nd(&eth);
         if eth.ethertype() == ETHERTYPE_ARP {
             if let Some(Ok(arp)) = ArpPacket::from_frame(&eth) {
                 rewritten = self.rewrite_vip_sender(frame, &arp);
+            }
+        } else if let Some(nd) = nd {
+            match self.vip_nd_from_peer(from, frame, &nd) {
+                Some(VipVerdict::Rewritten(copy)) => rewritten = Some(copy),
+                Some(other) => return other,
+                None => {}
             }
         } else {
             // A flow a holder started from the VIP: its replies go back to it.

@@ -4,8 +4,8 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::frame::{
-    be16, ipv6_at, EthernetFrame, ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPPROTO_SCTP, IPPROTO_TCP,
-    IPPROTO_UDP,
+    be16, ipv6_at, EthernetFrame, ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPPROTO_ICMPV6, IPPROTO_SCTP,
+    IPPROTO_TCP, IPPROTO_UDP,
 };
 use super::mac::MacAddr;
 
@@ -112,7 +112,8 @@ fn ports(l4: &[u8]) -> (u16, u16) {
 /// The flow `frame` belongs to.
 ///
 /// IPv4 (header length from IHL) and IPv6 (fixed header; ports only when the
-/// next header is directly TCP, UDP or SCTP) give [`FlowKey::Ip`]. Ports are
+/// next header is directly TCP, UDP or SCTP; an ICMPv6 echo's identifier as
+/// the requester's port) give [`FlowKey::Ip`]. Ports are
 /// taken only from unfragmented IPv4 packets: every fragment of a datagram,
 /// the first included, gets ports 0, so that all fragments of one datagram
 /// map to the same key and reach the same host (IPv6 fragments already do, as
@@ -153,6 +154,23 @@ fn ipv4_flow(p: &[u8]) -> Option<FlowKey> {
     })
 }
 
+/// ICMPv6 echo as a flow (PROTOCOL §7.2): a request's identifier is its
+/// source port, a reply's its destination port, so that a request and its
+/// reply are the two directions of one flow; other messages get (0, 0).
+#[inline]
+fn icmpv6_echo_ports(icmp: &[u8]) -> (u16, u16) {
+    match (icmp.first(), be16(icmp, 4)) {
+        (Some(&ICMPV6_ECHO_REQUEST), Some(id)) => (id, 0),
+        (Some(&ICMPV6_ECHO_REPLY), Some(id)) => (0, id),
+        _ => (0, 0),
+    }
+}
+
+/// ICMPv6 Echo Request.
+const ICMPV6_ECHO_REQUEST: u8 = 128;
+/// ICMPv6 Echo Reply.
+const ICMPV6_ECHO_REPLY: u8 = 129;
+
 fn ipv6_flow(p: &[u8]) -> Option<FlowKey> {
     if p.len() < 40 || p[0] >> 4 != 6 {
         return None;
@@ -162,6 +180,8 @@ fn ipv6_flow(p: &[u8]) -> Option<FlowKey> {
     let dst = ipv6_at(p, 24)?;
     let (src_port, dst_port) = if has_ports(proto) {
         ports(&p[40..])
+    } else if proto == IPPROTO_ICMPV6 {
+        icmpv6_echo_ports(&p[40..])
     } else {
         (0, 0)
     };
@@ -323,6 +343,50 @@ mod tests {
         let key = flow_key(&EthernetFrame::parse(&f).unwrap());
         assert_eq!(key, FlowKey::Mac { src: A });
         assert_eq!(key.reversed(), key);
+    }
+
+    fn icmpv6(src: Ipv6Addr, dst: Ipv6Addr, icmp: &[u8]) -> FlowKey {
+        let mut p = vec![0x60, 0, 0, 0, 0, icmp.len() as u8, 58, 64];
+        p.extend_from_slice(&src.octets());
+        p.extend_from_slice(&dst.octets());
+        p.extend_from_slice(icmp);
+        flow_key(&EthernetFrame::parse(&eth(B, A, None, ETHERTYPE_IPV6, &p)).unwrap())
+    }
+
+    #[test]
+    fn icmpv6_echo_is_a_flow() {
+        let client: Ipv6Addr = "fd00:1::c".parse().unwrap();
+        let vip: Ipv6Addr = "fd00:1::10".parse().unwrap();
+        // Echo request, identifier 0x1234, sequence 7.
+        let req = icmpv6(client, vip, &[128, 0, 0, 0, 0x12, 0x34, 0, 7]);
+        assert_eq!(
+            req,
+            FlowKey::Ip {
+                src: client.into(),
+                dst: vip.into(),
+                proto: 58,
+                src_port: 0x1234,
+                dst_port: 0
+            }
+        );
+        // Its reply is the reversed key; other sequence numbers, the same flow.
+        let reply = icmpv6(vip, client, &[129, 0, 0, 0, 0x12, 0x34, 0, 7]);
+        assert_eq!(reply, req.reversed());
+        assert_eq!(icmpv6(client, vip, &[128, 0, 9, 9, 0x12, 0x34, 1, 0]), req);
+        // Another identifier is another flow.
+        assert_ne!(icmpv6(client, vip, &[128, 0, 0, 0, 0x12, 0x35, 0, 7]), req);
+        // Other ICMPv6 messages and truncated echoes get no ports.
+        for icmp in [&[135u8, 0, 0, 0, 0, 0, 0, 0][..], &[128, 0, 0, 0, 0x12]] {
+            assert!(matches!(
+                icmpv6(client, vip, icmp),
+                FlowKey::Ip {
+                    proto: 58,
+                    src_port: 0,
+                    dst_port: 0,
+                    ..
+                }
+            ));
+        }
     }
 
     proptest! {

@@ -17,6 +17,7 @@ pub mod frame;
 pub mod mac;
 pub mod mac_table;
 pub mod nd;
+pub mod nd_rewrite;
 pub mod neighbours;
 pub mod types;
 
@@ -43,6 +44,7 @@ pub use nd::{
     build_neighbour_advertisement, parse_nd, NdMessage, NeighbourAdvertisement,
     NeighbourSolicitation,
 };
+pub use nd_rewrite::rewrite_nd_link_layer;
 pub use neighbours::{NeighbourEntry, NeighbourLearned, NeighbourTable};
 pub use types::{
     Delivery, SwitchConfig, SwitchCounters, SwitchEvent, DEFAULT_MAX_FRAME_LEN,

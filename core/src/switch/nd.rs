@@ -19,11 +19,11 @@ pub const ALL_NODES_MAC: MacAddr = MacAddr([0x33, 0x33, 0, 0, 0, 1]);
 /// IPv6, a 24-byte advertisement and one 8-byte link-layer address option.
 pub const NA_FRAME_LEN: usize = ETH_HEADER_LEN + IPV6_HEADER_LEN + NA_LEN;
 
-const IPV6_HEADER_LEN: usize = 40;
-const ND_FIXED_LEN: usize = 24;
+pub(super) const IPV6_HEADER_LEN: usize = 40;
+pub(super) const ND_FIXED_LEN: usize = 24;
 const NA_LEN: usize = ND_FIXED_LEN + 8;
-const OPT_SOURCE_LL: u8 = 1;
-const OPT_TARGET_LL: u8 = 2;
+pub(super) const OPT_SOURCE_LL: u8 = 1;
+pub(super) const OPT_TARGET_LL: u8 = 2;
 const FLAG_ROUTER: u8 = 0x80;
 const FLAG_SOLICITED: u8 = 0x40;
 const FLAG_OVERRIDE: u8 = 0x20;
@@ -237,7 +237,7 @@ pub fn build_neighbour_advertisement(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use etherparse::{Icmpv6Slice, PacketBuilder};
     use proptest::prelude::*;
@@ -256,6 +256,19 @@ mod tests {
         Ipv6Addr::from([
             0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, o[13], o[14], o[15],
         ])
+    }
+
+    /// A solicitation built by etherparse (an independent checksum).
+    pub(crate) fn ns_frame_from(
+        eth_src: MacAddr,
+        src: Ipv6Addr,
+        target: Ipv6Addr,
+        sll: Option<MacAddr>,
+        hop: u8,
+    ) -> Vec<u8> {
+        let mut f = ns_frame(src, target, sll, hop);
+        f[6..12].copy_from_slice(&eth_src.0);
+        f
     }
 
     /// A solicitation built by etherparse (an independent checksum).

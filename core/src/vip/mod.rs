@@ -117,6 +117,15 @@ pub struct VipCounters {
     pub not_holder: u64,
     /// Flows moved because their holder stopped being eligible.
     pub flows_moved: u64,
+    /// Neighbour Solicitations for a VIP answered locally with its virtual MAC.
+    pub nd_answered: u64,
+    /// Neighbour Discovery messages whose link-layer address was rewritten to a virtual MAC.
+    pub nd_rewritten: u64,
+    /// Duplicate address detection probes for a VIP held here dropped, and
+    /// advertisements for it kept from the TAP (so the VIP never becomes "dadfailed").
+    pub nd_dad_dropped: u64,
+    /// Peers' VIP items refused (an address that cannot be a VIP, or another VIP's virtual MAC).
+    pub items_refused: u64,
 }
 
 /// One of our own VIPs as the engine sees it ([`VipEngine::local_state`]).
@@ -363,7 +372,10 @@ impl VipEngine {
             .collect();
         for a in empty {
             if let Some(v) = self.vips.remove(&a) {
-                self.by_mac.remove(&v.virtual_mac);
+                // The MAC may have moved to another VIP meanwhile.
+                if self.by_mac.get(&v.virtual_mac) == Some(&a) {
+                    self.by_mac.remove(&v.virtual_mac);
+                }
             }
         }
     }
@@ -383,7 +395,14 @@ impl VipEngine {
     }
 
     /// A peer's record lists these VIPs (replacing what it listed before).
+    /// Items whose address cannot be a VIP, or whose virtual MAC another VIP
+    /// already uses, are refused (logged, counted); the others apply.
     pub fn apply_peer_items(&mut self, peer: &str, items: &[VipItem], alive: bool, now: Instant) {
+        let mut claimed: HashMap<MacAddr, IpAddr> = HashMap::new();
+        let items: Vec<&VipItem> = items
+            .iter()
+            .filter(|i| self.acceptable(peer, i, &mut claimed))
+            .collect();
         for v in self.vips.values_mut() {
             if !items.iter().any(|i| i.address == v.address) {
                 v.holders.remove(peer);
@@ -402,6 +421,39 @@ impl VipEngine {
         }
         self.drop_ineligible_flows();
         self.gc();
+    }
+
+    /// Whether a peer's VIP item may apply: its address can be a VIP and its
+    /// virtual MAC is not another VIP's. Refusals are logged and counted.
+    fn acceptable(
+        &mut self,
+        peer: &str,
+        item: &VipItem,
+        claimed: &mut HashMap<MacAddr, IpAddr>,
+    ) -> bool {
+        let vip = item.address;
+        let mac = MacAddr(item.virtual_mac);
+        if !usable_vip(&vip) {
+            self.counters.items_refused += 1;
+            tracing::warn!(%vip, %peer, "refused a VIP item: the address cannot be a VIP (unspecified, loopback, multicast, link-local or IPv4-mapped)");
+            return false;
+        }
+        // A VIP only this peer held does not count: its new record may rename it.
+        let held_by_others = |a: &IpAddr| {
+            self.vips
+                .get(a)
+                .is_some_and(|v| v.holders.keys().any(|h| h != peer))
+        };
+        let other = claimed
+            .get(&mac)
+            .or_else(|| self.by_mac.get(&mac).filter(|a| held_by_others(a)));
+        if let Some(other) = other.filter(|a| **a != vip) {
+            self.counters.items_refused += 1;
+            tracing::warn!(%vip, %peer, %mac, other = %other, "refused a VIP item: its virtual MAC is already another VIP's");
+            return false;
+        }
+        claimed.insert(mac, vip);
+        true
     }
 
     /// A peer's session came up or died.
@@ -594,6 +646,23 @@ impl VipEngine {
     /// Counters, for the node to bump.
     pub fn counters_mut(&mut self) -> &mut VipCounters {
         &mut self.counters
+    }
+}
+
+/// Whether `ip` can be a VIP: not unspecified, loopback, multicast or IPv4
+/// broadcast, and for IPv6 not link-local (`fe80::/10`) nor IPv4-mapped.
+pub fn usable_vip(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => {
+            !(a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.is_broadcast())
+        }
+        IpAddr::V6(a) => {
+            !(a.is_unspecified()
+                || a.is_loopback()
+                || a.is_multicast()
+                || a.segments()[0] & 0xffc0 == 0xfe80
+                || a.to_ipv4_mapped().is_some())
+        }
     }
 }
 

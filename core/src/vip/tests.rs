@@ -301,3 +301,89 @@ fn the_rendezvous_score_is_pinned_across_builds() {
     assert_eq!(mac.canonical_bytes().1, 7);
     assert_eq!(score(&mac, "node_2"), 0x6a7c_5006_a61a_666c);
 }
+
+fn v6_item(addr: &str, mac: [u8; 6]) -> VipItem {
+    VipItem {
+        address: addr.parse().unwrap(),
+        prefix_len: 64,
+        weight: 10,
+        virtual_mac: mac,
+        flags: VipItem::OFFERED,
+    }
+}
+
+#[test]
+fn ipv6_vips_steer_beside_ipv4_ones() {
+    let t0 = crate::test_clock::start();
+    let v6: IpAddr = "fd00:1::10".parse().unwrap();
+    let mac6 = [6, 0x6d, 0x69, 0x9a, 0xb5, 0x47];
+    let mut e = VipEngine::new("client", VipEngineSettings::default());
+    for h in ["h2", "h3"] {
+        e.apply_peer_items(h, &[item(10, true), v6_item("fd00:1::10", mac6)], true, t0);
+    }
+    assert_eq!(e.vip_for_mac(&MacAddr(mac6)), Some(v6));
+    assert_eq!(e.vip_for_mac(&MacAddr([2, 0x6d, 10, 1, 1, 10])), Some(VIP));
+    let key = FlowKey::Ip {
+        src: "fd00:1::2".parse().unwrap(),
+        dst: v6,
+        proto: 58,
+        src_port: 7,
+        dst_port: 0,
+    };
+    let later = t0 + Duration::from_secs(2);
+    let first = e.steer(later, v6, &key);
+    assert!(matches!(first, Some(SteerTarget::Peer(_))));
+    // The holder dies: its flow moves to the other one.
+    let Some(SteerTarget::Peer(h)) = first else {
+        unreachable!()
+    };
+    e.set_peer_alive(&h, false, later);
+    let second = e.steer(later, v6, &key);
+    assert!(matches!(&second, Some(SteerTarget::Peer(o)) if *o != h));
+    assert_eq!(e.counters().items_refused, 0);
+}
+
+#[test]
+fn bad_peer_items_are_refused_alone() {
+    let t0 = crate::test_clock::start();
+    let mut e = VipEngine::new("client", VipEngineSettings::default());
+    let good6 = v6_item("fd00:1::10", [6, 0x6d, 1, 2, 3, 4]);
+    let items = [
+        item(10, true),
+        v6_item("fe80::10", [6, 0x6d, 9, 9, 9, 1]),
+        v6_item("ff05::10", [6, 0x6d, 9, 9, 9, 2]),
+        v6_item("::ffff:10.1.1.11", [6, 0x6d, 9, 9, 9, 3]),
+        good6.clone(),
+        // Another VIP claiming the IPv4 VIP's virtual MAC.
+        v6_item("fd00:1::11", [2, 0x6d, 10, 1, 1, 10]),
+    ];
+    e.apply_peer_items("h2", &items, true, t0);
+    assert_eq!(e.counters().items_refused, 4);
+    let known: Vec<IpAddr> = e.vips().keys().copied().collect();
+    assert_eq!(known, vec![VIP, good6.address]);
+    assert_eq!(
+        e.vip_for_mac(&MacAddr([2, 0x6d, 10, 1, 1, 10])),
+        Some(VIP),
+        "the first VIP keeps its MAC"
+    );
+    assert!(usable_vip(&"fd00::1".parse().unwrap()));
+    assert!(!usable_vip(&"febf::1".parse().unwrap()));
+    assert!(usable_vip(&"fec0::1".parse().unwrap()));
+}
+
+#[test]
+fn a_peer_may_move_its_virtual_mac_to_a_renamed_vip() {
+    let t0 = crate::test_clock::start();
+    let mac = [6, 0x6d, 1, 2, 3, 4];
+    let mut e = VipEngine::new("client", VipEngineSettings::default());
+    e.apply_peer_items("h2", &[v6_item("fd00:1::10", mac)], true, t0);
+    // h2 renames its VIP, keeping the MAC override: accepted.
+    e.apply_peer_items("h2", &[v6_item("fd00:1::20", mac)], true, t0);
+    let renamed: IpAddr = "fd00:1::20".parse().unwrap();
+    assert_eq!(e.vip_for_mac(&MacAddr(mac)), Some(renamed));
+    assert_eq!(e.vips().keys().copied().collect::<Vec<_>>(), vec![renamed]);
+    // Another peer claiming that MAC for a third VIP is refused.
+    e.apply_peer_items("h3", &[v6_item("fd00:1::30", mac)], true, t0);
+    assert_eq!(e.counters().items_refused, 1);
+    assert_eq!(e.vip_for_mac(&MacAddr(mac)), Some(renamed));
+}
