@@ -14,10 +14,10 @@
 //!
 //! Each test builds its own lab (unique tag), so they may run in parallel.
 
-mod netns;
 mod vip_probe;
 
-use netns::Lab;
+use meshd_lab::netns::{self, Lab};
+use meshd_lab::require_netns;
 use nix::sys::signal::Signal;
 use serde_json::Value;
 use std::path::PathBuf;

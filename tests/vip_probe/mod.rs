@@ -2,7 +2,7 @@
 //! background and its outcome read from the output (answered sequence
 //! numbers, outage by sequence and by wall clock), and process helpers.
 
-use super::netns::Lab;
+use meshd_lab::netns::Lab;
 use nix::sys::signal::Signal;
 use std::path::PathBuf;
 use std::time::Duration;
