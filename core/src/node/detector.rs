@@ -258,8 +258,16 @@ impl Detector {
         })
     }
 
-    /// The on-demand timer.
-    pub fn on_demand(&mut self, now: Instant) -> OnDemand {
+    /// Since when frames to it have gone unanswered, if they have.
+    pub fn unanswered_since(&self) -> Option<Instant> {
+        self.unanswered_since
+    }
+
+    /// The on-demand timer. `others_heard` says whether some other peer was
+    /// heard from since the first unanswered frame: without that proof that
+    /// this node hears at all (and that the network is not just slower for
+    /// everyone), it probes again rather than suspect.
+    pub fn on_demand(&mut self, now: Instant, others_heard: impl FnOnce() -> bool) -> OnDemand {
         let Some(due) = self.next_on_demand() else {
             return OnDemand::Wait;
         };
@@ -267,9 +275,10 @@ impl Detector {
             return OnDemand::Wait;
         }
         let w = self.window().unwrap_or(SUSPECT_FLOOR);
-        if now.saturating_duration_since(due) > LATE_SLACK {
-            // We ran late: the silence may be our own deafness. Start over,
-            // probing now.
+        let deaf = self.probes >= 2 && !others_heard();
+        if deaf || now.saturating_duration_since(due) > LATE_SLACK {
+            // We ran late, or heard nobody: the silence may be our own
+            // deafness. Start over, probing now.
             self.unanswered_since = Some(now.checked_sub(w / 4).unwrap_or(now));
             self.probes = 1;
             self.last_probe_at = Some(now);

@@ -248,10 +248,23 @@ impl Node {
             .values()
             .any(|s| s.peer == *name && !s.confirmed);
         let probe_due = peer.next_probe(dead).is_some_and(|t| now >= t);
-        let on_demand = if alive {
-            self.peers
-                .get_mut(name)
-                .map_or(OnDemand::Wait, |p| p.detector.on_demand(now))
+        let on_demand_due = peer.detector.next_on_demand().is_some_and(|t| now >= t);
+        let on_demand = if alive && on_demand_due {
+            let since = peer.detector.unanswered_since();
+            let peers = &self.peers;
+            let others_heard = || {
+                since.is_some_and(|s| {
+                    peers
+                        .values()
+                        .any(|q| q.name != *name && q.alive && q.last_rx.is_some_and(|t| t > s))
+                })
+            };
+            let mut detector = peer.detector.clone();
+            let verdict = detector.on_demand(now, others_heard);
+            if let Some(p) = self.peers.get_mut(name) {
+                p.detector = detector;
+            }
+            verdict
         } else {
             OnDemand::Wait
         };

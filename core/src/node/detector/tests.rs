@@ -3,6 +3,10 @@
 
 use super::*;
 
+fn yes() -> bool {
+    true
+}
+
 const MS: Duration = Duration::from_millis(1);
 
 fn bounds() -> Bounds {
@@ -112,11 +116,11 @@ fn unanswered_frames_probe_twice_then_suspect() {
     d.frame_sent(t0 + MS * 10);
     let w = SUSPECT_FLOOR;
     assert_eq!(d.next_on_demand(), Some(t0 + w / 4));
-    assert_eq!(d.on_demand(t0 + MS), OnDemand::Wait);
-    assert_eq!(d.on_demand(t0 + w / 4), OnDemand::Probe);
-    assert_eq!(d.on_demand(t0 + w / 2), OnDemand::Probe);
-    assert_eq!(d.on_demand(t0 + w - MS), OnDemand::Wait);
-    assert_eq!(d.on_demand(t0 + w), OnDemand::Suspect);
+    assert_eq!(d.on_demand(t0 + MS, yes), OnDemand::Wait);
+    assert_eq!(d.on_demand(t0 + w / 4, yes), OnDemand::Probe);
+    assert_eq!(d.on_demand(t0 + w / 2, yes), OnDemand::Probe);
+    assert_eq!(d.on_demand(t0 + w - MS, yes), OnDemand::Wait);
+    assert_eq!(d.on_demand(t0 + w, yes), OnDemand::Suspect);
     assert!(d.suspected());
     assert_eq!(d.next_on_demand(), None);
     assert!(d.heard());
@@ -130,7 +134,7 @@ fn an_answer_clears_the_episode() {
     let mut d = Detector::default();
     d.rtt_sample(MS);
     d.frame_sent(t0);
-    assert_eq!(d.on_demand(t0 + MS * 20), OnDemand::Probe);
+    assert_eq!(d.on_demand(t0 + MS * 20, yes), OnDemand::Probe);
     assert!(!d.heard());
     assert_eq!(d.next_on_demand(), None);
     d.frame_sent(t0 + MS * 30);
@@ -143,13 +147,30 @@ fn a_late_check_probes_again_instead_of_suspecting() {
     let mut d = Detector::default();
     d.rtt_sample(MS);
     d.frame_sent(t0);
-    assert_eq!(d.on_demand(t0 + MS * 19), OnDemand::Probe);
+    assert_eq!(d.on_demand(t0 + MS * 19, yes), OnDemand::Probe);
     // The node did not run for 200 ms.
     let late = t0 + MS * 220;
-    assert_eq!(d.on_demand(late), OnDemand::Probe);
+    assert_eq!(d.on_demand(late, yes), OnDemand::Probe);
     assert!(!d.suspected());
-    assert_eq!(d.on_demand(late + MS * 20), OnDemand::Probe);
-    assert_eq!(d.on_demand(late + SUSPECT_FLOOR), OnDemand::Suspect);
+    assert_eq!(d.on_demand(late + MS * 20, yes), OnDemand::Probe);
+    assert_eq!(d.on_demand(late + SUSPECT_FLOOR, yes), OnDemand::Suspect);
+}
+
+#[test]
+fn nobody_else_heard_means_probe_again() {
+    let t0 = crate::test_clock::start();
+    let mut d = Detector::default();
+    d.rtt_sample(MS);
+    d.frame_sent(t0);
+    assert_eq!(d.on_demand(t0 + MS * 19, || false), OnDemand::Probe);
+    assert_eq!(d.on_demand(t0 + MS * 38, || false), OnDemand::Probe);
+    assert_eq!(d.on_demand(t0 + SUSPECT_FLOOR, || false), OnDemand::Probe);
+    assert!(!d.suspected());
+    // Started over at 75 ms as if the first probe had just gone: the second
+    // at 94 ms, the suspicion a window after the restart's origin.
+    assert_eq!(d.on_demand(t0 + MS * 94, || true), OnDemand::Probe);
+    assert_eq!(d.on_demand(t0 + MS * 130, || true), OnDemand::Wait);
+    assert_eq!(d.on_demand(t0 + MS * 132, || true), OnDemand::Suspect);
 }
 
 #[test]
