@@ -32,6 +32,13 @@ impl Node {
                 .any(|v| v.holders.contains_key(name))
     }
 
+    /// A live peer's current detection deadline: the silence after which it
+    /// is declared dead (for `dump`, `info` and the metrics).
+    pub fn detection_deadline(&self, name: &str) -> Option<Duration> {
+        let peer = self.peers.get(name).filter(|p| p.alive)?;
+        Some(self.deadline_of(peer))
+    }
+
     /// The peer's current silence deadline.
     pub(super) fn deadline_of(&self, peer: &Peer) -> Duration {
         peer.detector.deadline(&self.bounds())
