@@ -47,7 +47,9 @@ fn three_daemons_mesh_detect_a_kill_and_heal() {
         "{gamma_line}"
     );
 
-    // SIGKILL gamma: alpha and beta see it unreachable within DeadInterval + margin.
+    // SIGKILL gamma: alpha and beta see it unreachable within its detection
+    // deadline + margin. No node holds a VIP, so the pairs heartbeat at the
+    // idle rate (2 s) and the deadline is 4.3-8.3 s (PROTOCOL §5.1).
     lab.kill("gamma", nix::sys::signal::Signal::SIGKILL);
     let gone = |lab: &Lab| {
         ["alpha", "beta"].iter().all(|n| {
@@ -56,11 +58,11 @@ fn three_daemons_mesh_detect_a_kill_and_heal() {
         })
     };
     let detect = lab
-        .wait(Duration::from_secs(5), gone)
-        .expect("gamma still reachable 5 s after SIGKILL");
-    eprintln!("SIGKILL detected by both peers after {detect:?} (DeadInterval 300 ms)");
+        .wait(Duration::from_secs(12), gone)
+        .expect("gamma still reachable 12 s after SIGKILL");
+    eprintln!("SIGKILL detected by both peers after {detect:?} (idle pairs: deadline 4.3-8.3 s)");
     assert!(
-        detect < Duration::from_millis(1500),
+        detect < Duration::from_millis(9000),
         "detection took {detect:?}"
     );
 

@@ -346,6 +346,9 @@ fn a_forged_init_flood_does_not_lock_out_a_peer_from_its_known_address() {
         !(from == ib && to == ia && payload.get(1) == Some(&1))
     }));
     net.kill("a");
+    // a and b share no VIP: their pair heartbeats at the idle rate, and b
+    // needs seconds to declare a dead.
+    net.run_for(Duration::from_secs(8));
     // 1000 forged inits a second naming a, from 4096 rotating sources: four
     // times the budget for unknown sources, which stays empty throughout.
     forged_init_flood(&mut net, "b", "a", 21, Duration::from_secs(1));
@@ -497,8 +500,15 @@ fn a_node_really_cut_off_still_declares_its_peers_dead() {
     let names = ["a", "b", "c"];
     let mut net = mesh(23, &names, |_, _| {});
     net.partition(&["a"]);
-    // DeadInterval 300 ms, plus the one grace of 225 ms for silence from all at once.
-    net.run_for(Duration::from_millis(600));
+    // No VIP: the pairs heartbeat every IdleHelloInterval (2 s) and a peer
+    // is dead after about two of them plus DeadInterval (at most four), plus
+    // the one grace of three quarters of that for silence from all at once.
+    net.run_for(Duration::from_secs(2));
+    assert!(
+        net.sees("a", "b"),
+        "an idle pair died before two idle heartbeats"
+    );
+    net.run_for(Duration::from_secs(12));
     for p in ["b", "c"] {
         assert!(!net.sees("a", p), "a still sees {p}");
         assert_eq!(net.node("a").peers()[p].stats.deaths, 1);

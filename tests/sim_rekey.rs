@@ -116,6 +116,9 @@ fn run_case(c: &Case) -> Result<(), TestCaseError> {
     let a_addr = net.nodes[ia].addr;
     for (name, connect) in [("a", &["b"][..]), ("b", &[][..])] {
         let mut cfg = net.config(name, connect);
+        // Heartbeats at HelloInterval, as for a pair that shares a VIP: the
+        // traffic the rekeys are counted and timed against.
+        cfg.idle_hello_interval = cfg.hello_interval;
         if c.by_packets {
             cfg.rekey_after_packets = c.rekey_packets;
         } else {

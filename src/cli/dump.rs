@@ -147,7 +147,22 @@ pub fn format_node(n: &NodeStatus) -> String {
     if let Some(rtt) = n.rtt_us {
         let _ = write!(s, " rtt {}.{:03}", rtt / 1000, rtt % 1000);
     }
+    // meshd's detector, after tinc's fields (milliseconds).
+    if let (Some(srtt), Some(var)) = (n.srtt_us, n.rttvar_us) {
+        let _ = write!(s, " srtt {} rttvar {}", ms(srtt), ms(var));
+    }
+    if let Some(d) = n.deadline_us {
+        let _ = write!(s, " deadline {}", ms(d));
+    }
+    if n.suspected {
+        s.push_str(" suspected");
+    }
     s
+}
+
+/// Microseconds as milliseconds with three decimals.
+fn ms(us: u64) -> String {
+    format!("{}.{:03}", us / 1000, us % 1000)
 }
 
 /// One `dump edges` line.
@@ -227,6 +242,18 @@ pub fn format_info(n: &NodeStatus) -> String {
         let _ = writeln!(s, "PMTU:         {}", n.pmtu);
         if let Some(rtt) = n.rtt_us {
             let _ = writeln!(s, "RTT:          {}.{:03}", rtt / 1000, rtt % 1000);
+        }
+        if let (Some(srtt), Some(var)) = (n.srtt_us, n.rttvar_us) {
+            let _ = writeln!(
+                s,
+                "Smoothed RTT: {} ms (variation {} ms)",
+                ms(srtt),
+                ms(var)
+            );
+        }
+        if let Some(d) = n.deadline_us {
+            let suspected = if n.suspected { " (suspected)" } else { "" };
+            let _ = writeln!(s, "Deadline:     {} ms{suspected}", ms(d));
         }
     }
     let _ = writeln!(

@@ -69,7 +69,7 @@ pub fn render(node: &Node, now: Instant, extra: &Extra) -> String {
     let me = node.name().to_string();
     let peers = node.peers();
     type PeerFn = fn(&crate::node::Peer) -> f64;
-    let per_peer: [(&str, &str, &str, PeerFn); 9] = [
+    let per_peer: [(&str, &str, &str, PeerFn); 12] = [
         (
             "meshd_peer_up",
             "gauge",
@@ -81,6 +81,28 @@ pub fn render(node: &Node, now: Instant, extra: &Extra) -> String {
             "gauge",
             "round-trip time measured by hellos",
             |p| p.stats.rtt.map(|d| d.as_secs_f64()).unwrap_or(f64::NAN),
+        ),
+        (
+            "meshd_peer_srtt_seconds",
+            "gauge",
+            "smoothed round-trip time (the failure detector's SRTT)",
+            |p| p.detector.srtt().map_or(f64::NAN, |d| d.as_secs_f64()),
+        ),
+        (
+            "meshd_peer_rttvar_seconds",
+            "gauge",
+            "round-trip time variation (the failure detector's RTTVAR)",
+            |p| {
+                p.detector
+                    .srtt()
+                    .map_or(f64::NAN, |_| p.detector.rttvar().as_secs_f64())
+            },
+        ),
+        (
+            "meshd_peer_suspected",
+            "gauge",
+            "1 while frames to the peer go unanswered (out of steering)",
+            |p| f64::from(u8::from(p.detector.suspected())),
         ),
         (
             "meshd_peer_rx_packets_total",
@@ -130,6 +152,18 @@ pub fn render(node: &Node, now: Instant, extra: &Extra) -> String {
         for p in peers.values() {
             o.sample(name, &[("node", &me), ("peer", &p.name)], get(p));
         }
+    }
+    let name = "meshd_peer_detection_deadline_seconds";
+    o.family(
+        name,
+        "gauge",
+        "silence after which the live peer is declared down",
+    );
+    for p in peers.values() {
+        let d = node
+            .detection_deadline(&p.name)
+            .map_or(f64::NAN, |d| d.as_secs_f64());
+        o.sample(name, &[("node", &me), ("peer", &p.name)], d);
     }
 
     o.family(

@@ -3,6 +3,8 @@
 //! given seed.
 #![allow(dead_code)]
 
+pub mod lab;
+
 use meshd::keys::PrivateKey;
 use meshd::name::NodeName;
 use meshd::node::{Event, KnownHost, Node, NodeConfig};
@@ -66,6 +68,12 @@ pub struct SimNet {
     pub dropped: u64,
     /// If set, called on every delivered datagram; returning false drops it.
     pub tap: Option<Tap>,
+    /// Node index by address.
+    by_addr: std::collections::HashMap<SocketAddr, usize>,
+    /// Each node's last `poll_timeout` (None if frozen or not running), kept
+    /// current inside `run_until` so a large mesh does not ask every node for
+    /// it at every step.
+    timers: Vec<Option<Instant>>,
 }
 
 pub const WALL_BASE_NS: u64 = 1_800_000_000_000_000_000;
@@ -74,7 +82,7 @@ impl SimNet {
     /// Nodes with these names, keys generated from the seed; none started yet.
     pub fn new(seed: u64, names: &[&str]) -> SimNet {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let nodes = names
+        let nodes: Vec<SimNode> = names
             .iter()
             .enumerate()
             .map(|(i, name)| SimNode {
@@ -93,7 +101,10 @@ impl SimNet {
             })
             .collect();
         let base = Instant::now();
+        let by_addr = nodes.iter().enumerate().map(|(i, n)| (n.addr, i)).collect();
         SimNet {
+            by_addr,
+            timers: Vec::new(),
             base,
             now: base,
             nodes,
@@ -146,8 +157,20 @@ impl SimNet {
         self.boot(i);
     }
 
-    fn boot(&mut self, i: usize) {
-        let hosts: Vec<KnownHost> = self.nodes[i]
+    /// Reloads a running node with a new config (SIGHUP), same host files.
+    pub fn reload(&mut self, name: &str, config: NodeConfig) {
+        let i = self.idx(name);
+        let hosts = self.hosts_of(i);
+        self.nodes[i].config = Some(config.clone());
+        let now = self.now;
+        if let Some(n) = self.nodes[i].node.as_mut() {
+            n.reload(config, hosts, now);
+        }
+        self.pump(i);
+    }
+
+    fn hosts_of(&self, i: usize) -> Vec<KnownHost> {
+        self.nodes[i]
             .knows
             .iter()
             .map(|k| {
@@ -158,7 +181,11 @@ impl SimNet {
                     addresses: vec![n.addr],
                 }
             })
-            .collect();
+            .collect()
+    }
+
+    fn boot(&mut self, i: usize) {
+        let hosts = self.hosts_of(i);
         let config = self.nodes[i].config.clone().expect("configured");
         let wall = WALL_BASE_NS + (self.now - self.base).as_nanos() as u64;
         let seed = self.rng.gen::<u64>();
@@ -324,7 +351,7 @@ impl SimNet {
         self.nodes[i].events.extend(events);
         let from = self.nodes[i].addr;
         for t in out {
-            let Some(to) = self.nodes.iter().position(|n| n.addr == t.destination) else {
+            let Some(&to) = self.by_addr.get(&t.destination) else {
                 self.dropped += 1;
                 continue;
             };
@@ -361,15 +388,20 @@ impl SimNet {
         self.run_until(end);
     }
 
+    fn timer_of(&self, i: usize) -> Option<Instant> {
+        let n = &self.nodes[i];
+        if n.frozen {
+            return None;
+        }
+        n.node.as_ref().and_then(|n| n.poll_timeout())
+    }
+
     pub fn run_until(&mut self, end: Instant) {
+        self.timers = (0..self.nodes.len()).map(|i| self.timer_of(i)).collect();
+        let mut touched: Vec<usize> = Vec::new();
         loop {
             let next_packet = self.queue.peek().map(|Reverse(p)| p.at);
-            let next_timer = self
-                .nodes
-                .iter()
-                .filter(|n| !n.frozen)
-                .filter_map(|n| n.node.as_ref().and_then(|n| n.poll_timeout()))
-                .min();
+            let next_timer = self.timers.iter().flatten().min().copied();
             let next = match (next_packet, next_timer) {
                 (Some(a), Some(b)) => a.min(b),
                 (a, b) => match a.or(b) {
@@ -398,37 +430,31 @@ impl SimNet {
                         self.delivered += 1;
                         n.handle_datagram(now, p.from, &p.payload);
                         self.pump(to);
+                        self.timers[to] = self.timer_of(to);
                     }
                 }
             }
-            for i in 0..self.nodes.len() {
-                if self.nodes[i].frozen {
-                    continue;
-                }
-                let now = self.now;
-                let due = self.nodes[i]
-                    .node
-                    .as_ref()
-                    .and_then(|n| n.poll_timeout())
-                    .is_some_and(|t| t <= now);
-                if due {
-                    if let Some(n) = self.nodes[i].node.as_mut() {
-                        n.handle_timeout(now);
-                    }
-                    self.pump(i);
-                }
-            }
-            // A core that keeps asking for a timeout in the past would spin here.
-            let still_due = self
-                .nodes
-                .iter()
-                .filter(|n| !n.frozen)
-                .filter_map(|n| n.node.as_ref().and_then(|n| n.poll_timeout()))
-                .any(|t| t <= self.now);
-            assert!(
-                !still_due,
-                "a node asked for a timeout in the past after handling it"
+            let now = self.now;
+            touched.clear();
+            touched.extend(
+                self.timers
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, t)| t.is_some_and(|t| t <= now))
+                    .map(|(i, _)| i),
             );
+            for &i in &touched {
+                if let Some(n) = self.nodes[i].node.as_mut() {
+                    n.handle_timeout(now);
+                }
+                self.pump(i);
+                self.timers[i] = self.timer_of(i);
+                // A core that keeps asking for a timeout in the past would spin here.
+                assert!(
+                    self.timers[i].is_none_or(|t| t > now),
+                    "a node asked for a timeout in the past after handling it"
+                );
+            }
         }
         self.now = self.now.max(end);
     }

@@ -1,9 +1,64 @@
 //! Liveness: heartbeats, probes, the timer tick, stall detection, and
-//! declaring peers up and down.
+//! declaring peers up, suspected and down (the per-peer detector's verdicts).
 
+use super::detector::{Bounds, OnDemand};
 use super::*;
 
+/// Live peers that get our anti-entropy digest each `gossip_interval`.
+const DIGEST_FANOUT: usize = 4;
+
 impl Node {
+    /// The operator's liveness bounds.
+    pub(super) fn bounds(&self) -> Bounds {
+        Bounds {
+            hello: self.config.hello_interval,
+            dead: self.config.dead_interval,
+            idle_hello: self
+                .config
+                .idle_hello_interval
+                .max(self.config.hello_interval),
+        }
+    }
+
+    /// A steering relation: we hold a VIP (the peer may steer to us) or the
+    /// peer's record lists one (we may steer to it). Such pairs heartbeat at
+    /// `HelloInterval`, others at the idle rate.
+    pub(super) fn related(&self, name: &str) -> bool {
+        self.vip.local_vips().next().is_some()
+            || self
+                .vip
+                .vips()
+                .values()
+                .any(|v| v.holders.contains_key(name))
+    }
+
+    /// A live peer's current detection deadline: the silence after which it
+    /// is declared dead (for `dump`, `info` and the metrics).
+    pub fn detection_deadline(&self, name: &str) -> Option<Duration> {
+        let peer = self.peers.get(name).filter(|p| p.alive)?;
+        Some(self.deadline_of(peer))
+    }
+
+    /// The peer's current silence deadline.
+    pub(super) fn deadline_of(&self, peer: &Peer) -> Duration {
+        peer.detector.deadline(&self.bounds())
+    }
+
+    /// A frame that expects an answer went to `name` (steered to a holder or
+    /// unicast to a station behind it): arm its on-demand detection.
+    pub(super) fn note_frame_sent(&mut self, now: Instant, name: &str) {
+        if let Some(peer) = self.peers.get_mut(name) {
+            peer.detector.frame_sent(now);
+        }
+    }
+
+    /// Alive for steering: alive and not suspected.
+    pub(super) fn steerable(&self, name: &str) -> bool {
+        self.peers
+            .get(name)
+            .is_some_and(|p| p.alive && !p.detector.suspected())
+    }
+
     /// An authenticated packet from `name` arrived from `from`.
     pub(super) fn note_life(&mut self, now: Instant, name: &str, from: SocketAddr) {
         let Some(peer) = self.peers.get_mut(name) else {
@@ -11,6 +66,13 @@ impl Node {
         };
         peer.last_rx = Some(now);
         peer.probes_sent = 0;
+        if peer.detector.heard() && peer.alive {
+            tracing::info!(peer = %name, "suspected peer answers again");
+            self.vip.set_peer_alive(name, true, now);
+        }
+        let Some(peer) = self.peers.get_mut(name) else {
+            return;
+        };
         if peer.endpoint != Some(from) {
             if peer.endpoint.is_some() {
                 tracing::info!(peer = %name, %from, "peer moved to a new address");
@@ -60,10 +122,15 @@ impl Node {
         }
         if now >= self.next_gossip {
             self.next_gossip = now + self.config.gossip_interval;
+            // Anti-entropy with a bounded fan-out, rotating through the live
+            // peers: its cost per node stays constant as the mesh grows.
             let alive = self.alive_peer_names();
-            for name in alive {
-                self.send_digest(now, &name);
+            let n = alive.len();
+            for k in 0..n.min(DIGEST_FANOUT) {
+                let name = &alive[(self.digest_cursor + k) % n];
+                self.send_digest(now, name);
             }
+            self.digest_cursor = self.digest_cursor.wrapping_add(DIGEST_FANOUT);
         }
         self.finish(now);
     }
@@ -78,13 +145,13 @@ impl Node {
         if gap <= self.config.dead_interval {
             return;
         }
-        let grace = now
-            - self
-                .config
-                .dead_interval
-                .saturating_sub(self.config.hello_interval);
+        let bounds = self.bounds();
         let mut extended = 0;
         for peer in self.peers.values_mut().filter(|p| p.alive) {
+            let dead = peer.detector.deadline(&bounds);
+            let grace = now
+                .checked_sub(dead.saturating_sub(self.config.hello_interval))
+                .unwrap_or(now);
             if peer.last_rx.is_some_and(|t| t < grace) {
                 peer.last_rx = Some(grace);
                 extended += 1;
@@ -108,10 +175,14 @@ impl Node {
     /// a node that really is cut off still gives up. A single dead peer (a VIP
     /// holder failing while the others talk) is not delayed.
     pub(super) fn detect_mass_silence(&mut self, now: Instant) {
-        let dead = self.config.dead_interval;
+        let bounds = self.bounds();
         let (mut live, mut due, mut quiet) = (0usize, 0usize, 0usize);
+        // The episode lasts as long as the longest deadline among them.
+        let mut longest = self.config.dead_interval;
         for peer in self.peers.values().filter(|p| p.alive) {
             live += 1;
+            let dead = peer.detector.deadline(&bounds);
+            longest = longest.max(dead);
             let silent = peer
                 .last_rx
                 .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
@@ -124,16 +195,16 @@ impl Node {
         }
         if self
             .mass_silence_grace_at
-            .is_some_and(|t| now.saturating_duration_since(t) < dead * 2)
+            .is_some_and(|t| now.saturating_duration_since(t) < longest * 2)
         {
             return;
         }
         self.mass_silence_grace_at = Some(now);
-        // Three quarters of a DeadInterval more, probing again after a quarter
+        // Three quarters of its deadline more, probing again after a quarter
         // and a half of it.
-        let grace = now.checked_sub(dead / 4).unwrap_or(now);
         for peer in self.peers.values_mut().filter(|p| p.alive) {
-            peer.last_rx = Some(grace);
+            let dead = peer.detector.deadline(&bounds);
+            peer.last_rx = Some(now.checked_sub(dead / 4).unwrap_or(now));
             peer.probes_sent = 0;
         }
         tracing::warn!(
@@ -146,10 +217,11 @@ impl Node {
         let Some(peer) = self.peers.get(name) else {
             return;
         };
+        let dead = self.deadline_of(peer);
         if peer.alive
             && peer
                 .last_rx
-                .is_some_and(|t| now.saturating_duration_since(t) >= self.config.dead_interval)
+                .is_some_and(|t| now.saturating_duration_since(t) >= dead)
         {
             self.mark_dead(now, name, DownReason::Timeout);
         }
@@ -160,9 +232,14 @@ impl Node {
             return;
         }
         let alive = peer.alive;
-        let hello_due = peer
-            .last_hello_tx
-            .is_none_or(|t| now.saturating_duration_since(t) >= self.config.hello_interval);
+        let bounds = self.bounds();
+        let (period, flags) = peer.detector.sending(self.related(name), &bounds);
+        // Gaining a steering relation speeds the pair up at once.
+        let speed_up = flags & Hello::SLOW == 0 && peer.detector.sending_slow();
+        let hello_due = speed_up
+            || peer
+                .last_hello_tx
+                .is_none_or(|t| now.saturating_duration_since(t) >= period);
         let handshake_due = peer.key.is_some() && now >= peer.next_handshake;
         let needs_rekey = peer
             .send_index
@@ -177,11 +254,38 @@ impl Node {
             .sessions
             .values()
             .any(|s| s.peer == *name && !s.confirmed);
-        let probe_due = peer
-            .next_probe(self.config.dead_interval)
-            .is_some_and(|t| now >= t);
+        let probe_due = peer.next_probe(dead).is_some_and(|t| now >= t);
+        let on_demand_due = peer.detector.next_on_demand().is_some_and(|t| now >= t);
+        let on_demand = if alive && on_demand_due {
+            let since = peer.detector.unanswered_since();
+            let peers = &self.peers;
+            let others_heard = || {
+                since.is_some_and(|s| {
+                    peers
+                        .values()
+                        .any(|q| q.name != *name && q.alive && q.last_rx.is_some_and(|t| t > s))
+                })
+            };
+            let mut detector = peer.detector.clone();
+            let verdict = detector.on_demand(now, others_heard);
+            if let Some(p) = self.peers.get_mut(name) {
+                p.detector = detector;
+            }
+            verdict
+        } else {
+            OnDemand::Wait
+        };
+        if on_demand == OnDemand::Suspect {
+            tracing::warn!(
+                peer = %name,
+                "frames and probes unanswered: suspected, out of steering for new flows"
+            );
+            self.vip.set_peer_alive(name, false, now);
+        }
         if alive {
-            if probe_due {
+            if on_demand == OnDemand::Probe {
+                self.send_hello(now, name, Hello::REPLY_REQUESTED);
+            } else if probe_due {
                 if let Some(p) = self.peers.get_mut(name) {
                     p.probes_sent += 1;
                 }
@@ -217,6 +321,7 @@ impl Node {
         peer.next_handshake = now;
         peer.attempts = 0;
         peer.last_hello_rx = None;
+        peer.detector.reset_on_demand();
         if reason == DownReason::Goodbye {
             // It forgot its sessions; don't keep sending on them.
             peer.send_index = None;
@@ -226,7 +331,7 @@ impl Node {
         }
         match reason {
             DownReason::Timeout => {
-                tracing::warn!(peer = %name, "peer is down (silent for DeadInterval)")
+                tracing::warn!(peer = %name, "peer is down (silent past its detection deadline)")
             }
             DownReason::Goodbye => tracing::info!(peer = %name, "peer left"),
             DownReason::LocalShutdown => tracing::debug!(peer = %name, "leaving peer"),
@@ -243,9 +348,14 @@ impl Node {
 
     pub(super) fn send_hello(&mut self, now: Instant, name: &str, flags: u8) {
         let now_us = self.micros(now);
+        let bounds = self.bounds();
+        let related = self.related(name);
         let Some(peer) = self.peers.get_mut(name) else {
             return;
         };
+        let (_, rate_flags) = peer.detector.sending(related, &bounds);
+        let flags = flags | rate_flags;
+        peer.detector.hello_sent(flags);
         peer.last_hello_tx = Some(now);
         let (echo_us, echo_delay_us) = match peer.last_hello_rx {
             Some((sent, at)) => (

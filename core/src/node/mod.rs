@@ -6,6 +6,7 @@
 //! driver (the `meshd` crate) and the simulated network in the tests are its
 //! only callers.
 
+pub mod detector;
 mod gossip;
 mod handshake;
 pub mod limits;
@@ -42,10 +43,14 @@ pub struct NodeConfig {
     pub advertised_addresses: Vec<SocketAddr>,
     /// Nodes named by `ConnectTo`.
     pub connect_to: Vec<NodeName>,
-    /// Heartbeat period.
+    /// Heartbeat period of a pair with a steering relation (one of the two
+    /// holds a VIP); the fastest rate.
     pub hello_interval: Duration,
-    /// Silence after which a peer is dead.
+    /// The longest silence of such a pair before it is dead (the detector
+    /// adapts below it, never above).
     pub dead_interval: Duration,
+    /// Heartbeat period of a pair without a steering relation.
+    pub idle_hello_interval: Duration,
     /// Rekey a session this old (initiator side).
     pub rekey_after_time: Duration,
     /// Rekey a session after this many packets sent.
@@ -79,6 +84,7 @@ impl NodeConfig {
             connect_to: Vec::new(),
             hello_interval: Duration::from_millis(100),
             dead_interval: Duration::from_millis(300),
+            idle_hello_interval: Duration::from_secs(2),
             rekey_after_time: Duration::from_secs(3600),
             rekey_after_packets: 1 << 40,
             replay_window: 2048,
@@ -369,6 +375,8 @@ pub struct Node {
     /// When every peer last fell silent at once and got a grace (liveness).
     mass_silence_grace_at: Option<Instant>,
     next_gossip: Instant,
+    /// Where the next round of anti-entropy digests starts among the live peers.
+    digest_cursor: usize,
     own: gossip::OwnRecord,
     open_buf: Vec<u8>,
     shutting_down: bool,
@@ -440,6 +448,7 @@ impl Node {
             last_tick: None,
             mass_silence_grace_at: None,
             next_gossip: now,
+            digest_cursor: 0,
             own,
             open_buf: Vec::with_capacity(2048),
             shutting_down: false,
@@ -636,15 +645,19 @@ impl Node {
         match msg {
             Message::Hello(hello) => {
                 let reply = hello.flags & Hello::REPLY_REQUESTED != 0;
+                let bounds = self.bounds();
                 if let Some(peer) = self.peers.get_mut(from) {
                     peer.last_hello_rx = Some((hello.sent_us, now));
+                    peer.detector.on_hello(now, hello.flags, &bounds);
                     if hello.echo_us != 0 {
                         let now_us =
                             now.saturating_duration_since(self.start).as_micros() as u64 + 1;
                         let rtt = now_us
                             .saturating_sub(hello.echo_us)
                             .saturating_sub(hello.echo_delay_us as u64);
-                        peer.stats.rtt = Some(Duration::from_micros(rtt));
+                        let rtt = Duration::from_micros(rtt);
+                        peer.stats.rtt = Some(rtt);
+                        peer.detector.rtt_sample(rtt);
                     }
                 }
                 if reply {
@@ -821,16 +834,24 @@ impl Node {
         let mut consider = |t: Instant| {
             next = Some(next.map_or(t, |n: Instant| n.min(t)));
         };
+        let bounds = self.bounds();
         for peer in self.peers.values() {
             if peer.alive {
+                let dead = peer.detector.deadline(&bounds);
                 if let Some(t) = peer.last_rx {
-                    consider(t + self.config.dead_interval);
+                    consider(t + dead);
                 }
-                if let Some(t) = peer.next_probe(self.config.dead_interval) {
+                if let Some(t) = peer.next_probe(dead) {
                     consider(t);
                 }
+                if let Some(t) = peer.detector.next_on_demand() {
+                    consider(t);
+                }
+                let (period, flags) = peer.detector.sending(self.related(&peer.name), &bounds);
+                let speed_up = flags & Hello::SLOW == 0 && peer.detector.sending_slow();
                 match peer.last_hello_tx {
-                    Some(t) => consider(t + self.config.hello_interval),
+                    Some(t) if !speed_up => consider(t + period),
+                    Some(t) => consider(t),
                     None => consider(self.start),
                 }
             } else if peer.key.is_some() && !self.shutting_down {

@@ -81,6 +81,9 @@ pub struct Peer {
     pub last_hello_rx: Option<(u64, Instant)>,
     /// Reply-requested probes sent since the last packet from it (0, 1 or 2).
     pub probes_sent: u8,
+    /// The adaptive failure detector: RTT, heartbeat statistics, deadline,
+    /// on-demand probing and suspicion.
+    pub detector: super::detector::Detector,
     /// Counters.
     pub stats: PeerStats,
 }
@@ -107,6 +110,7 @@ impl Peer {
             timestamp_guard: TimestampGuard::default(),
             last_hello_rx: None,
             probes_sent: 0,
+            detector: super::detector::Detector::default(),
             stats: PeerStats::default(),
         }
     }
@@ -133,7 +137,7 @@ impl Peer {
     }
 
     /// When the next reply-requested probe is due, while alive: at 1/2 and 3/4 of
-    /// `dead` after the last packet from it.
+    /// its deadline `dead` after the last packet from it.
     pub fn next_probe(&self, dead: Duration) -> Option<Instant> {
         let last = self.last_rx?;
         match self.probes_sent {

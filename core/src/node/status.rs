@@ -64,6 +64,18 @@ pub struct NodeStatus {
     pub tx_bytes: u64,
     /// Last heartbeat round trip in microseconds.
     pub rtt_us: Option<u64>,
+    /// Smoothed round trip (the detector's SRTT) in microseconds.
+    #[serde(default)]
+    pub srtt_us: Option<u64>,
+    /// Its variation (RTTVAR) in microseconds.
+    #[serde(default)]
+    pub rttvar_us: Option<u64>,
+    /// Current detection deadline (silence before it is dead) in microseconds.
+    #[serde(default)]
+    pub deadline_us: Option<u64>,
+    /// Frames to it went unanswered: out of steering for new flows.
+    #[serde(default)]
+    pub suspected: bool,
     /// Unix time of the last reachability change.
     pub last_state_change: Option<u64>,
     /// Where its key came from: `self`, `hostfile`, `gossip` or `none`.
@@ -225,6 +237,10 @@ impl Node {
             tx_bytes: self.tap_stats.tx_bytes,
             subnets: self.subnets_of(None),
             rtt_us: None,
+            srtt_us: None,
+            rttvar_us: None,
+            deadline_us: None,
+            suspected: false,
             last_state_change: Some(self.unix_secs(self.start)),
             key_source: "self".into(),
             edges: own_edges,
@@ -270,6 +286,20 @@ impl Node {
                 } else {
                     None
                 },
+                srtt_us: p
+                    .detector
+                    .srtt()
+                    .filter(|_| p.alive)
+                    .map(|d| d.as_micros() as u64),
+                rttvar_us: p
+                    .detector
+                    .srtt()
+                    .filter(|_| p.alive)
+                    .map(|_| p.detector.rttvar().as_micros() as u64),
+                deadline_us: self
+                    .detection_deadline(&p.name)
+                    .map(|d| d.as_micros() as u64),
+                suspected: p.alive && p.detector.suspected(),
                 last_state_change: p.state_changed.map(|t| self.unix_secs(t)),
                 key_source: match (p.key.is_some(), p.key_source) {
                     (false, _) => "none".into(),

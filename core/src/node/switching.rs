@@ -55,7 +55,9 @@ impl Node {
         self.reply_buf = replies;
         match delivery {
             Delivery::Peer(name) => {
-                self.send_frame(&name, frame);
+                if self.send_frame(&name, frame) {
+                    self.note_frame_sent(now, &name);
+                }
             }
             Delivery::Flood => {
                 let names: Vec<NodeName> = self

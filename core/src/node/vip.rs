@@ -139,7 +139,9 @@ impl Node {
             match t {
                 SteerTarget::Local => self.queue_tap_frame(frame.to_vec()),
                 SteerTarget::Peer(name) => {
-                    self.send_frame(&name, frame);
+                    if self.send_frame(&name, frame) {
+                        self.note_frame_sent(now, &name);
+                    }
                 }
             }
         }
@@ -233,7 +235,7 @@ impl Node {
 
     /// A peer's record lists these VIPs.
     pub(super) fn apply_peer_vips(&mut self, now: Instant, name: &str, items: &[VipItem]) {
-        let alive = self.is_alive(name);
+        let alive = self.steerable(name);
         self.vip.apply_peer_items(name, items, alive, now);
         self.reserve_virtual_macs();
     }

@@ -39,6 +39,12 @@ pub struct Hello {
 impl Hello {
     /// The sender has not heard from the receiver for a while: answer with a Hello now.
     pub const REPLY_REQUESTED: u8 = 0x01;
+    /// The sender runs the adaptive detector (protocol 1.1, PROTOCOL §5.1):
+    /// it accepts slow heartbeats from the receiver when they share no VIP.
+    pub const ADAPTIVE: u8 = 0x02;
+    /// The sender heartbeats this session at its idle rate (seconds): the
+    /// receiver must wait that long before declaring it dead.
+    pub const SLOW: u8 = 0x04;
 }
 
 /// One line of a digest: which version of a node's record the sender holds.

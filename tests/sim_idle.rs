@@ -1,0 +1,175 @@
+//! What an idle mesh costs with the adaptive detector: pairs that share no
+//! VIP heartbeat every few seconds, a pair speeds up the moment one of them
+//! holds a VIP, and a 300-node mesh forms, idles cheaply and declares no
+//! false death. All on a virtual clock.
+
+mod sim;
+
+use meshd::node::{DownReason, Event, NodeConfig};
+use meshd::switch::MacAddr;
+use meshd::vip::LocalVip;
+use sim::SimNet;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+const MS: Duration = Duration::from_millis(1);
+
+type Counts = Rc<RefCell<HashMap<(usize, usize), u64>>>;
+
+/// Counts every datagram the network carries, by unordered node pair.
+fn count_pairs(net: &mut SimNet) -> Counts {
+    let counts: Counts = Rc::default();
+    let c = counts.clone();
+    net.tap = Some(Box::new(move |from, to, _| {
+        *c.borrow_mut()
+            .entry((from.min(to), from.max(to)))
+            .or_default() += 1;
+        true
+    }));
+    counts
+}
+
+/// Datagrams per second between `a` and `b` (both directions) over the next `d`.
+fn pair_rate(net: &mut SimNet, counts: &Counts, a: &str, b: &str, d: Duration) -> f64 {
+    let (i, j) = (net.idx(a), net.idx(b));
+    let key = (i.min(j), i.max(j));
+    let before = counts.borrow().get(&key).copied().unwrap_or(0);
+    net.run_for(d);
+    let after = counts.borrow().get(&key).copied().unwrap_or(0);
+    (after - before) as f64 / d.as_secs_f64()
+}
+
+fn timeouts(net: &SimNet) -> usize {
+    net.nodes
+        .iter()
+        .flat_map(|n| n.events.iter())
+        .filter(|(_, e)| {
+            matches!(
+                e,
+                Event::PeerDown {
+                    reason: DownReason::Timeout,
+                    ..
+                }
+            )
+        })
+        .count()
+}
+
+/// `names[0]` is the hub every other node knows and connects to.
+fn hub_mesh(seed: u64, names: &[String], tune: impl Fn(&mut NodeConfig)) -> SimNet {
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut net = SimNet::new(seed, &refs);
+    let mut cfg = net.config(refs[0], &[]);
+    tune(&mut cfg);
+    net.start(cfg, &refs[1..]);
+    for n in &refs[1..] {
+        let mut cfg = net.config(n, &[refs[0]]);
+        tune(&mut cfg);
+        net.start(cfg, &[refs[0]]);
+    }
+    net
+}
+
+fn vip() -> LocalVip {
+    LocalVip {
+        address: std::net::Ipv4Addr::new(10, 1, 1, 10).into(),
+        prefix_len: 24,
+        weight: 10,
+        virtual_mac: MacAddr([0x02, 0x6d, 10, 1, 1, 10]),
+        checked: false,
+    }
+}
+
+#[test]
+fn idle_pairs_heartbeat_every_few_seconds_and_speed_up_with_a_vip() {
+    let names: Vec<String> = ["hub", "a", "b", "c"].map(String::from).to_vec();
+    // Before: every pair at HelloInterval, as without the detector.
+    let mut old = hub_mesh(41, &names, |c| c.idle_hello_interval = c.hello_interval);
+    old.run_for(Duration::from_secs(5));
+    assert!(old.full_mesh(&names));
+    let counts = count_pairs(&mut old);
+    let fixed = pair_rate(&mut old, &counts, "a", "b", Duration::from_secs(60));
+
+    let mut net = hub_mesh(41, &names, |_| {});
+    net.run_for(Duration::from_secs(5));
+    assert!(net.full_mesh(&names));
+    let counts = count_pairs(&mut net);
+    let idle = pair_rate(&mut net, &counts, "a", "b", Duration::from_secs(60));
+    eprintln!("idle pair a-b: {fixed:.1} datagrams/s at a fixed rate, {idle:.2} adaptive");
+    assert!(fixed >= 19.0, "{fixed}");
+    // One heartbeat each way per 2 s, and in a mesh this small one digest
+    // each way per 2 s as well (4 peers get one per round).
+    assert!(idle <= 2.1, "{idle}");
+
+    // c starts holding a VIP: every pair with c speeds up within a round
+    // trip of its record, the others stay slow.
+    let mut cfg = net.config("c", &["hub"]);
+    cfg.vips = vec![vip()];
+    let t0 = net.now;
+    net.reload("c", cfg);
+    let sped_up = net
+        .run_until_cond(Duration::from_secs(2), MS, |n| {
+            let a = n.node("a").peers();
+            !a["c"].detector.peer_slow() && !n.node("c").peers()["a"].detector.peer_slow()
+        })
+        .expect("a-c never sped up");
+    eprintln!("a-c at HelloInterval {sped_up:?} after c took a VIP");
+    assert!(sped_up <= 10 * MS, "{sped_up:?}");
+    net.run_for(Duration::from_secs(1));
+    let related = pair_rate(&mut net, &counts, "a", "c", Duration::from_secs(20));
+    let still_idle = pair_rate(&mut net, &counts, "a", "b", Duration::from_secs(60));
+    eprintln!("with the VIP: a-c {related:.1}/s, a-b {still_idle:.2}/s");
+    assert!(related >= 19.0, "{related}");
+    assert!(still_idle <= 2.1, "{still_idle}");
+    assert_eq!(timeouts(&net), 0);
+    let _ = t0;
+}
+
+/// Ignored for now: forming the mesh costs O(N^4) datagrams, because every
+/// node republishes its record (which lists its live neighbours) each time a
+/// peer comes up and every receiver floods it on (30 nodes: 0.39 M datagrams,
+/// 4 s; 45 nodes: 1.9 M, 31 s; 60 nodes: 216 s). Pacing those republications
+/// is the next step; `SIM_N=30 cargo test --release --test sim_idle --
+/// --ignored` runs it at a size that finishes.
+#[test]
+#[ignore = "mesh formation floods O(N^4) records; see the comment"]
+fn three_hundred_nodes_form_a_mesh_idle_cheaply_and_never_die_falsely() {
+    let n: usize = std::env::var("SIM_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let names: Vec<String> = (0..n).map(|i| format!("n{i}")).collect();
+    let started = Instant::now();
+    let mut net = hub_mesh(42, &names, |_| {});
+    let formed = net
+        .run_until_cond(Duration::from_secs(60), 100 * MS, |net| {
+            net.full_mesh(&names)
+        })
+        .expect("no full mesh within 60 s");
+    eprintln!(
+        "formed after {formed:?}: {} datagrams, {:?} real",
+        net.delivered,
+        started.elapsed()
+    );
+    let counts = count_pairs(&mut net);
+    let idle_for = Duration::from_secs(30);
+    net.run_for(idle_for);
+    let total: u64 = counts.borrow().values().sum();
+    let per_node = total as f64 / idle_for.as_secs_f64() / n as f64;
+    let pairs = (n * (n - 1) / 2) as f64;
+    let per_pair = total as f64 / idle_for.as_secs_f64() / pairs;
+    eprintln!(
+        "300 nodes: full mesh after {formed:?}; idle: {per_node:.0} datagrams/s sent per node, \
+         {per_pair:.2}/s per pair; {} false deaths; {:?} of real time",
+        timeouts(&net),
+        started.elapsed()
+    );
+    assert!(net.full_mesh(&names));
+    assert_eq!(timeouts(&net), 0);
+    // 299 peers at one heartbeat per 2 s, plus digests: at a fixed 100 ms it
+    // would be 10 per peer, about 3000 per node.
+    assert!(per_pair <= 1.3, "{per_pair}");
+    assert!(per_node <= 200.0, "{per_node}");
+}
