@@ -5,6 +5,21 @@ mod cli_support;
 
 use cli_support::*;
 
+/// Bug 5: tinc (cli/17.txt) fails with "Could not change to configuration directory: No
+/// such file or directory", rc 1; meshd names the missing directory and no log file.
+#[test]
+fn start_in_a_missing_directory_names_the_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("nonexistent");
+    let o = meshd(&dir, &["start"]);
+    assert!(!o.status.success(), "{}", show(&o));
+    let err = stderr(&o);
+    assert!(err.contains(&dir.display().to_string()), "{err}");
+    assert!(err.contains("does not exist"), "{err}");
+    assert!(!err.to_lowercase().contains("log"), "{err}");
+    assert!(!dir.exists(), "start created {}", dir.display());
+}
+
 /// Bug 3: `generate-ed25519-keys` comments the old key out in place (tinc's "old key(s)
 /// found and disabled", cli/37.txt), no `.priv.old`; the file stays 0600 and loads.
 #[test]

@@ -40,6 +40,24 @@ fn ask(netdir: &NetDir, req: &Request) -> Result<Response> {
 
 /// `meshd start`.
 pub fn start(netdir: &NetDir, args: &StartArgs) -> Result<i32> {
+    // tinc: "Could not change to configuration directory: No such file or directory", rc 1.
+    // Checked first, so the error names the directory rather than a log file inside it.
+    match std::fs::metadata(&netdir.root) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => bail!(
+            "cannot use configuration directory {}: it is not a directory",
+            netdir.root.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+            "configuration directory {} does not exist (create it with meshd -c {} init NAME)",
+            netdir.root.display(),
+            netdir.root.display()
+        ),
+        Err(e) => bail!(
+            "cannot access configuration directory {}: {e}",
+            netdir.root.display()
+        ),
+    }
     if let Ok(Response::Pid { pid }) = ask(netdir, &Request::Pid) {
         eprintln!(
             "A meshd is already running for {} with pid {pid}.",
