@@ -4,6 +4,81 @@
 mod cli_support;
 
 use cli_support::*;
+use std::path::Path;
+use std::time::Duration;
+
+/// The variables of an `env` dump, as `KEY=VALUE` lines.
+fn env_vars(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn var<'a>(vars: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    vars.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+/// A tinc-up that writes its environment to `out`.
+fn env_script(path: &Path, out: &Path) {
+    std::fs::write(
+        path,
+        format!(
+            "#!/bin/sh\nenv > '{}.tmp' && mv '{0}.tmp' '{0}'\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// `meshd [-n NET | -c DIR] start` (detached) of node alpha with `DeviceType = dummy` and a
+/// tinc-up that dumps its environment; returns that environment. `net` selects `-n NET`
+/// (under a `MESHD_CONFDIR_BASE`), else `-c DIR`.
+fn tinc_up_env(net: Option<&str>) -> Vec<(String, String)> {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("base");
+    std::fs::create_dir(&base).unwrap();
+    let dir = base.join(net.unwrap_or("plain"));
+    let port = free_port();
+    let run = |args: &[&str]| {
+        let mut cmd = meshd_command();
+        cmd.env("MESHD_CONFDIR_BASE", &base);
+        match net {
+            Some(n) => cmd.arg("-n").arg(n),
+            None => cmd.arg("-c").arg(&dir),
+        };
+        cmd.args(args);
+        run_cmd(cmd)
+    };
+    assert_ok(&run(&["init", "alpha", "--port", &port.to_string()]));
+    append(&dir.join("meshd.conf"), "DeviceType = dummy\n");
+    let out = tmp.path().join("tinc-up.env");
+    env_script(&dir.join("tinc-up"), &out);
+    let mut reaper = Reaper::default();
+    assert_ok(&run(&["start"]));
+    reaper.track_dir(&dir);
+    assert!(
+        wait_until(Duration::from_secs(20), || out.exists()),
+        "tinc-up did not run"
+    );
+    let vars = env_vars(&read(&out));
+    assert_ok(&run(&["stop"]));
+    vars
+}
+
+/// Bug 4: with `DeviceType = dummy` and no `-d`, tinc gave tinc-up `DEBUG=0`, `DEVICE=dummy`,
+/// `INTERFACE=dummy`, `NAME=alpha` and no `NETNAME` (script-env/tinc-alpha-tinc-up.env).
+#[test]
+fn scripts_get_tincs_device_interface_and_debug() {
+    let vars = tinc_up_env(None);
+    assert_eq!(var(&vars, "NAME"), Some("alpha"), "{vars:?}");
+    assert_eq!(var(&vars, "DEVICE"), Some("dummy"), "{vars:?}");
+    assert_eq!(var(&vars, "INTERFACE"), Some("dummy"), "{vars:?}");
+    assert_eq!(var(&vars, "DEBUG"), Some("0"), "{vars:?}");
+    assert_eq!(var(&vars, "NETNAME"), None, "{vars:?}");
+}
 
 /// Bug 5: tinc (cli/17.txt) fails with "Could not change to configuration directory: No
 /// such file or directory", rc 1; meshd names the missing directory and no log file.

@@ -71,7 +71,8 @@ pub fn start(netdir: &NetDir, args: &StartArgs) -> Result<i32> {
             Some(path) => crate::logs::to_file(path, args.debug)?,
             None => crate::logs::to_stderr(args.debug),
         }
-        crate::driver::run(netdir.clone(), args.debug.unwrap_or(1))?;
+        // Scripts get tinc's `DEBUG`: the `-d` level, 0 without one (tincd's default).
+        crate::driver::run(netdir.clone(), args.debug.unwrap_or(0))?;
         return Ok(0);
     }
     let logfile = args.logfile.clone().unwrap_or_else(|| netdir.logfile());
