@@ -80,6 +80,15 @@ fn scripts_get_tincs_device_interface_and_debug() {
     assert_eq!(var(&vars, "NETNAME"), None, "{vars:?}");
 }
 
+/// Bug 1: `meshd -n neta start` (detached: the child is re-run with `-c DIR`) still gives the
+/// scripts `NETNAME=neta`, as tinc did (script-env/tincN-alpha-tinc-up.env).
+#[test]
+fn detached_start_with_netname_gives_scripts_netname() {
+    let vars = tinc_up_env(Some("neta"));
+    assert_eq!(var(&vars, "NETNAME"), Some("neta"), "{vars:?}");
+    assert_eq!(var(&vars, "NAME"), Some("alpha"), "{vars:?}");
+}
+
 /// Bug 5: tinc (cli/17.txt) fails with "Could not change to configuration directory: No
 /// such file or directory", rc 1; meshd names the missing directory and no log file.
 #[test]

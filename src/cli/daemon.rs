@@ -79,6 +79,12 @@ pub fn start(netdir: &NetDir, args: &StartArgs) -> Result<i32> {
     let exe = std::env::current_exe().context("cannot find the meshd executable")?;
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("-c").arg(&netdir.root);
+    // The child finds its directory by `-c`; the network name (scripts' `NETNAME`) goes in
+    // `$NETNAME`, which it reads as if `-n` had been given.
+    match &netdir.netname {
+        Some(net) => cmd.env(crate::config::netdir::NETNAME_ENV, net),
+        None => cmd.env_remove(crate::config::netdir::NETNAME_ENV),
+    };
     if let Some(p) = &netdir.pidfile_override {
         cmd.arg("--pidfile").arg(p);
     }
