@@ -140,9 +140,10 @@ fn generate_keys_comments_out_the_old_key_and_replaces_files_whole() {
     assert_eq!(text.matches("\nEd25519PublicKey").count(), 1, "{text}");
     assert_eq!(mode_of(&host), 0o640, "the host file keeps its mode");
     assert_eq!(mode_of(&key), 0o600);
-    let old_copy = key.with_extension("priv.old");
-    assert_eq!(mode_of(&old_copy), 0o600);
-    assert_eq!(read(&old_copy), old_key);
+    // As tinc: the old key stays in the same file, commented out, the new one after it.
+    assert!(!key.with_extension("priv.old").exists());
+    let commented: String = old_key.lines().map(|l| format!("#{l}\n")).collect();
+    assert!(read(&key).starts_with(&commented));
     // The new private key is the one the host file announces.
     let loaded = meshd::keyfile::load_private_key(&key).unwrap();
     assert_eq!(new_line, format!("Ed25519PublicKey = {}", loaded.public()));

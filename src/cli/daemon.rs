@@ -40,6 +40,24 @@ fn ask(netdir: &NetDir, req: &Request) -> Result<Response> {
 
 /// `meshd start`.
 pub fn start(netdir: &NetDir, args: &StartArgs) -> Result<i32> {
+    // tinc: "Could not change to configuration directory: No such file or directory", rc 1.
+    // Checked first, so the error names the directory rather than a log file inside it.
+    match std::fs::metadata(&netdir.root) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => bail!(
+            "cannot use configuration directory {}: it is not a directory",
+            netdir.root.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+            "configuration directory {} does not exist (create it with meshd -c {} init NAME)",
+            netdir.root.display(),
+            netdir.root.display()
+        ),
+        Err(e) => bail!(
+            "cannot access configuration directory {}: {e}",
+            netdir.root.display()
+        ),
+    }
     if let Ok(Response::Pid { pid }) = ask(netdir, &Request::Pid) {
         eprintln!(
             "A meshd is already running for {} with pid {pid}.",
@@ -53,13 +71,20 @@ pub fn start(netdir: &NetDir, args: &StartArgs) -> Result<i32> {
             Some(path) => crate::logs::to_file(path, args.debug)?,
             None => crate::logs::to_stderr(args.debug),
         }
-        crate::driver::run(netdir.clone(), args.debug.unwrap_or(1))?;
+        // Scripts get tinc's `DEBUG`: the `-d` level, 0 without one (tincd's default).
+        crate::driver::run(netdir.clone(), args.debug.unwrap_or(0))?;
         return Ok(0);
     }
     let logfile = args.logfile.clone().unwrap_or_else(|| netdir.logfile());
     let exe = std::env::current_exe().context("cannot find the meshd executable")?;
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("-c").arg(&netdir.root);
+    // The child finds its directory by `-c`; the network name (scripts' `NETNAME`) goes in
+    // `$NETNAME`, which it reads as if `-n` had been given.
+    match &netdir.netname {
+        Some(net) => cmd.env(crate::config::netdir::NETNAME_ENV, net),
+        None => cmd.env_remove(crate::config::netdir::NETNAME_ENV),
+    };
     if let Some(p) = &netdir.pidfile_override {
         cmd.arg("--pidfile").arg(p);
     }

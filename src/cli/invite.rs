@@ -172,7 +172,7 @@ fn run_invitation_created(
                 name: server.name.to_string(),
                 device: String::new(),
                 interface: String::new(),
-                debug: 0,
+                debug: None,
                 interpreter: server.scripts_interpreter.clone(),
                 extension: server.scripts_extension.clone(),
             },

@@ -35,8 +35,11 @@ pub fn dump_subnets(netdir: &NetDir, json: bool) -> Result<i32> {
 
 /// How `info` matches its argument against the subnets (tinc's rules).
 enum Query {
-    /// `a.b.c.d/len` or `#weight` given: that exact subnet.
+    /// `#weight` given: that exact subnet, weight included.
     Exact(Subnet),
+    /// `a.b.c.d/len` without a weight: that network and prefix, whatever its weight (tinc
+    /// answers `info 10.9.1.0/24` with `Subnet: 10.9.1.0/24#5`).
+    Network(Subnet),
     /// A bare address: every subnet containing it.
     Address(Subnet),
 }
@@ -47,6 +50,7 @@ fn matches(query: &Query, entry: &SubnetStatus) -> bool {
     };
     match query {
         Query::Exact(want) => have == *want,
+        Query::Network(want) => have.addr == want.addr,
         Query::Address(want) => match (want.addr, have.addr) {
             (SubnetAddr::Mac(a), SubnetAddr::Mac(b)) => a == b,
             (SubnetAddr::Ipv4 { addr, .. }, _) => have.contains_ip(addr.into()),
@@ -56,18 +60,25 @@ fn matches(query: &Query, entry: &SubnetStatus) -> bool {
     }
 }
 
+/// How `info ARG` matches, or `None` if ARG is neither a subnet nor an address.
+fn query(arg: &str) -> Option<Query> {
+    let subnet = arg.parse::<Subnet>().ok()?;
+    Some(if arg.contains('#') {
+        Query::Exact(subnet)
+    } else if arg.contains('/') {
+        Query::Network(subnet)
+    } else {
+        Query::Address(subnet)
+    })
+}
+
 /// `meshd info ADDRESS [--json]`: every subnet that matches, with its owner.
 pub fn info_address(netdir: &NetDir, arg: &str, json: bool) -> Result<i32> {
-    let Ok(subnet) = arg.parse::<Subnet>() else {
+    let Some(query) = query(arg) else {
         eprintln!("Could not parse subnet or address '{arg}'.");
         return Ok(1);
     };
-    let exact = arg.contains(['/', '#']);
-    let query = if exact {
-        Query::Exact(subnet)
-    } else {
-        Query::Address(subnet)
-    };
+    let exact = !matches!(query, Query::Address(_));
     let Some(list) = subnets(netdir)? else {
         return Ok(1);
     };
@@ -123,5 +134,21 @@ mod tests {
         let q = Query::Exact("10.1.1.0/24".parse().unwrap());
         assert!(matches(&q, &entry("10.1.1.0/24", "a")));
         assert!(!matches(&q, &entry("10.1.1.5", "a")));
+    }
+
+    #[test]
+    fn a_prefix_without_weight_finds_a_weighted_subnet() {
+        // tinc: `info 10.9.1.0/24` answers `Subnet: 10.9.1.0/24#5`; only a `#` in the
+        // query makes the weight part of the match.
+        let q = query("10.9.1.0/24").unwrap();
+        assert!(matches(&q, &entry("10.9.1.0/24#5", "alpha")));
+        assert!(matches(&q, &entry("10.9.1.0/24", "beta")));
+        assert!(!matches(&q, &entry("10.9.1.0/25#5", "alpha")));
+        let q = query("10.9.1.0/24#5").unwrap();
+        assert!(matches(&q, &entry("10.9.1.0/24#5", "alpha")));
+        assert!(!matches(&q, &entry("10.9.1.0/24", "beta")));
+        let q = query("10.9.1.0/24#10").unwrap();
+        assert!(matches(&q, &entry("10.9.1.0/24", "beta")));
+        assert!(query("10.9.1.0/33").is_none());
     }
 }

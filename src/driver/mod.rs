@@ -31,7 +31,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::signal::unix::{signal, SignalKind};
 
 /// Runs the daemon in the current process until it is told to stop.
-/// `debug` is the log level, passed to scripts as `DEBUG`.
+/// `debug` is the `-d` level (0 without one, as tincd), passed to scripts as `DEBUG`.
 pub fn run(netdir: NetDir, debug: u8) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -105,12 +105,16 @@ async fn start(netdir: NetDir, debug: u8) -> Result<(Daemon, Inputs, Servers)> {
         ScriptEnv {
             netname: netdir.netname.clone(),
             name: setup.node.name.to_string(),
-            device: "/dev/net/tun".into(),
+            // As tinc: `DeviceType = dummy` gives `DEVICE=dummy` and `INTERFACE=dummy`.
+            device: if setup.dummy_device {
+                "dummy".into()
+            } else {
+                "/dev/net/tun".into()
+            },
             interface: tap
                 .as_ref()
-                .map(|t| t.name().to_string())
-                .unwrap_or_default(),
-            debug,
+                .map_or_else(|| "dummy".to_string(), |t| t.name().to_string()),
+            debug: Some(debug),
             interpreter: setup.scripts_interpreter.clone(),
             extension: setup.scripts_extension.clone(),
         },

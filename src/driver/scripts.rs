@@ -38,8 +38,9 @@ pub struct ScriptEnv {
     pub device: String,
     /// `INTERFACE`: the TAP interface's real name (omitted when empty).
     pub interface: String,
-    /// `DEBUG`: the current debug level.
-    pub debug: u8,
+    /// `DEBUG`: the daemon's debug level; `None` (not exported) for the scripts the CLI runs
+    /// (`invitation-created`), as tinc.
+    pub debug: Option<u8>,
     /// tinc's `ScriptsInterpreter`: when set, scripts run as
     /// `INTERPRETER PATH` and need not be executable. Split on whitespace, so
     /// `/usr/bin/env bash` works (no shell quoting). Not exported.
@@ -56,7 +57,7 @@ impl Default for ScriptEnv {
             name: String::new(),
             device: "/dev/net/tun".into(),
             interface: String::new(),
-            debug: 0,
+            debug: Some(0),
             interpreter: None,
             extension: String::new(),
         }
@@ -396,7 +397,9 @@ impl Worker {
         if !env.interface.is_empty() {
             cmd.env("INTERFACE", &env.interface);
         }
-        cmd.env("DEBUG", env.debug.to_string());
+        if let Some(level) = env.debug {
+            cmd.env("DEBUG", level.to_string());
+        }
         for (key, value) in &req.vars {
             cmd.env(key, value);
         }

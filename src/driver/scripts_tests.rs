@@ -21,7 +21,7 @@ fn env() -> ScriptEnv {
         name: "gamma".into(),
         device: "/dev/net/tun".into(),
         interface: "tinc0".into(),
-        debug: 3,
+        debug: Some(3),
         interpreter: None,
         extension: String::new(),
     }
@@ -99,6 +99,37 @@ async fn exports_exactly_the_variables() {
     assert_eq!(r.run_now(req).await, ScriptOutcome::Ok);
     let out = std::fs::read_to_string(dir.path().join("env.out")).expect("env.out");
     assert!(out.lines().any(|l| l == "NETNAME=vpn"), "{out}");
+}
+
+/// The CLI's `invitation-created` gets only NETNAME/NAME of the common variables (tinc's
+/// script-env/tinc-alpha-invitation-created.env has no DEBUG, DEVICE or INTERFACE).
+#[tokio::test]
+async fn invitation_created_has_no_daemon_variables() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_script(
+        dir.path(),
+        "invitation-created",
+        "#!/bin/sh\nenv > env.out\n",
+        0o755,
+    );
+    let r = ScriptRunner::spawn(
+        dir.path().to_path_buf(),
+        ScriptEnv {
+            device: String::new(),
+            interface: String::new(),
+            debug: None,
+            ..env()
+        },
+        Duration::from_secs(10),
+    );
+    let req = ScriptRequest::new("invitation-created").var("NODE", "beta");
+    assert_eq!(r.run_now(req).await, ScriptOutcome::Ok);
+    let out = std::fs::read_to_string(dir.path().join("env.out")).expect("env.out");
+    assert!(out.lines().any(|l| l == "NAME=gamma"), "{out}");
+    assert!(out.lines().any(|l| l == "NODE=beta"), "{out}");
+    for var in ["DEBUG=", "DEVICE=", "INTERFACE="] {
+        assert!(!out.lines().any(|l| l.starts_with(var)), "{var} in {out}");
+    }
 }
 
 #[tokio::test]

@@ -1,0 +1,158 @@
+//! Issue 21 ("A tinc 1.1 user's habits"): behaviour a tinc user relies on, checked against
+//! what a real tinc 1.1 did (../shared/tinc11-observed).
+
+mod cli_support;
+
+use cli_support::*;
+use std::path::Path;
+use std::time::Duration;
+
+/// The variables of an `env` dump, as `KEY=VALUE` lines.
+fn env_vars(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn var<'a>(vars: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    vars.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+/// A tinc-up that writes its environment to `out`.
+fn env_script(path: &Path, out: &Path) {
+    std::fs::write(
+        path,
+        format!(
+            "#!/bin/sh\nenv > '{}.tmp' && mv '{0}.tmp' '{0}'\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// `meshd [-n NET | -c DIR] start` (detached) of node alpha with `DeviceType = dummy` and a
+/// tinc-up that dumps its environment; returns that environment. `net` selects `-n NET`
+/// (under a `MESHD_CONFDIR_BASE`), else `-c DIR`.
+fn tinc_up_env(net: Option<&str>) -> Vec<(String, String)> {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("base");
+    std::fs::create_dir(&base).unwrap();
+    let dir = base.join(net.unwrap_or("plain"));
+    let port = free_port();
+    let run = |args: &[&str]| {
+        let mut cmd = meshd_command();
+        cmd.env("MESHD_CONFDIR_BASE", &base);
+        match net {
+            Some(n) => cmd.arg("-n").arg(n),
+            None => cmd.arg("-c").arg(&dir),
+        };
+        cmd.args(args);
+        run_cmd(cmd)
+    };
+    assert_ok(&run(&["init", "alpha", "--port", &port.to_string()]));
+    append(&dir.join("meshd.conf"), "DeviceType = dummy\n");
+    let out = tmp.path().join("tinc-up.env");
+    env_script(&dir.join("tinc-up"), &out);
+    let mut reaper = Reaper::default();
+    assert_ok(&run(&["start"]));
+    reaper.track_dir(&dir);
+    assert!(
+        wait_until(Duration::from_secs(20), || out.exists()),
+        "tinc-up did not run"
+    );
+    let vars = env_vars(&read(&out));
+    assert_ok(&run(&["stop"]));
+    vars
+}
+
+/// Bug 4: with `DeviceType = dummy` and no `-d`, tinc gave tinc-up `DEBUG=0`, `DEVICE=dummy`,
+/// `INTERFACE=dummy`, `NAME=alpha` and no `NETNAME` (script-env/tinc-alpha-tinc-up.env).
+#[test]
+fn scripts_get_tincs_device_interface_and_debug() {
+    let vars = tinc_up_env(None);
+    assert_eq!(var(&vars, "NAME"), Some("alpha"), "{vars:?}");
+    assert_eq!(var(&vars, "DEVICE"), Some("dummy"), "{vars:?}");
+    assert_eq!(var(&vars, "INTERFACE"), Some("dummy"), "{vars:?}");
+    assert_eq!(var(&vars, "DEBUG"), Some("0"), "{vars:?}");
+    assert_eq!(var(&vars, "NETNAME"), None, "{vars:?}");
+}
+
+/// Bug 1: `meshd -n neta start` (detached: the child is re-run with `-c DIR`) still gives the
+/// scripts `NETNAME=neta`, as tinc did (script-env/tincN-alpha-tinc-up.env).
+#[test]
+fn detached_start_with_netname_gives_scripts_netname() {
+    let vars = tinc_up_env(Some("neta"));
+    assert_eq!(var(&vars, "NETNAME"), Some("neta"), "{vars:?}");
+    assert_eq!(var(&vars, "NAME"), Some("alpha"), "{vars:?}");
+}
+
+/// Bug 5: tinc (cli/17.txt) fails with "Could not change to configuration directory: No
+/// such file or directory", rc 1; meshd names the missing directory and no log file.
+#[test]
+fn start_in_a_missing_directory_names_the_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("nonexistent");
+    let o = meshd(&dir, &["start"]);
+    assert!(!o.status.success(), "{}", show(&o));
+    let err = stderr(&o);
+    assert!(err.contains(&dir.display().to_string()), "{err}");
+    assert!(err.contains("does not exist"), "{err}");
+    assert!(!err.to_lowercase().contains("log"), "{err}");
+    assert!(!dir.exists(), "start created {}", dir.display());
+}
+
+/// Bug 3: `generate-ed25519-keys` comments the old key out in place (tinc's "old key(s)
+/// found and disabled", cli/37.txt), no `.priv.old`; the file stays 0600 and loads.
+#[test]
+fn generate_keys_comments_the_old_key_out_in_place() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("a");
+    let port = free_port();
+    init_node(&dir, "alpha", port);
+    let key = dir.join("ed25519_key.priv");
+    let host = dir.join("hosts").join("alpha");
+    let old_key = read(&key);
+    let old_pub = read(&host)
+        .lines()
+        .find(|l| l.starts_with("Ed25519PublicKey"))
+        .unwrap()
+        .to_string();
+    assert_ok(&meshd(&dir, &["generate-ed25519-keys"]));
+    assert!(!dir.join("ed25519_key.priv.old").exists());
+    assert_eq!(mode_of(&key), 0o600);
+    let text = read(&key);
+    let commented: String = old_key.lines().map(|l| format!("#{l}\n")).collect();
+    assert!(text.starts_with(&commented), "{text}");
+    let rest = &text[commented.len()..];
+    assert_eq!(
+        rest.matches("-----BEGIN ED25519 PRIVATE KEY-----").count(),
+        1,
+        "{text}"
+    );
+    assert!(!rest.contains('#'), "{text}");
+    let host_text = read(&host);
+    assert!(host_text.contains(&format!("#{old_pub}\n")), "{host_text}");
+    let new_pub: Vec<&str> = host_text
+        .lines()
+        .filter(|l| l.starts_with("Ed25519PublicKey"))
+        .collect();
+    assert_eq!(new_pub.len(), 1, "{host_text}");
+    assert_ne!(new_pub[0], old_pub);
+    // A second rotation reads the file with the disabled block; the daemon loads the result.
+    assert_ok(&meshd(&dir, &["generate-ed25519-keys"]));
+    let text2 = read(&key);
+    assert_eq!(
+        text2
+            .matches("#-----BEGIN ED25519 PRIVATE KEY-----")
+            .count(),
+        2,
+        "{text2}"
+    );
+    assert_eq!(mode_of(&key), 0o600);
+    let mut reaper = Reaper::default();
+    start_node(&mut reaper, &dir, "alpha", port, &[&dir]);
+    assert_ok(&meshd(&dir, &["stop"]));
+}
