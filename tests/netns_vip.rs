@@ -13,12 +13,17 @@
 //!
 //! Each test builds its own lab (unique tag), so they may run in parallel.
 
+mod vip_probe;
+
 use meshd_lab::netns::{self, Lab};
 use meshd_lab::require_netns;
 use nix::sys::signal::Signal;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use vip_probe::{
+    daemon_alive, finish_probe, process_gone, start_probe_to, Probe, ProbeResult, Thaw,
+};
 
 const NODES: [&str; 5] = ["node_1", "node_2", "node_3", "node_4", "node_5"];
 const HOLDERS: [&str; 3] = ["node_2", "node_3", "node_4"];
@@ -26,8 +31,6 @@ const CLIENT: &str = "node_5";
 const VIP: &str = "10.1.1.10";
 /// The virtual MAC meshd derives from 10.1.1.10.
 const VMAC: &str = "02:6d:0a:01:01:0a";
-/// The probe interval (ping -i 0.01).
-const PROBE_MS: u64 = 10;
 /// The outage bound for a hard fault (generous for CI; the design aims at 300 ms median).
 const MAX_OUTAGE_MS: u64 = 500;
 
@@ -244,134 +247,9 @@ fn start_all(lab: &mut Lab) {
     );
 }
 
-/// A ping from the client to the VIP running in the background.
-struct Probe {
-    pid: u32,
-    out: PathBuf,
-    count: u32,
-}
-
 /// `ping -n -D -i 0.01 -W 1 -c COUNT 10.1.1.10` in node_5's namespace.
 fn start_probe(lab: &mut Lab, name: &str, count: u32) -> Probe {
-    let ns = lab.node(CLIENT).ns.clone();
-    let out = lab.dir.path().join(format!("{name}.ping"));
-    let pid = lab.spawn_in(
-        &ns,
-        &[
-            "ping",
-            "-n",
-            "-D",
-            "-i",
-            "0.01",
-            "-W",
-            "1",
-            "-c",
-            &count.to_string(),
-            VIP,
-        ],
-        None,
-        Some(&out),
-    );
-    Probe { pid, out, count }
-}
-
-#[derive(Debug)]
-struct ProbeResult {
-    sent: u32,
-    received: u32,
-    duplicates: u32,
-    /// Answered sequence numbers, ascending, without duplicates.
-    seqs: Vec<u32>,
-    /// (largest gap between answered seqs, counting both ends - 1) × 10 ms.
-    outage_ms: u64,
-    /// The largest gap between two answers in wall-clock time (ping -D) less
-    /// the median gap between answers, ms.
-    outage_wall_ms: f64,
-    lost: u32,
-}
-
-impl ProbeResult {
-    /// True if every one of the last `n` probes was answered.
-    fn tail_answered(&self, n: u32) -> bool {
-        let from = self.sent.saturating_sub(n) + 1;
-        (from..=self.sent).all(|s| self.seqs.binary_search(&s).is_ok())
-    }
-}
-
-fn finish_probe(lab: &mut Lab, p: &Probe) -> ProbeResult {
-    let limit = Duration::from_millis(u64::from(p.count) * PROBE_MS * 3 + 5000);
-    let st = lab
-        .wait_child(p.pid, limit)
-        .unwrap_or_else(|| panic!("ping did not finish within {limit:?}"));
-    let text = std::fs::read_to_string(&p.out).expect("ping output");
-    let err = std::fs::read_to_string(format!("{}.err", p.out.display())).unwrap_or_default();
-    let mut answers: Vec<(u32, f64)> = Vec::new();
-    let mut duplicates = 0;
-    let (mut sent, mut received) = (None, None);
-    for line in text.lines() {
-        if line.contains(" bytes from ") {
-            let seq = line
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix("icmp_seq="))
-                .and_then(|s| s.parse::<u32>().ok())
-                .unwrap_or_else(|| panic!("no icmp_seq in {line}"));
-            if line.contains("DUP!") {
-                duplicates += 1;
-                continue;
-            }
-            let ts = line
-                .strip_prefix('[')
-                .and_then(|l| l.split(']').next())
-                .and_then(|t| t.parse::<f64>().ok())
-                .unwrap_or(0.0);
-            answers.push((seq, ts));
-        }
-        if line.contains("packets transmitted") {
-            let nums: Vec<u32> = line
-                .split(|c: char| !c.is_ascii_digit())
-                .filter_map(|w| w.parse().ok())
-                .collect();
-            sent = nums.first().copied();
-            received = nums.get(1).copied();
-        }
-    }
-    let (Some(sent), Some(received)) = (sent, received) else {
-        panic!("no ping summary ({st}):\n{text}\n{err}");
-    };
-    answers.sort_by_key(|a| a.0);
-    answers.dedup_by_key(|a| a.0);
-    let seqs: Vec<u32> = answers.iter().map(|a| a.0).collect();
-    // Gaps, with virtual answers at seq 0 and seq sent+1 so that a lost head
-    // or a lost tail counts too.
-    let mut bounds = vec![0];
-    bounds.extend(&seqs);
-    bounds.push(sent + 1);
-    let gap = bounds
-        .windows(2)
-        .map(|w| w[1] - w[0] - 1)
-        .max()
-        .unwrap_or(0);
-    // ping -i 0.01 really paces at ~16 ms here (timer granularity), so the
-    // seq-based figure understates the time; this one uses ping -D's receive
-    // timestamps: the largest gap between two answers less the median gap.
-    let mut gaps: Vec<f64> = answers
-        .windows(2)
-        .map(|w| (w[1].1 - w[0].1) * 1000.0)
-        .collect();
-    gaps.sort_by(f64::total_cmp);
-    let outage_wall_ms = match (gaps.get(gaps.len() / 2), gaps.last()) {
-        (Some(median), Some(max)) => (max - median).max(0.0),
-        _ => 0.0,
-    };
-    ProbeResult {
-        sent,
-        received,
-        duplicates,
-        seqs,
-        outage_ms: u64::from(gap) * PROBE_MS,
-        outage_wall_ms,
-        lost: sent - received,
-    }
+    start_probe_to(lab, name, count, VIP)
 }
 
 /// The holder that serves the client's flows: the one with flows in node_5's `dump vips`.
@@ -404,24 +282,6 @@ fn serving_holder(lab: &Lab) -> String {
         .to_string()
 }
 
-/// True once `pid` has exited (no such process, or a zombie nobody reaped).
-fn process_gone(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit(')')
-            .next()
-            .and_then(|rest| rest.split_whitespace().next())
-            .is_some_and(|state| state == "Z" || state == "X"),
-    }
-}
-
-fn daemon_alive(lab: &Lab, node: &str) -> bool {
-    lab.pid(node).is_some_and(|pid| {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok()
-    })
-}
-
 /// The lines of `node`'s daemon log that mention VIPs, holders or the victim (for reports).
 fn vip_log_excerpt(lab: &Lab, node: &str, victim: &str) -> String {
     daemon_log(lab, node)
@@ -437,24 +297,6 @@ fn vip_log_excerpt(lab: &Lab, node: &str, victim: &str) -> String {
         .rev()
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// Sends SIGCONT to a frozen daemon when dropped (or at [`Thaw::now`]), so
-/// that a failing assertion never leaves a stopped process behind.
-struct Thaw(Option<u32>);
-
-impl Thaw {
-    fn now(&mut self) {
-        if let Some(pid) = self.0.take() {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGCONT);
-        }
-    }
-}
-
-impl Drop for Thaw {
-    fn drop(&mut self) {
-        self.now();
-    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
