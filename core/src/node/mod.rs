@@ -15,6 +15,7 @@ mod peer;
 pub mod status;
 mod subnet_status;
 mod switching;
+mod types;
 mod vip;
 mod vip_nd;
 pub mod vip_status;
@@ -22,6 +23,7 @@ pub mod vip_status;
 pub use limits::{AtCap, Limit, LimitCounters};
 pub use peer::{KeySource, Peer, PeerStats};
 pub use switching::TapStats;
+pub use types::{DownReason, DropCounters, Event, KnownHost, NodeConfig, QueueDepth, Transmit};
 
 use crate::crypto::{
     self, HandshakeLimiter, InitiatorState, PacketType, Session, SessionPolicy, Signer,
@@ -33,202 +35,6 @@ use rand_core::{CryptoRng, RngCore};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-
-/// Everything the core needs from the configuration.
-#[derive(Debug, Clone)]
-pub struct NodeConfig {
-    /// This node's name.
-    pub name: NodeName,
-    /// Addresses other nodes may reach this one at (its `Address` lines).
-    pub advertised_addresses: Vec<SocketAddr>,
-    /// Nodes named by `ConnectTo`.
-    pub connect_to: Vec<NodeName>,
-    /// Heartbeat period of a pair with a steering relation (one of the two
-    /// holds a VIP); the fastest rate.
-    pub hello_interval: Duration,
-    /// The longest silence of such a pair before it is dead (the detector
-    /// adapts below it, never above).
-    pub dead_interval: Duration,
-    /// Heartbeat period of a pair without a steering relation.
-    pub idle_hello_interval: Duration,
-    /// Rekey a session this old (initiator side).
-    pub rekey_after_time: Duration,
-    /// Rekey a session after this many packets sent.
-    pub rekey_after_packets: u64,
-    /// Anti-replay window in packets.
-    pub replay_window: u32,
-    /// Longest pause between handshake attempts to a dead peer.
-    pub handshake_retry_max: Duration,
-    /// Period of the anti-entropy digest sent to every live peer.
-    pub gossip_interval: Duration,
-    /// Most peers the node will track (a bound on memory).
-    pub max_peers: usize,
-    /// Our static subnets (`Subnet` lines of our host file), published in our record.
-    pub subnets: Vec<crate::subnet::Subnet>,
-    /// MAC table, ARP answering and frame limits.
-    pub switch: crate::switch::SwitchConfig,
-    /// VIPs this node serves.
-    pub vips: Vec<crate::vip::LocalVip>,
-    /// Hold-down, flow idle timeout, flow table bound.
-    pub vip_settings: crate::vip::VipEngineSettings,
-    /// Longest wait for peers to acknowledge a VIP withdrawal at a graceful stop.
-    pub shutdown_grace: Duration,
-}
-
-impl NodeConfig {
-    /// Defaults for everything but the name.
-    pub fn new(name: NodeName) -> NodeConfig {
-        NodeConfig {
-            name,
-            advertised_addresses: Vec::new(),
-            connect_to: Vec::new(),
-            hello_interval: Duration::from_millis(100),
-            dead_interval: Duration::from_millis(300),
-            idle_hello_interval: Duration::from_secs(2),
-            rekey_after_time: Duration::from_secs(3600),
-            rekey_after_packets: 1 << 40,
-            replay_window: 2048,
-            handshake_retry_max: Duration::from_secs(5),
-            gossip_interval: Duration::from_secs(2),
-            max_peers: 4096,
-            subnets: Vec::new(),
-            switch: crate::switch::SwitchConfig::default(),
-            vips: Vec::new(),
-            vip_settings: crate::vip::VipEngineSettings::default(),
-            shutdown_grace: Duration::from_millis(500),
-        }
-    }
-}
-
-/// A host known from `hosts/NAME`.
-#[derive(Debug, Clone)]
-pub struct KnownHost {
-    /// Its name.
-    pub name: NodeName,
-    /// Its pinned key, if the file has one.
-    pub public_key: Option<PublicKey>,
-    /// Its `Address` lines, resolved.
-    pub addresses: Vec<SocketAddr>,
-}
-
-/// A datagram the driver must send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transmit {
-    /// Where to.
-    pub destination: SocketAddr,
-    /// The UDP payload.
-    pub payload: Vec<u8>,
-}
-
-/// Something the driver should know about (run a script, write a file, log).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// A peer became reachable through a direct, authenticated session.
-    PeerUp {
-        /// The peer.
-        name: String,
-        /// Its UDP address.
-        endpoint: SocketAddr,
-    },
-    /// A peer stopped being reachable.
-    PeerDown {
-        /// The peer.
-        name: String,
-        /// Its last known UDP address.
-        endpoint: Option<SocketAddr>,
-        /// Why: silence, or a goodbye.
-        reason: DownReason,
-    },
-    /// A new node and its key were learned from gossip.
-    HostLearned {
-        /// The node.
-        name: NodeName,
-        /// Its key.
-        public_key: PublicKey,
-    },
-    /// A subnet became reachable: learned or static, ours (`owner` None) or a peer's.
-    SubnetUp {
-        /// The owning peer, or None for this node.
-        owner: Option<String>,
-        /// The subnet (a MAC for learned addresses).
-        subnet: crate::subnet::Subnet,
-        /// The owner's UDP address, when it is a peer.
-        endpoint: Option<SocketAddr>,
-    },
-    /// This node started serving a VIP (`vip-up`).
-    VipUp {
-        /// The VIP.
-        vip: crate::vip::LocalVip,
-    },
-    /// This node stopped serving a VIP (`vip-down`).
-    VipDown {
-        /// The VIP.
-        vip: crate::vip::LocalVip,
-    },
-    /// A graceful stop ([`Node::begin_leave`]) may proceed to
-    /// [`Node::shutdown`]: every live peer acknowledged our VIP withdrawal (and
-    /// frames sent before it had time to arrive), or `ShutdownGrace` ran out.
-    /// Emitted once per stop.
-    ReadyToLeave {
-        /// Peers that never acknowledged (empty when all did).
-        unacknowledged: Vec<String>,
-    },
-    /// A subnet went away (expired, moved, or its owner went down).
-    SubnetDown {
-        /// The owning peer, or None for this node.
-        owner: Option<String>,
-        /// The subnet.
-        subnet: crate::subnet::Subnet,
-        /// The owner's last UDP address, when it is a peer.
-        endpoint: Option<SocketAddr>,
-    },
-}
-
-/// How much output waits to be drained ([`Node::queued`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QueueDepth {
-    /// Datagrams for [`Node::poll_transmit`].
-    pub transmits: usize,
-    /// Frames for [`Node::poll_frame`].
-    pub frames: usize,
-}
-
-impl QueueDepth {
-    /// True if either queue holds at least `limit` items.
-    pub fn either_at_least(&self, limit: usize) -> bool {
-        self.transmits >= limit || self.frames >= limit
-    }
-}
-
-/// Why a peer went down.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DownReason {
-    /// Silent for DeadInterval.
-    Timeout,
-    /// It said goodbye (graceful stop).
-    Goodbye,
-    /// We are stopping.
-    LocalShutdown,
-}
-
-/// Counters of packets the core refused, by reason.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct DropCounters {
-    /// Not a meshd packet, wrong version or bad framing.
-    pub malformed: u64,
-    /// Data for a session index we do not have.
-    pub unknown_session: u64,
-    /// Failed authentication or replayed.
-    pub bad_data: u64,
-    /// Handshakes refused (bad signature, unknown key, replayed).
-    pub bad_handshake: u64,
-    /// Handshakes not even looked at because of the rate limit.
-    pub rate_limited: u64,
-    /// Authenticated messages that failed to decode.
-    pub bad_message: u64,
-    /// Gossip records refused (bad signature, key mismatch, table full).
-    pub bad_record: u64,
-}
 
 /// One established or half-established session.
 #[derive(Debug)]
