@@ -9,6 +9,7 @@ pub use flows::{Flow, FlowTable};
 
 use crate::switch::{FlowKey, MacAddr};
 use crate::wire::VipItem;
+use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -126,6 +127,24 @@ pub struct VipCounters {
     pub nd_dad_dropped: u64,
     /// Peers' VIP items refused (an address that cannot be a VIP, or another VIP's virtual MAC).
     pub items_refused: u64,
+}
+
+/// The virtual MAC of a VIP: IPv4 `a.b.c.d` gives `02:6d:a:b:c:d`; IPv6 gives `06:6d`
+/// followed by the first 4 bytes of the SHA-256 of the 16 address bytes.
+///
+/// Both are locally administered unicast MACs, and every node computes the same one, so a
+/// client's neighbour entry for the VIP stays valid whichever node holds it.
+pub fn virtual_mac_for(ip: IpAddr) -> [u8; 6] {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            [0x02, 0x6d, o[0], o[1], o[2], o[3]]
+        }
+        IpAddr::V6(v6) => {
+            let h = Sha256::digest(v6.octets());
+            [0x06, 0x6d, h[0], h[1], h[2], h[3]]
+        }
+    }
 }
 
 /// One of our own VIPs as the engine sees it ([`VipEngine::local_state`]).
