@@ -7,25 +7,7 @@ mod cli_support;
 use cli_support::*;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Output, Stdio};
-
-/// `meshd ARGS...` with `input` on stdin.
-fn meshd_stdin(args: &[&str], input: &str) -> Output {
-    let mut cmd = meshd_command();
-    cmd.args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn meshd");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let input = input.to_string();
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(input.as_bytes());
-    });
-    let out = child.wait_with_output().expect("wait meshd");
-    writer.join().expect("writer");
-    out
-}
+use std::process::Stdio;
 
 /// A node `foo` made the way tinc's integration tests make one: commands piped to command mode.
 fn tinc_test_node(root: &Path) -> std::path::PathBuf {

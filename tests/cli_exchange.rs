@@ -4,30 +4,17 @@
 mod cli_support;
 
 use cli_support::*;
-use std::io::Write;
 use std::path::Path;
-use std::process::{Output, Stdio};
+use std::process::Output;
 
 const SEPARATOR: &str = "#---------------------------------------------------------------#";
 
 /// `meshd -c DIR ARGS...` with `input` on stdin.
-fn meshd_stdin(dir: &Path, args: &[&str], input: &str) -> Output {
-    let mut cmd = meshd_command();
-    cmd.arg("-c")
-        .arg(dir)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn meshd");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let input = input.to_string();
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(input.as_bytes());
-    });
-    let out = child.wait_with_output().expect("wait meshd");
-    writer.join().expect("writer");
-    out
+fn meshd_stdin_in(dir: &Path, args: &[&str], input: &str) -> Output {
+    let dir = dir.to_str().expect("UTF-8 test path");
+    let mut all = vec!["-c", dir];
+    all.extend_from_slice(args);
+    meshd_stdin(&all, input)
 }
 
 /// What tinc 1.1's `export-all` printed (cli/30.txt), the RSA block shortened.
@@ -92,7 +79,7 @@ fn import_reads_tincs_export_all_and_skips_existing() {
     let dir = t.path().join("gamma");
     init_node(&dir, "gamma", 16553);
     std::fs::write(dir.join("hosts/eta"), "Address = 192.0.2.9\n").unwrap();
-    let o = meshd_stdin(&dir, &["import"], TINC_EXPORT_ALL);
+    let o = meshd_stdin_in(&dir, &["import"], TINC_EXPORT_ALL);
     assert_ok(&o);
     assert_eq!(
         stderr(&o),
@@ -111,7 +98,7 @@ fn import_reads_tincs_export_all_and_skips_existing() {
     assert_eq!(read(&dir.join("hosts/eta")), "Address = 192.0.2.9\n");
     assert_eq!(mode_of(&dir.join("hosts/beta")), 0o644);
     // The same again: nothing new, rc 1.
-    let o = meshd_stdin(&dir, &["import"], TINC_EXPORT_ALL);
+    let o = meshd_stdin_in(&dir, &["import"], TINC_EXPORT_ALL);
     assert_exit1(&o);
     assert!(
         stderr(&o).ends_with("No host configuration files imported.\n"),
@@ -119,7 +106,7 @@ fn import_reads_tincs_export_all_and_skips_existing() {
         show(&o)
     );
     // --force replaces existing files.
-    let o = meshd_stdin(&dir, &["--force", "import"], TINC_EXPORT_ALL);
+    let o = meshd_stdin_in(&dir, &["--force", "import"], TINC_EXPORT_ALL);
     assert_ok(&o);
     assert_eq!(stderr(&o), "Imported 3 host configuration files.\n");
     assert!(read(&dir.join("hosts/eta")).starts_with("Ed25519PublicKey = nuUw"));
@@ -130,10 +117,10 @@ fn import_refuses_bad_names_and_reports_junk() {
     let t = tempfile::tempdir().unwrap();
     let dir = t.path().join("gamma");
     init_node(&dir, "gamma", 16553);
-    let o = meshd_stdin(&dir, &["import"], "Name = ../etc\nPort = 1\n");
+    let o = meshd_stdin_in(&dir, &["import"], "Name = ../etc\nPort = 1\n");
     assert_exit1(&o);
     assert_eq!(stderr(&o), "Invalid Name in input!\n");
-    let o = meshd_stdin(&dir, &["import"], "hello\nName = delta\nPort = 1\n");
+    let o = meshd_stdin_in(&dir, &["import"], "hello\nName = delta\nPort = 1\n");
     assert_ok(&o);
     assert_eq!(
         stderr(&o),
@@ -141,7 +128,7 @@ fn import_refuses_bad_names_and_reports_junk() {
     );
     assert_eq!(read(&dir.join("hosts/delta")), "Port = 1\n");
     // A host file meshd could not load is not written.
-    let o = meshd_stdin(&dir, &["import"], "Name = zeta\nPort = many\n");
+    let o = meshd_stdin_in(&dir, &["import"], "Name = zeta\nPort = many\n");
     assert_exit1(&o);
     assert!(stderr(&o).contains("Not importing zeta"), "{}", show(&o));
     assert!(!dir.join("hosts/zeta").exists());
@@ -155,19 +142,19 @@ fn export_import_roundtrip_and_exchange() {
     init_node(&a, "alpha", 16551);
     init_node(&b, "beta", 16552);
     let exported = stdout(&meshd(&a, &["export"]));
-    let o = meshd_stdin(&b, &["import"], &exported);
+    let o = meshd_stdin_in(&b, &["import"], &exported);
     assert_ok(&o);
     assert_eq!(read(&b.join("hosts/alpha")), read(&a.join("hosts/alpha")));
     // exchange: b prints its own host file, and imports what comes in.
     let from_c = "Name = gamma\nAddress = 192.0.2.3\n";
-    let o = meshd_stdin(&b, &["exchange"], from_c);
+    let o = meshd_stdin_in(&b, &["exchange"], from_c);
     assert_ok(&o);
     assert_eq!(
         stdout(&o),
         format!("Name = beta\n{}", read(&b.join("hosts/beta")))
     );
     assert_eq!(read(&b.join("hosts/gamma")), "Address = 192.0.2.3\n");
-    let o = meshd_stdin(&b, &["exchange-all"], "");
+    let o = meshd_stdin_in(&b, &["exchange-all"], "");
     assert_exit1(&o);
     assert_eq!(stdout(&o).matches("Name = ").count(), 3);
 }

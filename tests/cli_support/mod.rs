@@ -3,7 +3,7 @@
 //! SIGKILL them on drop.
 #![allow(dead_code)]
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -68,6 +68,25 @@ pub fn meshd(dir: &Path, args: &[&str]) -> Output {
     let mut cmd = meshd_command();
     cmd.arg("-c").arg(dir).args(args);
     run_cmd(cmd)
+}
+
+/// `meshd ARGS...` with `input` on stdin (written from a thread, so a large input never
+/// deadlocks against meshd's output).
+pub fn meshd_stdin(args: &[&str], input: &str) -> Output {
+    let mut cmd = meshd_command();
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn meshd");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_string();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    let out = child.wait_with_output().expect("wait meshd");
+    writer.join().expect("writer");
+    out
 }
 
 pub fn stdout(o: &Output) -> String {
