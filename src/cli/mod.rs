@@ -7,6 +7,7 @@ mod exchange;
 mod graph;
 mod init;
 mod invite;
+mod revoke;
 mod shell;
 mod subnets;
 mod usage;
@@ -121,6 +122,17 @@ pub enum Command {
         /// Start the daemon right after joining.
         #[arg(long)]
         start: bool,
+    },
+    /// Stop trusting a node: moves hosts/NODE to revoked/NODE and reloads a running daemon.
+    ///
+    /// At once, this node drops NODE's sessions, pending handshakes, record, subnets and VIP
+    /// claims, and refuses its handshakes and every gossiped record of it (so other members
+    /// that still trust NODE cannot bring it back here). Each node decides for itself, as in
+    /// tinc: run it on every node that must cut NODE. Undo: move revoked/NODE back to
+    /// hosts/NODE and `meshd reload`. With no host file, writes an empty revoked/NODE.
+    Revoke {
+        /// The node's name.
+        node: String,
     },
     /// Delete an outstanding invitation (by the invited node's name or the file name).
     #[command(name = "revoke-invitation")]
@@ -312,6 +324,7 @@ pub fn run(mut cli: Cli) -> Result<i32> {
             unreachable!("handled above")
         }
         Command::RevokeInvitation { target } => invite::revoke(&netdir, &target),
+        Command::Revoke { node } => revoke::revoke(&netdir, &node),
         Command::GenerateEd25519Keys => init::generate_keys(&netdir),
         Command::Start(args) => daemon::start(&netdir, &args),
         Command::Stop => daemon::stop(&netdir),

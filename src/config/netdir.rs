@@ -126,6 +126,26 @@ impl NetDir {
         self.hosts_dir().join(name.as_str())
     }
 
+    /// `ROOT/revoked`: one file per revoked node (its old host file, or empty).
+    pub fn revoked_dir(&self) -> PathBuf {
+        self.root.join("revoked")
+    }
+
+    /// The names of `revoked/` (files whose name is a valid node name; others are
+    /// ignored). No directory: none.
+    pub fn revoked_names(&self) -> Vec<NodeName> {
+        let Ok(dir) = std::fs::read_dir(self.revoked_dir()) else {
+            return Vec::new();
+        };
+        let mut names: Vec<NodeName> = dir
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .filter_map(|e| e.file_name().to_str().and_then(|n| NodeName::new(n).ok()))
+            .collect();
+        names.sort();
+        names
+    }
+
     /// `ROOT/ed25519_key.priv`.
     pub fn default_private_key_file(&self) -> PathBuf {
         self.root.join("ed25519_key.priv")

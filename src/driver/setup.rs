@@ -161,6 +161,18 @@ pub fn load(netdir: &NetDir) -> Result<Setup> {
             addresses,
         });
     }
+    for name in netdir.revoked_names() {
+        if hosts.iter().any(|h| h.name == name) {
+            warnings.push(format!(
+                "{} and {} both exist: the host file wins, {name} is trusted \
+                 (remove one of them)",
+                netdir.host_file(&name).display(),
+                netdir.revoked_dir().join(name.as_str()).display()
+            ));
+        } else {
+            node.revoked.push(name);
+        }
+    }
     for c in &server.connect_to {
         if !hosts.iter().any(|h| &h.name == c) {
             warnings.push(format!(

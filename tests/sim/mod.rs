@@ -33,6 +33,8 @@ pub struct SimNode {
     /// The simulated host behind the TAP: sees every frame written to the TAP
     /// and returns the frames it sends back (ARP replies, echo replies...).
     pub host: Option<HostFn>,
+    /// How far its wall clock is off, in nanoseconds (read at each start).
+    pub clock_offset_ns: i64,
 }
 
 /// A simulated host kernel behind a node's TAP.
@@ -98,6 +100,7 @@ impl SimNet {
                 restarts: 0,
                 tap_rx: Vec::new(),
                 host: None,
+                clock_offset_ns: 0,
             })
             .collect();
         let base = Instant::now();
@@ -157,7 +160,20 @@ impl SimNet {
         self.boot(i);
     }
 
-    /// Reloads a running node with a new config (SIGHUP), same host files.
+    /// Replaces the host files `name` has (effective at its next reload or start).
+    pub fn set_knows(&mut self, name: &str, knows: &[&str]) {
+        let i = self.idx(name);
+        self.nodes[i].knows = knows.iter().map(|s| s.to_string()).collect();
+    }
+
+    /// Sets how far `name`'s wall clock is off (effective at its next start).
+    pub fn set_clock_offset(&mut self, name: &str, offset: Duration, ahead: bool) {
+        let i = self.idx(name);
+        let ns = offset.as_nanos() as i64;
+        self.nodes[i].clock_offset_ns = if ahead { ns } else { -ns };
+    }
+
+    /// Reloads a running node with a new config (SIGHUP), its current host files.
     pub fn reload(&mut self, name: &str, config: NodeConfig) {
         let i = self.idx(name);
         let hosts = self.hosts_of(i);
@@ -187,7 +203,8 @@ impl SimNet {
     fn boot(&mut self, i: usize) {
         let hosts = self.hosts_of(i);
         let config = self.nodes[i].config.clone().expect("configured");
-        let wall = WALL_BASE_NS + (self.now - self.base).as_nanos() as u64;
+        let wall = (WALL_BASE_NS + (self.now - self.base).as_nanos() as u64)
+            .saturating_add_signed(self.nodes[i].clock_offset_ns);
         let seed = self.rng.gen::<u64>();
         let key = PrivateKey::from_pem_str(&self.nodes[i].key.to_pem_string()).expect("own key");
         let node = Node::new(

@@ -132,10 +132,16 @@ impl Node {
             .filter_map(|p| p.record.as_ref())
             .chain(own)
         {
+            let known = theirs.get(rec.name.as_str()).copied();
             if rec.name == from {
+                // Its own record: only if ours is newer than what it runs now
+                // (it restarted with a clock behind the one it had), so that it
+                // moves its generation past it.
+                if known.is_some_and(|(g, v)| rec.is_newer_than(g, v)) {
+                    newer.push(rec.clone());
+                }
                 continue;
             }
-            let known = theirs.get(rec.name.as_str()).copied();
             if known.is_none_or(|(g, v)| rec.is_newer_than(g, v)) {
                 newer.push(rec.clone());
             }
@@ -151,6 +157,11 @@ impl Node {
     pub(super) fn on_gossip(&mut self, now: Instant, from: &str, records: Vec<NodeRecord>) {
         let mut fresh: Vec<NodeRecord> = Vec::new();
         for rec in records {
+            if self.revoked.contains(&rec.name) {
+                // Expected while other nodes still trust it: counted, not logged.
+                self.drops.revoked_record += 1;
+                continue;
+            }
             let direct = rec.name == from;
             match self.accept_record(now, &rec) {
                 Ok(true) => {
@@ -193,8 +204,25 @@ impl Node {
             if rec.public_key != *self.identity.public().as_bytes() {
                 return Err("a record claims our own name with another key");
             }
-            // Our own record from a previous life: jump past it so ours wins.
-            if rec.generation == self.own.generation && rec.version >= self.own.version {
+            // Our own record from a previous life that peers still prefer (same
+            // generation, or a later one: our clock was ahead then): jump past
+            // it so ours wins again. Signed by us, so nobody else can push our
+            // generation forward.
+            if rec.is_newer_than(self.own.generation, self.own.version)
+                || (rec.generation == self.own.generation && rec.version >= self.own.version)
+            {
+                let key = PublicKey::from_bytes(rec.public_key);
+                if !key.verify(&rec.signed_bytes(), &rec.signature) {
+                    return Err("bad signature");
+                }
+                if rec.generation > self.own.generation {
+                    tracing::warn!(
+                        ahead_s = (rec.generation - self.own.generation) / 1_000_000_000,
+                        "peers hold a record of ours from a later generation (the clock was \
+                         ahead at an earlier start): moving our generation past it"
+                    );
+                    self.own.generation = rec.generation;
+                }
                 self.own.version = rec.version;
                 self.own.record = None;
                 self.own.dirty = true;

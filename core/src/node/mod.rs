@@ -12,6 +12,7 @@ mod handshake;
 pub mod limits;
 mod liveness;
 mod peer;
+mod revoke;
 pub mod status;
 mod subnet_status;
 mod switching;
@@ -32,7 +33,7 @@ use crate::keys::{PrivateKey, PublicKey};
 use crate::name::NodeName;
 use crate::wire::{Hello, Message};
 use rand_core::{CryptoRng, RngCore};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -198,6 +199,10 @@ pub struct Node {
     vip: crate::vip::VipEngine,
     tap_mac: Option<crate::switch::MacAddr>,
     leaving: Option<vip::Leaving>,
+    /// Names with a host file at the last load (a name that loses it is revoked).
+    host_files: BTreeSet<NodeName>,
+    /// Revoked names: their records and handshakes are refused.
+    revoked: BTreeSet<NodeName>,
 }
 
 impl Signer for PrivateKey {
@@ -268,6 +273,8 @@ impl Node {
             vip: crate::vip::VipEngine::new(&config_name, config_vip_settings),
             tap_mac: None,
             leaving: None,
+            host_files: BTreeSet::new(),
+            revoked: BTreeSet::new(),
         };
         node.apply_hosts(hosts, now);
         node.apply_own_subnets(&[]);
@@ -330,6 +337,8 @@ impl Node {
     }
 
     fn apply_hosts(&mut self, hosts: Vec<KnownHost>, now: Instant) {
+        let host_files = hosts.iter().map(|h| h.name.clone()).collect();
+        self.apply_revocations(now, host_files);
         for peer in self.peers.values_mut() {
             peer.connect_to = false;
             peer.static_addresses.clear();

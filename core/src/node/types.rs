@@ -48,6 +48,10 @@ pub struct NodeConfig {
     pub vip_settings: crate::vip::VipEngineSettings,
     /// Longest wait for peers to acknowledge a VIP withdrawal at a graceful stop.
     pub shutdown_grace: Duration,
+    /// Revoked nodes (`revoked/NAME` files): without a host file of their
+    /// own, nothing (gossip, handshakes) may introduce them. A node whose host
+    /// file disappears between two loads is revoked as well.
+    pub revoked: Vec<NodeName>,
 }
 
 impl NodeConfig {
@@ -71,6 +75,7 @@ impl NodeConfig {
             vips: Vec::new(),
             vip_settings: crate::vip::VipEngineSettings::default(),
             shutdown_grace: Duration::from_millis(500),
+            revoked: Vec::new(),
         }
     }
 }
@@ -184,6 +189,8 @@ pub enum DownReason {
     Goodbye,
     /// We are stopping.
     LocalShutdown,
+    /// Its host file was removed (revocation, on reload).
+    Revoked,
 }
 
 /// Counters of packets the core refused, by reason.
@@ -203,4 +210,6 @@ pub struct DropCounters {
     pub bad_message: u64,
     /// Gossip records refused (bad signature, key mismatch, table full).
     pub bad_record: u64,
+    /// Gossip records of revoked nodes, ignored.
+    pub revoked_record: u64,
 }
