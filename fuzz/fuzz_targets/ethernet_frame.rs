@@ -94,6 +94,7 @@ fuzz_target!(|data: &[u8]| {
         expire: Duration::from_secs(60),
         max_total: 16,
         max_per_port: 6,
+        sticky: data.first().is_some_and(|b| b & 1 == 1),
     };
     let mut sw = Switch::new(SwitchConfig {
         macs: limits,

@@ -104,6 +104,20 @@ impl<'a> Vars<'a, '_> {
             }
         }
     }
+
+    /// Warns about each tinc variable given a value meshd does not implement.
+    pub fn warn_unimplemented(&mut self) {
+        for line in self.lines {
+            if let Some(instead) = known::unimplemented(&line.variable, &line.value) {
+                self.warnings.push(format!(
+                    "{}: {} = {} is not implemented by meshd and is ignored ({instead})",
+                    line.location(),
+                    known::canonical(&line.variable).unwrap_or(&line.variable),
+                    line.value
+                ));
+            }
+        }
+    }
 }
 
 /// The host variables shared by [`HostConfig`] and the local node's server configuration.

@@ -124,6 +124,116 @@ pub const MULTI_VALUED: &[&str] = &[
     "VirtualMAC",
 ];
 
+/// tinc variables meshd accepts but does not implement: the values that ask
+/// for what meshd does anyway (no warning), and what to know instead. Any
+/// other value is warned about at start, naming the line.
+pub const UNIMPLEMENTED: &[(&str, &[&str], &str)] = &[
+    ("BindToInterface", &[], "use BindToAddress"),
+    ("Cipher", &[], LEGACY),
+    ("DecrementTTL", &["no"], "meshd never decrements the TTL"),
+    (
+        "DeviceStandby",
+        &["no"],
+        "the device is up while meshd runs",
+    ),
+    ("Digest", &[], LEGACY),
+    (
+        "Ed25519PublicKeyFile",
+        &[],
+        "put the key in the host file (Ed25519PublicKey)",
+    ),
+    (
+        "ExperimentalProtocol",
+        &["yes"],
+        "meshd always uses Ed25519 keys",
+    ),
+    (
+        "Forwarding",
+        &["off"],
+        "meshd never relays other nodes' packets: every pair talks directly",
+    ),
+    ("FWMark", &["0"], "packets are not marked"),
+    ("GraphDumpFile", &[], "use `meshd dump graph`"),
+    (
+        "Hostnames",
+        &["no"],
+        "addresses are resolved once, at start and reload",
+    ),
+    ("IffOneQueue", &["no"], "meshd opens the TAP with one queue"),
+    ("LocalDiscoveryAddress", &[], "not implemented"),
+    (
+        "LogLevel",
+        &[],
+        "use -d LEVEL, `meshd debug LEVEL` or RUST_LOG",
+    ),
+    ("MACLength", &[], LEGACY),
+    (
+        "MaxConnectionBurst",
+        &[],
+        "the join port has its own limits (`meshd dump limits`)",
+    ),
+    (
+        "MaxOutputBufferSize",
+        &[],
+        "queues have their own bounds (`meshd dump limits`)",
+    ),
+    (
+        "MaxTimeout",
+        &[],
+        "handshake retries back off to at most 5 s",
+    ),
+    ("MTUInfoInterval", &[], "not implemented"),
+    ("PMTU", &[], "set InterfaceMTU instead"),
+    ("PMTUDiscovery", &["no"], "set InterfaceMTU instead"),
+    ("PriorityInheritance", &["no"], "not implemented"),
+    ("PrivateKey", &[], LEGACY),
+    ("PrivateKeyFile", &[], LEGACY),
+    (
+        "ProcessPriority",
+        &["normal"],
+        "use the systemd unit's Nice= or CPUSchedulingPolicy=",
+    ),
+    ("Proxy", &[], "meshd speaks UDP only and cannot use a proxy"),
+    ("PublicKey", &[], LEGACY),
+    ("PublicKeyFile", &[], LEGACY),
+    ("Sandbox", &["off"], "use the systemd unit's sandboxing"),
+    (
+        "UDPDiscovery",
+        &["yes"],
+        "every pair talks over UDP directly",
+    ),
+    (
+        "UDPDiscoveryInterval",
+        &[],
+        "heartbeats follow HelloInterval",
+    ),
+    (
+        "UDPDiscoveryKeepaliveInterval",
+        &[],
+        "heartbeats follow HelloInterval",
+    ),
+    ("UDPDiscoveryTimeout", &[], "liveness follows DeadInterval"),
+    ("UDPInfoInterval", &[], "not implemented"),
+    ("UDPRcvBuf", &[], "meshd sizes its socket buffers itself"),
+    ("UDPSndBuf", &[], "meshd sizes its socket buffers itself"),
+    ("UPnP", &["no"], "no port mapping is done"),
+    ("UPnPDiscoverWait", &[], "no port mapping is done"),
+    ("UPnPRefreshPeriod", &[], "no port mapping is done"),
+    ("VDEGroup", &[], "no VDE device"),
+    ("VDEPort", &[], "no VDE device"),
+];
+
+const LEGACY: &str = "tinc's legacy (RSA) protocol is not spoken: meshd uses Ed25519 keys only";
+
+/// If `variable = value` asks for something meshd does not do: what to know instead.
+pub fn unimplemented(variable: &str, value: &str) -> Option<&'static str> {
+    UNIMPLEMENTED
+        .iter()
+        .find(|(v, _, _)| v.eq_ignore_ascii_case(variable))
+        .filter(|(_, fine, _)| !fine.iter().any(|f| f.eq_ignore_ascii_case(value.trim())))
+        .map(|(_, _, instead)| *instead)
+}
+
 /// The canonical spelling of a known variable (case-insensitive lookup), or `None`.
 pub fn canonical(variable: &str) -> Option<&'static str> {
     TINC_SERVER_VARIABLES
@@ -158,6 +268,18 @@ mod tests {
         assert!(!is_known("Foo"));
         assert!(is_multi_valued("subnet"));
         assert!(!is_multi_valued("Port"));
+    }
+
+    #[test]
+    fn unimplemented_values_warn_and_matching_ones_do_not() {
+        assert!(unimplemented("proxy", "socks5 127.0.0.1 1080").is_some());
+        assert!(unimplemented("Forwarding", "internal").is_some());
+        assert_eq!(unimplemented("Forwarding", "off"), None);
+        assert_eq!(unimplemented("UPnP", "No"), None);
+        assert_eq!(unimplemented("StrictSubnets", "yes"), None, "implemented");
+        for (v, _, _) in UNIMPLEMENTED {
+            assert!(is_known(v), "{v} is not in the tables above");
+        }
     }
 
     #[test]

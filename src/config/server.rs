@@ -124,6 +124,9 @@ pub struct ServerConfig {
     pub device_type: DeviceType,
     /// `StoreLearnedHosts` (default no): write host files learned via gossip to `hosts/`.
     pub store_learned_hosts: bool,
+    /// `StrictSubnets` (default no): honour peers' subnets and VIPs only from
+    /// their host files here, and let no peer take over a learned MAC.
+    pub strict_subnets: bool,
     /// Non-fatal problems, each `FILE:LINE: message`.
     pub warnings: Vec<String>,
     /// All lines (config file, `conf.d`, own host file), for variables not typed here.
@@ -296,7 +299,16 @@ pub(super) fn build_server_config(
         warnings: &mut warnings,
     };
     v.warn_unknown();
+    v.warn_unimplemented();
     v.single("Name");
+    if let Some(line) = v.single("TunnelServer") {
+        if parse_bool(&line.value).map_err(|r| bad_value(line, "TunnelServer", &r))? {
+            return Err(line.error(
+                "TunnelServer = yes is not supported: meshd nodes learn each other through \
+                 gossip and talk directly; to limit what members may claim use StrictSubnets = yes",
+            ));
+        }
+    }
 
     if let Some(line) = v.single("Mode") {
         match line.value.to_ascii_lowercase().as_str() {
@@ -415,6 +427,7 @@ pub(super) fn build_server_config(
         );
     let device = v.get("Device", |s| Ok(s.to_string()))?.map(|(d, _)| d);
     let store_learned_hosts = v.get_or("StoreLearnedHosts", false, parse_bool)?;
+    let strict_subnets = v.get_or("StrictSubnets", false, parse_bool)?;
 
     Ok(ServerConfig {
         name,
@@ -447,6 +460,7 @@ pub(super) fn build_server_config(
         device,
         device_type,
         store_learned_hosts,
+        strict_subnets,
         warnings,
         raw,
     })

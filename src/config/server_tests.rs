@@ -65,8 +65,14 @@ fn typed_values() {
     assert_eq!(c.port, 1655);
     assert_eq!(c.addresses.len(), 1);
     assert_eq!(c.subnets[0].to_string(), "02:00:00:00:00:01");
-    // Known-but-unused tinc variables are silent.
-    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    // A tinc variable meshd does not implement is named, with what to do instead.
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    assert!(
+        c.warnings[0].contains(":18: Cipher = aes is not implemented by meshd"),
+        "{:?}",
+        c.warnings
+    );
+    assert!(!c.strict_subnets);
     assert_eq!(c.get("cipher").map(|l| l.value.as_str()), Some("aes"));
     assert_eq!(c.get_all("ConnectTo").count(), 2);
 }
@@ -257,4 +263,31 @@ fn load_bad_own_host_file_is_error() {
         nd.host_file(&super::NodeName::new("alpha").unwrap())
     );
     assert_eq!(e.line, Some(1));
+}
+
+#[test]
+fn strict_subnets_and_tunnel_server() {
+    let c = from_text("Name = alpha\nStrictSubnets = yes\nTunnelServer = no\n", "").unwrap();
+    assert!(c.strict_subnets);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let err = from_text("Name = alpha\nTunnelServer = yes\n", "")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(":2: TunnelServer = yes is not supported"),
+        "{err}"
+    );
+    assert!(err.contains("StrictSubnets"), "{err}");
+    let err = from_text("Name = alpha\nStrictSubnets = maybe\n", "")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(":2: bad value for StrictSubnets"), "{err}");
+    // Values that ask for what meshd does anyway are quiet; others are named.
+    let c = from_text(
+        "Name = alpha\nForwarding = off\nProxy = socks5 10.0.0.1 1080\n",
+        "",
+    )
+    .unwrap();
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    assert!(c.warnings[0].contains(":3: Proxy = socks5 10.0.0.1 1080 is not implemented"));
 }

@@ -100,6 +100,7 @@ pub fn load(netdir: &NetDir) -> Result<Setup> {
             expire: server.mac_expire,
             max_total: server.mac_table_max,
             max_per_port: server.mac_table_max_per_node,
+            sticky: server.strict_subnets,
         },
         neighbour_expire: server.arp_expire,
         answer_arp: server.answer_arp,
@@ -125,6 +126,7 @@ pub fn load(netdir: &NetDir) -> Result<Setup> {
         ..crate::vip::VipEngineSettings::default()
     };
     node.shutdown_grace = vip_conf.shutdown_grace;
+    node.strict_subnets = server.strict_subnets;
 
     let (host_files, errors) = config::load_all_hosts(netdir);
     for e in errors {
@@ -159,6 +161,8 @@ pub fn load(netdir: &NetDir) -> Result<Setup> {
             name: h.name.clone(),
             public_key,
             addresses,
+            subnets: h.subnets.clone(),
+            vips: host_file_vips(&h, &mut warnings),
         });
     }
     for name in netdir.revoked_names() {
@@ -262,4 +266,28 @@ pub fn store_learned_host(netdir: &NetDir, name: &NodeName, key: &PublicKey) -> 
         .with_context(|| format!("cannot write {}", path.display()))?;
     tracing::info!(node = %name, file = %path.display(), "stored learned host file");
     Ok(())
+}
+
+/// The VIPs another node's host file gives it (its `VirtualIP` and
+/// `VirtualMAC` lines): what `StrictSubnets` lets it claim. A host file whose
+/// VIP lines do not parse gives none, with a warning naming the line.
+fn host_file_vips(host: &config::HostConfig, warnings: &mut Vec<String>) -> Vec<LocalVip> {
+    let mut ignored = Vec::new();
+    match config::vip::parse_vip_settings(&host.raw, &mut ignored) {
+        Ok(settings) => settings
+            .vips
+            .iter()
+            .map(|v| LocalVip {
+                address: v.address,
+                prefix_len: v.prefix_len,
+                weight: v.weight,
+                virtual_mac: MacAddr(v.virtual_mac),
+                checked: false,
+            })
+            .collect(),
+        Err(err) => {
+            warnings.push(format!("{err} (the node is given no VIP here)"));
+            Vec::new()
+        }
+    }
 }

@@ -195,6 +195,17 @@ impl SimNet {
                     name: NodeName::new(n.name.as_str()).expect("a test node name"),
                     public_key: Some(n.key.public()),
                     addresses: vec![n.addr],
+                    // Its host file says what its configuration says now.
+                    subnets: n
+                        .config
+                        .as_ref()
+                        .map(|c| c.subnets.clone())
+                        .unwrap_or_default(),
+                    vips: n
+                        .config
+                        .as_ref()
+                        .map(|c| c.vips.clone())
+                        .unwrap_or_default(),
                 }
             })
             .collect()

@@ -14,6 +14,7 @@ mod liveness;
 mod peer;
 mod revoke;
 pub mod status;
+mod strict;
 mod subnet_status;
 mod switching;
 mod types;
@@ -329,6 +330,8 @@ impl Node {
         self.config.name = keep_name;
         self.switch.reconfigure(self.config.switch.clone());
         self.apply_hosts(hosts, now);
+        // Host files (StrictSubnets' source of truth) may have changed.
+        self.reapply_peer_extensions(now);
         self.apply_own_subnets(&old_subnets);
         self.vip.set_settings(self.config.vip_settings.clone());
         self.apply_own_vips(now);
@@ -351,6 +354,8 @@ impl Node {
                 .peers
                 .entry(host.name.clone())
                 .or_insert_with(|| Peer::new(&host.name, now));
+            peer.host_subnets = host.subnets;
+            peer.host_vips = host.vips;
             if let Some(key) = host.public_key {
                 if peer.key.is_some_and(|k| k != key) {
                     tracing::warn!(peer = %host.name, "host file key changed; dropping its sessions");

@@ -59,6 +59,10 @@ pub struct Peer {
     pub record: Option<NodeRecord>,
     /// Static subnets its record lists (`Subnet` lines of its own host file).
     pub subnets: Vec<crate::subnet::Subnet>,
+    /// `Subnet` lines of its host file on our disk.
+    pub host_subnets: Vec<crate::subnet::Subnet>,
+    /// `VirtualIP` lines of its host file on our disk.
+    pub host_vips: Vec<crate::vip::LocalVip>,
     /// The address its authenticated packets last came from.
     pub endpoint: Option<SocketAddr>,
     /// Local index of the session used to send to it.
@@ -99,6 +103,8 @@ impl Peer {
             connect_to: false,
             record: None,
             subnets: Vec::new(),
+            host_subnets: Vec::new(),
+            host_vips: Vec::new(),
             endpoint: None,
             send_index: None,
             alive: false,

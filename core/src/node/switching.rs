@@ -225,6 +225,7 @@ impl Node {
                 ExtensionItem::Vip(v) => vips.push(v),
             }
         }
+        let (subnets, vips) = self.strict_claims(name, subnets, vips);
         self.apply_peer_vips(now, name, &vips);
         let Some(peer) = self.peers.get_mut(name) else {
             return;

@@ -52,6 +52,11 @@ pub struct NodeConfig {
     /// own, nothing (gossip, handshakes) may introduce them. A node whose host
     /// file disappears between two loads is revoked as well.
     pub revoked: Vec<NodeName>,
+    /// `StrictSubnets`: a peer's subnets and VIPs are what its host file on
+    /// this node's disk gives it ([`KnownHost::subnets`], [`KnownHost::vips`]),
+    /// never what its record claims; and a MAC learned behind a peer cannot be
+    /// taken over by another peer until it expires.
+    pub strict_subnets: bool,
 }
 
 impl NodeConfig {
@@ -76,6 +81,7 @@ impl NodeConfig {
             vip_settings: crate::vip::VipEngineSettings::default(),
             shutdown_grace: Duration::from_millis(500),
             revoked: Vec::new(),
+            strict_subnets: false,
         }
     }
 }
@@ -89,6 +95,11 @@ pub struct KnownHost {
     pub public_key: Option<PublicKey>,
     /// Its `Address` lines, resolved.
     pub addresses: Vec<SocketAddr>,
+    /// Its `Subnet` lines (honoured alone under `StrictSubnets`).
+    pub subnets: Vec<crate::subnet::Subnet>,
+    /// Its `VirtualIP` lines, with weight and virtual MAC (under
+    /// `StrictSubnets`, the only VIPs it may hold, at these weights).
+    pub vips: Vec<crate::vip::LocalVip>,
 }
 
 /// A datagram the driver must send.
@@ -212,4 +223,7 @@ pub struct DropCounters {
     pub bad_record: u64,
     /// Gossip records of revoked nodes, ignored.
     pub revoked_record: u64,
+    /// Subnet and VIP claims in peers' records that `StrictSubnets` refused
+    /// (their host files here do not give them).
+    pub strict_refused: u64,
 }

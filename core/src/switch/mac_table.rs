@@ -100,6 +100,12 @@ pub struct MacTableLimits {
     pub max_total: usize,
     /// Most learned entries behind one port (`MACTableMaxPerNode`).
     pub max_per_port: usize,
+    /// A learned entry that has not expired does not move to a peer
+    /// (`StrictSubnets`): no member can take over a station's MAC — another
+    /// node's TAP, a host on our LAN — by sending frames from it. A station
+    /// that really moved is learned at its new place once the old entry
+    /// expires; moving to the local TAP is always allowed.
+    pub sticky: bool,
 }
 
 impl Default for MacTableLimits {
@@ -109,6 +115,7 @@ impl Default for MacTableLimits {
             expire: Duration::from_secs(600),
             max_total: 65536,
             max_per_port: 4096,
+            sticky: false,
         }
     }
 }
@@ -271,6 +278,15 @@ impl MacTable {
                 return Learned::Refreshed;
             }
             Some(entry) if entry.is_static => return Learned::Pinned,
+            Some(entry)
+                if self.limits.sticky
+                    && matches!(port, PortRef::Peer(_))
+                    && entry.last_seen.is_some_and(|seen| {
+                        now.saturating_duration_since(seen) < self.limits.expire
+                    }) =>
+            {
+                return Learned::Pinned
+            }
             Some(_) => true,
             None => false,
         };

@@ -104,6 +104,7 @@ fn caps_never_evict() {
         expire: Duration::from_secs(600),
         max_total: 200,
         max_per_port: 100,
+        sticky: false,
     });
     for n in 0..50 {
         assert_eq!(t.learn(mac(n), &peer("good"), t0), Learned::New);
@@ -233,7 +234,7 @@ proptest! {
     #[test]
     fn counts_stay_consistent(ops in proptest::collection::vec(op(), 0..80)) {
         let t0 = crate::test_clock::start();
-        let limits = MacTableLimits { expire: Duration::from_secs(600), max_total: 10, max_per_port: 4 };
+        let limits = MacTableLimits { expire: Duration::from_secs(600), max_total: 10, max_per_port: 4, sticky: false };
         let mut t = MacTable::new(limits);
         for op in ops {
             match op {
@@ -264,4 +265,40 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn sticky_entries_do_not_move_between_peers_until_they_expire() {
+    let t0 = crate::test_clock::start();
+    let limits = MacTableLimits {
+        expire: Duration::from_secs(600),
+        sticky: true,
+        ..MacTableLimits::default()
+    };
+    let mut t = MacTable::new(limits);
+    assert_eq!(t.learn(mac(1), &peer("b"), t0), Learned::New);
+    assert_eq!(t.learn(mac(2), &Port::Local, t0), Learned::New);
+    // A member sending from b's station, or from one on our LAN: refused.
+    assert_eq!(t.learn(mac(1), &peer("m"), t0), Learned::Pinned);
+    assert_eq!(t.learn(mac(2), &peer("m"), t0), Learned::Pinned);
+    assert_eq!(t.get(&mac(1)).map(|e| e.port.clone()), Some(peer("b")));
+    // The local side may always take a station over (the operator's own LAN).
+    assert!(matches!(
+        t.learn(mac(1), &Port::Local, t0),
+        Learned::Moved { .. }
+    ));
+    // Once an entry expired, the station is learned where it is now.
+    assert_eq!(t.learn(mac(3), &peer("b"), t0), Learned::New);
+    let later = t0 + Duration::from_secs(601);
+    assert!(matches!(
+        t.learn(mac(3), &peer("m"), later),
+        Learned::Moved { .. }
+    ));
+    // Without the setting, a move is a move.
+    let mut loose = MacTable::new(MacTableLimits::default());
+    loose.learn(mac(1), &peer("b"), t0);
+    assert!(matches!(
+        loose.learn(mac(1), &peer("m"), t0),
+        Learned::Moved { .. }
+    ));
 }
