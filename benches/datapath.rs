@@ -120,6 +120,8 @@ impl Pair {
             name: node_name(name),
             public_key: Some(k.public()),
             addresses: vec![addr],
+            subnets: Vec::new(),
+            vips: Vec::new(),
         };
         let mut ca = NodeConfig::new(node_name("a"));
         ca.connect_to = vec![node_name("b")];
