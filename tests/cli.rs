@@ -611,3 +611,36 @@ fn help_lists_the_commands() {
     assert_ok(&o);
     assert!(stdout(&o).contains("-D"), "{}", show(&o));
 }
+
+#[test]
+fn revoke_moves_the_host_file_to_a_tombstone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    assert_ok(&meshd(&a, &["init", "alpha"]));
+    assert_ok(&meshd(&b, &["init", "beta"]));
+    std::fs::copy(b.join("hosts/beta"), a.join("hosts/beta")).unwrap();
+
+    let o = meshd(&a, &["revoke", "beta"]);
+    assert_ok(&o);
+    let out = stdout(&o);
+    assert!(out.contains("revoked/beta"), "{}", show(&o));
+    assert!(out.contains("not running"), "{}", show(&o));
+    assert!(!a.join("hosts/beta").exists());
+    assert!(read(&a.join("revoked/beta")).contains("Ed25519PublicKey"));
+
+    let o = meshd(&a, &["revoke", "beta"]);
+    assert_ok(&o);
+    assert!(stdout(&o).contains("already revoked"), "{}", show(&o));
+
+    // A name with no host file gets an empty tombstone: gossip cannot introduce it.
+    let o = meshd(&a, &["revoke", "gamma"]);
+    assert_ok(&o);
+    assert!(stdout(&o).contains("tombstone"), "{}", show(&o));
+    assert_eq!(read(&a.join("revoked/gamma")), "");
+
+    let o = meshd(&a, &["revoke", "alpha"]);
+    assert_exit1(&o);
+    assert!(stderr(&o).contains("own name"), "{}", show(&o));
+    let o = meshd(&a, &["revoke", "no/such"]);
+    assert!(!o.status.success(), "{}", show(&o));
+}
