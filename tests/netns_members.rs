@@ -34,7 +34,18 @@ fn sees(lab: &Lab, node: &str, other: &str) -> bool {
 fn pings_answered(lab: &Lab, node: &str, ip: &str, count: u32) -> u32 {
     let out = lab.exec(
         node,
-        &["ping", "-n", "-q", "-c", &count.to_string(), "-i", "0.05", "-W", "0.3", ip],
+        &[
+            "ping",
+            "-n",
+            "-q",
+            "-c",
+            &count.to_string(),
+            "-i",
+            "0.05",
+            "-W",
+            "0.3",
+            ip,
+        ],
     );
     let text = String::from_utf8_lossy(&out.stdout);
     text.split(',')
@@ -58,7 +69,11 @@ fn revocation_by_reload_cuts_the_node_and_a_restart_does_not_bring_it_back() {
     let mesh = |lab: &Lab| names.iter().all(|a| names.iter().all(|b| sees(lab, a, b)));
     lab.wait(Duration::from_secs(15), mesh)
         .expect("no full mesh within 15 s");
-    assert_eq!(pings_answered(&lab, "gamma", "10.1.1.1", 3), 3, "gamma reaches alpha first");
+    assert_eq!(
+        pings_answered(&lab, "gamma", "10.1.1.1", 3),
+        3,
+        "gamma reaches alpha first"
+    );
 
     // alpha's operator revokes gamma: the host file moves to revoked/, the daemon reloads.
     let t0 = Instant::now();
@@ -83,10 +98,26 @@ fn revocation_by_reload_cuts_the_node_and_a_restart_does_not_bring_it_back() {
     // No frame either way from one second after the reload, while gossip from beta
     // still names gamma (beta did not revoke it).
     std::thread::sleep(Duration::from_secs(1).saturating_sub(t0.elapsed()));
-    assert_eq!(pings_answered(&lab, "gamma", "10.1.1.1", 10), 0, "gamma still reaches alpha");
-    assert_eq!(pings_answered(&lab, "alpha", "10.1.1.3", 5), 0, "alpha still reaches gamma");
-    assert_eq!(pings_answered(&lab, "beta", "10.1.1.1", 3), 3, "beta lost alpha");
-    assert_eq!(pings_answered(&lab, "beta", "10.1.1.3", 3), 3, "beta lost gamma");
+    assert_eq!(
+        pings_answered(&lab, "gamma", "10.1.1.1", 10),
+        0,
+        "gamma still reaches alpha"
+    );
+    assert_eq!(
+        pings_answered(&lab, "alpha", "10.1.1.3", 5),
+        0,
+        "alpha still reaches gamma"
+    );
+    assert_eq!(
+        pings_answered(&lab, "beta", "10.1.1.1", 3),
+        3,
+        "beta lost alpha"
+    );
+    assert_eq!(
+        pings_answered(&lab, "beta", "10.1.1.3", 3),
+        3,
+        "beta lost gamma"
+    );
 
     // gamma restarts (new generation, new sessions): still out.
     let pid = lab.pid("gamma").expect("gamma's pid");
@@ -99,7 +130,10 @@ fn revocation_by_reload_cuts_the_node_and_a_restart_does_not_bring_it_back() {
     lab.wait(Duration::from_secs(15), |lab| sees(lab, "beta", "gamma"))
         .expect("gamma did not come back to beta");
     std::thread::sleep(Duration::from_secs(2));
-    assert!(!sees(&lab, "alpha", "gamma"), "the restart brought gamma back to alpha");
+    assert!(
+        !sees(&lab, "alpha", "gamma"),
+        "the restart brought gamma back to alpha"
+    );
     assert_eq!(pings_answered(&lab, "gamma", "10.1.1.1", 10), 0);
     let drops = String::from_utf8_lossy(&lab.ctl("alpha", &["dump", "drops"]).stdout).into_owned();
     eprintln!("{drops}");
@@ -122,7 +156,10 @@ fn holders(lab: &Lab, node: &str) -> Vec<String> {
 fn tap_rx_packets(lab: &Lab, node: &str) -> u64 {
     let out = lab.exec(node, &["cat", "/sys/class/net/mesh0/statistics/tx_packets"]);
     // The TAP's tx counter counts what meshd wrote into it (frames for this host).
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
 }
 
 #[test]
@@ -148,7 +185,10 @@ fn a_strict_node_sends_nothing_to_a_member_claiming_a_vip_it_was_not_given() {
             "#!/bin/sh\nip addr del \"$VIP/32\" dev \"$INTERFACE\"\n",
         );
     }
-    netns::append(&lab.node("beta").netdir.join("hosts/beta"), "VirtualIP = 10.1.1.10/24#10\n");
+    netns::append(
+        &lab.node("beta").netdir.join("hosts/beta"),
+        "VirtualIP = 10.1.1.10/24#10\n",
+    );
     lab.hub("alpha");
     // The client holds every host file, as the operator distributed them.
     for n in ["beta", "mallory"] {
@@ -156,7 +196,10 @@ fn a_strict_node_sends_nothing_to_a_member_claiming_a_vip_it_was_not_given() {
     }
     lab.conf("client", "StrictSubnets = yes");
     // Now mallory claims the VIP in its own files only.
-    netns::append(&lab.node("mallory").netdir.join("hosts/mallory"), "VirtualIP = 10.1.1.10/24#1\n");
+    netns::append(
+        &lab.node("mallory").netdir.join("hosts/mallory"),
+        "VirtualIP = 10.1.1.10/24#1\n",
+    );
     for n in names {
         lab.start(n);
     }
@@ -166,15 +209,27 @@ fn a_strict_node_sends_nothing_to_a_member_claiming_a_vip_it_was_not_given() {
     };
     lab.wait(Duration::from_secs(15), both_at_alpha)
         .expect("alpha (not strict) never saw both claims");
-    lab.wait(Duration::from_secs(15), |lab| holders(lab, "client") == ["beta"])
-        .unwrap_or_else(|| panic!("client's holders: {:?}", holders(&lab, "client")));
+    lab.wait(Duration::from_secs(15), |lab| {
+        holders(lab, "client") == ["beta"]
+    })
+    .unwrap_or_else(|| panic!("client's holders: {:?}", holders(&lab, "client")));
     // Past VIPHoldDown, so a claim the client took would steer new flows.
     std::thread::sleep(Duration::from_millis(1500));
     let before = tap_rx_packets(&lab, "mallory");
-    assert_eq!(pings_answered(&lab, "client", "10.1.1.10", 40), 40, "the VIP did not answer");
+    assert_eq!(
+        pings_answered(&lab, "client", "10.1.1.10", 40),
+        40,
+        "the VIP did not answer"
+    );
     let got = tap_rx_packets(&lab, "mallory") - before;
-    assert!(got < 5, "mallory's TAP got {got} frames during 40 pings to the VIP");
+    assert!(
+        got < 5,
+        "mallory's TAP got {got} frames during 40 pings to the VIP"
+    );
     assert_eq!(holders(&lab, "client"), ["beta"]);
     let drops = String::from_utf8_lossy(&lab.ctl("client", &["dump", "drops"]).stdout).into_owned();
-    assert!(drops.contains("strict"), "dump drops does not show the refusals:\n{drops}");
+    assert!(
+        drops.contains("strict"),
+        "dump drops does not show the refusals:\n{drops}"
+    );
 }

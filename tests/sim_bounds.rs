@@ -517,3 +517,53 @@ fn a_node_really_cut_off_still_declares_its_peers_dead() {
     assert!(net.sees("b", "c") && net.sees("c", "b"));
     assert!(!net.sees("b", "a"));
 }
+
+#[test]
+fn forged_handshake_responses_spend_the_handshake_budget() {
+    use meshd::crypto::{HandshakeInit, HandshakeResponse};
+    let mut net = mesh(31, &["a", "b"], |_, _| {});
+    // b dies; a keeps trying it, and whoever sees a's init (here: the test)
+    // learns the index a waits an answer for.
+    let seen: Rc<RefCell<Vec<u32>>> = Rc::new(RefCell::new(Vec::new()));
+    let log = seen.clone();
+    net.tap = Some(Box::new(move |from, _to, payload| {
+        if from == 0 {
+            if let Ok(init) = HandshakeInit::parse(payload) {
+                log.borrow_mut().push(init.sender_index);
+            }
+        }
+        true
+    }));
+    net.kill("b");
+    net.run_until_cond(Duration::from_secs(20), Duration::from_millis(10), |n| {
+        !n.sees("a", "b") && !seen.borrow().is_empty()
+    })
+    .expect("a never retried b");
+    let index = *seen.borrow().last().expect("a sent no handshake init to b");
+    let forged = HandshakeResponse {
+        sender_index: 7,
+        receiver_index: index,
+        ephemeral: [9; 32],
+        signature: [0; 64],
+    }
+    .emit();
+    let attacker: SocketAddr = "198.51.100.9:655".parse().unwrap();
+    let rate_limited = net.node("a").drops().rate_limited;
+    for _ in 0..1000 {
+        net.inject("a", attacker, forged.clone());
+    }
+    let failures = net.node("a").peers()["b"].stats.handshake_failures;
+    let refused = net.node("a").drops().rate_limited - rate_limited;
+    eprintln!("1000 forged responses: {failures} verified, {refused} refused by the limiter");
+    assert!(
+        failures <= 50,
+        "{failures} forged responses reached signature verification"
+    );
+    assert!(refused >= 950, "only {refused} were rate-limited");
+    // b comes back: its genuine response still completes a handshake.
+    net.restart("b");
+    net.run_until_cond(Duration::from_secs(10), Duration::from_millis(10), |n| {
+        n.sees("a", "b")
+    })
+    .expect("a never saw b again");
+}

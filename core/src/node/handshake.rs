@@ -188,6 +188,25 @@ impl Node {
         };
         let index = pending.state.sender_index();
         let peer_name = pending.peer.clone();
+        // Checking one costs a signature verification: forged responses (from
+        // anyone who saw our init, say at an address a member's record lists)
+        // spend the same budgets as inits.
+        let from_known_address = self
+            .peers
+            .get(&peer_name)
+            .is_some_and(|p| p.endpoint == Some(from) || p.static_addresses.contains(&from));
+        let limiter = if from_known_address {
+            &mut self.known_limiter
+        } else {
+            &mut self.limiter
+        };
+        if !limiter.allow(from.ip(), now) {
+            self.drops.rate_limited += 1;
+            return;
+        }
+        let Some(pending) = self.pending.get_mut(&receiver) else {
+            return;
+        };
         // A forged response leaves the attempt intact for the genuine one.
         match pending.state.complete(datagram, now) {
             Ok(session) => {
@@ -204,7 +223,9 @@ impl Node {
                 if let Some(p) = self.peers.get_mut(&peer_name) {
                     p.stats.handshake_failures += 1;
                 }
-                tracing::warn!(peer = %peer_name, %from, %err, "refused handshake response");
+                if let Some(suppressed) = self.refusal_log.allow(now) {
+                    tracing::warn!(peer = %peer_name, %from, %err, suppressed, "refused handshake response");
+                }
             }
         }
     }
