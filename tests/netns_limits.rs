@@ -16,6 +16,11 @@ fn dump_limits_shows_every_table_and_the_control_socket_bound() {
     let dir = tmp.path().join("mlm_a");
     let port = free_port();
     init_node(&dir, "mlm_a", port);
+    let metrics_port = free_port();
+    append(
+        &dir.join("meshd.conf"),
+        &format!("MetricsAddress = 127.0.0.1:{metrics_port}\n"),
+    );
     let mut reaper = Reaper::default();
     start_node(&mut reaper, &dir, "mlm_a", port, &[&dir]);
 
@@ -38,6 +43,8 @@ fn dump_limits_shows_every_table_and_the_control_socket_bound() {
         "control_connections",
         "log_streams",
         "join_connections",
+        "control_line_bytes",
+        "metrics_connections",
     ] {
         let line = text
             .lines()
@@ -101,5 +108,53 @@ fn dump_limits_shows_every_table_and_the_control_socket_bound() {
         .expect("control_connections line");
     let refused: u64 = line.split_whitespace().nth(6).unwrap().parse().unwrap();
     assert!(refused >= 9, "{line}");
+
+    // A line longer than the bound is not read to its end: the connection
+    // closes before any cookie check, and the refusal is counted.
+    {
+        use std::io::{Read, Write};
+        let mut s = UnixStream::connect(&socket).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let junk = vec![b'x'; 1 << 20];
+        let _ = s.write_all(&junk); // the daemon may close while we write
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+        assert!(answer.is_empty(), "answered a 1 MiB line");
+    }
+    let o = meshd(&dir, &["dump", "limits"]);
+    assert_ok(&o);
+    let text = stdout(&o);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("control_line_bytes "))
+        .expect("control_line_bytes line");
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!((words[4], words[6]), ("65536", "1"), "{line}");
+
+    // Metrics connections that never send a request: 16 are held, the rest
+    // closed at once and counted; closing them frees the slots.
+    let idle: Vec<std::net::TcpStream> = (0..20)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", metrics_port)).expect("connect"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let text = stdout(&meshd(&dir, &["dump", "limits"]));
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("metrics_connections "))
+        .expect("metrics_connections line");
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!((words[2], words[4], words[6]), ("16", "16", "4"), "{line}");
+    drop(idle);
+    let scraped = wait_until(Duration::from_secs(5), || {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", metrics_port)) else {
+            return false;
+        };
+        let _ = s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n");
+        let mut body = String::new();
+        let _ = s.read_to_string(&mut body);
+        body.contains("200 OK")
+    });
+    assert!(scraped, "metrics never answered again");
     assert_ok(&meshd(&dir, &["stop"]));
 }

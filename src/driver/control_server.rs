@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
@@ -20,6 +20,11 @@ pub const MAX_CONTROL_CONNECTIONS: usize = 32;
 /// Most `meshd log` streams at once (each also holds a connection slot);
 /// beyond it the client gets an error.
 pub const MAX_LOG_STREAMS: usize = 4;
+/// The longest line (greeting or request) read from a control connection; a
+/// longer one closes the connection, unread beyond this, before its cookie is
+/// even checked. The largest real request (`set` with a long value) is a few
+/// hundred bytes.
+pub const MAX_CONTROL_LINE: usize = 64 * 1024;
 
 /// How full the control socket's bounds are, shared with its tasks.
 #[derive(Debug)]
@@ -28,6 +33,8 @@ pub struct ControlStats {
     connections_refused: AtomicU64,
     log_streams: Arc<Semaphore>,
     log_streams_refused: AtomicU64,
+    longest_line: AtomicU64,
+    lines_refused: AtomicU64,
 }
 
 impl ControlStats {
@@ -37,10 +44,13 @@ impl ControlStats {
             connections_refused: AtomicU64::new(0),
             log_streams: Arc::new(Semaphore::new(MAX_LOG_STREAMS)),
             log_streams_refused: AtomicU64::new(0),
+            longest_line: AtomicU64::new(0),
+            lines_refused: AtomicU64::new(0),
         }
     }
 
-    /// `control_connections` and `log_streams` for `dump limits`.
+    /// `control_connections`, `log_streams` and `control_line_bytes` (the
+    /// longest line read so far) for `dump limits`.
     pub fn limits(&self) -> Vec<Limit> {
         vec![
             Limit::refusing(
@@ -54,6 +64,12 @@ impl ControlStats {
                 MAX_LOG_STREAMS - self.log_streams.available_permits(),
                 MAX_LOG_STREAMS,
                 self.log_streams_refused.load(Ordering::Relaxed),
+            ),
+            Limit::refusing(
+                "control_line_bytes",
+                self.longest_line.load(Ordering::Relaxed) as usize,
+                MAX_CONTROL_LINE,
+                self.lines_refused.load(Ordering::Relaxed),
             ),
         ]
     }
@@ -115,9 +131,9 @@ async fn serve(
     stats: &ControlStats,
 ) -> Result<()> {
     let (read, mut write) = stream.into_split();
-    let mut lines = BufReader::new(read).lines();
+    let mut lines = BufReader::new(read);
     let timeout = std::time::Duration::from_secs(5);
-    let Ok(Ok(Some(first))) = tokio::time::timeout(timeout, lines.next_line()).await else {
+    let Ok(Some(first)) = tokio::time::timeout(timeout, read_line(&mut lines, stats)).await else {
         return Ok(());
     };
     let Ok(greeting) = serde_json::from_str::<Greeting>(&first) else {
@@ -129,7 +145,7 @@ async fn serve(
         tracing::warn!("control connection with a wrong cookie or version closed");
         return Ok(());
     }
-    let Ok(Ok(Some(line))) = tokio::time::timeout(timeout, lines.next_line()).await else {
+    let Ok(Some(line)) = tokio::time::timeout(timeout, read_line(&mut lines, stats)).await else {
         return Ok(());
     };
     let response = match serde_json::from_str::<Request>(&line) {
@@ -163,9 +179,39 @@ async fn serve(
     Ok(())
 }
 
+/// One line of at most [`MAX_CONTROL_LINE`] bytes, without its newline;
+/// `None` at end of input, on an error, or (counted) when the line is longer.
+async fn read_line(reader: &mut ControlReader, stats: &ControlStats) -> Option<String> {
+    let mut line = Vec::new();
+    let mut bounded = (&mut *reader).take(MAX_CONTROL_LINE as u64 + 1);
+    let n = bounded.read_until(b'\n', &mut line).await.ok()?;
+    if n == 0 {
+        return None;
+    }
+    if line.last() == Some(&b'\n') {
+        line.pop();
+    }
+    if line.len() > MAX_CONTROL_LINE {
+        let refused = stats.lines_refused.fetch_add(1, Ordering::Relaxed);
+        if refused.is_power_of_two() || refused == 0 {
+            tracing::warn!(
+                refused = refused + 1,
+                "control connection sent a line over {MAX_CONTROL_LINE} bytes; closed"
+            );
+        }
+        return None;
+    }
+    stats
+        .longest_line
+        .fetch_max(line.len() as u64, Ordering::Relaxed);
+    String::from_utf8(line).ok()
+}
+
+type ControlReader = BufReader<tokio::net::unix::OwnedReadHalf>;
+
 /// `meshd log`: `Ok`, then every log line until the client goes away.
 async fn stream_log(
-    mut lines: tokio::io::Lines<BufReader<tokio::net::unix::OwnedReadHalf>>,
+    mut lines: ControlReader,
     mut write: tokio::net::unix::OwnedWriteHalf,
 ) -> Result<()> {
     let Some(mut rx) = crate::logs::subscribe() else {
@@ -189,7 +235,13 @@ async fn stream_log(
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
             },
             // The client closing its side ends the stream.
-            r = lines.next_line() => if !matches!(r, Ok(Some(_))) { return Ok(()) },
+            r = lines.fill_buf() => match r {
+                Ok([]) | Err(_) => return Ok(()),
+                Ok(buf) => {
+                    let n = buf.len();
+                    lines.consume(n);
+                }
+            },
         }
     }
 }

@@ -57,6 +57,8 @@ pub(super) struct Daemon {
     pub(super) control_stats: std::sync::Arc<control_server::ControlStats>,
     /// The join port's connection counts (`None` when it could not be bound).
     pub(super) join_stats: Option<std::sync::Arc<join_server::JoinStats>>,
+    /// The metrics listener's connection count (`None` without `MetricsAddress`).
+    pub(super) metrics_stats: Option<std::sync::Arc<metrics::MetricsStats>>,
     /// The VIP health checks (`None` once stopping has ended them).
     pub(super) health: Option<HealthChecks>,
     /// Where the health checks report (kept for the checks of a reloaded configuration).
@@ -231,6 +233,9 @@ impl Daemon {
         limits.extend(self.control_stats.limits());
         if let Some(join) = &self.join_stats {
             limits.push(join.limit());
+        }
+        if let Some(metrics) = &self.metrics_stats {
+            limits.push(metrics.limit());
         }
         limits
     }

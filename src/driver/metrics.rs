@@ -324,25 +324,65 @@ pub fn note_holder_lost(
     }
 }
 
+/// Most metrics connections served at once; more are closed at once
+/// (counted). Without a cap, connections that never finish their request
+/// could take every descriptor the daemon has, and the health checks (which
+/// need descriptors) would then fail and withdraw the VIPs.
+pub const MAX_METRICS_CONNECTIONS: usize = 16;
+
+/// The metrics listener's connection count, for `dump limits`.
+#[derive(Debug)]
+pub struct MetricsStats {
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
+    refused: std::sync::atomic::AtomicU64,
+}
+
+impl MetricsStats {
+    /// `metrics_connections` for `dump limits`.
+    pub fn limit(&self) -> crate::node::Limit {
+        crate::node::Limit::refusing(
+            "metrics_connections",
+            MAX_METRICS_CONNECTIONS - self.permits.available_permits(),
+            MAX_METRICS_CONNECTIONS,
+            self.refused.load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+}
+
 /// Serves `GET /metrics` on `addr`; each scrape is answered by the main loop through `scrapes`.
 pub fn spawn(
     addr: SocketAddr,
     scrapes: mpsc::Sender<Scrape>,
-) -> Result<tokio::task::JoinHandle<()>> {
+) -> Result<(tokio::task::JoinHandle<()>, std::sync::Arc<MetricsStats>)> {
     let std_listener = std::net::TcpListener::bind(addr)
         .with_context(|| format!("cannot bind MetricsAddress {addr}"))?;
     std_listener.set_nonblocking(true).context("O_NONBLOCK")?;
     let listener =
         TcpListener::from_std(std_listener).context("cannot register the metrics listener")?;
     tracing::info!(%addr, "serving Prometheus metrics on /metrics");
-    Ok(tokio::spawn(async move {
+    let stats = std::sync::Arc::new(MetricsStats {
+        permits: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_METRICS_CONNECTIONS)),
+        refused: std::sync::atomic::AtomicU64::new(0),
+    });
+    let counted = stats.clone();
+    let task = tokio::spawn(async move {
         loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
+            let Ok((mut stream, remote)) = listener.accept().await else {
                 tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            };
+            let Ok(permit) = counted.permits.clone().try_acquire_owned() else {
+                let n = counted
+                    .refused
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if n.is_power_of_two() || n == 0 {
+                    tracing::warn!(%remote, refused = n + 1, "{MAX_METRICS_CONNECTIONS} metrics connections open, closing a new one");
+                }
                 continue;
             };
             let scrapes = scrapes.clone();
             tokio::spawn(async move {
+                let _permit = permit;
                 let mut req = Vec::new();
                 let mut buf = [0u8; 1024];
                 let read = tokio::time::timeout(Duration::from_secs(5), async {
@@ -382,5 +422,6 @@ pub fn spawn(
                 let _ = stream.shutdown().await;
             });
         }
-    }))
+    });
+    Ok((task, stats))
 }

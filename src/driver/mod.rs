@@ -192,6 +192,7 @@ async fn start(netdir: NetDir, debug: u8) -> Result<(Daemon, Inputs, Servers)> {
         metrics_extra: metrics::Extra::default(),
         control_stats,
         join_stats,
+        metrics_stats: None,
         health: Some(health),
         health_tx,
         reload_tx,
@@ -201,7 +202,10 @@ async fn start(netdir: NetDir, debug: u8) -> Result<(Daemon, Inputs, Servers)> {
     let (scrape_tx, scrapes) = tokio::sync::mpsc::channel::<metrics::Scrape>(8);
     let metrics_server = match d.setup.metrics_address {
         Some(addr) => match metrics::spawn(addr, scrape_tx) {
-            Ok(task) => Some(task),
+            Ok((task, stats)) => {
+                d.metrics_stats = Some(stats);
+                Some(task)
+            }
             Err(err) => {
                 tracing::warn!("metrics are not served: {err:#}");
                 None
