@@ -157,11 +157,11 @@ fn flood_in(ns: &str, args: Vec<String>) -> std::thread::JoinHandle<u64> {
     })
 }
 
-#[test]
-fn flood_of_unauthenticated_packets_does_not_disturb_sessions_or_vip() {
-    require_netns!();
-    netns::need_tools(&["ping"]);
-    let mut lab = Lab::new("fl", &NODES);
+/// The three nodes meshed (node_1 serves the VIP, node_2 backs it up, the
+/// client sees both), and an attacker namespace on the bridge with SOURCES
+/// addresses (192.0.2.100..) that the lab deletes on drop; returns it too.
+fn flood_lab(tag: &str) -> (Lab, String) {
+    let mut lab = Lab::new(tag, &NODES);
     lab.init_all();
     for n in NODES {
         lab.conf(n, "Interface = mesh0");
@@ -235,6 +235,14 @@ fn flood_of_unauthenticated_packets_does_not_disturb_sessions_or_vip() {
             .success()
     });
     assert!(ready.is_some(), "the client cannot ping {VIP}");
+    (lab, atk)
+}
+
+#[test]
+fn flood_of_unauthenticated_packets_does_not_disturb_sessions_or_vip() {
+    require_netns!();
+    netns::need_tools(&["ping"]);
+    let (mut lab, atk) = flood_lab("fl");
 
     let deaths_before = deaths(&lab);
     let failovers_before = failovers(&lab);
@@ -367,4 +375,155 @@ fn flood_of_unauthenticated_packets_does_not_disturb_sessions_or_vip() {
         json(&lab, "node_1", &["dump", "nodes", "--json"]).is_some(),
         "node_1 does not answer dump nodes after the flood"
     );
+}
+
+/// Connections the join flooder made, and how many got an inviter's answer
+/// (each answer cost node_1 an X25519 exchange and a signature).
+struct JoinFlood {
+    connections: u64,
+    answered: u64,
+}
+
+/// From namespace `ns`: for `seconds`, TCP connections to `to` from SOURCES
+/// addresses in turn, each sending a well-formed joiner hello and waiting
+/// briefly for the answer.
+fn join_flood_in(
+    ns: &str,
+    to: std::net::SocketAddr,
+    seconds: u64,
+) -> std::thread::JoinHandle<JoinFlood> {
+    let path = format!("/var/run/netns/{ns}");
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        use std::os::fd::AsRawFd;
+        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        // SAFETY: setns on a valid namespace fd changes this thread's network namespace only.
+        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+        let mut hello = Vec::new();
+        let body_len = meshd_core::join::JOINER_HELLO_LEN as u16;
+        hello.extend_from_slice(&body_len.to_be_bytes());
+        hello.extend_from_slice(meshd_core::join::MAGIC);
+        hello.push(meshd_core::join::VERSION);
+        hello.extend_from_slice(&[0x42; 32]);
+        let t0 = Instant::now();
+        let mut out = JoinFlood {
+            connections: 0,
+            answered: 0,
+        };
+        let mut i = 0u32;
+        while t0.elapsed() < Duration::from_secs(seconds) {
+            let src: std::net::SocketAddr = format!("192.0.2.{}:0", 100 + i % SOURCES)
+                .parse()
+                .expect("source");
+            i += 1;
+            let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+                .expect("socket");
+            if sock.bind(&src.into()).is_err() {
+                continue;
+            }
+            if sock
+                .connect_timeout(&to.into(), Duration::from_millis(200))
+                .is_err()
+            {
+                continue;
+            }
+            out.connections += 1;
+            let mut s: std::net::TcpStream = sock.into();
+            let _ = s.set_read_timeout(Some(Duration::from_millis(100)));
+            let _ = s.write_all(&hello);
+            let mut answer = [0u8; 2];
+            if s.read_exact(&mut answer).is_ok() {
+                out.answered += 1;
+            }
+        }
+        out
+    })
+}
+
+#[test]
+fn a_join_port_flood_is_rate_limited_and_costs_no_probe() {
+    require_netns!();
+    netns::need_tools(&["ping"]);
+    let (mut lab, atk) = flood_lab("jf");
+    // An outstanding invitation: every well-formed hello would cost node_1 the
+    // inviter's key exchange and signature.
+    let out = lab.ctl("node_1", &["invite", "newcomer"]);
+    assert!(
+        out.status.success(),
+        "invite: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seconds = 6;
+    let ping_out = lab.dir.path().join("probe.ping");
+    let client_ns = lab.node(CLIENT).ns.clone();
+    let deadline = (seconds + 2).to_string();
+    let ping = lab.spawn_in(
+        &client_ns,
+        &[
+            "ping", "-n", "-D", "-i", "0.01", "-W", "1", "-w", &deadline, VIP,
+        ],
+        None,
+        Some(&ping_out),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = lab.pid("node_1").expect("node_1's pid");
+    let cpu0 = netns::cpu_time(pid);
+    let t0 = Instant::now();
+    let flood = join_flood_in(&atk, "192.0.2.1:655".parse().unwrap(), seconds)
+        .join()
+        .expect("join flood thread");
+    let wall = t0.elapsed();
+    let cpu = netns::cpu_time(pid) - cpu0;
+    assert!(
+        lab.wait_child(ping, Duration::from_secs(15)).is_some(),
+        "ping did not end"
+    );
+    let text = std::fs::read_to_string(&ping_out).unwrap_or_default();
+    let (tx, rx) = text
+        .lines()
+        .find_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            l.contains("packets transmitted")
+                .then(|| {
+                    Some((
+                        w.first()?.parse::<u64>().ok()?,
+                        w.get(3)?.parse::<u64>().ok()?,
+                    ))
+                })
+                .flatten()
+        })
+        .unwrap_or_else(|| panic!("no ping summary:\n{text}"));
+    let limits = json(&lab, "node_1", &["dump", "limits", "--json"]).expect("dump limits");
+    let refused_by_rate = limits
+        .as_array()
+        .and_then(|a| a.iter().find(|l| l["name"] == "join_rate"))
+        .and_then(|l| l["refused"].as_u64())
+        .expect("join_rate in dump limits");
+    eprintln!(
+        "join flood: {} connections in {:.1} s ({:.0}/s), {} answered with a key exchange, \
+         {refused_by_rate} refused by the rate limit; node_1 used {:.0} ms CPU ({:.1} % of a core); \
+         probes {rx}/{tx}",
+        flood.connections,
+        wall.as_secs_f64(),
+        flood.connections as f64 / wall.as_secs_f64(),
+        flood.answered,
+        cpu.as_secs_f64() * 1000.0,
+        100.0 * cpu.as_secs_f64() / wall.as_secs_f64()
+    );
+    assert!(
+        flood.connections >= 500,
+        "the flood made only {} connections",
+        flood.connections
+    );
+    // 20/s for everyone with a burst of 20; a margin for the timing of the first second.
+    let most = 20 * (seconds + 2);
+    assert!(
+        flood.answered <= most,
+        "{} hellos answered (at most {most})",
+        flood.answered
+    );
+    assert!(refused_by_rate > 0);
+    assert_eq!(tx, rx, "probes lost during the join flood:\n{text}");
+    assert!(json(&lab, "node_1", &["dump", "nodes", "--json"]).is_some());
 }

@@ -232,7 +232,7 @@ impl Daemon {
         limits.push(self.scripts.queue_limit());
         limits.extend(self.control_stats.limits());
         if let Some(join) = &self.join_stats {
-            limits.push(join.limit());
+            limits.extend(join.limits());
         }
         if let Some(metrics) = &self.metrics_stats {
             limits.push(metrics.limit());

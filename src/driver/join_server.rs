@@ -4,20 +4,30 @@
 //! `invitation-accepted` and reloads so the new node's key is known.
 
 use crate::config::{load_server_config, NetDir};
+use crate::crypto::HandshakeLimiter;
 use crate::invite::serve::{serve_join, ServeConfig};
 use crate::invite::store::{invitation_expire, DEFAULT_EXPIRE};
-use crate::node::Limit;
+use crate::node::{Limit, LogThrottle};
 use anyhow::{Context, Result};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Semaphore};
 
 /// Joins served at the same time; more connections are closed at once.
 const MAX_CONCURRENT_JOINS: usize = 8;
+/// New join connections per second, from everyone (burst: one second's
+/// worth). Each may cost an X25519 exchange and a signature; a real join is
+/// one connection, so an operator inviting a whole rack stays far below.
+const JOINS_PER_SEC: u32 = 20;
+/// New join connections per second from one address (or IPv6 /64).
+const JOINS_PER_SOURCE_PER_SEC: u32 = 2;
+/// Sources the per-source limiter remembers (a spoofed-source flood cannot
+/// grow it: see `HandshakeLimiter`).
+const JOIN_SOURCES_TRACKED: usize = 1024;
 /// The longest one join connection may last.
 const JOIN_DEADLINE: Duration = Duration::from_secs(60);
 
@@ -26,17 +36,27 @@ const JOIN_DEADLINE: Duration = Duration::from_secs(60);
 pub struct JoinStats {
     permits: Arc<Semaphore>,
     refused: AtomicU64,
+    rate_limited: AtomicU64,
 }
 
 impl JoinStats {
-    /// `join_connections` for `dump limits`.
-    pub fn limit(&self) -> Limit {
-        Limit::refusing(
-            "join_connections",
-            MAX_CONCURRENT_JOINS - self.permits.available_permits(),
-            MAX_CONCURRENT_JOINS,
-            self.refused.load(Ordering::Relaxed),
-        )
+    /// `join_connections` (at once) and `join_rate` (new connections per
+    /// second, all sources) for `dump limits`.
+    pub fn limits(&self) -> Vec<Limit> {
+        vec![
+            Limit::refusing(
+                "join_connections",
+                MAX_CONCURRENT_JOINS - self.permits.available_permits(),
+                MAX_CONCURRENT_JOINS,
+                self.refused.load(Ordering::Relaxed),
+            ),
+            Limit::refusing(
+                "join_rate",
+                0,
+                JOINS_PER_SEC as usize,
+                self.rate_limited.load(Ordering::Relaxed),
+            ),
+        ]
     }
 }
 
@@ -80,7 +100,15 @@ pub fn spawn(
     let stats = Arc::new(JoinStats {
         permits: permits.clone(),
         refused: AtomicU64::new(0),
+        rate_limited: AtomicU64::new(0),
     });
+    let mut limiter = HandshakeLimiter::new(
+        JOINS_PER_SEC,
+        JOINS_PER_SOURCE_PER_SEC,
+        JOIN_SOURCES_TRACKED,
+    );
+    // Anyone can make these lines: one a second at most, with a count.
+    let refusal_log = Arc::new(Mutex::new(LogThrottle::default()));
     let counted = stats.clone();
     let task = tokio::spawn(async move {
         loop {
@@ -93,11 +121,22 @@ pub fn spawn(
                 }
             };
             let remote = crate::driver::udp::canonical(remote);
+            let now = Instant::now();
+            if !limiter.allow(remote.ip(), now) {
+                counted.rate_limited.fetch_add(1, Ordering::Relaxed);
+                if let Some(suppressed) = throttled(&refusal_log, now) {
+                    tracing::warn!(%remote, suppressed, "join connections come too fast; closed");
+                }
+                continue;
+            }
             let Ok(permit) = permits.clone().try_acquire_owned() else {
                 counted.refused.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(%remote, "too many joins at once, connection closed");
+                if let Some(suppressed) = throttled(&refusal_log, now) {
+                    tracing::warn!(%remote, suppressed, "too many joins at once, connection closed");
+                }
                 continue;
             };
+            let refusal_log = refusal_log.clone();
             let netdir = netdir.clone();
             let self_name = self_name.clone();
             let joined = joined.clone();
@@ -128,13 +167,24 @@ pub fn spawn(
                             remote,
                         });
                     }
-                    Ok(Err(err)) => tracing::warn!(%remote, "join failed: {err}"),
+                    Ok(Err(err)) => {
+                        if let Some(suppressed) = throttled(&refusal_log, Instant::now()) {
+                            tracing::warn!(%remote, suppressed, "join failed: {err}");
+                        }
+                    }
                     Err(_) => {
-                        tracing::warn!(%remote, "join took longer than {} s, closed", JOIN_DEADLINE.as_secs())
+                        if let Some(suppressed) = throttled(&refusal_log, Instant::now()) {
+                            tracing::warn!(%remote, suppressed, "join took longer than {} s, closed", JOIN_DEADLINE.as_secs());
+                        }
                     }
                 }
             });
         }
     });
     Ok((task, stats))
+}
+
+/// [`LogThrottle::allow`] through the lock the connection tasks share.
+fn throttled(log: &Mutex<LogThrottle>, now: Instant) -> Option<u64> {
+    log.lock().ok()?.allow(now)
 }

@@ -117,9 +117,11 @@ pub async fn serve_join<S: AsyncRead + AsyncWrite + Unpin>(
             return Err(ServeError::Refused(format!("{e:#}")));
         }
     };
-    let (mut channel, reply) = inviter_respond(&hello, &key, &mut rand::rngs::OsRng)?;
     let public = key.public();
-    drop(key);
+    // An X25519 exchange and a signature for whoever connects: off the
+    // runtime's thread, which also carries the mesh's packets.
+    let (mut channel, reply) =
+        blocking(move || inviter_respond(&hello, &key, &mut rand::rngs::OsRng)).await??;
     write_frame(stream, &reply).await?;
 
     let (kind, cookie) = channel.open(&read_frame(stream).await?)?;

@@ -5,35 +5,6 @@ use super::*;
 
 /// Failed attempts after which the back-off gets up to 50 % random jitter.
 const RETRY_JITTER_AFTER: u32 = 3;
-/// Refused handshakes are logged at most once per this interval (a flood of
-/// them would otherwise write a log line per packet); the line says how many
-/// were not logged since the previous one.
-const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Rate limit of the "refused handshake" warnings.
-#[derive(Debug, Default)]
-pub(super) struct RefusalLog {
-    last: Option<Instant>,
-    suppressed: u64,
-}
-
-impl RefusalLog {
-    /// `Some(n)` when a refusal at `now` may be logged (`n` were not since the
-    /// last line); `None` when it is only counted.
-    pub(super) fn allow(&mut self, now: Instant) -> Option<u64> {
-        match self.last {
-            Some(t) if now.saturating_duration_since(t) < REFUSAL_LOG_INTERVAL => {
-                self.suppressed += 1;
-                None
-            }
-            _ => {
-                self.last = Some(now);
-                Some(std::mem::take(&mut self.suppressed))
-            }
-        }
-    }
-}
-
 /// A colliding attempt of ours older than this is sent again to the other side.
 const COLLISION_RESEND_AFTER: Duration = Duration::from_millis(200);
 

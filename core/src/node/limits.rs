@@ -176,3 +176,33 @@ impl Node {
         ]
     }
 }
+
+/// How often a throttled warning may be written (see [`LogThrottle`]).
+pub const LOG_THROTTLE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Rate limit of one kind of warning that an outsider can trigger at will
+/// (refused handshakes, join connections): at most one line per
+/// [`LOG_THROTTLE_INTERVAL`], which says how many were not written since the
+/// previous one. A flood would otherwise write a log line per packet.
+#[derive(Debug, Default)]
+pub struct LogThrottle {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl LogThrottle {
+    /// `Some(n)` when a warning at `now` may be written (`n` were suppressed
+    /// since the last line); `None` when it is only counted.
+    pub fn allow(&mut self, now: Instant) -> Option<u64> {
+        match self.last {
+            Some(t) if now.saturating_duration_since(t) < LOG_THROTTLE_INTERVAL => {
+                self.suppressed += 1;
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.suppressed))
+            }
+        }
+    }
+}

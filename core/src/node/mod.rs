@@ -22,7 +22,7 @@ mod vip;
 mod vip_nd;
 pub mod vip_status;
 
-pub use limits::{AtCap, Limit, LimitCounters};
+pub use limits::{AtCap, Limit, LimitCounters, LogThrottle};
 pub use peer::{KeySource, Peer, PeerStats};
 pub use switching::TapStats;
 pub use types::{DownReason, DropCounters, Event, KnownHost, NodeConfig, QueueDepth, Transmit};
@@ -171,7 +171,7 @@ pub struct Node {
     limiter: HandshakeLimiter,
     /// Budget for inits from a peer's known address (see KNOWN_ENDPOINT_HANDSHAKES_PER_SEC).
     known_limiter: HandshakeLimiter,
-    refusal_log: handshake::RefusalLog,
+    refusal_log: LogThrottle,
     transmits: VecDeque<Transmit>,
     /// Heartbeats, gossip and goodbyes: sent before any queued frame, so a
     /// saturated data path never delays the liveness protocol.
@@ -243,7 +243,7 @@ impl Node {
                 KNOWN_ENDPOINT_HANDSHAKES_PER_SOURCE_PER_SEC,
                 4096,
             ),
-            refusal_log: handshake::RefusalLog::default(),
+            refusal_log: LogThrottle::default(),
             config,
             identity,
             rng,
