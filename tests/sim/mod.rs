@@ -70,6 +70,9 @@ pub struct SimNet {
     pub dropped: u64,
     /// If set, called on every delivered datagram; returning false drops it.
     pub tap: Option<Tap>,
+    /// (from, to, address): datagrams from node `from` to node `to` arrive
+    /// with this source address instead of `from`'s (a spoofed source).
+    pub spoof: Vec<(usize, usize, SocketAddr)>,
     /// Node index by address.
     by_addr: std::collections::HashMap<SocketAddr, usize>,
     /// Each node's last `poll_timeout` (None if frozen or not running), kept
@@ -121,6 +124,7 @@ impl SimNet {
             delivered: 0,
             dropped: 0,
             tap: None,
+            spoof: Vec::new(),
         }
     }
 
@@ -303,6 +307,12 @@ impl SimNet {
     }
 
     /// Injects a raw datagram as if `from` sent it to node `to`.
+    /// Datagrams sent to `addr` reach node `name` too (its NAT's new mapping, say).
+    pub fn alias(&mut self, name: &str, addr: SocketAddr) {
+        let i = self.idx(name);
+        self.by_addr.insert(addr, i);
+    }
+
     pub fn inject(&mut self, to: &str, from: SocketAddr, payload: Vec<u8>) {
         let i = self.idx(to);
         let now = self.now;
@@ -400,6 +410,11 @@ impl SimNet {
                 Duration::from_nanos(self.rng.gen_range(0..self.jitter.as_nanos() as u64))
             };
             self.seq += 1;
+            let from = self
+                .spoof
+                .iter()
+                .find(|(a, b, _)| *a == i && *b == to)
+                .map_or(from, |s| s.2);
             self.queue.push(Reverse(InFlight {
                 at: self.now + self.delay + jitter,
                 seq: self.seq,

@@ -8,10 +8,14 @@ use crate::wire::extension::encode_extension;
 use crate::wire::{Digest, DigestEntry, Message, Neighbour, NodeRecord};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Largest plaintext we pack gossip into (records bigger than this go alone).
 const GOSSIP_BUDGET: usize = 1200;
+/// A peer's digests are answered at most once per this interval (one comes
+/// every `GossipInterval`, 2 s, and one when a session comes up): a digest
+/// that lacks entries costs the answerer every record it holds.
+pub(super) const DIGEST_ANSWER_EVERY: Duration = Duration::from_millis(500);
 
 /// Our own record and whether it needs republishing.
 #[derive(Debug)]
@@ -118,7 +122,18 @@ impl Node {
     }
 
     /// A peer told us which records it has: send it every one we hold newer.
-    pub(super) fn on_digest(&mut self, _now: Instant, from: &str, digest: Digest) {
+    pub(super) fn on_digest(&mut self, now: Instant, from: &str, digest: Digest) {
+        let Some(peer) = self.peers.get_mut(from) else {
+            return;
+        };
+        if peer
+            .last_digest_answer
+            .is_some_and(|t| now.saturating_duration_since(t) < DIGEST_ANSWER_EVERY)
+        {
+            self.drops.digest_rate_limited += 1;
+            return;
+        }
+        peer.last_digest_answer = Some(now);
         let theirs: HashMap<&str, (u64, u64)> = digest
             .entries
             .iter()

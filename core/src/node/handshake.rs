@@ -259,7 +259,9 @@ impl Node {
         }
         peer.stats.handshakes += 1;
         peer.attempts = 0;
-        self.note_life(now, name, from);
+        // A handshake just completed through `from` (signed, fresh and
+        // rate-limited): the new session's address is taken as it is.
+        self.note_life(now, name, from, 0, true);
     }
 
     pub(super) fn start_handshake(&mut self, now: Instant, name: &NodeName) {

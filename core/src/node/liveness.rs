@@ -59,8 +59,18 @@ impl Node {
             .is_some_and(|p| p.alive && !p.detector.suspected())
     }
 
-    /// An authenticated packet from `name` arrived from `from`.
-    pub(super) fn note_life(&mut self, now: Instant, name: &str, from: SocketAddr) {
+    /// An authenticated packet of `len` bytes from `name` arrived from
+    /// `from`. A new address becomes its endpoint at once only if `trusted`
+    /// (a handshake just came from there) or it has none; otherwise it is
+    /// checked first (path validation).
+    pub(super) fn note_life(
+        &mut self,
+        now: Instant,
+        name: &str,
+        from: SocketAddr,
+        len: usize,
+        trusted: bool,
+    ) {
         let Some(peer) = self.peers.get_mut(name) else {
             return;
         };
@@ -74,21 +84,30 @@ impl Node {
             return;
         };
         if peer.endpoint != Some(from) {
-            if peer.endpoint.is_some() {
-                tracing::info!(peer = %name, %from, "peer moved to a new address");
+            if trusted || peer.endpoint.is_none() {
+                if peer.endpoint.is_some() {
+                    tracing::info!(peer = %name, %from, "peer moved to a new address");
+                }
+                peer.endpoint = Some(from);
+                peer.path_check = None;
+                self.own.dirty = true;
+            } else {
+                self.check_path(now, name, from, len);
             }
-            peer.endpoint = Some(from);
-            self.own.dirty = true;
         }
+        let Some(peer) = self.peers.get_mut(name) else {
+            return;
+        };
+        let endpoint = peer.endpoint.unwrap_or(from);
         if !peer.alive && peer.send_index.is_some() {
             peer.alive = true;
             peer.state_changed = Some(now);
             peer.attempts = 0;
-            tracing::info!(peer = %name, %from, "peer is up");
+            tracing::info!(peer = %name, %endpoint, "peer is up");
             self.own.dirty = true;
             self.events.push_back(Event::PeerUp {
                 name: name.to_string(),
-                endpoint: from,
+                endpoint,
             });
             self.peer_subnets_up(now, name);
             // Exchange membership at once so a newcomer converges quickly.

@@ -11,6 +11,7 @@ mod gossip;
 mod handshake;
 pub mod limits;
 mod liveness;
+mod path;
 mod peer;
 mod revoke;
 pub mod status;
@@ -23,7 +24,7 @@ mod vip_nd;
 pub mod vip_status;
 
 pub use limits::{AtCap, Limit, LimitCounters, LogThrottle};
-pub use peer::{KeySource, Peer, PeerStats};
+pub use peer::{KeySource, PathCheck, Peer, PeerStats};
 pub use switching::TapStats;
 pub use types::{DownReason, DropCounters, Event, KnownHost, NodeConfig, QueueDepth, Transmit};
 
@@ -447,13 +448,13 @@ impl Node {
         if newly_confirmed {
             self.promote(now, &name, index, from);
         } else {
-            self.note_life(now, &name, from);
+            self.note_life(now, &name, from, buf.len(), false);
         }
         if let Some(peer) = self.peers.get_mut(&name) {
             peer.stats.rx_messages += 1;
         }
         match Message::parse(&buf[plain_range]) {
-            Ok(msg) => self.on_message(now, &name, msg),
+            Ok(msg) => self.on_message(now, &name, from, msg),
             Err(err) => {
                 self.drops.bad_message += 1;
                 tracing::debug!(peer = %name, %err, "undecodable message");
@@ -461,7 +462,7 @@ impl Node {
         }
     }
 
-    fn on_message(&mut self, now: Instant, from: &str, msg: Message<'_>) {
+    fn on_message(&mut self, now: Instant, from: &str, src: SocketAddr, msg: Message<'_>) {
         match msg {
             Message::Hello(hello) => {
                 let reply = hello.flags & Hello::REPLY_REQUESTED != 0;
@@ -492,50 +493,59 @@ impl Node {
                 generation,
                 version,
             } => self.on_record_ack(now, from, generation, version),
+            Message::PathChallenge(token) => self.on_path_challenge(from, src, token),
+            Message::PathResponse(token) => self.on_path_response(from, src, token),
         }
     }
 
     // ---------------------------------------------------------------- output
 
-    /// Seals `msg` for `name` on its send session. Returns false if there is none.
+    /// Seals `msg` for `name` on its send session and queues it for its
+    /// endpoint. Returns false if there is none.
     fn send_message(&mut self, name: &str, msg: &Message<'_>) -> bool {
-        let Some(peer) = self.peers.get_mut(name) else {
+        let Some(t) = self.seal_for(name, msg) else {
             return false;
         };
+        // A RecordAck is a barrier (PROTOCOL §7.3): it leaves behind
+        // the frames queued before it, so a holder that stops once
+        // acknowledged has received everything steered to it first.
+        // Everything else but frames jumps the queue.
+        if matches!(msg, Message::Frame(_) | Message::RecordAck { .. }) {
+            self.transmits.push_back(t);
+        } else {
+            self.urgent.push_back(t);
+        }
+        true
+    }
+
+    /// `msg` sealed on `name`'s send session, addressed to its endpoint;
+    /// `None` if it has no session or endpoint (or sealing failed: then a new
+    /// handshake is forced).
+    fn seal_for(&mut self, name: &str, msg: &Message<'_>) -> Option<Transmit> {
+        let peer = self.peers.get_mut(name)?;
         let (Some(index), Some(destination)) = (peer.send_index, peer.endpoint) else {
-            return false;
+            return None;
         };
         let Some(slot) = self.sessions.get_mut(&index) else {
             peer.send_index = None;
-            return false;
+            return None;
         };
         let mut out = self.spare.pop().unwrap_or_default();
-        let ok = match slot.session.seal_with(&mut out, |buf| msg.emit(buf)) {
+        match slot.session.seal_with(&mut out, |buf| msg.emit(buf)) {
             Ok(()) => {
                 peer.stats.tx_messages += 1;
-                let t = Transmit {
+                Some(Transmit {
                     destination,
                     payload: out,
-                };
-                // A RecordAck is a barrier (PROTOCOL §7.3): it leaves behind
-                // the frames queued before it, so a holder that stops once
-                // acknowledged has received everything steered to it first.
-                // Everything else but frames jumps the queue.
-                if matches!(msg, Message::Frame(_) | Message::RecordAck { .. }) {
-                    self.transmits.push_back(t);
-                } else {
-                    self.urgent.push_back(t);
-                }
-                true
+                })
             }
             Err(err) => {
                 tracing::warn!(peer = %name, %err, "cannot seal; forcing a new handshake");
                 peer.send_index = None;
                 self.spare.push(out);
-                false
+                None
             }
-        };
-        ok
+        }
     }
 
     /// Sends an Ethernet frame to `name`. Returns false if it has no live session.

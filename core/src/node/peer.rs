@@ -42,6 +42,22 @@ pub struct PeerStats {
     pub deaths: u64,
 }
 
+/// A new address a peer's packets came from, not yet proven: the peer must
+/// echo `token` from there before it becomes the endpoint (PROTOCOL §4.4).
+#[derive(Debug, Clone)]
+pub struct PathCheck {
+    /// The address.
+    pub addr: SocketAddr,
+    /// The challenge's random token.
+    pub token: u64,
+    /// Bytes received from it so far.
+    pub rx_bytes: u64,
+    /// Bytes sent to it so far (at most 3 × `rx_bytes`).
+    pub tx_bytes: u64,
+    /// When the last challenge went out.
+    pub last_challenge: Option<Instant>,
+}
+
 /// One other node of the mesh.
 #[derive(Debug)]
 pub struct Peer {
@@ -63,8 +79,13 @@ pub struct Peer {
     pub host_subnets: Vec<crate::subnet::Subnet>,
     /// `VirtualIP` lines of its host file on our disk.
     pub host_vips: Vec<crate::vip::LocalVip>,
-    /// The address its authenticated packets last came from.
+    /// Where we send to it: the address of its last handshake, or one it
+    /// proved since by echoing a challenge.
     pub endpoint: Option<SocketAddr>,
+    /// A new address its packets come from, being checked.
+    pub path_check: Option<PathCheck>,
+    /// When we last answered a digest of its (answers are rate-limited).
+    pub last_digest_answer: Option<Instant>,
     /// Local index of the session used to send to it.
     pub send_index: Option<u32>,
     /// Alive for steering: an authenticated packet arrived within DeadInterval.
@@ -106,6 +127,8 @@ impl Peer {
             host_subnets: Vec::new(),
             host_vips: Vec::new(),
             endpoint: None,
+            path_check: None,
+            last_digest_answer: None,
             send_index: None,
             alive: false,
             last_rx: None,

@@ -226,4 +226,10 @@ pub struct DropCounters {
     /// Subnet and VIP claims in peers' records that `StrictSubnets` refused
     /// (their host files here do not give them).
     pub strict_refused: u64,
+    /// Challenges and echoes not sent to an unproven address: its budget (3 ×
+    /// the bytes received from it) was spent (path validation).
+    pub unproven_path: u64,
+    /// Digests not answered: the peer sent them faster than one per
+    /// `DIGEST_ANSWER_EVERY`.
+    pub digest_rate_limited: u64,
 }

@@ -19,6 +19,10 @@ pub mod kind {
     pub const GOODBYE: u8 = 0x05;
     /// The sender applied the receiver's node record (generation, version).
     pub const RECORD_ACK: u8 = 0x06;
+    /// Prove you receive at the address this was sent to (echo the token).
+    pub const PATH_CHALLENGE: u8 = 0x07;
+    /// The token of a PathChallenge received, echoed.
+    pub const PATH_RESPONSE: u8 = 0x08;
 }
 
 /// A liveness heartbeat. The echo fields let the receiver measure RTT without
@@ -86,6 +90,11 @@ pub enum Message<'a> {
         /// Its version.
         version: u64,
     },
+    /// The sender saw the receiver's packets come from a new address and
+    /// sent this there: the receiver echoes the token in a [`Message::PathResponse`].
+    PathChallenge(u64),
+    /// A [`Message::PathChallenge`]'s token, echoed from the address it reached.
+    PathResponse(u64),
 }
 
 /// Largest number of records or digest entries one message may carry.
@@ -143,6 +152,8 @@ impl<'a> Message<'a> {
                 generation: r.u64("ack generation")?,
                 version: r.u64("ack version")?,
             },
+            kind::PATH_CHALLENGE => Message::PathChallenge(r.u64("challenge token")?),
+            kind::PATH_RESPONSE => Message::PathResponse(r.u64("response token")?),
             other => return Err(WireError::UnknownType(other)),
         };
         r.finish()?;
@@ -190,6 +201,14 @@ impl<'a> Message<'a> {
                 out.extend_from_slice(&generation.to_be_bytes());
                 out.extend_from_slice(&version.to_be_bytes());
             }
+            Message::PathChallenge(token) => {
+                out.push(kind::PATH_CHALLENGE);
+                out.extend_from_slice(&token.to_be_bytes());
+            }
+            Message::PathResponse(token) => {
+                out.push(kind::PATH_RESPONSE);
+                out.extend_from_slice(&token.to_be_bytes());
+            }
         }
     }
 
@@ -229,6 +248,8 @@ mod tests {
                 generation: 3,
                 version: 4,
             },
+            Message::PathChallenge(0x0102_0304_0506_0708),
+            Message::PathResponse(u64::MAX),
         ];
         for m in msgs {
             let bytes = m.to_vec();

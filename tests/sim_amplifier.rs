@@ -1,0 +1,105 @@
+//! No amplifier, in the simulated network: a member that spoofs its packets'
+//! source cannot aim a node's traffic at a victim (the endpoint moves only
+//! after a challenge is echoed from the new address, and at most 3× the
+//! bytes received go to an unproven address), and its digests are answered
+//! at most twice a second. A peer that really moved (a NAT's new mapping)
+//! still gets its traffic once it answers the challenge.
+
+mod sim;
+
+use sim::SimNet;
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+const MS: Duration = Duration::from_millis(1);
+const S: Duration = Duration::from_secs(1);
+
+/// a and m know each other; v (the victim) runs but knows nobody.
+fn trio(seed: u64, tune_m: impl Fn(&mut meshd::node::NodeConfig)) -> SimNet {
+    let mut net = SimNet::new(seed, &["a", "m", "v"]);
+    let cfg = net.config("a", &[]);
+    net.start(cfg, &["m"]);
+    let mut cfg = net.config("m", &["a"]);
+    tune_m(&mut cfg);
+    net.start(cfg, &["a"]);
+    let cfg = net.config("v", &[]);
+    net.start(cfg, &[]);
+    net.run_until_cond(5 * S, 10 * MS, |n| n.sees("a", "m") && n.sees("m", "a"))
+        .expect("a and m did not mesh");
+    net
+}
+
+/// Bytes on the wire per (from, to) node index pair, counted from now on.
+fn count_bytes(net: &mut SimNet) -> Rc<RefCell<[[u64; 3]; 3]>> {
+    let bytes = Rc::new(RefCell::new([[0u64; 3]; 3]));
+    let log = bytes.clone();
+    net.tap = Some(Box::new(move |from, to, payload| {
+        log.borrow_mut()[from][to] += payload.len() as u64;
+        true
+    }));
+    bytes
+}
+
+#[test]
+fn a_member_spoofing_a_victims_address_gets_no_traffic_sent_there() {
+    let mut net = trio(1, |_| {});
+    let (a, m, v) = (net.idx("a"), net.idx("m"), net.idx("v"));
+    let m_addr = net.nodes[m].addr;
+    let victim: SocketAddr = net.nodes[v].addr;
+    let bytes = count_bytes(&mut net);
+    // From now on everything m sends to a claims to come from the victim.
+    net.spoof.push((m, a, victim));
+    net.run_for(5 * S);
+    let b = *bytes.borrow();
+    let (spoofed, to_victim) = (b[m][a], b[a][v]);
+    eprintln!(
+        "m sent {spoofed} bytes to a as the victim; a sent {to_victim} to the victim ({:.2}x), {} to m",
+        to_victim as f64 / spoofed.max(1) as f64,
+        b[a][m]
+    );
+    let peer = &net.node("a").peers()["m"];
+    assert_eq!(
+        peer.endpoint,
+        Some(m_addr),
+        "a moved m's endpoint to the victim"
+    );
+    assert!(
+        to_victim <= 3 * spoofed,
+        "a sent {to_victim} bytes to the victim for {spoofed} received"
+    );
+    // m still hears from a at its real address, and a from m: nothing broke.
+    assert!(net.sees("a", "m") && net.sees("m", "a"));
+}
+
+#[test]
+fn digests_are_answered_at_most_twice_a_second() {
+    // m sends a digest every 20 ms.
+    let mut net = trio(2, |c| c.gossip_interval = 20 * MS);
+    let before = net.node("a").drops().digest_rate_limited;
+    net.run_for(2 * S);
+    let limited = net.node("a").drops().digest_rate_limited - before;
+    eprintln!("2 s of digests every 20 ms: {limited} not answered");
+    assert!(limited >= 80, "only {limited} digests were not answered");
+    assert!(net.sees("a", "m"));
+}
+
+#[test]
+fn a_peer_that_really_moved_is_followed_once_it_answers_the_challenge() {
+    let mut net = trio(3, |_| {});
+    let (a, m) = (net.idx("a"), net.idx("m"));
+    // m's NAT maps it to a new address: its packets come from there, and
+    // what is sent there reaches it.
+    let moved: SocketAddr = "198.51.100.77:40000".parse().unwrap();
+    net.alias("m", moved);
+    net.spoof.push((m, a, moved));
+    let t0 = net.elapsed();
+    net.run_until_cond(2 * S, MS, |n| {
+        n.node("a").peers()["m"].endpoint == Some(moved)
+    })
+    .expect("a never followed m to its new address");
+    eprintln!("followed after {:?}", net.elapsed() - t0);
+    net.run_for(S);
+    assert!(net.sees("a", "m") && net.sees("m", "a"));
+}
