@@ -75,6 +75,14 @@ fn vectors() -> Vec<(&'static str, Vec<u8>)> {
             }
             .to_vec(),
         ),
+        (
+            "path_challenge",
+            Message::PathChallenge(0x0123_4567_89ab_cdef).to_vec(),
+        ),
+        (
+            "path_response",
+            Message::PathResponse(0x0123_4567_89ab_cdef).to_vec(),
+        ),
         ("record_signed_bytes", rec.signed_bytes()),
         (
             "record_extension",
