@@ -103,3 +103,78 @@ fn a_peer_that_really_moved_is_followed_once_it_answers_the_challenge() {
     net.run_for(S);
     assert!(net.sees("a", "m") && net.sees("m", "a"));
 }
+
+/// A member that introduces many nodes nobody else can reach (here: real
+/// sim nodes cut off from everyone but it, standing in for invented ones)
+/// fills at most `max_unreached_per_introducer` of a node's peer table; a
+/// newcomer introduced by another peer still gets in; once the member and
+/// its nodes are gone, the node forgets them within `record_ttl`.
+#[test]
+fn a_members_invented_nodes_are_capped_and_forgotten() {
+    const INVENTED: usize = 12;
+    const CAP: usize = 5;
+    let invented: Vec<String> = (0..INVENTED).map(|i| format!("inv_{i}")).collect();
+    let mut names: Vec<&str> = vec!["a", "h", "m", "r"];
+    names.extend(invented.iter().map(String::as_str));
+    let mut net = SimNet::new(4, &names);
+    let mut cfg = net.config("a", &["h", "m"]);
+    cfg.max_unreached_per_introducer = CAP;
+    cfg.record_ttl = 20 * S;
+    net.start(cfg, &["h", "m"]);
+    // h is another peer of a that never talks to m (so only m relays them).
+    let cfg = net.config("h", &[]);
+    net.start(cfg, &["a", "r"]);
+    net.cut("h", "m");
+    let mut m_knows = vec!["a"];
+    m_knows.extend(invented.iter().map(String::as_str));
+    let cfg = net.config("m", &[]);
+    net.start(cfg, &m_knows);
+    for name in &invented {
+        for other in ["a", "h", "r"] {
+            net.cut(name, other);
+        }
+        let cfg = net.config(name, &["m"]);
+        net.start(cfg, &["m"]);
+    }
+    net.run_for(3 * S);
+    let count = |net: &SimNet| net.node("a").peers().len();
+    let before = count(&net);
+    let refused = net
+        .node("a")
+        .limits()
+        .into_iter()
+        .find(|l| l.name == "unreached_per_introducer");
+    let refused = refused.expect("unreached_per_introducer in dump limits");
+    eprintln!(
+        "a's peer table: {before} (h, m and {} of m's {INVENTED} unreachable nodes); {} refused",
+        before - 2,
+        refused.refused
+    );
+    assert!(before <= 2 + CAP, "a holds {before} peers");
+    assert!(refused.refused > 0);
+    assert_eq!(refused.in_use, CAP as u64);
+
+    // A real newcomer, introduced by h, still gets in.
+    net.cut("r", "m");
+    let cfg = net.config("r", &["h"]);
+    net.start(cfg, &["h", "a"]);
+    net.run_until_cond(5 * S, 10 * MS, |n| n.sees("a", "r"))
+        .expect("the newcomer never reached a");
+
+    // The member and its nodes go away: a forgets them within record_ttl.
+    net.kill("m");
+    for name in &invented {
+        net.kill(name);
+    }
+    net.run_for(25 * S);
+    let peers: Vec<String> = net
+        .node("a")
+        .peers()
+        .keys()
+        .map(|n| n.to_string())
+        .collect();
+    eprintln!("after 25 s: a's peers {peers:?}");
+    // m stays (a's host files name it); its nodes are forgotten.
+    assert!(peers.iter().all(|p| !p.starts_with("inv_")), "{peers:?}");
+    assert!(peers.contains(&"r".to_string()) && peers.contains(&"h".to_string()));
+}

@@ -24,6 +24,10 @@ pub(super) struct OwnRecord {
     pub version: u64,
     pub record: Option<NodeRecord>,
     pub dirty: bool,
+    /// When the current version was signed.
+    pub signed_at: Option<Instant>,
+    /// Sign a new version even if nothing changed (the periodic refresh).
+    pub refresh: bool,
 }
 
 impl OwnRecord {
@@ -33,13 +37,30 @@ impl OwnRecord {
             version: 0,
             record: None,
             dirty: true,
+            signed_at: None,
+            refresh: false,
         }
     }
 }
 
 impl Node {
+    /// Every `record_ttl / 3`, a new version of our record even if nothing
+    /// changed: nodes that cannot reach us keep it (they forget records not
+    /// refreshed for `record_ttl`).
+    pub(super) fn refresh_own_record(&mut self, now: Instant) {
+        let every = self.config.record_ttl / 3;
+        if self
+            .own
+            .signed_at
+            .is_some_and(|t| now.saturating_duration_since(t) >= every)
+        {
+            self.own.refresh = true;
+            self.own.dirty = true;
+        }
+    }
+
     /// Rebuilds, signs and floods our record.
-    pub(super) fn publish_own_record(&mut self, _now: Instant) {
+    pub(super) fn publish_own_record(&mut self, now: Instant) {
         self.own.dirty = false;
         let neighbours: Vec<Neighbour> = self
             .peers
@@ -58,9 +79,11 @@ impl Node {
                 && r.addresses == self.config.advertised_addresses
                 && r.extension == extension
         });
-        if unchanged {
+        if unchanged && !self.own.refresh {
             return;
         }
+        self.own.refresh = false;
+        self.own.signed_at = Some(now);
         self.own.version += 1;
         let mut record = NodeRecord {
             name: self.config.name.clone(),
@@ -178,7 +201,7 @@ impl Node {
                 continue;
             }
             let direct = rec.name == from;
-            match self.accept_record(now, &rec) {
+            match self.accept_record(now, from, &rec) {
                 Ok(true) => {
                     if direct {
                         // Straight from its origin: acknowledge (a leaving node waits for this).
@@ -214,7 +237,12 @@ impl Node {
     }
 
     /// Checks one record; Ok(true) if it is new and was stored.
-    fn accept_record(&mut self, now: Instant, rec: &NodeRecord) -> Result<bool, &'static str> {
+    fn accept_record(
+        &mut self,
+        now: Instant,
+        from: &str,
+        rec: &NodeRecord,
+    ) -> Result<bool, &'static str> {
         if rec.name == self.config.name {
             if rec.public_key != *self.identity.public().as_bytes() {
                 return Err("a record claims our own name with another key");
@@ -253,19 +281,29 @@ impl Node {
             if peer.key.is_some_and(|k| *k.as_bytes() != rec.public_key) {
                 return Err("its key differs from the one we hold for that node");
             }
+        } else if self.forgotten.is_stale(rec) {
+            // Forgotten, and this is no newer: a peer's stale copy.
+            return Ok(false);
         } else if self.peers.len() >= self.config.max_peers {
             self.limit_counters.peers_refused += 1;
             return Err("peer table full");
+        } else if !self.may_introduce(from) {
+            return Err("its introducer already introduced too many nodes we never reached");
         }
         let key = PublicKey::from_bytes(rec.public_key);
         if !key.verify(&rec.signed_bytes(), &rec.signature) {
             return Err("bad signature");
         }
         let is_new_peer = !self.peers.contains_key(&rec.name);
-        let peer = self
-            .peers
-            .entry(rec.name.clone())
-            .or_insert_with(|| Peer::new(&rec.name, now));
+        if is_new_peer {
+            self.forgotten.remove(&rec.name);
+        }
+        let peer = self.peers.entry(rec.name.clone()).or_insert_with(|| {
+            let mut p = Peer::new(&rec.name, now);
+            p.introduced_by = NodeName::new(from).ok();
+            p
+        });
+        peer.record_refreshed = now;
         if peer.key.is_none() {
             peer.key = Some(key);
             peer.key_source = KeySource::Gossip;

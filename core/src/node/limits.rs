@@ -75,6 +75,12 @@ impl Limit {
 pub struct LimitCounters {
     /// Gossip records of unknown nodes refused: the peer table was full.
     pub peers_refused: u64,
+    /// Gossip records of unknown nodes refused: their introducer had
+    /// introduced `max_unreached_per_introducer` nodes never reached.
+    pub introductions_refused: u64,
+    /// Gossip-learned nodes forgotten (record not refreshed, or listed by
+    /// no live peer, for `record_ttl`).
+    pub nodes_forgotten: u64,
     /// Sessions dropped because a peer held MAX_SESSIONS_PER_PEER.
     pub sessions_evicted: u64,
     /// Handshake attempts put off: MAX_HANDSHAKES_IN_FLIGHT were in flight.
@@ -106,6 +112,21 @@ impl Node {
                 self.peers.len(),
                 self.config.max_peers,
                 c.peers_refused,
+            ),
+            Limit::refusing(
+                "unreached_per_introducer",
+                self.most_unreached_by_one_introducer(),
+                self.config.max_unreached_per_introducer,
+                c.introductions_refused,
+            ),
+            Limit::evicting(
+                "gossip_learned_nodes",
+                self.peers
+                    .values()
+                    .filter(|p| p.introduced_by.is_some())
+                    .count(),
+                self.config.max_peers,
+                c.nodes_forgotten,
             ),
             Limit::evicting(
                 "sessions_per_peer",

@@ -101,6 +101,7 @@ impl Node {
         let endpoint = peer.endpoint.unwrap_or(from);
         if !peer.alive && peer.send_index.is_some() {
             peer.alive = true;
+            peer.reached = true;
             peer.state_changed = Some(now);
             peer.attempts = 0;
             tracing::info!(peer = %name, %endpoint, "peer is up");
@@ -141,6 +142,8 @@ impl Node {
         }
         if now >= self.next_gossip {
             self.next_gossip = now + self.config.gossip_interval;
+            self.forget_stale_nodes(now);
+            self.refresh_own_record(now);
             // Anti-entropy with a bounded fan-out, rotating through the live
             // peers: its cost per node stays constant as the mesh grows.
             let alive = self.alive_peer_names();

@@ -11,6 +11,7 @@ mod gossip;
 mod handshake;
 pub mod limits;
 mod liveness;
+mod membership;
 mod path;
 mod peer;
 mod revoke;
@@ -205,6 +206,8 @@ pub struct Node {
     host_files: BTreeSet<NodeName>,
     /// Revoked names: their records and handshakes are refused.
     revoked: BTreeSet<NodeName>,
+    /// Gossip-learned nodes forgotten, with their last record's version.
+    forgotten: membership::Forgotten,
 }
 
 impl Signer for PrivateKey {
@@ -277,6 +280,7 @@ impl Node {
             leaving: None,
             host_files: BTreeSet::new(),
             revoked: BTreeSet::new(),
+            forgotten: membership::Forgotten::default(),
         };
         node.apply_hosts(hosts, now);
         node.apply_own_subnets(&[]);
@@ -357,6 +361,8 @@ impl Node {
                 .or_insert_with(|| Peer::new(&host.name, now));
             peer.host_subnets = host.subnets;
             peer.host_vips = host.vips;
+            // Named by the operator: never forgotten, counts against no introducer.
+            peer.introduced_by = None;
             if let Some(key) = host.public_key {
                 if peer.key.is_some_and(|k| k != key) {
                     tracing::warn!(peer = %host.name, "host file key changed; dropping its sessions");

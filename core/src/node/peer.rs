@@ -86,6 +86,13 @@ pub struct Peer {
     pub path_check: Option<PathCheck>,
     /// When we last answered a digest of its (answers are rate-limited).
     pub last_digest_answer: Option<Instant>,
+    /// The peer whose gossip first told us of this node (None: a host file
+    /// or `ConnectTo` named it).
+    pub introduced_by: Option<NodeName>,
+    /// A session with it was live at least once.
+    pub reached: bool,
+    /// When a newer record of it last arrived (or it was created).
+    pub record_refreshed: Instant,
     /// Local index of the session used to send to it.
     pub send_index: Option<u32>,
     /// Alive for steering: an authenticated packet arrived within DeadInterval.
@@ -129,6 +136,9 @@ impl Peer {
             endpoint: None,
             path_check: None,
             last_digest_answer: None,
+            introduced_by: None,
+            reached: false,
+            record_refreshed: now,
             send_index: None,
             alive: false,
             last_rx: None,

@@ -57,6 +57,15 @@ pub struct NodeConfig {
     /// never what its record claims; and a MAC learned behind a peer cannot be
     /// taken over by another peer until it expires.
     pub strict_subnets: bool,
+    /// Most nodes one peer's gossip may introduce that this node has never
+    /// reached (a member inventing nodes fills at most this much of the peer
+    /// table; the cap is `max_peers`).
+    pub max_unreached_per_introducer: usize,
+    /// A gossip-learned node that is not alive here is forgotten once its
+    /// record was not refreshed for this long, or once no live peer lists it
+    /// as a neighbour for this long. Every node republishes its record at a
+    /// third of it.
+    pub record_ttl: Duration,
 }
 
 impl NodeConfig {
@@ -82,6 +91,8 @@ impl NodeConfig {
             shutdown_grace: Duration::from_millis(500),
             revoked: Vec::new(),
             strict_subnets: false,
+            max_unreached_per_introducer: 1024,
+            record_ttl: Duration::from_secs(600),
         }
     }
 }
