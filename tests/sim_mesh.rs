@@ -379,3 +379,64 @@ fn no_false_death_at_one_percent_loss_for_ten_minutes() {
     }
     assert!(net.full_mesh(&all));
 }
+
+/// A digest too large for one datagram goes in parts, each covering a range
+/// of names, and each part is answered: a node that missed a record change
+/// while cut off gets it back by anti-entropy alone (the change was flooded
+/// while it could not hear), here for a name in the last part of its digest.
+#[test]
+fn a_digest_in_parts_brings_back_a_record_missed_during_a_partition() {
+    // 24 names of 60 bytes: ~1.9 KB of digest entries, two parts of 1200 bytes.
+    let all: Vec<String> = (0..24)
+        .map(|i| format!("{:_<58}{i:02}", "a_node_with_a_long_name"))
+        .collect();
+    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+    let mut net = SimNet::new(21, &refs);
+    // Slow liveness: a short cut must not kill a session here.
+    let slow = |mut c: meshd::node::NodeConfig| {
+        c.hello_interval = Duration::from_secs(1);
+        c.dead_interval = Duration::from_secs(10);
+        c
+    };
+    let cfg = slow(net.config(refs[0], &[]));
+    net.start(cfg, &refs[1..]);
+    for name in &refs[1..] {
+        let cfg = slow(net.config(name, &[refs[0]]));
+        net.start(cfg, &[refs[0]]);
+    }
+    net.run_until_cond(Duration::from_secs(30), 50 * MS, |n| n.full_mesh(&all))
+        .expect("full mesh");
+    let (hub, z, w) = (refs[0], refs[5], refs[23]);
+    // Short enough that no session dies (so no record changes afterwards and
+    // nothing but anti-entropy can bring the change back).
+    net.partition(&[z]);
+    net.run_for(Duration::from_millis(300));
+    let mut cfg = net.node(w).config().clone();
+    cfg.subnets
+        .push("02:00:00:00:99:99".parse().expect("subnet"));
+    net.reload(w, cfg);
+    net.run_for(Duration::from_millis(300));
+    let version_at =
+        |net: &SimNet, at: &str| net.node(at).peers()[w].record.as_ref().map(|r| r.version);
+    let current = version_at(&net, hub);
+    assert!(
+        version_at(&net, z) < current,
+        "the cut-off node heard the change"
+    );
+    net.heal();
+    let sessions_kept = refs.iter().filter(|n| **n != z).all(|n| net.sees(z, n));
+    assert!(
+        sessions_kept,
+        "a session died: the test needs them all alive"
+    );
+    let back = net.run_until_cond(Duration::from_secs(10), 10 * MS, |n| {
+        version_at(n, z) == current
+    });
+    for n in &refs {
+        let d = net.node(n).drops();
+        if d.bad_message + d.digest_rate_limited > 0 {
+            eprintln!("{n}: {d:?}");
+        }
+    }
+    back.expect("the missed record never came back");
+}

@@ -63,6 +63,20 @@ fn vectors() -> Vec<(&'static str, Vec<u8>)> {
                     generation: rec.generation,
                     version: 3,
                 }],
+                ..Digest::default()
+            })
+            .to_vec(),
+        ),
+        (
+            "digest_part",
+            Message::Digest(Digest {
+                entries: vec![DigestEntry {
+                    name: name("node_3"),
+                    generation: rec.generation,
+                    version: 3,
+                }],
+                after: Some(name("node_2")),
+                through: Some(name("node_3")),
             })
             .to_vec(),
         ),

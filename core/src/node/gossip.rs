@@ -122,26 +122,56 @@ impl Node {
         }
     }
 
-    /// Sends our digest (every record we hold, ours included) to one peer.
+    /// Sends our digest (every record we hold, ours included) to one peer:
+    /// one message if it fits in [`GOSSIP_BUDGET`], else parts that each
+    /// cover a range of names (r5), so that no datagram outgrows UDP.
     pub(super) fn send_digest(&mut self, _now: Instant, name: &str) {
         let mut entries: Vec<DigestEntry> = self
             .peers
             .values()
             .filter_map(|p| p.record.as_ref())
+            .chain(self.own.record.iter())
             .map(|r| DigestEntry {
                 name: r.name.clone(),
                 generation: r.generation,
                 version: r.version,
             })
             .collect();
-        if let Some(own) = &self.own.record {
-            entries.push(DigestEntry {
-                name: own.name.clone(),
-                generation: own.generation,
-                version: own.version,
-            });
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        let size = |e: &DigestEntry| 1 + e.name.as_str().len() + 16;
+        if entries.iter().map(size).sum::<usize>() <= GOSSIP_BUDGET {
+            self.send_message(
+                name,
+                &Message::Digest(Digest {
+                    entries,
+                    ..Digest::default()
+                }),
+            );
+            return;
         }
-        self.send_message(name, &Message::Digest(Digest { entries }));
+        let mut after: Option<NodeName> = None;
+        let mut part: Vec<DigestEntry> = Vec::new();
+        let mut used = 0;
+        let mut rest = entries.into_iter().peekable();
+        while let Some(e) = rest.next() {
+            used += size(&e);
+            part.push(e);
+            let full = rest.peek().is_some_and(|n| used + size(n) > GOSSIP_BUDGET);
+            if full || rest.peek().is_none() {
+                let through = match rest.peek() {
+                    Some(_) => part.last().map(|e| e.name.clone()),
+                    None => None,
+                };
+                let digest = Digest {
+                    entries: std::mem::take(&mut part),
+                    after: after.clone(),
+                    through: through.clone(),
+                };
+                self.send_message(name, &Message::Digest(digest));
+                after = through;
+                used = 0;
+            }
+        }
     }
 
     /// A peer told us which records it has: send it every one we hold newer.
@@ -149,14 +179,25 @@ impl Node {
         let Some(peer) = self.peers.get_mut(from) else {
             return;
         };
-        if peer
-            .last_digest_answer
-            .is_some_and(|t| now.saturating_duration_since(t) < DIGEST_ANSWER_EVERY)
-        {
-            self.drops.digest_rate_limited += 1;
-            return;
+        // The parts of one digest come together: a round starts with the part
+        // that covers the first name, and only that start is rate-limited.
+        let continues_round = digest.after.is_some()
+            && peer
+                .last_digest_answer
+                .is_some_and(|t| now.saturating_duration_since(t) < DIGEST_ANSWER_EVERY)
+            && peer.digest_round_through.as_ref() == digest.after.as_ref();
+        if !continues_round {
+            if peer
+                .last_digest_answer
+                .is_some_and(|t| now.saturating_duration_since(t) < DIGEST_ANSWER_EVERY)
+                || digest.after.is_some()
+            {
+                self.drops.digest_rate_limited += 1;
+                return;
+            }
+            peer.last_digest_answer = Some(now);
         }
-        peer.last_digest_answer = Some(now);
+        peer.digest_round_through = digest.through.clone();
         let theirs: HashMap<&str, (u64, u64)> = digest
             .entries
             .iter()
@@ -169,6 +210,7 @@ impl Node {
             .values()
             .filter_map(|p| p.record.as_ref())
             .chain(own)
+            .filter(|r| digest.covers(&r.name))
         {
             let known = theirs.get(rec.name.as_str()).copied();
             if rec.name == from {

@@ -86,6 +86,8 @@ pub struct Peer {
     pub path_check: Option<PathCheck>,
     /// When we last answered a digest of its (answers are rate-limited).
     pub last_digest_answer: Option<Instant>,
+    /// Where the digest parts of its current round reached.
+    pub digest_round_through: Option<NodeName>,
     /// The peer whose gossip first told us of this node (None: a host file
     /// or `ConnectTo` named it).
     pub introduced_by: Option<NodeName>,
@@ -136,6 +138,7 @@ impl Peer {
             endpoint: None,
             path_check: None,
             last_digest_answer: None,
+            digest_round_through: None,
             introduced_by: None,
             reached: false,
             record_refreshed: now,

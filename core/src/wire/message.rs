@@ -1,7 +1,7 @@
 //! The messages carried in the plaintext of a data packet: heartbeats, Ethernet
 //! frames, membership gossip and goodbyes.
 
-use super::reader::{put_name, Reader};
+use super::reader::{put_name, put_optional_name, Reader};
 use super::record::NodeRecord;
 use super::WireError;
 
@@ -23,6 +23,9 @@ pub mod kind {
     pub const PATH_CHALLENGE: u8 = 0x07;
     /// The token of a PathChallenge received, echoed.
     pub const PATH_RESPONSE: u8 = 0x08;
+    /// One part of a digest too large for one datagram: the entries of a
+    /// range of names.
+    pub const DIGEST_PART: u8 = 0x09;
 }
 
 /// A liveness heartbeat. The echo fields let the receiver measure RTT without
@@ -62,11 +65,29 @@ pub struct DigestEntry {
     pub version: u64,
 }
 
-/// The sender's view of the membership, for anti-entropy.
+/// The sender's view of the membership, for anti-entropy: all of it, or (a
+/// part, r5) the names after `after` up to and including `through`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Digest {
-    /// One entry per node record held (the sender's own included).
+    /// One entry per node record held in the range (the sender's own included).
     pub entries: Vec<DigestEntry>,
+    /// The range starts after this name (`None`: at the first name).
+    pub after: Option<crate::name::NodeName>,
+    /// The range ends with this name (`None`: at the last name).
+    pub through: Option<crate::name::NodeName>,
+}
+
+impl Digest {
+    /// Whether `name` falls in this digest's range.
+    pub fn covers(&self, name: &crate::name::NodeName) -> bool {
+        self.after.as_ref().is_none_or(|a| name > a)
+            && self.through.as_ref().is_none_or(|t| name <= t)
+    }
+
+    /// A part covers a range; a whole digest covers every name.
+    pub fn is_part(&self) -> bool {
+        self.after.is_some() || self.through.is_some()
+    }
 }
 
 /// A decoded inner message.
@@ -129,7 +150,16 @@ impl<'a> Message<'a> {
                 }
                 Message::Gossip(records)
             }
-            kind::DIGEST => {
+            kind::DIGEST | kind::DIGEST_PART => {
+                let part = buf.first() == Some(&kind::DIGEST_PART);
+                let (after, through) = if part {
+                    (
+                        r.optional_name("digest after")?,
+                        r.optional_name("digest through")?,
+                    )
+                } else {
+                    (None, None)
+                };
                 let count = r.u16("digest count")? as usize;
                 if count > MAX_ITEMS {
                     return Err(WireError::Invalid {
@@ -145,7 +175,11 @@ impl<'a> Message<'a> {
                         version: r.u64("digest version")?,
                     });
                 }
-                Message::Digest(Digest { entries })
+                Message::Digest(Digest {
+                    entries,
+                    after,
+                    through,
+                })
             }
             kind::GOODBYE => Message::Goodbye,
             kind::RECORD_ACK => Message::RecordAck {
@@ -183,7 +217,13 @@ impl<'a> Message<'a> {
                 }
             }
             Message::Digest(d) => {
-                out.push(kind::DIGEST);
+                if d.is_part() {
+                    out.push(kind::DIGEST_PART);
+                    put_optional_name(out, d.after.as_ref());
+                    put_optional_name(out, d.through.as_ref());
+                } else {
+                    out.push(kind::DIGEST);
+                }
                 let n = d.entries.len().min(MAX_ITEMS);
                 out.extend_from_slice(&(n as u16).to_be_bytes());
                 for e in &d.entries[..n] {
@@ -242,12 +282,18 @@ mod tests {
                     generation: 7,
                     version: 9,
                 }],
+                ..Digest::default()
             }),
             Message::Goodbye,
             Message::RecordAck {
                 generation: 3,
                 version: 4,
             },
+            Message::Digest(Digest {
+                entries: vec![],
+                after: Some(crate::name::NodeName::new("a").unwrap()),
+                through: None,
+            }),
             Message::PathChallenge(0x0102_0304_0506_0708),
             Message::PathResponse(u64::MAX),
         ];

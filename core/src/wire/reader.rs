@@ -71,6 +71,18 @@ impl<'a> Reader<'a> {
         NodeName::from_bytes(raw).map_err(|error| WireError::BadName { field: what, error })
     }
 
+    /// Reads a name that may be absent (length 0).
+    pub fn optional_name(&mut self, what: &'static str) -> Result<Option<NodeName>, WireError> {
+        let len = self.u8(what)? as usize;
+        if len == 0 {
+            return Ok(None);
+        }
+        let raw = self.bytes(len, what)?;
+        NodeName::from_bytes(raw)
+            .map(Some)
+            .map_err(|error| WireError::BadName { field: what, error })
+    }
+
     /// Reads a socket address: family byte (4 or 6), address, port.
     pub fn socket_addr(&mut self, what: &'static str) -> Result<SocketAddr, WireError> {
         let ip = match self.u8(what)? {
@@ -101,6 +113,14 @@ pub fn put_name(out: &mut Vec<u8>, name: &NodeName) {
     let bytes = name.as_bytes();
     out.push(bytes.len() as u8);
     out.extend_from_slice(bytes);
+}
+
+/// Appends a name [`Reader::optional_name`] reads (length 0 when absent).
+pub fn put_optional_name(out: &mut Vec<u8>, name: Option<&NodeName>) {
+    match name {
+        Some(n) => put_name(out, n),
+        None => out.push(0),
+    }
 }
 
 /// Appends a socket address in the family/address/port form [`Reader::socket_addr`] reads.
