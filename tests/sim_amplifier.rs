@@ -32,8 +32,9 @@ fn trio(seed: u64, tune_m: impl Fn(&mut meshd::node::NodeConfig)) -> SimNet {
 }
 
 /// Bytes on the wire per (from, to) node index pair, counted from now on.
-fn count_bytes(net: &mut SimNet) -> Rc<RefCell<[[u64; 3]; 3]>> {
-    let bytes = Rc::new(RefCell::new([[0u64; 3]; 3]));
+fn count_bytes(net: &mut SimNet) -> Rc<RefCell<Vec<Vec<u64>>>> {
+    let n = net.nodes.len();
+    let bytes = Rc::new(RefCell::new(vec![vec![0u64; n]; n]));
     let log = bytes.clone();
     net.tap = Some(Box::new(move |from, to, payload| {
         log.borrow_mut()[from][to] += payload.len() as u64;
@@ -52,7 +53,7 @@ fn a_member_spoofing_a_victims_address_gets_no_traffic_sent_there() {
     // From now on everything m sends to a claims to come from the victim.
     net.spoof.push((m, a, victim));
     net.run_for(5 * S);
-    let b = *bytes.borrow();
+    let b = bytes.borrow().clone();
     let (spoofed, to_victim) = (b[m][a], b[a][v]);
     eprintln!(
         "m sent {spoofed} bytes to a as the victim; a sent {to_victim} to the victim ({:.2}x), {} to m",
@@ -177,4 +178,91 @@ fn a_members_invented_nodes_are_capped_and_forgotten() {
     // m stays (a's host files name it); its nodes are forgotten.
     assert!(peers.iter().all(|p| !p.starts_with("inv_")), "{peers:?}");
     assert!(peers.contains(&"r".to_string()) && peers.contains(&"h".to_string()));
+}
+
+/// a, five honest nodes, a puppet member "Mallory" (the test is its daemon;
+/// its name sorts before "a", so a answers its handshake instead of keeping
+/// its own attempt) and a victim v that knows nobody.
+fn with_puppet(seed: u64) -> (SimNet, sim::puppet::Puppet) {
+    let names = ["a", "h1", "h2", "h3", "h4", "h5", "Mallory", "v"];
+    let mut net = SimNet::new(seed, &names);
+    let cfg = net.config("a", &[]);
+    net.start(cfg, &["h1", "h2", "h3", "h4", "h5", "Mallory"]);
+    for h in ["h1", "h2", "h3", "h4", "h5"] {
+        let cfg = net.config(h, &["a"]);
+        net.start(cfg, &["a"]);
+    }
+    let cfg = net.config("v", &[]);
+    net.start(cfg, &[]);
+    net.run_for(3 * S);
+    let puppet = sim::puppet::Puppet::connect(&mut net, "Mallory", "a");
+    assert!(
+        net.node("a").is_alive("Mallory"),
+        "a does not see the puppet"
+    );
+    (net, puppet)
+}
+
+#[test]
+fn records_with_bad_signatures_cost_at_most_the_relays_budget() {
+    use meshd::keys::PrivateKey;
+    use meshd::wire::{Message, NodeRecord};
+    use rand::SeedableRng;
+    let (mut net, mut p) = with_puppet(5);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let before = net.node("a").drops().clone();
+    // 50 packets of 10 records each, every signature wrong, all at once.
+    for k in 0..50 {
+        let records: Vec<NodeRecord> = (0..10)
+            .map(|i| NodeRecord {
+                name: meshd::name::NodeName::new(format!("fake_{k}_{i}")).unwrap(),
+                public_key: *PrivateKey::generate(&mut rng).public().as_bytes(),
+                generation: 1,
+                version: 1,
+                addresses: vec![],
+                neighbours: vec![],
+                extension: vec![],
+                signature: [7; 64],
+            })
+            .collect();
+        let addr = p.addr;
+        p.send(&mut net, "a", addr, &Message::Gossip(records));
+    }
+    let after = net.node("a").drops().clone();
+    let refused = after.bad_record - before.bad_record;
+    let unchecked = after.gossip_budget - before.gossip_budget;
+    let verified = refused - unchecked;
+    eprintln!(
+        "500 records with bad signatures: {verified} verified, {unchecked} dropped unchecked"
+    );
+    assert_eq!(refused, 500);
+    assert!(verified <= 20, "{verified} signature checks");
+    // The budget refills: a second later a few more are checked.
+    assert!(net.node("a").is_alive("Mallory"));
+}
+
+#[test]
+fn an_empty_digest_from_a_spoofed_source_sends_the_victim_nothing_large() {
+    use meshd::wire::{Digest, Message};
+    let (mut net, mut p) = with_puppet(6);
+    let bytes = count_bytes(&mut net);
+    let (a, v) = (net.idx("a"), net.idx("v"));
+    let victim = net.nodes[v].addr;
+    // Ten empty digests "from" the victim: each asks for every record a holds.
+    let mut sent = 0u64;
+    for _ in 0..10 {
+        let mut probe = Vec::new();
+        Message::Digest(Digest::default()).emit(&mut probe);
+        sent += probe.len() as u64 + 32; // plaintext + the data packet's header and tag
+        p.send(&mut net, "a", victim, &Message::Digest(Digest::default()));
+        net.run_for(10 * MS);
+    }
+    net.run_for(100 * MS);
+    let to_victim = bytes.borrow()[a][v];
+    eprintln!(
+        "10 empty digests as the victim (~{sent} bytes): a sent the victim {to_victim} bytes ({:.1}x)",
+        to_victim as f64 / sent as f64
+    );
+    assert!(to_victim <= 3 * sent, "{to_victim} bytes to the victim");
+    assert_ne!(net.node("a").peers()["Mallory"].endpoint, Some(victim));
 }

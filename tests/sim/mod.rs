@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod lab;
+pub mod puppet;
 
 use meshd::keys::PrivateKey;
 use meshd::name::NodeName;

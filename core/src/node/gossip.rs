@@ -258,7 +258,9 @@ impl Node {
                 }
                 Err(reason) => {
                     self.drops.bad_record += 1;
-                    tracing::warn!(peer = %from, node = %rec.name, reason, "refused node record");
+                    if let Some(suppressed) = self.refusal_log.allow(now) {
+                        tracing::warn!(peer = %from, node = %rec.name, reason, suppressed, "refused node record");
+                    }
                 }
             }
         }
@@ -332,8 +334,19 @@ impl Node {
         } else if !self.may_introduce(from) {
             return Err("its introducer already introduced too many nodes we never reached");
         }
+        if !self
+            .peers
+            .get_mut(from)
+            .is_some_and(|p| p.signature_budget.available(now))
+        {
+            self.drops.gossip_budget += 1;
+            return Err("its relay sent too many records with bad signatures; dropped unchecked");
+        }
         let key = PublicKey::from_bytes(rec.public_key);
         if !key.verify(&rec.signed_bytes(), &rec.signature) {
+            if let Some(p) = self.peers.get_mut(from) {
+                p.signature_budget.spend();
+            }
             return Err("bad signature");
         }
         let is_new_peer = !self.peers.contains_key(&rec.name);

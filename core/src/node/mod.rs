@@ -25,7 +25,7 @@ mod vip_nd;
 pub mod vip_status;
 
 pub use limits::{AtCap, Limit, LimitCounters, LogThrottle};
-pub use peer::{KeySource, PathCheck, Peer, PeerStats};
+pub use peer::{KeySource, PathCheck, Peer, PeerStats, SignatureBudget};
 pub use switching::TapStats;
 pub use types::{DownReason, DropCounters, Event, KnownHost, NodeConfig, QueueDepth, Transmit};
 

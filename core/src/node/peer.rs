@@ -58,6 +58,47 @@ pub struct PathCheck {
     pub last_challenge: Option<Instant>,
 }
 
+/// How many failed signature checks the records a peer relays may cost us:
+/// a token bucket (10 a second, bursts of 20) spent only by records whose
+/// signature does not verify, which an honest relay never forwards. Once it
+/// is empty, that peer's records are dropped unchecked until it refills.
+#[derive(Debug, Clone, Copy)]
+pub struct SignatureBudget {
+    tokens: f64,
+    last: Option<Instant>,
+}
+
+impl SignatureBudget {
+    /// Failed checks per second.
+    pub const PER_SEC: f64 = 10.0;
+    /// Most failed checks in a burst.
+    pub const BURST: f64 = 20.0;
+
+    /// Whether a check may run at `now`.
+    pub fn available(&mut self, now: Instant) -> bool {
+        if let Some(last) = self.last {
+            let dt = now.saturating_duration_since(last).as_secs_f64();
+            self.tokens = (self.tokens + dt * Self::PER_SEC).min(Self::BURST);
+        }
+        self.last = Some(now);
+        self.tokens >= 1.0
+    }
+
+    /// A check failed.
+    pub fn spend(&mut self) {
+        self.tokens = (self.tokens - 1.0).max(0.0);
+    }
+}
+
+impl Default for SignatureBudget {
+    fn default() -> Self {
+        SignatureBudget {
+            tokens: Self::BURST,
+            last: None,
+        }
+    }
+}
+
 /// One other node of the mesh.
 #[derive(Debug)]
 pub struct Peer {
@@ -88,6 +129,8 @@ pub struct Peer {
     pub last_digest_answer: Option<Instant>,
     /// Where the digest parts of its current round reached.
     pub digest_round_through: Option<NodeName>,
+    /// Failed signature checks its gossip may still cost.
+    pub signature_budget: SignatureBudget,
     /// The peer whose gossip first told us of this node (None: a host file
     /// or `ConnectTo` named it).
     pub introduced_by: Option<NodeName>,
@@ -139,6 +182,7 @@ impl Peer {
             path_check: None,
             last_digest_answer: None,
             digest_round_through: None,
+            signature_budget: SignatureBudget::default(),
             introduced_by: None,
             reached: false,
             record_refreshed: now,

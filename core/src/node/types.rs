@@ -243,4 +243,7 @@ pub struct DropCounters {
     /// Digests not answered: the peer sent them faster than one per
     /// `DIGEST_ANSWER_EVERY`.
     pub digest_rate_limited: u64,
+    /// Gossip records dropped unchecked: their relay's budget of failed
+    /// signature checks was spent.
+    pub gossip_budget: u64,
 }
