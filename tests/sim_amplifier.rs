@@ -266,3 +266,68 @@ fn an_empty_digest_from_a_spoofed_source_sends_the_victim_nothing_large() {
     assert!(to_victim <= 3 * sent, "{to_victim} bytes to the victim");
     assert_ne!(net.node("a").peers()["Mallory"].endpoint, Some(victim));
 }
+
+/// The finding itself: a member sends 4,000 self-signed records for invented
+/// names, each listing a victim's address, then goes silent. The node keeps
+/// at most `max_unreached_per_introducer` of them, its handshake inits to the
+/// victim stay bounded, and it forgets them once nobody refreshes them.
+#[test]
+fn four_thousand_invented_records_are_capped_and_forgotten() {
+    use meshd::keys::PrivateKey;
+    use meshd::wire::{Message, NodeRecord};
+    use rand::SeedableRng;
+    let (mut net, mut p) = with_puppet(7);
+    let a = net.idx("a");
+    let v = net.idx("v");
+    let victim = net.nodes[v].addr;
+    let cap = net.node("a").config().max_unreached_per_introducer;
+    // Shorter than the default (10 min) so the test can wait it out.
+    let mut cfg = net.node("a").config().clone();
+    cfg.record_ttl = 40 * S;
+    net.reload("a", cfg);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let records: Vec<NodeRecord> = (0..4000)
+        .map(|i| {
+            let key = PrivateKey::generate(&mut rng);
+            let mut rec = NodeRecord {
+                name: meshd::name::NodeName::new(format!("invented_{i}")).unwrap(),
+                public_key: *key.public().as_bytes(),
+                generation: 1,
+                version: 1,
+                addresses: vec![victim],
+                neighbours: vec![],
+                extension: vec![],
+                signature: [0; 64],
+            };
+            rec.signature = key.sign(&rec.signed_bytes());
+            rec
+        })
+        .collect();
+    let bytes = count_bytes(&mut net);
+    let addr = p.addr;
+    for chunk in records.chunks(8) {
+        p.send(&mut net, "a", addr, &Message::Gossip(chunk.to_vec()));
+    }
+    let peers = net.node("a").peers().len();
+    eprintln!("a's peer table after 4000 invented records: {peers} (cap per introducer {cap})");
+    assert!(peers <= 7 + cap, "{peers} peers");
+    // Ten seconds of a trying them: count the handshake inits to the victim.
+    let before = bytes.borrow()[a][v];
+    net.run_for(10 * S);
+    let init_bytes = bytes.borrow()[a][v] - before;
+    let inits_per_s = init_bytes as f64 / 10.0 / 150.0; // a HandshakeInit is ~150 bytes
+    eprintln!(
+        "handshake traffic to the victim: {init_bytes} bytes in 10 s (~{inits_per_s:.0} inits/s)"
+    );
+    // The puppet went silent: a declared it dead; its nodes are forgotten.
+    net.run_for(40 * S);
+    let left = net
+        .node("a")
+        .peers()
+        .keys()
+        .filter(|n| n.as_str().starts_with("invented_"))
+        .count();
+    eprintln!("invented nodes left 50 s later: {left}");
+    assert_eq!(left, 0);
+    assert!(net.sees("a", "h1"), "a lost an honest peer");
+}
