@@ -214,6 +214,8 @@ fn lab(seed: u64, dual: bool) -> Lab {
                 weight: 10,
                 virtual_mac: MacAddr(VMAC),
                 checked: false,
+                owner: None,
+                presence: None,
             }];
             if dual {
                 cfg.vips.push(LocalVip {
@@ -222,6 +224,8 @@ fn lab(seed: u64, dual: bool) -> Lab {
                     weight: 10,
                     virtual_mac: MacAddr(VMAC4),
                     checked: false,
+                    owner: None,
+                    presence: None,
                 });
             }
         }

@@ -4,7 +4,7 @@
 use super::dump::{ask, print_out};
 use crate::config::NetDir;
 use crate::control::{Request, Response};
-use crate::node::vip_status::{HolderStatus, VipStatus};
+use crate::node::vip_status::{HolderStatus, OwnerStatus, VipStatus};
 use anyhow::{bail, Result};
 use std::fmt::Write as _;
 
@@ -37,7 +37,23 @@ fn holder_words(h: &HolderStatus) -> String {
     )
 }
 
-/// `dump vips` lines: one per VIP and holder.
+/// `MAC (source) [seen N ms ago] [presence yes|no] [conflicts N]`.
+fn owner_words(o: &OwnerStatus) -> String {
+    let mut s = format!("{} ({})", o.mac.as_deref().unwrap_or("unknown"), o.source);
+    if let Some(ms) = o.seen_ms_ago {
+        let _ = write!(s, " seen {ms} ms ago");
+    }
+    if let Some(p) = o.present {
+        let _ = write!(s, " presence {}", yes(p));
+    }
+    if o.conflicts > 0 {
+        let _ = write!(s, " conflicts {}", o.conflicts);
+    }
+    s
+}
+
+/// `dump vips` lines: one per VIP and holder; this node's own line ends with
+/// `owner MAC (source) ...` when it serves the VIP.
 pub fn format_vip_lines(v: &VipStatus) -> String {
     let mut out = String::new();
     if v.holders.is_empty() {
@@ -48,9 +64,13 @@ pub fn format_vip_lines(v: &VipStatus) -> String {
         );
     }
     for h in &v.holders {
+        let owner = match &v.owner {
+            Some(o) if h.name == o.node => format!(" owner {}", owner_words(o)),
+            _ => String::new(),
+        };
         let _ = writeln!(
             out,
-            "{}/{} mac {} holder {} {}",
+            "{}/{} mac {} holder {} {}{owner}",
             v.vip,
             v.prefix_len,
             v.virtual_mac,
@@ -84,6 +104,9 @@ pub fn format_vip_info(v: &VipStatus) -> String {
         None => "no",
     };
     let _ = writeln!(s, "Served here:  {here}");
+    if let Some(o) = &v.owner {
+        let _ = writeln!(s, "Owner here:   {}", owner_words(o));
+    }
     let eligible: Vec<&str> = v
         .holders
         .iter()

@@ -107,6 +107,7 @@ pub const MESHD_VARIABLES: &[&str] = &[
     "ShutdownGrace",
     "StoreLearnedHosts",
     "VIPHoldDown",
+    "VIPOwner",
     "VirtualIP",
     "VirtualMAC",
 ];
@@ -120,6 +121,7 @@ pub const MULTI_VALUED: &[&str] = &[
     "HealthCheck",
     "ListenAddress",
     "Subnet",
+    "VIPOwner",
     "VirtualIP",
     "VirtualMAC",
 ];

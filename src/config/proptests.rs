@@ -520,6 +520,7 @@ fn render_vips(g: &GenVips, file: &str, out: &mut String) -> VipSettings {
             virtual_mac: v.mac.unwrap_or(virtual_mac_for(v.address)),
             mac_overridden: v.mac.is_some(),
             checks: Vec::new(),
+            owner: None,
         });
     }
     // MACs and checks after all VirtualIP lines (they may come in any order).
@@ -547,6 +548,7 @@ fn render_vips(g: &GenVips, file: &str, out: &mut String) -> VipSettings {
             let body = match &c.kind {
                 CheckKind::Exec(cmd) => format!("exec{opts} {cmd}"),
                 CheckKind::Tcp(a) => format!("tcp {a}{opts}"),
+                CheckKind::Presence => format!("presence{opts}"),
                 CheckKind::Udp { addr, send, expect } => {
                     let mut b = format!("udp{opts} {addr}");
                     if !send.is_empty() {

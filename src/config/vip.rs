@@ -17,6 +17,15 @@
 //!   verbatim) runs with `/bin/sh -c`; exit status 0 is success. Options must come *before* the
 //!   command: leading `interval=`/`timeout=`/`rise=`/`fall=` tokens are options, and the first
 //!   token that is not one of them starts the command (so `FOO=1 cmd` is a command).
+//! * `HealthCheck = ADDRESS presence [interval=] [rise=] [fall=]`: healthy while a station on
+//!   this node's side of the TAP (its own stack, a container or VM on a bridge with the TAP, a
+//!   LAN host) answers ARP (IPv4) or a Neighbour Solicitation (IPv6) for the VIP. meshd probes
+//!   itself every interval; a probe unanswered by the next one failed. No command runs. At most
+//!   one per VIP; `timeout=` does not apply.
+//! * `VIPOwner = ADDRESS MAC`: frames for the VIP are delivered to this MAC on the local side
+//!   (the container or host that holds the address). Without it, meshd learns the owner from
+//!   its ARP/ND and probes; a VIP on the TAP itself needs neither. A unicast MAC, not a virtual
+//!   MAC.
 //! * `HealthCheck = ADDRESS tcp HOST:PORT [OPTIONS]`: a TCP connect within the timeout succeeds.
 //! * `HealthCheck = ADDRESS udp HOST:PORT [send=HEX] [expect=HEX] [OPTIONS]`: sends `send` (an
 //!   empty datagram without it) and succeeds on any reply within the timeout that starts with
@@ -76,6 +85,17 @@ pub struct VipConfig {
     pub mac_overridden: bool,
     /// The `HealthCheck` lines for this VIP, in configuration order (may be empty).
     pub checks: Vec<HealthCheckSpec>,
+    /// `VIPOwner`: the MAC of the station holding the VIP on the local side.
+    pub owner: Option<[u8; 6]>,
+}
+
+impl VipConfig {
+    /// The presence check, if one of [`VipConfig::checks`] is one (the core runs it).
+    pub fn presence(&self) -> Option<&HealthCheckSpec> {
+        self.checks
+            .iter()
+            .find(|c| matches!(c.kind, CheckKind::Presence))
+    }
 }
 
 /// One `HealthCheck` line, with defaults applied.
@@ -113,6 +133,9 @@ pub enum CheckKind {
         /// If set, a reply must start with these bytes.
         expect: Option<Vec<u8>>,
     },
+    /// A station on the local side answers ARP/ND for the VIP (probed by the core, not
+    /// the driver; `timeout` is unused).
+    Presence,
 }
 
 /// Everything about the VIPs this node serves.
@@ -140,9 +163,15 @@ impl Default for VipSettings {
 }
 
 impl VipSettings {
-    /// Every health check of every VIP, in configuration order (for the health checker).
+    /// Every health check of every VIP that the driver runs (all but presence), in
+    /// configuration order.
     pub fn health_checks(&self) -> Vec<HealthCheckSpec> {
-        self.vips.iter().flat_map(|v| v.checks.clone()).collect()
+        self.vips
+            .iter()
+            .flat_map(|v| v.checks.iter())
+            .filter(|c| c.kind != CheckKind::Presence)
+            .cloned()
+            .collect()
     }
 
     /// The VIP with this address, if configured.
@@ -368,7 +397,7 @@ fn parse_check_body(
     toks: &[(usize, &str)],
 ) -> Result<(CheckKind, CheckOptions), String> {
     let Some(&(_, kind)) = toks.first() else {
-        return Err("expected 'ADDRESS exec|tcp|udp ...' after the address".into());
+        return Err("expected 'ADDRESS exec|tcp|udp|presence ...' after the address".into());
     };
     let rest = &toks[1..];
     let mut opts = CheckOptions::default();
@@ -438,8 +467,77 @@ fn parse_check_body(
             };
             Ok((kind, opts))
         }
-        _ => Err(format!("'{kind}' is not a check type (exec, tcp or udp)")),
+        "presence" => {
+            for &(_, tok) in rest {
+                let known = match tok.split_once('=') {
+                    Some((k, v)) if !k.eq_ignore_ascii_case("timeout") => opts.timing(k, v)?,
+                    _ => false,
+                };
+                if !known {
+                    return Err(format!(
+                        "unexpected '{tok}' (presence takes only interval=, rise= and fall=; meshd probes by itself)"
+                    ));
+                }
+            }
+            Ok((CheckKind::Presence, opts))
+        }
+        _ => Err(format!(
+            "'{kind}' is not a check type (exec, tcp, udp or presence)"
+        )),
     }
+}
+
+/// `VIPOwner = ADDRESS MAC` lines: the owner of a VIP on the local side. Errors name the
+/// line: no `VirtualIP` for the address, a second `VIPOwner` for it, a MAC that is multicast,
+/// zero, or some VIP's virtual MAC (the owner is a real station; frames to a virtual MAC are
+/// steered, so that owner would never get them).
+fn parse_owners(
+    lines: &[ConfigLine],
+    index: &HashMap<IpAddr, usize>,
+    vips: &mut [VipConfig],
+) -> Result<(), ConfigError> {
+    let mut owner_lines: HashMap<IpAddr, &ConfigLine> = HashMap::new();
+    for line in lines.iter().filter(|l| l.is("VIPOwner")) {
+        let err = |r: String| line.error(format!("VIPOwner: {r}"));
+        let toks = tokens(&line.value);
+        let [(_, addr_s), (_, mac_s)] = toks[..] else {
+            return Err(err(format!(
+                "'{}': expected 'ADDRESS MAC', e.g. '10.1.1.10 02:42:ac:11:00:02'",
+                line.value
+            )));
+        };
+        let ip: IpAddr = addr_s
+            .parse()
+            .map_err(|_| err(format!("'{addr_s}' is not an IP address")))?;
+        let Some(&i) = index.get(&ip) else {
+            return Err(err(format!("{ip} has no VirtualIP line")));
+        };
+        if let Some(prev) = owner_lines.get(&ip) {
+            return Err(err(format!(
+                "{ip} already has a VIPOwner at {}",
+                prev.location()
+            )));
+        }
+        let MacAddr(mac) = mac_s
+            .parse()
+            .map_err(|e: MacParseError| err(e.to_string()))?;
+        if mac[0] & 0x01 != 0 || mac == [0; 6] {
+            return Err(err(format!(
+                "{} is not a station's MAC (multicast or zero)",
+                fmt_mac(&mac)
+            )));
+        }
+        if let Some(other) = vips.iter().find(|v| v.virtual_mac == mac) {
+            return Err(err(format!(
+                "{} is the virtual MAC of {}; the owner is the real station that holds {ip}",
+                fmt_mac(&mac),
+                other.address
+            )));
+        }
+        owner_lines.insert(ip, line);
+        vips[i].owner = Some(mac);
+    }
+    Ok(())
 }
 
 /// Reads the VIP variables from the local node's merged configuration lines. Non-fatal
@@ -508,6 +606,7 @@ pub fn parse_vip_settings(
             virtual_mac: virtual_mac_for(address),
             mac_overridden: false,
             checks: Vec::new(),
+            owner: None,
         });
     }
 
@@ -581,7 +680,10 @@ pub fn parse_vip_settings(
         by_mac.insert(vip.virtual_mac, i);
     }
 
+    parse_owners(lines, &index, &mut vips)?;
+
     // HealthCheck lines.
+    let mut presence_lines: HashMap<IpAddr, &ConfigLine> = HashMap::new();
     for line in lines.iter().filter(|l| l.is("HealthCheck")) {
         let err = |r: String| line.error(format!("HealthCheck: {r}"));
         let toks = tokens(&line.value);
@@ -595,6 +697,14 @@ pub fn parse_vip_settings(
             return Err(err(format!("{ip} has no VirtualIP line")));
         };
         let (kind, opts) = parse_check_body(&line.value, &toks[1..]).map_err(err)?;
+        if kind == CheckKind::Presence {
+            if let Some(prev) = presence_lines.insert(ip, line) {
+                return Err(err(format!(
+                    "{ip} already has a presence check at {}",
+                    prev.location()
+                )));
+            }
+        }
         let spec = HealthCheckSpec {
             vip: ip,
             kind,
@@ -605,7 +715,7 @@ pub fn parse_vip_settings(
             origin: line.location(),
         };
         let own_timing = opts.interval.is_some() || opts.timeout.is_some();
-        if own_timing && spec.timeout > spec.interval {
+        if own_timing && spec.timeout > spec.interval && spec.kind != CheckKind::Presence {
             warnings.push(format!(
                 "{}: HealthCheck timeout ({}) is longer than its interval ({}); probes will run back to back",
                 line.location(),

@@ -59,6 +59,7 @@ pub const ACCEPTED_HOST_VARIABLES: &[&str] = &[
     "IndirectData",
     "Subnet",
     "TCPOnly",
+    "VIPOwner",
     "VirtualIP",
     "VirtualMAC",
     "Weight",
@@ -75,10 +76,14 @@ fn find(list: &[&'static str], var: &str) -> Option<&'static str> {
 pub fn acceptance(var: &str, value: &str) -> Result<&'static str, String> {
     if let Some(v) = find(ACCEPTED_HOST_VARIABLES, var) {
         if v == "HealthCheck" {
+            // presence runs no command either: meshd only sends ARP/ND into its own TAP.
             let kind = value.split_whitespace().nth(1).unwrap_or("");
-            if !(kind.eq_ignore_ascii_case("tcp") || kind.eq_ignore_ascii_case("udp")) {
+            if !["tcp", "udp", "presence"]
+                .iter()
+                .any(|k| kind.eq_ignore_ascii_case(k))
+            {
                 return Err(
-                    "HealthCheck is accepted only with tcp or udp checks (exec would run commands)"
+                    "HealthCheck is accepted only with tcp, udp or presence checks (exec would run commands)"
                         .into(),
                 );
             }

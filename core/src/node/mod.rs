@@ -19,6 +19,7 @@ mod switching;
 mod types;
 mod vip;
 mod vip_nd;
+mod vip_owner;
 pub mod vip_status;
 
 pub use limits::{AtCap, Limit, LimitCounters};

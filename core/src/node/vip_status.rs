@@ -26,6 +26,24 @@ pub struct HolderStatus {
     pub share_percent: f64,
 }
 
+/// Who owns one of this node's VIPs on its side of the TAP.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct OwnerStatus {
+    /// This node (the holder whose side it is).
+    pub node: String,
+    /// The MAC steered frames are delivered to (the TAP's own when no other
+    /// owner is known), if known.
+    pub mac: Option<String>,
+    /// Where `mac` comes from: `VIPOwner`, `learned` (its ARP/ND) or `tap`.
+    pub source: String,
+    /// Milliseconds since a learned owner was last heard from.
+    pub seen_ms_ago: Option<u64>,
+    /// The presence check's verdict (`HealthCheck = VIP presence`), if any.
+    pub present: Option<bool>,
+    /// Claims for the VIP by a second station, refused.
+    pub conflicts: u64,
+}
+
 /// One VIP.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct VipStatus {
@@ -37,6 +55,9 @@ pub struct VipStatus {
     pub virtual_mac: String,
     /// This node serves it: its health verdict.
     pub local_healthy: Option<bool>,
+    /// This node serves it: its owner on our side of the TAP.
+    #[serde(default)]
+    pub owner: Option<OwnerStatus>,
     /// Flows this node steers to it.
     pub flows: usize,
     /// Holders, by name.
@@ -44,6 +65,25 @@ pub struct VipStatus {
 }
 
 impl Node {
+    fn owner_status(&self, vip: &std::net::IpAddr, now: Instant) -> Option<OwnerStatus> {
+        let o = self.vip.owner_view(vip)?;
+        let (mac, source) = match (o.mac, o.configured) {
+            (Some(m), true) => (Some(m), "VIPOwner"),
+            (Some(m), false) => (Some(m), "learned"),
+            (None, _) => (self.tap_mac, "tap"),
+        };
+        Some(OwnerStatus {
+            node: self.config.name.to_string(),
+            mac: mac.map(|m| m.to_string()),
+            source: source.into(),
+            seen_ms_ago: o
+                .seen
+                .map(|t| now.saturating_duration_since(t).as_millis() as u64),
+            present: o.present,
+            conflicts: o.conflicts,
+        })
+    }
+
     /// Every VIP known, sorted by address.
     pub fn vip_statuses(&self, now: Instant) -> Vec<VipStatus> {
         let hold_down = self.vip.settings().hold_down;
@@ -84,6 +124,7 @@ impl Node {
                     prefix_len: v.prefix_len,
                     virtual_mac: v.virtual_mac.to_string(),
                     local_healthy: self.vip.local_state(&v.address).map(|s| s.healthy),
+                    owner: self.owner_status(&v.address, now),
                     flows: total,
                     holders,
                 }

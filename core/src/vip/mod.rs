@@ -4,8 +4,12 @@
 //! this node's own VIPs with their health.
 
 mod flows;
+mod owner;
 
 pub use flows::{Flow, FlowTable};
+pub use owner::{
+    Claim, OwnerState, OwnerView, PresenceSpec, OWNER_DISCOVER, OWNER_FRESH, OWNER_REFRESH,
+};
 
 use crate::switch::{FlowKey, MacAddr};
 use crate::wire::VipItem;
@@ -48,8 +52,15 @@ pub struct LocalVip {
     pub weight: u32,
     /// The virtual MAC.
     pub virtual_mac: MacAddr,
-    /// Whether a health check gates it (if so it starts unhealthy).
+    /// Whether a health check run by the driver gates it (if so it starts
+    /// unhealthy).
     pub checked: bool,
+    /// The MAC of the station that owns the VIP on our side of the TAP
+    /// (`VIPOwner`); `None`: learned from its ARP/ND, else the TAP's own.
+    pub owner: Option<MacAddr>,
+    /// A presence check (`HealthCheck = VIP presence`): healthy while a
+    /// station on our side answers for the VIP (it starts unhealthy).
+    pub presence: Option<PresenceSpec>,
 }
 
 /// One node's stake in a VIP.
@@ -127,6 +138,12 @@ pub struct VipCounters {
     pub nd_dad_dropped: u64,
     /// Peers' VIP items refused (an address that cannot be a VIP, or another VIP's virtual MAC).
     pub items_refused: u64,
+    /// Owners of our VIPs learned (or moved) from their ARP/ND on our side of the TAP.
+    pub owners_learned: u64,
+    /// Claims for one of our VIPs by a second station on our side, refused.
+    pub owner_conflicts: u64,
+    /// ARP probes / Neighbour Solicitations sent into the TAP for our VIPs' owners.
+    pub owner_probes: u64,
 }
 
 /// The virtual MAC of a VIP: IPv4 `a.b.c.d` gives `02:6d:a:b:c:d`; IPv6 gives `06:6d`
@@ -150,7 +167,7 @@ pub fn virtual_mac_for(ip: IpAddr) -> [u8; 6] {
 /// One of our own VIPs as the engine sees it ([`VipEngine::local_state`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LocalVipState {
-    /// Its health check passes (or it has none).
+    /// Its health checks pass, presence included (or it has none).
     pub healthy: bool,
     /// It is in our record for peers to steer to (healthy, not withdrawn).
     pub offered: bool,
@@ -172,7 +189,9 @@ pub struct VipEngine {
 #[derive(Debug, Clone)]
 struct LocalState {
     cfg: LocalVip,
+    /// The driver's health checks pass (or there are none).
     healthy: bool,
+    owner: OwnerState,
     withdrawn: bool,
     serving: bool,
     /// A failed health check withdrew the VIP: `vip-down` runs at this time,
@@ -182,7 +201,7 @@ struct LocalState {
 
 impl LocalState {
     fn offered(&self) -> bool {
-        self.healthy && !self.withdrawn
+        self.healthy && self.owner.present() && !self.withdrawn
     }
 }
 
@@ -250,15 +269,21 @@ impl VipEngine {
         for cfg in vips {
             let state = match old.get(&cfg.address) {
                 Some(prev) if prev.cfg == cfg => prev.clone(),
-                Some(prev) => LocalState {
-                    healthy: if cfg.checked { prev.healthy } else { true },
-                    cfg,
-                    withdrawn: prev.withdrawn,
-                    serving: prev.serving,
-                    down_at: prev.down_at,
-                },
+                Some(prev) => {
+                    let mut owner = prev.owner.clone();
+                    owner.reconfigure(cfg.owner, cfg.presence, now);
+                    LocalState {
+                        healthy: if cfg.checked { prev.healthy } else { true },
+                        owner,
+                        cfg,
+                        withdrawn: prev.withdrawn,
+                        serving: prev.serving,
+                        down_at: prev.down_at,
+                    }
+                }
                 None => LocalState {
                     healthy: !cfg.checked,
+                    owner: OwnerState::new(cfg.owner, cfg.presence, now),
                     cfg,
                     withdrawn: false,
                     serving: false,
@@ -313,9 +338,62 @@ impl VipEngine {
         }
     }
 
-    /// When [`VipEngine::tick`] has something to do.
+    /// When [`VipEngine::tick`] or [`VipEngine::owner_probes`] has something to do.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.local.values().filter_map(|s| s.down_at).min()
+        self.local
+            .values()
+            .flat_map(|s| [s.down_at, s.owner.next_probe()])
+            .flatten()
+            .min()
+    }
+
+    /// The local VIPs whose owner probe is due at `now` (the node sends
+    /// them into the TAP), and those whose presence verdict changed (then
+    /// our record changes too).
+    pub fn owner_probes(&mut self, now: Instant) -> (Vec<IpAddr>, Vec<IpAddr>) {
+        let mut due = Vec::new();
+        let mut changed = Vec::new();
+        for (addr, s) in self.local.iter_mut() {
+            if let Some(c) = s.owner.probe_due(now) {
+                due.push(*addr);
+                if c {
+                    changed.push(*addr);
+                }
+            }
+        }
+        self.counters.owner_probes += due.len() as u64;
+        if !changed.is_empty() {
+            self.refresh_local(now);
+        }
+        (due, changed)
+    }
+
+    /// A station on our side of the TAP claims local VIP `vip` with `mac`
+    /// (its ARP or ND). `None` if `vip` is not ours; else what it did, and
+    /// whether a presence verdict changed (then our record changes too).
+    pub fn owner_claim(&mut self, vip: IpAddr, mac: MacAddr, now: Instant) -> Option<(Claim, bool)> {
+        let s = self.local.get_mut(&vip)?;
+        let (claim, changed) = s.owner.claim(mac, now);
+        match claim {
+            Claim::Learned | Claim::Moved { .. } => self.counters.owners_learned += 1,
+            Claim::Conflict { .. } => self.counters.owner_conflicts += 1,
+            Claim::Confirmed => {}
+        }
+        if changed {
+            self.refresh_local(now);
+        }
+        Some((claim, changed))
+    }
+
+    /// The MAC frames for local VIP `vip` are delivered to on our side, if
+    /// an owner is configured or known (else the TAP's own).
+    pub fn owner_mac(&self, vip: &IpAddr) -> Option<MacAddr> {
+        self.local.get(vip).and_then(|s| s.owner.mac())
+    }
+
+    /// The owner of local VIP `vip`, for `dump vips`.
+    pub fn owner_view(&self, vip: &IpAddr) -> Option<OwnerView> {
+        self.local.get(vip).map(|s| s.owner.view())
     }
 
     /// Final stop: `vip-down` for everything still served.
@@ -642,7 +720,7 @@ impl VipEngine {
     /// Our own VIP's state, if we serve it.
     pub fn local_state(&self, vip: &IpAddr) -> Option<LocalVipState> {
         self.local.get(vip).map(|s| LocalVipState {
-            healthy: s.healthy,
+            healthy: s.healthy && s.owner.present(),
             offered: s.offered(),
         })
     }

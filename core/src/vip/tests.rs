@@ -187,6 +187,8 @@ fn local_vips_follow_health_and_emit_up_down() {
         weight: 10,
         virtual_mac: MacAddr([2, 0x6d, 10, 1, 1, 10]),
         checked: true,
+        owner: None,
+        presence: None,
     };
     e.set_local(vec![cfg.clone()], t0);
     assert_eq!(e.poll_event(), None, "checked VIPs wait for a verdict");
