@@ -366,13 +366,9 @@ struct GenVips {
     fall: Option<u32>,
 }
 
+/// What the parser accepts as a VIP (link-local and IPv4-mapped IPv6 are refused too).
 fn usable_vip(ip: &IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(a) => {
-            !(a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.is_broadcast())
-        }
-        IpAddr::V6(a) => !(a.is_unspecified() || a.is_loopback() || a.is_multicast()),
-    }
+    crate::vip::usable_vip(ip)
 }
 
 fn arb_check_kind() -> impl Strategy<Value = CheckKind> {

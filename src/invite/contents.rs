@@ -613,4 +613,17 @@ mod tests {
             assert!(e.contains(why), "{text:?}: {e}");
         }
     }
+
+    #[test]
+    fn presence_checks_and_vip_owner_are_accepted() {
+        assert_eq!(
+            acceptance("HealthCheck", "10.1.1.10 presence interval=100ms"),
+            Ok("HealthCheck")
+        );
+        assert_eq!(
+            acceptance("vipowner", "10.1.1.10 02:00:00:00:00:01"),
+            Ok("VIPOwner")
+        );
+        assert!(acceptance("HealthCheck", "10.1.1.10 exec true").is_err());
+    }
 }
