@@ -1,7 +1,8 @@
 //! Shared by the netns VIP tests: a `ping` from the client run in the
-#![allow(dead_code)]
 //! background and its outcome read from the output (answered sequence
 //! numbers, outage by sequence and by wall clock), and process helpers.
+// Each test file uses some of these.
+#![allow(dead_code)]
 
 use meshd_lab::netns::Lab;
 use nix::sys::signal::Signal;
