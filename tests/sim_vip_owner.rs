@@ -7,16 +7,19 @@
 //! Steered frames reach the container; its own ARP is answered to it; a
 //! presence check withdraws the VIP when it stops and offers it again when
 //! it returns; a second station answering for the VIP is refused and
-//! counted; `VIPOwner` pins the owner.
+//! counted; `VIPOwner` pins the owner. The same for an IPv6 VIP, found by
+//! Neighbour Solicitation, in a two-node net.
 
 mod sim;
 
 use meshd::node::Event;
-use meshd::switch::{build_arp_reply, ArpOp, ArpPacket, EthernetFrame, MacAddr};
-use meshd::vip::PresenceSpec;
+use meshd::switch::{build_arp_reply, ArpOp, ArpPacket, EthernetFrame, MacAddr, NdMessage};
+use meshd::vip::{virtual_mac_for, LocalVip, PresenceSpec};
+use sim::ip6::{echo, na, nd_of, parse_echo};
 use sim::lab::*;
 use std::cell::Cell;
-use std::net::{IpAddr, Ipv4Addr};
+use std::cell::RefCell;
+use std::net::{IpAddr, Ipv6Addr};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -283,5 +286,98 @@ fn a_vip_on_the_tap_itself_works_as_before() {
     let o = st[0].owner.as_ref().expect("node_3 serves the VIP");
     assert_eq!(o.source, "tap");
     assert_eq!(o.mac.as_deref(), Some("02:aa:00:00:00:03"));
-    let _ = Ipv4Addr::UNSPECIFIED;
+}
+
+const VIP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 1, 0, 0, 0, 0, 0, 0x10);
+const CLIENT6: Ipv6Addr = Ipv6Addr::new(0xfd00, 1, 0, 0, 0, 0, 0, 2);
+
+/// An IPv6 station holding VIP6 while `up`: answers solicitations for it
+/// (to their source link-layer address) and echo requests addressed to its MAC.
+fn station6(mac: [u8; 6], up: Rc<Cell<bool>>) -> sim::HostFn {
+    Box::new(move |_, f: &[u8]| {
+        if !up.get() {
+            return vec![];
+        }
+        if let Some(NdMessage::Solicitation(s)) = nd_of(f) {
+            if s.target == VIP6 && !s.src_ip.is_unspecified() {
+                let to = s.source_ll.map_or(s.eth_src.0, |m| m.0);
+                return vec![na(to, mac, VIP6, s.src_ip)];
+            }
+            return vec![];
+        }
+        match parse_echo(f) {
+            Some((src, dst, 128, p)) if dst == VIP6 && f[0..6] == mac => {
+                let mut p = p.to_vec();
+                p.push(2);
+                let back: [u8; 6] = f[6..12].try_into().expect("6 bytes");
+                vec![echo(129, back, mac, VIP6, src, &p)]
+            }
+            _ => vec![],
+        }
+    })
+}
+
+#[test]
+fn an_ipv6_vip_behind_the_holder_is_found_by_solicitation_and_watched_by_presence() {
+    let mut net = sim::SimNet::new(37, &["a", "b"]);
+    let vmac = MacAddr(virtual_mac_for(VIP6.into()));
+    let mut cfg = net.config("b", &[]);
+    cfg.vips = vec![LocalVip {
+        address: VIP6.into(),
+        prefix_len: 64,
+        weight: 10,
+        virtual_mac: vmac,
+        checked: false,
+        owner: None,
+        presence: Some(PresenceSpec {
+            interval: Duration::from_millis(100),
+            rise: 2,
+            fall: 2,
+        }),
+    }];
+    net.start(cfg, &["a", "b"]);
+    let cfg = net.config("a", &["b"]);
+    net.start(cfg, &["a", "b"]);
+    net.node_mut("a").set_tap_mac(tap_mac(1));
+    net.node_mut("b").set_tap_mac(tap_mac(2));
+    let up = Rc::new(Cell::new(true));
+    net.nodes[1].host = Some(station6(CTR_MAC, up.clone()));
+    let answers: Rc<RefCell<Vec<u32>>> = Rc::new(RefCell::new(Vec::new()));
+    let log = answers.clone();
+    net.nodes[0].host = Some(Box::new(move |_, f: &[u8]| {
+        if let Some((src, _, 129, p)) = parse_echo(f) {
+            if src == VIP6 && p.len() == 5 && p[4] == 2 {
+                log.borrow_mut()
+                    .push(u32::from_be_bytes([p[0], p[1], p[2], p[3]]));
+            }
+        }
+        vec![]
+    }));
+    net.run_for(Duration::from_secs(3));
+    assert_eq!(
+        net.node("b").vip_engine().owner_mac(&IpAddr::V6(VIP6)),
+        Some(MacAddr(CTR_MAC))
+    );
+    let offered = |net: &sim::SimNet| {
+        net.node("a")
+            .vip_statuses(net.now)
+            .first()
+            .and_then(|v| v.holders.iter().find(|h| h.name == "b"))
+            .is_some_and(|h| h.offered)
+    };
+    assert!(offered(&net));
+    for seq in 0..50u32 {
+        let f = echo(128, vmac.0, CLIENT_MAC, CLIENT6, VIP6, &seq.to_be_bytes());
+        net.tap_send("a", &f);
+        net.run_for(PROBE);
+    }
+    assert_eq!(answers.borrow().len(), 50, "the station did not answer every echo");
+    up.set(false);
+    let gone = net.run_until_cond(Duration::from_secs(1), Duration::from_millis(10), |n| {
+        !offered(n)
+    });
+    assert!(gone.is_some_and(|d| d <= Duration::from_millis(400)), "{gone:?}");
+    up.set(true);
+    let back = net.run_until_cond(Duration::from_secs(1), Duration::from_millis(10), offered);
+    assert!(back.is_some_and(|d| d <= Duration::from_millis(400)), "{back:?}");
 }

@@ -3,6 +3,7 @@
 //! given seed.
 #![allow(dead_code)]
 
+pub mod ip6;
 pub mod lab;
 
 use meshd::keys::PrivateKey;
