@@ -50,8 +50,14 @@ fn station_behind(lab: &mut Lab, node: &str, suffix: &str, addr: &str) -> String
     let ip = overlay_ip(node);
     lab.must_in(&ns, &["ip", "link", "add", "br-c", "type", "bridge"]);
     lab.must_in(&ns, &["ip", "link", "set", "mesh0", "master", "br-c"]);
-    lab.must_in(&ns, &["ip", "addr", "del", &format!("{ip}/24"), "dev", "mesh0"]);
-    lab.must_in(&ns, &["ip", "addr", "add", &format!("{ip}/24"), "dev", "br-c"]);
+    lab.must_in(
+        &ns,
+        &["ip", "addr", "del", &format!("{ip}/24"), "dev", "mesh0"],
+    );
+    lab.must_in(
+        &ns,
+        &["ip", "addr", "add", &format!("{ip}/24"), "dev", "br-c"],
+    );
     lab.must_in(&ns, &["ip", "link", "set", "br-c", "up"]);
     let st = lab.add_netns(suffix);
     // MTU 1400, the overlay's: a bridge drops larger frames at the TAP silently.
@@ -89,7 +95,9 @@ fn eligible(lab: &Lab, node: &str, holder: &str) -> bool {
     vip_status(lab, node).is_some_and(|v| {
         v["holders"].as_array().is_some_and(|hs| {
             hs.iter().any(|h| {
-                h["name"] == holder && h["eligible"] == true && h["hold_down_ms"].as_u64() == Some(0)
+                h["name"] == holder
+                    && h["eligible"] == true
+                    && h["hold_down_ms"].as_u64() == Some(0)
             })
         })
     })
@@ -185,10 +193,7 @@ fn a_vip_in_a_container_behind_the_holder_answers_and_presence_fails_it_over() {
     // The client's pings are answered by the container (steered to node_2).
     let warm = start_probe_in(&mut lab, &cli, "warm", 100, VIP);
     let r = finish_probe(&mut lab, &warm);
-    eprintln!(
-        "before the fault: {} of {} answered",
-        r.received, r.sent
-    );
+    eprintln!("before the fault: {} of {} answered", r.received, r.sent);
     assert!(
         r.received * 10 >= r.sent * 9,
         "the container behind node_2 does not answer the client: {r:?}\n{}",
@@ -208,15 +213,24 @@ fn a_vip_in_a_container_behind_the_holder_answers_and_presence_fails_it_over() {
     // The container loses the address: presence withdraws node_2's VIP.
     let probe = start_probe_in(&mut lab, &cli, "presence", 400, VIP);
     std::thread::sleep(Duration::from_millis(1000));
-    lab.must_in(&ctr, &["ip", "addr", "del", &format!("{VIP}/24"), "dev", "eth0"]);
-    let gone = lab.wait(Duration::from_secs(3), |lab| !offered(lab, "node_4", "node_2"));
+    lab.must_in(
+        &ctr,
+        &["ip", "addr", "del", &format!("{VIP}/24"), "dev", "eth0"],
+    );
+    let gone = lab.wait(Duration::from_secs(3), |lab| {
+        !offered(lab, "node_4", "node_2")
+    });
     eprintln!("node_4 saw node_2's VIP withdrawn {gone:?} after the address went");
     let r = finish_probe(&mut lab, &probe);
     eprintln!(
         "presence failover: outage {} ms by seq ({:.0} ms wall), lost {} ({} of {} answered)",
         r.outage_ms, r.outage_wall_ms, r.lost, r.received, r.sent
     );
-    assert!(gone.is_some(), "node_2 still offers the VIP:\n{}", text(&lab, "node_2", &["info", VIP]));
+    assert!(
+        gone.is_some(),
+        "node_2 still offers the VIP:\n{}",
+        text(&lab, "node_2", &["info", VIP])
+    );
     assert!(
         r.tail_answered(100),
         "the client did not fail over to node_3: {r:?}\n{}",
@@ -234,8 +248,13 @@ fn a_vip_in_a_container_behind_the_holder_answers_and_presence_fails_it_over() {
     );
 
     // The address comes back: node_2 offers the VIP again.
-    lab.must_in(&ctr, &["ip", "addr", "add", &format!("{VIP}/24"), "dev", "eth0"]);
-    let back = lab.wait(Duration::from_secs(5), |lab| offered(lab, "node_4", "node_2"));
+    lab.must_in(
+        &ctr,
+        &["ip", "addr", "add", &format!("{VIP}/24"), "dev", "eth0"],
+    );
+    let back = lab.wait(Duration::from_secs(5), |lab| {
+        offered(lab, "node_4", "node_2")
+    });
     eprintln!("node_2 offered the VIP again {back:?} after the address returned");
     assert!(back.is_some(), "node_2 does not offer the VIP again");
     eprintln!(

@@ -224,9 +224,11 @@ fn presence_withdraws_the_vip_when_the_container_stops_and_offers_it_when_it_ret
     // It returns: offered again after two answered probes; a new flow goes
     // back to it past the hold-down, the established one stays.
     up.set(true);
-    let back = lab
-        .net
-        .run_until_cond(Duration::from_secs(1), Duration::from_millis(10), offered_in);
+    let back = lab.net.run_until_cond(
+        Duration::from_secs(1),
+        Duration::from_millis(10),
+        offered_in,
+    );
     eprintln!("presence return: offered again after {back:?}");
     assert!(back.is_some_and(|d| d <= Duration::from_millis(350)));
     lab.net.run_for(Duration::from_millis(1100));
@@ -273,7 +275,10 @@ fn vip_owner_pins_a_container_that_does_not_answer_arp() {
         Some("VIPOwner")
     );
     // A configured owner without a presence check is never probed for.
-    assert_eq!(lab.net.node("node_2").vip_engine().counters().owner_probes, 0);
+    assert_eq!(
+        lab.net.node("node_2").vip_engine().counters().owner_probes,
+        0
+    );
 }
 
 #[test]
@@ -371,13 +376,23 @@ fn an_ipv6_vip_behind_the_holder_is_found_by_solicitation_and_watched_by_presenc
         net.tap_send("a", &f);
         net.run_for(PROBE);
     }
-    assert_eq!(answers.borrow().len(), 50, "the station did not answer every echo");
+    assert_eq!(
+        answers.borrow().len(),
+        50,
+        "the station did not answer every echo"
+    );
     up.set(false);
     let gone = net.run_until_cond(Duration::from_secs(1), Duration::from_millis(10), |n| {
         !offered(n)
     });
-    assert!(gone.is_some_and(|d| d <= Duration::from_millis(400)), "{gone:?}");
+    assert!(
+        gone.is_some_and(|d| d <= Duration::from_millis(400)),
+        "{gone:?}"
+    );
     up.set(true);
     let back = net.run_until_cond(Duration::from_secs(1), Duration::from_millis(10), offered);
-    assert!(back.is_some_and(|d| d <= Duration::from_millis(400)), "{back:?}");
+    assert!(
+        back.is_some_and(|d| d <= Duration::from_millis(400)),
+        "{back:?}"
+    );
 }

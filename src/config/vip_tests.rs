@@ -535,7 +535,8 @@ fn vip_owner_and_presence() {
     assert_eq!(driver.len(), 1);
     assert!(matches!(driver[0].kind, CheckKind::Tcp(_)));
     // Defaults from the global settings.
-    let s = ok("HealthCheckInterval = 750ms\nVirtualIP = fd00::10\nHealthCheck = fd00::10 presence\n");
+    let s =
+        ok("HealthCheckInterval = 750ms\nVirtualIP = fd00::10\nHealthCheck = fd00::10 presence\n");
     let p = s.vips[0].presence().expect("presence");
     assert_eq!((p.interval, p.rise, p.fall), (ms(750), 2, 2));
 }

@@ -115,7 +115,10 @@ mod tests {
         };
         assert_eq!(ns.target, target);
         assert_eq!(ns.source_ll, Some(SRC));
-        assert_eq!(ns.src_ip, "fe80::6d:aff:fe01:10a".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(
+            ns.src_ip,
+            "fe80::6d:aff:fe01:10a".parse::<Ipv6Addr>().unwrap()
+        );
         assert_eq!(ns.src_ip, probe_source_ip(SRC));
     }
 }

@@ -371,7 +371,12 @@ impl VipEngine {
     /// A station on our side of the TAP claims local VIP `vip` with `mac`
     /// (its ARP or ND). `None` if `vip` is not ours; else what it did, and
     /// whether a presence verdict changed (then our record changes too).
-    pub fn owner_claim(&mut self, vip: IpAddr, mac: MacAddr, now: Instant) -> Option<(Claim, bool)> {
+    pub fn owner_claim(
+        &mut self,
+        vip: IpAddr,
+        mac: MacAddr,
+        now: Instant,
+    ) -> Option<(Claim, bool)> {
         let s = self.local.get_mut(&vip)?;
         let (claim, changed) = s.owner.claim(mac, now);
         match claim {

@@ -286,14 +286,17 @@ mod tests {
 
     #[test]
     fn learns_refreshes_and_refuses_a_second_station_while_fresh() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::start();
         let mut o = OwnerState::new(None, None, t0);
         assert_eq!(o.mac(), None);
         assert_eq!(o.claim(A, t0).0, Claim::Learned);
         assert_eq!(o.claim(A, t0 + ms(10)).0, Claim::Confirmed);
         assert!(matches!(
             o.claim(B, t0 + ms(20)).0,
-            Claim::Conflict { owner: A, log: true }
+            Claim::Conflict {
+                owner: A,
+                log: true
+            }
         ));
         assert!(matches!(
             o.claim(B, t0 + ms(30)).0,
@@ -309,7 +312,7 @@ mod tests {
 
     #[test]
     fn a_configured_owner_wins_and_needs_no_probe() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::start();
         let mut o = OwnerState::new(Some(A), None, t0);
         assert_eq!(o.next_probe(), None);
         assert!(matches!(o.claim(B, t0).0, Claim::Conflict { owner: A, .. }));
@@ -319,7 +322,7 @@ mod tests {
 
     #[test]
     fn presence_rises_and_falls_by_rounds() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::start();
         let spec = PresenceSpec {
             interval: ms(100),
             rise: 2,

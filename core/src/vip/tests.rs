@@ -215,7 +215,11 @@ fn local_vips_follow_health_and_emit_up_down() {
     assert_eq!(e.poll_event(), None);
     e.tick(t0 + HEALTH_WITHDRAW_LINGER);
     assert_eq!(e.poll_event(), Some(VipEvent::Down(cfg.clone())));
-    assert_eq!(e.next_deadline(), Some(t0 + OWNER_DISCOVER), "only the owner probe");
+    assert_eq!(
+        e.next_deadline(),
+        Some(t0 + OWNER_DISCOVER),
+        "only the owner probe"
+    );
     e.set_health(VIP, true, t0);
     assert_eq!(e.poll_event(), Some(VipEvent::Up(cfg.clone())));
     // Healthy again within the linger: no vip-down, no second vip-up.
