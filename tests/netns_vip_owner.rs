@@ -11,7 +11,8 @@
 //! answers. Now the container answers; when it loses the address, presence
 //! withdraws node_2's VIP and the client fails over to node_3 (the outage
 //! is printed and bounded); when it gets the address back, node_2 offers it
-//! again.
+//! again. A client container that is no mesh member, behind node_4's bridge,
+//! reaches a VIP served from a TAP as it always did.
 
 mod vip_probe;
 
@@ -121,12 +122,11 @@ fn text(lab: &Lab, node: &str, args: &[&str]) -> String {
     )
 }
 
-#[test]
-fn a_vip_in_a_container_behind_the_holder_answers_and_presence_fails_it_over() {
-    require_netns!();
-    netns::need_tools(&["ping", "bridge"]);
-    let t0 = Instant::now();
-    let mut lab = Lab::new("vo", &NODES);
+/// The lab, started, with a full mesh: node_2 serves the VIP with weight 5
+/// and a presence check (no station holds it yet), node_3 with weight 10 on
+/// its TAP (`vip-up` adds it).
+fn owner_lab(tag: &str) -> Lab {
+    let mut lab = Lab::new(tag, &NODES);
     lab.init_all();
     for n in NODES {
         lab.conf(n, "Interface = mesh0");
@@ -167,6 +167,15 @@ fn a_vip_in_a_container_behind_the_holder_answers_and_presence_fails_it_over() {
         })
     })
     .expect("no full mesh within 15 s");
+    lab
+}
+
+#[test]
+fn a_vip_in_a_container_behind_the_holder_answers_and_presence_fails_it_over() {
+    require_netns!();
+    netns::need_tools(&["ping", "bridge"]);
+    let t0 = Instant::now();
+    let mut lab = owner_lab("vo");
 
     // The container on node_2 holds the VIP; the client sits behind node_4.
     let ctr = station_behind(&mut lab, "node_2", "c2", &format!("{VIP}/24"));
@@ -260,5 +269,46 @@ fn a_vip_in_a_container_behind_the_holder_answers_and_presence_fails_it_over() {
     eprintln!(
         "a_vip_in_a_container_behind_the_holder_answers_and_presence_fails_it_over: {:?}",
         t0.elapsed()
+    );
+}
+
+#[test]
+fn a_client_that_is_no_member_behind_a_bridge_reaches_a_vip_on_a_tap() {
+    require_netns!();
+    netns::need_tools(&["ping", "bridge"]);
+    let mut lab = owner_lab("vn");
+    // No container on node_2: presence keeps its VIP out, node_3 serves it
+    // from its TAP. The client is a container behind node_4's bridge.
+    let cli = station_behind(&mut lab, "node_4", "c4", "10.1.1.60/24");
+    let ready = lab.wait(Duration::from_secs(10), |lab| {
+        eligible(lab, "node_4", "node_3") && !offered(lab, "node_4", "node_2")
+    });
+    assert!(
+        ready.is_some(),
+        "node_4 does not see node_3 alone serving:\n{}",
+        text(&lab, "node_4", &["dump", "vips"])
+    );
+    let probe = start_probe_in(&mut lab, &cli, "nonmember", 100, VIP);
+    let r = finish_probe(&mut lab, &probe);
+    eprintln!("non-member client: {} of {} answered", r.received, r.sent);
+    assert!(
+        r.received * 10 >= r.sent * 9,
+        "the non-member client behind node_4 does not reach the VIP: {r:?}\n{}",
+        text(&lab, "node_3", &["info", VIP])
+    );
+    // node_4's own stack, on the same bridge, still reaches it too.
+    let ns = lab.node("node_4").ns.clone();
+    let out = lab.exec_in(&ns, &["ping", "-c", "3", "-i", "0.2", "-W", "2", VIP]);
+    assert!(
+        out.status.success(),
+        "node_4 itself cannot ping the VIP: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let info = text(&lab, "node_3", &["info", VIP]);
+    let tap_mac = mac_of(&lab, &lab.node("node_3").ns, "mesh0");
+    assert!(
+        info.lines()
+            .any(|l| l.starts_with("Owner here:") && l.contains(&tap_mac)),
+        "node_3 does not deliver to its TAP ({tap_mac}):\n{info}"
     );
 }
