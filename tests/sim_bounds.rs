@@ -260,6 +260,7 @@ fn a_full_flow_table_still_steers_new_flows_to_the_vip() {
                 checked: false,
                 owner: None,
                 presence: None,
+                policy: Default::default(),
             }];
         }
     });

@@ -81,6 +81,7 @@ fn vip() -> LocalVip {
         checked: false,
         owner: None,
         presence: None,
+        policy: Default::default(),
     }
 }
 

@@ -130,6 +130,7 @@ fn lab(seed: u64, dual: bool) -> Lab {
                 checked: false,
                 owner: None,
                 presence: None,
+                policy: Default::default(),
             }];
             if dual {
                 cfg.vips.push(LocalVip {
@@ -140,6 +141,7 @@ fn lab(seed: u64, dual: bool) -> Lab {
                     checked: false,
                     owner: None,
                     presence: None,
+                    policy: Default::default(),
                 });
             }
         }

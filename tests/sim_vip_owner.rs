@@ -339,6 +339,7 @@ fn an_ipv6_vip_behind_the_holder_is_found_by_solicitation_and_watched_by_presenc
             rise: 2,
             fall: 2,
         }),
+        policy: Default::default(),
     }];
     net.start(cfg, &["a", "b"]);
     let cfg = net.config("a", &["b"]);

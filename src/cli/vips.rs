@@ -26,7 +26,7 @@ fn yes(b: bool) -> &'static str {
 }
 
 fn holder_words(h: &HolderStatus) -> String {
-    format!(
+    let mut s = format!(
         "weight {} alive {} offered {} holddown {} flows {} share {:.0}%",
         h.weight,
         yes(h.alive),
@@ -34,7 +34,32 @@ fn holder_words(h: &HolderStatus) -> String {
         h.hold_down_ms,
         h.flows,
         h.share_percent
-    )
+    );
+    if let Some(ms) = h.rtt_ms {
+        let _ = write!(s, " rtt {ms:.2}ms");
+    }
+    if h.nearest {
+        s.push_str(" asks nearest");
+    }
+    s
+}
+
+/// The `Policy:` line of `info VIP`: how new flows pick a holder, and why.
+fn policy_words(v: &VipStatus) -> String {
+    let mut s = match (v.policy.as_str(), &v.nearest) {
+        ("nearest", Some(n)) => format!(
+            "nearest: new flows to {n} (lowest RTT; another holder takes over only when {}% and {} µs faster)",
+            crate::vip::NEAREST_MARGIN_PERCENT,
+            crate::vip::NEAREST_MARGIN_MIN.as_micros()
+        ),
+        ("nearest", None) => "nearest (no new flow yet)".to_string(),
+        (p, _) if p.is_empty() => "hash".to_string(),
+        (p, _) => format!("{p} (rendezvous hashing over the lowest-weight holders)"),
+    };
+    if let Some(note) = &v.policy_note {
+        let _ = write!(s, "; {note}");
+    }
+    s
 }
 
 /// `MAC (source) [seen N ms ago] [presence yes|no] [conflicts N]`.
@@ -122,6 +147,7 @@ pub fn format_vip_info(v: &VipStatus) -> String {
             eligible.join(" ")
         }
     );
+    let _ = writeln!(s, "Policy:       {}", policy_words(v));
     let _ = writeln!(s, "Flows:        {}", v.flows);
     for h in &v.holders {
         let _ = writeln!(s, "Holder:       {} {}", h.name, holder_words(h));

@@ -108,6 +108,7 @@ pub const MESHD_VARIABLES: &[&str] = &[
     "StoreLearnedHosts",
     "VIPHoldDown",
     "VIPOwner",
+    "VIPPolicy",
     "VirtualIP",
     "VirtualMAC",
 ];
@@ -122,6 +123,7 @@ pub const MULTI_VALUED: &[&str] = &[
     "ListenAddress",
     "Subnet",
     "VIPOwner",
+    "VIPPolicy",
     "VirtualIP",
     "VirtualMAC",
 ];

@@ -517,6 +517,7 @@ fn render_vips(g: &GenVips, file: &str, out: &mut String) -> VipSettings {
             mac_overridden: v.mac.is_some(),
             checks: Vec::new(),
             owner: None,
+            policy: Default::default(),
         });
     }
     // MACs and checks after all VirtualIP lines (they may come in any order).

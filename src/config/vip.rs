@@ -26,6 +26,11 @@
 //!   (the container or host that holds the address). Without it, meshd learns the owner from
 //!   its ARP/ND and probes; a VIP on the TAP itself needs neither. A unicast MAC, not a virtual
 //!   MAC.
+//! * `VIPPolicy = ADDRESS hash|nearest`: how senders pick among this VIP's holders for a new
+//!   flow. `hash` (the default) shares flows by rendezvous hashing; `nearest` sends each new
+//!   flow to the holder with the lowest round-trip time from the sender, changing its choice
+//!   only for one 20 % and 0.5 ms faster. The holder announces it in its record; senders use
+//!   `nearest` only while every holder of the lowest weight asks for it (else `hash`).
 //! * `HealthCheck = ADDRESS tcp HOST:PORT [OPTIONS]`: a TCP connect within the timeout succeeds.
 //! * `HealthCheck = ADDRESS udp HOST:PORT [send=HEX] [expect=HEX] [OPTIONS]`: sends `send` (an
 //!   empty datagram without it) and succeeds on any reply within the timeout that starts with
@@ -51,7 +56,7 @@ use super::types::{format_duration, parse_duration};
 use super::ConfigError;
 use meshd_core::subnet::{Subnet, SubnetAddr};
 use meshd_core::switch::{MacAddr, MacParseError};
-pub use meshd_core::vip::virtual_mac_for;
+pub use meshd_core::vip::{virtual_mac_for, SteerPolicy};
 
 /// Weight of a `VirtualIP` without `#weight` (lower is preferred; as tinc's `Subnet`).
 pub const DEFAULT_VIP_WEIGHT: u32 = 10;
@@ -87,6 +92,8 @@ pub struct VipConfig {
     pub checks: Vec<HealthCheckSpec>,
     /// `VIPOwner`: the MAC of the station holding the VIP on the local side.
     pub owner: Option<[u8; 6]>,
+    /// `VIPPolicy`: how senders pick a holder for a new flow.
+    pub policy: SteerPolicy,
 }
 
 impl VipConfig {
@@ -540,6 +547,44 @@ fn parse_owners(
     Ok(())
 }
 
+/// `VIPPolicy = ADDRESS hash|nearest` lines. Errors name the line: no `VirtualIP` for the
+/// address, a second `VIPPolicy` for it, another policy.
+fn parse_policies(
+    lines: &[ConfigLine],
+    index: &HashMap<IpAddr, usize>,
+    vips: &mut [VipConfig],
+) -> Result<(), ConfigError> {
+    let mut seen: HashMap<IpAddr, &ConfigLine> = HashMap::new();
+    for line in lines.iter().filter(|l| l.is("VIPPolicy")) {
+        let err = |r: String| line.error(format!("VIPPolicy: {r}"));
+        let toks = tokens(&line.value);
+        let [(_, addr_s), (_, policy)] = toks[..] else {
+            return Err(err(format!(
+                "'{}': expected 'ADDRESS hash|nearest', e.g. '10.1.1.10 nearest'",
+                line.value
+            )));
+        };
+        let ip: IpAddr = addr_s
+            .parse()
+            .map_err(|_| err(format!("'{addr_s}' is not an IP address")))?;
+        let Some(&i) = index.get(&ip) else {
+            return Err(err(format!("{ip} has no VirtualIP line")));
+        };
+        if let Some(prev) = seen.insert(ip, line) {
+            return Err(err(format!(
+                "{ip} already has a VIPPolicy at {}",
+                prev.location()
+            )));
+        }
+        vips[i].policy = match policy.to_ascii_lowercase().as_str() {
+            "hash" => SteerPolicy::Hash,
+            "nearest" => SteerPolicy::Nearest,
+            _ => return Err(err(format!("'{policy}' is not a policy (hash or nearest)"))),
+        };
+    }
+    Ok(())
+}
+
 /// Reads the VIP variables from the local node's merged configuration lines. Non-fatal
 /// problems are appended to `warnings` as `FILE:LINE: message`.
 ///
@@ -607,6 +652,7 @@ pub fn parse_vip_settings(
             mac_overridden: false,
             checks: Vec::new(),
             owner: None,
+            policy: SteerPolicy::Hash,
         });
     }
 
@@ -681,6 +727,7 @@ pub fn parse_vip_settings(
     }
 
     parse_owners(lines, &index, &mut vips)?;
+    parse_policies(lines, &index, &mut vips)?;
 
     // HealthCheck lines.
     let mut presence_lines: HashMap<IpAddr, &ConfigLine> = HashMap::new();

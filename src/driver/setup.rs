@@ -129,6 +129,7 @@ pub fn load(netdir: &NetDir) -> Result<Setup> {
                 rise: c.rise,
                 fall: c.fall,
             }),
+            policy: v.policy,
         });
         health_checks.extend(driver_checks);
     }

@@ -60,6 +60,7 @@ pub const ACCEPTED_HOST_VARIABLES: &[&str] = &[
     "Subnet",
     "TCPOnly",
     "VIPOwner",
+    "VIPPolicy",
     "VirtualIP",
     "VirtualMAC",
     "Weight",

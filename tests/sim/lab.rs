@@ -98,6 +98,7 @@ pub fn lab(seed: u64, weights: [u32; 3], tune: impl Fn(&mut meshd::node::NodeCon
                 checked: false,
                 owner: None,
                 presence: None,
+                policy: Default::default(),
             }];
         }
         tune(&mut cfg);

@@ -62,6 +62,8 @@ pub struct SimNet {
     seq: u64,
     rng: ChaCha8Rng,
     pub delay: Duration,
+    /// One-way delays of particular node pairs (index, index), instead of `delay`.
+    pub link_delay: std::collections::HashMap<(usize, usize), Duration>,
     pub jitter: Duration,
     pub loss: f64,
     /// Node index pairs that cannot talk (both directions).
@@ -116,6 +118,7 @@ impl SimNet {
             seq: 0,
             rng,
             delay: Duration::from_micros(200),
+            link_delay: std::collections::HashMap::new(),
             jitter: Duration::ZERO,
             loss: 0.0,
             blocked: HashSet::new(),
@@ -285,6 +288,13 @@ impl SimNet {
         self.blocked.clear();
     }
 
+    /// Sets the one-way delay between two nodes, both ways.
+    pub fn set_link_delay(&mut self, a: &str, b: &str, d: Duration) {
+        let (a, b) = (self.idx(a), self.idx(b));
+        self.link_delay.insert((a, b), d);
+        self.link_delay.insert((b, a), d);
+    }
+
     /// Cuts the link between two nodes.
     pub fn cut(&mut self, a: &str, b: &str) {
         let (a, b) = (self.idx(a), self.idx(b));
@@ -390,8 +400,9 @@ impl SimNet {
                 Duration::from_nanos(self.rng.gen_range(0..self.jitter.as_nanos() as u64))
             };
             self.seq += 1;
+            let delay = self.link_delay.get(&(i, to)).copied().unwrap_or(self.delay);
             self.queue.push(Reverse(InFlight {
-                at: self.now + self.delay + jitter,
+                at: self.now + delay + jitter,
                 seq: self.seq,
                 to,
                 from,

@@ -474,6 +474,7 @@ impl Node {
                         let rtt = Duration::from_micros(rtt);
                         peer.stats.rtt = Some(rtt);
                         peer.detector.rtt_sample(rtt);
+                        self.vip.set_rtt(from, peer.detector.srtt());
                     }
                 }
                 if reply {

@@ -24,6 +24,12 @@ pub struct HolderStatus {
     pub flows: usize,
     /// Those flows as a share of this node's flows to the VIP, in percent.
     pub share_percent: f64,
+    /// Smoothed round-trip time from this node, in milliseconds (0 for itself).
+    #[serde(default)]
+    pub rtt_ms: Option<f64>,
+    /// It asks for nearest-holder steering (`VIPPolicy`).
+    #[serde(default)]
+    pub nearest: bool,
 }
 
 /// Who owns one of this node's VIPs on its side of the TAP.
@@ -58,6 +64,15 @@ pub struct VipStatus {
     /// This node serves it: its owner on our side of the TAP.
     #[serde(default)]
     pub owner: Option<OwnerStatus>,
+    /// How this node picks the holder of a new flow: `hash` or `nearest`.
+    #[serde(default)]
+    pub policy: String,
+    /// Why: e.g. that holders disagree on the policy (then `hash`).
+    #[serde(default)]
+    pub policy_note: Option<String>,
+    /// Under `nearest`, the holder new flows go to now.
+    #[serde(default)]
+    pub nearest: Option<String>,
     /// Flows this node steers to it.
     pub flows: usize,
     /// Holders, by name.
@@ -116,10 +131,19 @@ impl Node {
                             } else {
                                 flows as f64 * 100.0 / total as f64
                             },
+                            rtt_ms: self.vip.rtt_of(name).map(|d| d.as_secs_f64() * 1000.0),
+                            nearest: h.nearest,
                         }
                     })
                     .collect();
+                let (policy, disagree, nearest) = self.vip.steering(&v.address, now);
                 VipStatus {
+                    policy: policy.as_str().into(),
+                    policy_note: disagree.then(|| {
+                        "holders disagree (some ask for nearest): hash until all of the lowest weight do"
+                            .to_string()
+                    }),
+                    nearest: nearest.map(str::to_string),
                     vip: v.address.to_string(),
                     prefix_len: v.prefix_len,
                     virtual_mac: v.virtual_mac.to_string(),

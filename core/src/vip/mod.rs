@@ -5,11 +5,15 @@
 
 mod flows;
 mod owner;
+mod steer;
 
 pub use flows::{Flow, FlowTable};
 pub use owner::{
     Claim, OwnerState, OwnerView, PresenceSpec, OWNER_DISCOVER, OWNER_FRESH, OWNER_REFRESH,
 };
+#[cfg(test)]
+use steer::{fnv1a64, score};
+pub use steer::{SteerPolicy, NEAREST_MARGIN_MIN, NEAREST_MARGIN_PERCENT};
 
 use crate::switch::{FlowKey, MacAddr};
 use crate::wire::VipItem;
@@ -61,6 +65,8 @@ pub struct LocalVip {
     /// A presence check (`HealthCheck = VIP presence`): healthy while a
     /// station on our side answers for the VIP (it starts unhealthy).
     pub presence: Option<PresenceSpec>,
+    /// How senders should pick among holders (`VIPPolicy`), announced in our item.
+    pub policy: SteerPolicy,
 }
 
 /// One node's stake in a VIP.
@@ -74,6 +80,8 @@ pub struct Holder {
     pub alive: bool,
     /// When it last became eligible (alive and offering), if it is.
     pub eligible_since: Option<Instant>,
+    /// It asks for nearest-holder steering (`VIPPolicy = ADDRESS nearest`).
+    pub nearest: bool,
 }
 
 impl Holder {
@@ -184,6 +192,10 @@ pub struct VipEngine {
     flows: FlowTable,
     events: Vec<VipEvent>,
     counters: VipCounters,
+    /// Smoothed round-trip time to each peer (for `nearest`).
+    rtts: HashMap<String, Duration>,
+    /// Per VIP, the holder `nearest` sends new flows to (kept for hysteresis).
+    nearest: HashMap<IpAddr, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -210,37 +222,6 @@ impl LocalState {
 /// withdrawal (queued behind bulk data, in flight) are still answered.
 pub const HEALTH_WITHDRAW_LINGER: Duration = Duration::from_millis(500);
 
-/// Rendezvous score of `holder` for `key`: the highest wins. A fixed function
-/// (PROTOCOL §7.2), so that a restart or an upgrade steers new flows as before
-/// and nodes of different builds agree: FNV-1a (64-bit) over the key's
-/// canonical bytes, a zero byte and the holder's name, then MurmurHash3's
-/// 64-bit finalizer (FNV alone mixes its last bytes poorly).
-pub(crate) fn score(key: &FlowKey, holder: &str) -> u64 {
-    let (bytes, len) = key.canonical_bytes();
-    fmix64(fnv1a64(&[&bytes[..len], &[0], holder.as_bytes()]))
-}
-
-/// FNV-1a, 64-bit, over the concatenation of `parts`.
-fn fnv1a64(parts: &[&[u8]]) -> u64 {
-    const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut h = FNV_OFFSET;
-    for &b in parts.iter().flat_map(|p| p.iter()) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(FNV_PRIME);
-    }
-    h
-}
-
-/// MurmurHash3's 64-bit finalizer: every input bit affects every output bit.
-fn fmix64(mut h: u64) -> u64 {
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    h ^ (h >> 33)
-}
-
 impl VipEngine {
     /// An engine for node `own_name`.
     pub fn new(own_name: &str, settings: VipEngineSettings) -> VipEngine {
@@ -253,6 +234,8 @@ impl VipEngine {
             by_mac: HashMap::new(),
             events: Vec::new(),
             counters: VipCounters::default(),
+            rtts: HashMap::new(),
+            nearest: HashMap::new(),
         }
     }
 
@@ -423,8 +406,10 @@ impl VipEngine {
                 offered: false,
                 alive: true,
                 eligible_since: None,
+                nearest: false,
             });
             holder.weight = s.cfg.weight;
+            holder.nearest = s.cfg.policy == SteerPolicy::Nearest;
             update_holder(holder, offered, true, now);
             // vip-up when we start offering; vip-down HEALTH_WITHDRAW_LINGER after a
             // health check withdraws it (peers learn it from our record meanwhile and
@@ -491,7 +476,12 @@ impl VipEngine {
                 prefix_len: s.cfg.prefix_len,
                 weight: s.cfg.weight,
                 virtual_mac: s.cfg.virtual_mac.0,
-                flags: if s.offered() { VipItem::OFFERED } else { 0 },
+                flags: if s.offered() { VipItem::OFFERED } else { 0 }
+                    | if s.cfg.policy == SteerPolicy::Nearest {
+                        VipItem::NEAREST
+                    } else {
+                        0
+                    },
             })
             .collect()
     }
@@ -517,8 +507,10 @@ impl VipEngine {
                 offered: false,
                 alive,
                 eligible_since: None,
+                nearest: false,
             });
             holder.weight = item.weight;
+            holder.nearest = item.is_nearest();
             update_holder(holder, item.is_offered(), alive, now);
         }
         self.drop_ineligible_flows();
@@ -641,10 +633,27 @@ impl VipEngine {
                 flow.holder.clone()
             }
             _ => {
-                let Some(name) = pick(v, key, now, self.settings.hold_down) else {
+                let pool = steer::pool(v, now, self.settings.hold_down);
+                let nearest = match steer::policy(&pool) {
+                    steer::SteerPolicy::Nearest => steer::pick_nearest(
+                        &pool,
+                        |n| self.rtt_of(n),
+                        self.nearest.get(&vip).map(String::as_str),
+                    ),
+                    steer::SteerPolicy::Hash => None,
+                };
+                // Nearest with no RTT known yet hashes, as the default does.
+                let Some(name) = nearest.clone().or_else(|| steer::pick_hash(&pool, key)) else {
                     self.counters.no_holder += 1;
                     return None;
                 };
+                if let Some(n) = nearest {
+                    if self.nearest.get(&vip) != Some(&n) {
+                        tracing::info!(%vip, holder = %n, rtt_us = self.rtt_of(&n).map(|d| d.as_micros() as u64),
+                            "nearest holder for new flows");
+                        self.nearest.insert(vip, n);
+                    }
+                }
                 self.flows.insert(
                     *key,
                     Flow {
@@ -662,6 +671,44 @@ impl VipEngine {
         } else {
             SteerTarget::Peer(holder)
         })
+    }
+
+    /// A smoothed round-trip time to `peer` (from its heartbeats), for `nearest`.
+    pub fn set_rtt(&mut self, peer: &str, rtt: Option<Duration>) {
+        match rtt {
+            Some(r) => {
+                self.rtts.insert(peer.to_string(), r);
+            }
+            None => {
+                self.rtts.remove(peer);
+            }
+        }
+    }
+
+    /// The round-trip time to holder `name` (zero for this node).
+    pub fn rtt_of(&self, name: &str) -> Option<Duration> {
+        if name == self.own_name {
+            return Some(Duration::ZERO);
+        }
+        self.rtts.get(name).copied()
+    }
+
+    /// The policy senders use for `vip` now and whether its holders disagree
+    /// (some ask for `nearest`, some do not: then `hash`), and the holder
+    /// `nearest` sends new flows to.
+    pub fn steering(&self, vip: &IpAddr, now: Instant) -> (SteerPolicy, bool, Option<&str>) {
+        let Some(v) = self.vips.get(vip) else {
+            return (SteerPolicy::Hash, false, None);
+        };
+        let pool = steer::pool(v, now, self.settings.hold_down);
+        let policy = steer::policy(&pool);
+        let asking = pool.iter().filter(|(_, h)| h.nearest).count();
+        let disagree = asking > 0 && asking < pool.len();
+        let current = match policy {
+            SteerPolicy::Nearest => self.nearest.get(vip).map(String::as_str),
+            SteerPolicy::Hash => None,
+        };
+        (policy, disagree, current)
     }
 
     /// A frame from holder `peer` with a VIP as its source: the replies of that
@@ -777,28 +824,6 @@ fn update_holder(h: &mut Holder, offered: bool, alive: bool, now: Instant) {
         (true, false) => h.eligible_since = None,
         _ => {}
     }
-}
-
-fn pick(v: &Vip, key: &FlowKey, now: Instant, hold_down: Duration) -> Option<String> {
-    let settled = |h: &Holder| {
-        h.eligible_since
-            .is_some_and(|t| now.saturating_duration_since(t) >= hold_down)
-    };
-    let eligible: Vec<(&String, &Holder)> =
-        v.holders.iter().filter(|(_, h)| h.eligible()).collect();
-    let mut pool: Vec<(&String, &Holder)> = eligible
-        .iter()
-        .copied()
-        .filter(|(_, h)| settled(h))
-        .collect();
-    if pool.is_empty() {
-        pool = eligible;
-    }
-    let best = pool.iter().map(|(_, h)| h.weight).min()?;
-    pool.into_iter()
-        .filter(|(_, h)| h.weight == best)
-        .max_by_key(|(n, _)| score(key, n))
-        .map(|(n, _)| n.clone())
 }
 
 #[cfg(test)]

@@ -189,6 +189,7 @@ fn local_vips_follow_health_and_emit_up_down() {
         checked: true,
         owner: None,
         presence: None,
+        policy: Default::default(),
     };
     e.set_local(vec![cfg.clone()], t0);
     // The first owner probe is due at once; the next one in OWNER_DISCOVER.
