@@ -581,3 +581,31 @@ fn bad_vip_owner_and_presence_lines_name_the_line() {
         assert!(e.contains(want), "{text:?}: {e}");
     }
 }
+
+#[test]
+fn vip_policy() {
+    let s = ok("VirtualIP = 10.1.1.10\nVirtualIP = 10.1.1.20\nVIPPolicy = 10.1.1.10 Nearest\n");
+    assert_eq!(s.vips[0].policy, SteerPolicy::Nearest);
+    assert_eq!(s.vips[1].policy, SteerPolicy::Hash);
+    for (text, want) in [
+        (
+            "VirtualIP = 10.1.1.10\nVIPPolicy = 10.1.1.10 closest\n",
+            "meshd.conf:2: VIPPolicy: 'closest' is not a policy (hash or nearest)",
+        ),
+        (
+            "VirtualIP = 10.1.1.10\nVIPPolicy = 10.1.1.11 nearest\n",
+            "meshd.conf:2: VIPPolicy: 10.1.1.11 has no VirtualIP line",
+        ),
+        (
+            "VirtualIP = 10.1.1.10\nVIPPolicy = 10.1.1.10 hash\nVIPPolicy = 10.1.1.10 nearest\n",
+            "meshd.conf:3: VIPPolicy: 10.1.1.10 already has a VIPPolicy at /n/meshd.conf:2",
+        ),
+        (
+            "VirtualIP = 10.1.1.10\nVIPPolicy = nearest\n",
+            "meshd.conf:2: VIPPolicy: 'nearest': expected 'ADDRESS hash|nearest'",
+        ),
+    ] {
+        let e = err(text);
+        assert!(e.contains(want), "{text:?}: {e}");
+    }
+}
