@@ -53,7 +53,7 @@ fn policy_words(v: &VipStatus) -> String {
             crate::vip::NEAREST_MARGIN_MIN.as_micros()
         ),
         ("nearest", None) => "nearest (no new flow yet)".to_string(),
-        (p, _) if p.is_empty() => "hash".to_string(),
+        ("", _) => "hash".to_string(),
         (p, _) => format!("{p} (rendezvous hashing over the lowest-weight holders)"),
     };
     if let Some(note) = &v.policy_note {
