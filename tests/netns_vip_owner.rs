@@ -11,8 +11,9 @@
 //! answers. Now the container answers; when it loses the address, presence
 //! withdraws node_2's VIP and the client fails over to node_3 (the outage
 //! is printed and bounded); when it gets the address back, node_2 offers it
-//! again. A client container that is no mesh member, behind node_4's bridge,
-//! reaches a VIP served from a TAP as it always did.
+//! again. The same for an IPv6 VIP (fd00:1::10, found by Neighbour
+//! Solicitation). A client container that is no mesh member, behind node_4's
+//! bridge, reaches a VIP served from a TAP as it always did.
 
 mod vip_probe;
 
@@ -24,6 +25,7 @@ use vip_probe::{finish_probe, start_probe_in};
 
 const NODES: [&str; 4] = ["node_1", "node_2", "node_3", "node_4"];
 const VIP: &str = "10.1.1.10";
+const VIP6: &str = "fd00:1::10";
 /// A generous bound for CI (presence: two unanswered 100 ms rounds after
 /// at most one more, then the record's trip).
 const MAX_OUTAGE_MS: u64 = 1500;
@@ -70,7 +72,12 @@ fn station_behind(lab: &mut Lab, node: &str, suffix: &str, addr: &str) -> String
         ],
     );
     lab.must_in(&ns, &["ip", "link", "set", "vc0", "master", "br-c", "up"]);
-    lab.must_in(&st, &["ip", "addr", "add", addr, "dev", "eth0"]);
+    let mut add = vec!["ip", "addr", "add", addr, "dev", "eth0"];
+    if addr.contains(':') {
+        // No duplicate address detection: usable at once, as vip-up does.
+        add.push("nodad");
+    }
+    lab.must_in(&st, &add);
     lab.must_in(&st, &["ip", "link", "set", "eth0", "up"]);
     lab.wait(Duration::from_secs(5), |lab| {
         lab.exec_in(&ns, &["bridge", "link", "show", "dev", "vc0"])
@@ -82,18 +89,18 @@ fn station_behind(lab: &mut Lab, node: &str, suffix: &str, addr: &str) -> String
     st
 }
 
-fn vip_status(lab: &Lab, node: &str) -> Option<Value> {
+fn vip_status(lab: &Lab, node: &str, vip: &str) -> Option<Value> {
     let out = lab.ctl(node, &["dump", "vips", "--json"]);
     if !out.status.success() {
         return None;
     }
     let v: Value = serde_json::from_slice(&out.stdout).ok()?;
-    v.as_array()?.iter().find(|x| x["vip"] == VIP).cloned()
+    v.as_array()?.iter().find(|x| x["vip"] == vip).cloned()
 }
 
 /// Whether `node` sees `holder` offering the VIP, eligible and out of hold-down.
-fn eligible(lab: &Lab, node: &str, holder: &str) -> bool {
-    vip_status(lab, node).is_some_and(|v| {
+fn eligible(lab: &Lab, node: &str, holder: &str, vip: &str) -> bool {
+    vip_status(lab, node, vip).is_some_and(|v| {
         v["holders"].as_array().is_some_and(|hs| {
             hs.iter().any(|h| {
                 h["name"] == holder
@@ -104,8 +111,8 @@ fn eligible(lab: &Lab, node: &str, holder: &str) -> bool {
     })
 }
 
-fn offered(lab: &Lab, node: &str, holder: &str) -> bool {
-    vip_status(lab, node).is_some_and(|v| {
+fn offered(lab: &Lab, node: &str, holder: &str, vip: &str) -> bool {
+    vip_status(lab, node, vip).is_some_and(|v| {
         v["holders"].as_array().is_some_and(|hs| {
             hs.iter()
                 .any(|h| h["name"] == holder && h["offered"] == true)
@@ -122,10 +129,15 @@ fn text(lab: &Lab, node: &str, args: &[&str]) -> String {
     )
 }
 
-/// The lab, started, with a full mesh: node_2 serves the VIP with weight 5
-/// and a presence check (no station holds it yet), node_3 with weight 10 on
-/// its TAP (`vip-up` adds it).
-fn owner_lab(tag: &str) -> Lab {
+/// The lab, started, with a full mesh: node_2 serves `vip` (`/24` or `/64`)
+/// with weight 5 and a presence check (no station holds it yet), node_3 with
+/// weight 10 on its TAP (`vip-up` adds it).
+fn owner_lab(tag: &str, vip: &str) -> Lab {
+    let (len, add) = if vip.contains(':') {
+        (64, "ip -6 addr $OP \"$VIP/128\" dev \"$INTERFACE\" nodad")
+    } else {
+        (24, "ip addr $OP \"$VIP/32\" dev \"$INTERFACE\"")
+    };
     let mut lab = Lab::new(tag, &NODES);
     lab.init_all();
     for n in NODES {
@@ -142,18 +154,30 @@ fn owner_lab(tag: &str) -> Lab {
     netns::append(
         &lab.node("node_2").netdir.join("hosts").join("node_2"),
         &format!(
-            "VirtualIP = {VIP}/24#5\nHealthCheck = {VIP} presence interval=100ms rise=2 fall=2\n"
+            "VirtualIP = {vip}/{len}#5\nHealthCheck = {vip} presence interval=100ms rise=2 fall=2\n"
         ),
     );
     netns::append(
         &lab.node("node_3").netdir.join("hosts").join("node_3"),
-        &format!("VirtualIP = {VIP}/24\n"),
+        &format!("VirtualIP = {vip}/{len}\n"),
     );
     for (script, op) in [("vip-up", "add"), ("vip-down", "del")] {
         lab.script(
             "node_3",
             script,
-            &format!("#!/bin/sh\nip addr {op} \"$VIP/32\" dev \"$INTERFACE\"\n"),
+            &format!("#!/bin/sh\n{}\n", add.replace("$OP", op)),
+        );
+    }
+    if len == 64 {
+        // node_3 answers from a /128 VIP: it needs the /64 on-link to reach clients.
+        lab.script(
+            "node_3",
+            "tinc-up",
+            &format!(
+                "#!/bin/sh\nip link set \"$INTERFACE\" up\nip addr add {}/24 dev \"$INTERFACE\"\n\
+                 ip -6 addr add fd00:1::103/64 dev \"$INTERFACE\" nodad\n",
+                overlay_ip("node_3")
+            ),
         );
     }
     lab.hub("node_1");
@@ -175,14 +199,14 @@ fn a_vip_in_a_container_behind_the_holder_answers_and_presence_fails_it_over() {
     require_netns!();
     netns::need_tools(&["ping", "bridge"]);
     let t0 = Instant::now();
-    let mut lab = owner_lab("vo");
+    let mut lab = owner_lab("vo", VIP);
 
     // The container on node_2 holds the VIP; the client sits behind node_4.
     let ctr = station_behind(&mut lab, "node_2", "c2", &format!("{VIP}/24"));
     let ctr_mac = mac_of(&lab, &ctr, "eth0");
     let cli = station_behind(&mut lab, "node_4", "c4", "10.1.1.60/24");
     let ready = lab.wait(Duration::from_secs(10), |lab| {
-        eligible(lab, "node_4", "node_2") && eligible(lab, "node_4", "node_3")
+        eligible(lab, "node_4", "node_2", VIP) && eligible(lab, "node_4", "node_3", VIP)
     });
     assert!(
         ready.is_some(),
@@ -208,7 +232,7 @@ fn a_vip_in_a_container_behind_the_holder_answers_and_presence_fails_it_over() {
         "the container behind node_2 does not answer the client: {r:?}\n{}",
         text(&lab, "node_2", &["info", VIP])
     );
-    let served = vip_status(&lab, "node_4")
+    let served = vip_status(&lab, "node_4", VIP)
         .and_then(|v| {
             v["holders"]
                 .as_array()?
@@ -227,7 +251,7 @@ fn a_vip_in_a_container_behind_the_holder_answers_and_presence_fails_it_over() {
         &["ip", "addr", "del", &format!("{VIP}/24"), "dev", "eth0"],
     );
     let gone = lab.wait(Duration::from_secs(3), |lab| {
-        !offered(lab, "node_4", "node_2")
+        !offered(lab, "node_4", "node_2", VIP)
     });
     eprintln!("node_4 saw node_2's VIP withdrawn {gone:?} after the address went");
     let r = finish_probe(&mut lab, &probe);
@@ -262,7 +286,7 @@ fn a_vip_in_a_container_behind_the_holder_answers_and_presence_fails_it_over() {
         &["ip", "addr", "add", &format!("{VIP}/24"), "dev", "eth0"],
     );
     let back = lab.wait(Duration::from_secs(5), |lab| {
-        offered(lab, "node_4", "node_2")
+        offered(lab, "node_4", "node_2", VIP)
     });
     eprintln!("node_2 offered the VIP again {back:?} after the address returned");
     assert!(back.is_some(), "node_2 does not offer the VIP again");
@@ -276,12 +300,12 @@ fn a_vip_in_a_container_behind_the_holder_answers_and_presence_fails_it_over() {
 fn a_client_that_is_no_member_behind_a_bridge_reaches_a_vip_on_a_tap() {
     require_netns!();
     netns::need_tools(&["ping", "bridge"]);
-    let mut lab = owner_lab("vn");
+    let mut lab = owner_lab("vn", VIP);
     // No container on node_2: presence keeps its VIP out, node_3 serves it
     // from its TAP. The client is a container behind node_4's bridge.
     let cli = station_behind(&mut lab, "node_4", "c4", "10.1.1.60/24");
     let ready = lab.wait(Duration::from_secs(10), |lab| {
-        eligible(lab, "node_4", "node_3") && !offered(lab, "node_4", "node_2")
+        eligible(lab, "node_4", "node_3", VIP) && !offered(lab, "node_4", "node_2", VIP)
     });
     assert!(
         ready.is_some(),
@@ -310,5 +334,55 @@ fn a_client_that_is_no_member_behind_a_bridge_reaches_a_vip_on_a_tap() {
         info.lines()
             .any(|l| l.starts_with("Owner here:") && l.contains(&tap_mac)),
         "node_3 does not deliver to its TAP ({tap_mac}):\n{info}"
+    );
+}
+
+#[test]
+fn an_ipv6_vip_in_a_container_behind_the_holder_answers_and_presence_fails_it_over() {
+    require_netns!();
+    netns::need_tools(&["ping", "bridge"]);
+    let mut lab = owner_lab("v6", VIP6);
+    let ctr = station_behind(&mut lab, "node_2", "c2", &format!("{VIP6}/64"));
+    let cli = station_behind(&mut lab, "node_4", "c4", "fd00:1::60/64");
+    let ready = lab.wait(Duration::from_secs(10), |lab| {
+        eligible(lab, "node_4", "node_2", VIP6) && eligible(lab, "node_4", "node_3", VIP6)
+    });
+    assert!(
+        ready.is_some(),
+        "node_4 does not see both holders eligible:\n{}\nnode_2: {}",
+        text(&lab, "node_4", &["dump", "vips"]),
+        text(&lab, "node_2", &["info", VIP6])
+    );
+    let warm = start_probe_in(&mut lab, &cli, "warm6", 100, VIP6);
+    let r = finish_probe(&mut lab, &warm);
+    eprintln!(
+        "IPv6, before the fault: {} of {} answered",
+        r.received, r.sent
+    );
+    assert!(
+        r.received * 10 >= r.sent * 9,
+        "the container behind node_2 does not answer the client over IPv6: {r:?}\n{}",
+        text(&lab, "node_2", &["info", VIP6])
+    );
+    let probe = start_probe_in(&mut lab, &cli, "presence6", 400, VIP6);
+    std::thread::sleep(Duration::from_millis(1000));
+    lab.must_in(
+        &ctr,
+        &["ip", "addr", "del", &format!("{VIP6}/64"), "dev", "eth0"],
+    );
+    let gone = lab.wait(Duration::from_secs(3), |lab| {
+        !offered(lab, "node_4", "node_2", VIP6)
+    });
+    let r = finish_probe(&mut lab, &probe);
+    eprintln!(
+        "IPv6 presence failover: withdrawn after {gone:?}, outage {} ms by seq ({:.0} ms wall), lost {}",
+        r.outage_ms, r.outage_wall_ms, r.lost
+    );
+    assert!(gone.is_some(), "node_2 still offers the IPv6 VIP");
+    assert!(r.tail_answered(100), "no failover to node_3: {r:?}");
+    assert!(
+        r.outage_ms <= MAX_OUTAGE_MS,
+        "outage {} ms: {r:?}",
+        r.outage_ms
     );
 }
