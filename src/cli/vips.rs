@@ -123,8 +123,10 @@ pub fn format_vip_info(v: &VipStatus) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "VIP:          {}/{}", v.vip, v.prefix_len);
     let _ = writeln!(s, "Virtual MAC:  {}", v.virtual_mac);
+    let absent = v.owner.as_ref().and_then(|o| o.present) == Some(false);
     let here = match v.local_healthy {
         Some(true) => "yes (healthy)",
+        Some(false) if absent => "yes (presence: no station answers for it: withdrawn)",
         Some(false) => "yes (health check failing: withdrawn)",
         None => "no",
     };
