@@ -171,3 +171,69 @@ pub fn info_vip(netdir: &NetDir, arg: &str, json: bool) -> Result<Option<i32>> {
     };
     print_out(json, &v, |out| out.push_str(&format_vip_info(&v))).map(Some)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::vip_status::OwnerStatus;
+
+    fn status() -> VipStatus {
+        let holder = |name: &str, rtt: f64| HolderStatus {
+            name: name.into(),
+            weight: 10,
+            alive: true,
+            offered: true,
+            eligible: true,
+            rtt_ms: Some(rtt),
+            nearest: true,
+            ..HolderStatus::default()
+        };
+        VipStatus {
+            vip: "10.1.1.10".into(),
+            prefix_len: 24,
+            virtual_mac: "02:6d:0a:01:01:0a".into(),
+            local_healthy: Some(false),
+            owner: Some(OwnerStatus {
+                node: "node_3".into(),
+                mac: Some("02:42:ac:11:00:02".into()),
+                source: "learned".into(),
+                seen_ms_ago: Some(120),
+                present: Some(false),
+                conflicts: 1,
+            }),
+            policy: "nearest".into(),
+            policy_note: None,
+            nearest: Some("node_3".into()),
+            flows: 0,
+            holders: vec![holder("node_2", 40.0), holder("node_3", 0.0)],
+        }
+    }
+
+    #[test]
+    fn info_explains_owner_presence_policy_and_rtts() {
+        let text = format_vip_info(&status());
+        for want in [
+            "Served here:  yes (presence: no station answers for it: withdrawn)",
+            "Owner here:   02:42:ac:11:00:02 (learned) seen 120 ms ago presence no conflicts 1",
+            "Policy:       nearest: new flows to node_3 (lowest RTT; another holder takes over only when 20% and 500 µs faster)",
+            "Holder:       node_2 weight 10 alive yes offered yes holddown 0 flows 0 share 0% rtt 40.00ms asks nearest",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn dump_puts_the_owner_on_this_nodes_own_line() {
+        let text = format_vip_lines(&status());
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(!lines[0].contains("owner"), "{}", lines[0]);
+        assert!(
+            lines[1].ends_with(
+                "owner 02:42:ac:11:00:02 (learned) seen 120 ms ago presence no conflicts 1"
+            ),
+            "{}",
+            lines[1]
+        );
+    }
+}
