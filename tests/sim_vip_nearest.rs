@@ -2,7 +2,8 @@
 //! reference scenario: node_5, the client, sends each new flow to the holder
 //! with the lowest round-trip time; weights still come first; a dead nearest
 //! holder's flows move to the next; a clearly nearer holder gets new flows
-//! while established ones stay; jitter does not flip the choice.
+//! while established ones stay; jitter does not flip the choice; holders that
+//! disagree on the policy get hashed flows.
 
 mod sim;
 
@@ -129,4 +130,27 @@ fn jitter_does_not_flip_the_nearest_choice() {
     assert_eq!(chosen.len(), 1, "new flows went to {chosen:?} over 20 s");
     assert_eq!(choices.len(), 1, "the nearest choice flipped: {choices:?}");
     assert!(!chosen.contains(&2));
+}
+
+#[test]
+fn holders_that_disagree_on_the_policy_get_hashed_flows() {
+    // node_4 does not ask for nearest: the client hashes, as by default.
+    let mut lab = lab(46, [10, 10, 10], |cfg| {
+        if cfg.name.as_str() != "node_4" {
+            for v in &mut cfg.vips {
+                v.policy = SteerPolicy::Nearest;
+            }
+        }
+    });
+    for (k, d) in [20, 5, 10].iter().enumerate() {
+        lab.net
+            .set_link_delay("node_5", name_of(k as u8 + 2), ms(*d));
+    }
+    lab.net.run_for(Duration::from_secs(5));
+    let by: BTreeSet<u8> = holders_of(&mut lab, 1000..1040).into_iter().collect();
+    assert_eq!(by.len(), 3, "flows not shared by hash: {by:?}");
+    let st = lab.net.node("node_5").vip_statuses(lab.net.now);
+    assert_eq!(st[0].policy, "hash");
+    assert!(st[0].policy_note.is_some(), "{:?}", st[0]);
+    assert_eq!(st[0].nearest, None);
 }
