@@ -6,6 +6,7 @@
 mod flows;
 mod owner;
 mod steer;
+mod types;
 
 pub use flows::{Flow, FlowTable};
 pub use owner::{
@@ -14,6 +15,7 @@ pub use owner::{
 #[cfg(test)]
 use steer::{fnv1a64, score};
 pub use steer::{SteerPolicy, NEAREST_MARGIN_MIN, NEAREST_MARGIN_PERCENT};
+pub use types::{Holder, LocalVip, LocalVipState, SteerTarget, Vip, VipCounters, VipEvent};
 
 use crate::switch::{FlowKey, MacAddr};
 use crate::wire::VipItem;
@@ -45,115 +47,6 @@ impl Default for VipEngineSettings {
     }
 }
 
-/// A VIP this node serves, as configured.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LocalVip {
-    /// The address.
-    pub address: IpAddr,
-    /// Prefix length of its subnet.
-    pub prefix_len: u8,
-    /// Lower weights win.
-    pub weight: u32,
-    /// The virtual MAC.
-    pub virtual_mac: MacAddr,
-    /// Whether a health check run by the driver gates it (if so it starts
-    /// unhealthy).
-    pub checked: bool,
-    /// The MAC of the station that owns the VIP on our side of the TAP
-    /// (`VIPOwner`); `None`: learned from its ARP/ND, else the TAP's own.
-    pub owner: Option<MacAddr>,
-    /// A presence check (`HealthCheck = VIP presence`): healthy while a
-    /// station on our side answers for the VIP (it starts unhealthy).
-    pub presence: Option<PresenceSpec>,
-    /// How senders should pick among holders (`VIPPolicy`), announced in our item.
-    pub policy: SteerPolicy,
-}
-
-/// One node's stake in a VIP.
-#[derive(Debug, Clone)]
-pub struct Holder {
-    /// Its weight.
-    pub weight: u32,
-    /// It says it serves the VIP (healthy, not leaving).
-    pub offered: bool,
-    /// It has a live session with us (always true for ourselves).
-    pub alive: bool,
-    /// When it last became eligible (alive and offering), if it is.
-    pub eligible_since: Option<Instant>,
-    /// It asks for nearest-holder steering (`VIPPolicy = ADDRESS nearest`).
-    pub nearest: bool,
-}
-
-impl Holder {
-    /// Alive and offering.
-    pub fn eligible(&self) -> bool {
-        self.alive && self.offered
-    }
-}
-
-/// Everything known about one VIP.
-#[derive(Debug, Clone)]
-pub struct Vip {
-    /// The address.
-    pub address: IpAddr,
-    /// Prefix length (as its holders configured it).
-    pub prefix_len: u8,
-    /// The MAC every node answers ARP with.
-    pub virtual_mac: MacAddr,
-    /// Holders by node name (this node under its own name).
-    pub holders: BTreeMap<String, Holder>,
-}
-
-/// Where a steered frame goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SteerTarget {
-    /// This node holds it: deliver into the local TAP.
-    Local,
-    /// Send it to this peer.
-    Peer(String),
-}
-
-/// Something the driver should act on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum VipEvent {
-    /// This node started serving a VIP (run `vip-up`).
-    Up(LocalVip),
-    /// This node stopped serving a VIP (run `vip-down`).
-    Down(LocalVip),
-}
-
-/// Counters of the steering path.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct VipCounters {
-    /// ARP requests for a VIP answered locally with its virtual MAC.
-    pub arp_answered: u64,
-    /// ARP frames whose sender was rewritten to a virtual MAC.
-    pub arp_rewritten: u64,
-    /// Frames steered to a holder.
-    pub steered: u64,
-    /// Frames to a VIP with no eligible holder (dropped).
-    pub no_holder: u64,
-    /// Frames for a VIP this node does not hold (dropped).
-    pub not_holder: u64,
-    /// Flows moved because their holder stopped being eligible.
-    pub flows_moved: u64,
-    /// Neighbour Solicitations for a VIP answered locally with its virtual MAC.
-    pub nd_answered: u64,
-    /// Neighbour Discovery messages whose link-layer address was rewritten to a virtual MAC.
-    pub nd_rewritten: u64,
-    /// Duplicate address detection probes for a VIP held here dropped, and
-    /// advertisements for it kept from the TAP (so the VIP never becomes "dadfailed").
-    pub nd_dad_dropped: u64,
-    /// Peers' VIP items refused (an address that cannot be a VIP, or another VIP's virtual MAC).
-    pub items_refused: u64,
-    /// Owners of our VIPs learned (or moved) from their ARP/ND on our side of the TAP.
-    pub owners_learned: u64,
-    /// Claims for one of our VIPs by a second station on our side, refused.
-    pub owner_conflicts: u64,
-    /// ARP probes / Neighbour Solicitations sent into the TAP for our VIPs' owners.
-    pub owner_probes: u64,
-}
-
 /// The virtual MAC of a VIP: IPv4 `a.b.c.d` gives `02:6d:a:b:c:d`; IPv6 gives `06:6d`
 /// followed by the first 4 bytes of the SHA-256 of the 16 address bytes.
 ///
@@ -170,15 +63,6 @@ pub fn virtual_mac_for(ip: IpAddr) -> [u8; 6] {
             [0x06, 0x6d, h[0], h[1], h[2], h[3]]
         }
     }
-}
-
-/// One of our own VIPs as the engine sees it ([`VipEngine::local_state`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LocalVipState {
-    /// Its health checks pass, presence included (or it has none).
-    pub healthy: bool,
-    /// It is in our record for peers to steer to (healthy, not withdrawn).
-    pub offered: bool,
 }
 
 /// The VIP state machine of one node.
@@ -328,60 +212,6 @@ impl VipEngine {
             .flat_map(|s| [s.down_at, s.owner.next_probe()])
             .flatten()
             .min()
-    }
-
-    /// The local VIPs whose owner probe is due at `now` (the node sends
-    /// them into the TAP), and those whose presence verdict changed (then
-    /// our record changes too).
-    pub fn owner_probes(&mut self, now: Instant) -> (Vec<IpAddr>, Vec<IpAddr>) {
-        let mut due = Vec::new();
-        let mut changed = Vec::new();
-        for (addr, s) in self.local.iter_mut() {
-            if let Some(c) = s.owner.probe_due(now) {
-                due.push(*addr);
-                if c {
-                    changed.push(*addr);
-                }
-            }
-        }
-        self.counters.owner_probes += due.len() as u64;
-        if !changed.is_empty() {
-            self.refresh_local(now);
-        }
-        (due, changed)
-    }
-
-    /// A station on our side of the TAP claims local VIP `vip` with `mac`
-    /// (its ARP or ND). `None` if `vip` is not ours; else what it did, and
-    /// whether a presence verdict changed (then our record changes too).
-    pub fn owner_claim(
-        &mut self,
-        vip: IpAddr,
-        mac: MacAddr,
-        now: Instant,
-    ) -> Option<(Claim, bool)> {
-        let s = self.local.get_mut(&vip)?;
-        let (claim, changed) = s.owner.claim(mac, now);
-        match claim {
-            Claim::Learned | Claim::Moved { .. } => self.counters.owners_learned += 1,
-            Claim::Conflict { .. } => self.counters.owner_conflicts += 1,
-            Claim::Confirmed => {}
-        }
-        if changed {
-            self.refresh_local(now);
-        }
-        Some((claim, changed))
-    }
-
-    /// The MAC frames for local VIP `vip` are delivered to on our side, if
-    /// an owner is configured or known (else the TAP's own).
-    pub fn owner_mac(&self, vip: &IpAddr) -> Option<MacAddr> {
-        self.local.get(vip).and_then(|s| s.owner.mac())
-    }
-
-    /// The owner of local VIP `vip`, for `dump vips`.
-    pub fn owner_view(&self, vip: &IpAddr) -> Option<OwnerView> {
-        self.local.get(vip).map(|s| s.owner.view())
     }
 
     /// Final stop: `vip-down` for everything still served.
@@ -671,44 +501,6 @@ impl VipEngine {
         } else {
             SteerTarget::Peer(holder)
         })
-    }
-
-    /// A smoothed round-trip time to `peer` (from its heartbeats), for `nearest`.
-    pub fn set_rtt(&mut self, peer: &str, rtt: Option<Duration>) {
-        match rtt {
-            Some(r) => {
-                self.rtts.insert(peer.to_string(), r);
-            }
-            None => {
-                self.rtts.remove(peer);
-            }
-        }
-    }
-
-    /// The round-trip time to holder `name` (zero for this node).
-    pub fn rtt_of(&self, name: &str) -> Option<Duration> {
-        if name == self.own_name {
-            return Some(Duration::ZERO);
-        }
-        self.rtts.get(name).copied()
-    }
-
-    /// The policy senders use for `vip` now and whether its holders disagree
-    /// (some ask for `nearest`, some do not: then `hash`), and the holder
-    /// `nearest` sends new flows to.
-    pub fn steering(&self, vip: &IpAddr, now: Instant) -> (SteerPolicy, bool, Option<&str>) {
-        let Some(v) = self.vips.get(vip) else {
-            return (SteerPolicy::Hash, false, None);
-        };
-        let pool = steer::pool(v, now, self.settings.hold_down);
-        let policy = steer::policy(&pool);
-        let asking = pool.iter().filter(|(_, h)| h.nearest).count();
-        let disagree = asking > 0 && asking < pool.len();
-        let current = match policy {
-            SteerPolicy::Nearest => self.nearest.get(vip).map(String::as_str),
-            SteerPolicy::Hash => None,
-        };
-        (policy, disagree, current)
     }
 
     /// A frame from holder `peer` with a VIP as its source: the replies of that

@@ -7,6 +7,7 @@
 //! asks for and reports what the local side claims.
 
 use crate::switch::MacAddr;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// A presence check: the VIP is healthy while a station on the local side
@@ -270,6 +271,62 @@ impl OwnerState {
         };
         self.next_probe = now + every.max(Duration::from_millis(1));
         Some(changed)
+    }
+}
+
+impl super::VipEngine {
+    /// The local VIPs whose owner probe is due at `now` (the node sends
+    /// them into the TAP), and those whose presence verdict changed (then
+    /// our record changes too).
+    pub fn owner_probes(&mut self, now: Instant) -> (Vec<IpAddr>, Vec<IpAddr>) {
+        let mut due = Vec::new();
+        let mut changed = Vec::new();
+        for (addr, s) in self.local.iter_mut() {
+            if let Some(c) = s.owner.probe_due(now) {
+                due.push(*addr);
+                if c {
+                    changed.push(*addr);
+                }
+            }
+        }
+        self.counters.owner_probes += due.len() as u64;
+        if !changed.is_empty() {
+            self.refresh_local(now);
+        }
+        (due, changed)
+    }
+
+    /// A station on our side of the TAP claims local VIP `vip` with `mac`
+    /// (its ARP or ND). `None` if `vip` is not ours; else what it did, and
+    /// whether a presence verdict changed (then our record changes too).
+    pub fn owner_claim(
+        &mut self,
+        vip: IpAddr,
+        mac: MacAddr,
+        now: Instant,
+    ) -> Option<(Claim, bool)> {
+        let s = self.local.get_mut(&vip)?;
+        let (claim, changed) = s.owner.claim(mac, now);
+        match claim {
+            Claim::Learned | Claim::Moved { .. } => self.counters.owners_learned += 1,
+            Claim::Conflict { .. } => self.counters.owner_conflicts += 1,
+            Claim::Confirmed => {}
+        }
+        if changed {
+            self.refresh_local(now);
+        }
+        Some((claim, changed))
+    }
+
+    /// The MAC frames for local VIP `vip` are delivered to on our side, if
+    /// an owner is configured or known (else the TAP's own).
+    pub fn owner_mac(&self, vip: &IpAddr) -> Option<MacAddr> {
+        self.local.get(vip).and_then(|s| s.owner.mac())
+    }
+
+    /// The owner of local VIP `vip`, for `dump vips`.
+    pub fn owner_view(&self, vip: &IpAddr) -> Option<OwnerView> {
+        self.local.get(vip).map(|s| s.owner.view())
     }
 }
 

@@ -5,6 +5,7 @@
 
 use super::{Holder, Vip};
 use crate::switch::FlowKey;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// How new flows to a VIP pick a holder, as its holders announce it
@@ -130,4 +131,44 @@ pub(super) fn clearly_faster(candidate: Duration, current: Duration) -> bool {
     let pct = u128::from(NEAREST_MARGIN_PERCENT);
     candidate.as_nanos() * 100 <= current.as_nanos() * (100 - pct)
         && current.saturating_sub(candidate) >= NEAREST_MARGIN_MIN
+}
+
+impl super::VipEngine {
+    /// A smoothed round-trip time to `peer` (from its heartbeats), for `nearest`.
+    pub fn set_rtt(&mut self, peer: &str, rtt: Option<Duration>) {
+        match rtt {
+            Some(r) => {
+                self.rtts.insert(peer.to_string(), r);
+            }
+            None => {
+                self.rtts.remove(peer);
+            }
+        }
+    }
+
+    /// The round-trip time to holder `name` (zero for this node).
+    pub fn rtt_of(&self, name: &str) -> Option<Duration> {
+        if name == self.own_name {
+            return Some(Duration::ZERO);
+        }
+        self.rtts.get(name).copied()
+    }
+
+    /// The policy senders use for `vip` now and whether its holders disagree
+    /// (some ask for `nearest`, some do not: then `hash`), and the holder
+    /// `nearest` sends new flows to.
+    pub fn steering(&self, vip: &IpAddr, now: Instant) -> (SteerPolicy, bool, Option<&str>) {
+        let Some(v) = self.vips.get(vip) else {
+            return (SteerPolicy::Hash, false, None);
+        };
+        let pool = pool(v, now, self.settings.hold_down);
+        let policy = policy(&pool);
+        let asking = pool.iter().filter(|(_, h)| h.nearest).count();
+        let disagree = asking > 0 && asking < pool.len();
+        let current = match policy {
+            SteerPolicy::Nearest => self.nearest.get(vip).map(String::as_str),
+            SteerPolicy::Hash => None,
+        };
+        (policy, disagree, current)
+    }
 }
