@@ -1,7 +1,8 @@
 //! The shared-VIP brain, sans-IO: which nodes hold each VIP, which of them
 //! are eligible for traffic (alive, offering it, past their hold-down, lowest
-//! weight), per-flow steering with rendezvous hashing and a flow table, and
-//! this node's own VIPs with their health.
+//! weight), per-flow steering (rendezvous hashing or nearest holder, in
+//! `steer`) with a flow table, and this node's own VIPs with their health
+//! and their owner on our side of the TAP (`owner`).
 
 mod flows;
 mod owner;
