@@ -397,3 +397,33 @@ fn an_ipv6_vip_behind_the_holder_is_found_by_solicitation_and_watched_by_presenc
         "{back:?}"
     );
 }
+
+#[test]
+fn a_frame_for_a_vip_with_no_known_owner_hurries_the_probe() {
+    // The container appears right after a discovery probe went unanswered: the
+    // next one is a second away, but the first steered frame asks for one now.
+    let mut lab = lab(38, [5, 10, 10], |_| {});
+    let up = Rc::new(Cell::new(true));
+    let mut ctr = station(CTR_MAC, up, true);
+    lab.net.nodes[1].host = Some(Box::new(move |_, f: &[u8]| ctr(f)));
+    lab.net.run_for(ms(50));
+    assert_eq!(owner_mac(&lab), None);
+    let t0 = lab.net.elapsed();
+    let range = lab.probe_for(ms(500), 9100);
+    let first = lab
+        .answers
+        .borrow()
+        .iter()
+        .filter(|a| range.contains(&a.1) && a.2 == 2)
+        .map(|a| a.0 - t0)
+        .min();
+    eprintln!("first answer from the container after {first:?}");
+    assert!(
+        first.is_some_and(|d| d <= ms(150)),
+        "the container answered only after {first:?}"
+    );
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}

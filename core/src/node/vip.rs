@@ -203,6 +203,7 @@ impl Node {
                 return VipVerdict::Consumed;
             }
             let mut copy = rewritten.unwrap_or_else(|| frame.to_vec());
+            self.vip.owner_wanted(&vip, now);
             if let Some(mac) = self.delivery_mac(&vip) {
                 set_dst_mac(&mut copy, mac);
             }

@@ -11,7 +11,8 @@ mod types;
 
 pub use flows::{Flow, FlowTable};
 pub use owner::{
-    Claim, OwnerState, OwnerView, PresenceSpec, OWNER_DISCOVER, OWNER_FRESH, OWNER_REFRESH,
+    Claim, OwnerState, OwnerView, PresenceSpec, OWNER_DISCOVER, OWNER_FRESH, OWNER_HURRY,
+    OWNER_REFRESH,
 };
 #[cfg(test)]
 use steer::{fnv1a64, score};

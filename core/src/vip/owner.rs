@@ -29,6 +29,8 @@ pub const OWNER_REFRESH: Duration = Duration::from_secs(10);
 /// A learned owner not heard from this long (without a presence check) may
 /// be replaced by another station that claims the VIP; a fresher one may not.
 pub const OWNER_FRESH: Duration = Duration::from_secs(30);
+/// Least time between two probes a frame for a VIP with no known owner asks for.
+pub const OWNER_HURRY: Duration = Duration::from_millis(100);
 /// Least time between two log lines about conflicting owners of one VIP.
 const CONFLICT_LOG_EVERY: Duration = Duration::from_secs(10);
 
@@ -132,6 +134,7 @@ pub struct OwnerState {
     learned: Option<Learned>,
     presence: Option<Presence>,
     next_probe: Instant,
+    last_probe: Option<Instant>,
     conflict_logged: Option<Instant>,
     conflicts: u64,
 }
@@ -159,6 +162,7 @@ impl OwnerState {
             learned: None,
             presence: presence.map(Presence::new),
             next_probe: now,
+            last_probe: None,
             conflict_logged: None,
             conflicts: 0,
         }
@@ -251,6 +255,17 @@ impl OwnerState {
         (claim, changed)
     }
 
+    /// A frame must be delivered to the VIP now: if no owner is known, the
+    /// next probe goes at once (at most every [`OWNER_HURRY`]) rather than at
+    /// the next discovery period.
+    pub fn hurry(&mut self, now: Instant) {
+        if self.mac().is_some() {
+            return;
+        }
+        let soonest = self.last_probe.map_or(now, |t| (t + OWNER_HURRY).max(now));
+        self.next_probe = self.next_probe.min(soonest);
+    }
+
     /// When the next probe is due.
     pub fn next_probe(&self) -> Option<Instant> {
         // A configured owner without a presence check needs no probing.
@@ -270,6 +285,7 @@ impl OwnerState {
             (None, Some(_)) => OWNER_REFRESH,
         };
         self.next_probe = now + every.max(Duration::from_millis(1));
+        self.last_probe = Some(now);
         Some(changed)
     }
 }
@@ -316,6 +332,14 @@ impl super::VipEngine {
             self.refresh_local(now);
         }
         Some((claim, changed))
+    }
+
+    /// A frame is being delivered to local VIP `vip`: probe for its owner
+    /// soon if none is known ([`OwnerState::hurry`]).
+    pub fn owner_wanted(&mut self, vip: &IpAddr, now: Instant) {
+        if let Some(s) = self.local.get_mut(vip) {
+            s.owner.hurry(now);
+        }
     }
 
     /// The MAC frames for local VIP `vip` are delivered to on our side, if
