@@ -259,7 +259,9 @@ impl OwnerState {
     /// next probe goes at once (at most every [`OWNER_HURRY`]) rather than at
     /// the next discovery period.
     pub fn hurry(&mut self, now: Instant) {
-        if self.mac().is_some() {
+        // A presence check probes on its own beat: an early probe would cut
+        // its round short.
+        if self.mac().is_some() || self.presence.is_some() {
             return;
         }
         let soonest = self.last_probe.map_or(now, |t| (t + OWNER_HURRY).max(now));
