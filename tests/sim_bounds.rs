@@ -258,6 +258,9 @@ fn a_full_flow_table_still_steers_new_flows_to_the_vip() {
                 weight: 10,
                 virtual_mac: MacAddr(VMAC),
                 checked: false,
+                owner: None,
+                presence: None,
+                policy: Default::default(),
             }];
         }
     });

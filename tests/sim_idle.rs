@@ -79,6 +79,9 @@ fn vip() -> LocalVip {
         weight: 10,
         virtual_mac: MacAddr([0x02, 0x6d, 10, 1, 1, 10]),
         checked: false,
+        owner: None,
+        presence: None,
+        policy: Default::default(),
     }
 }
 

@@ -29,6 +29,9 @@ fn claim_vip(lab: &mut Lab, name: &str, weight: u32) {
         weight,
         virtual_mac: MacAddr(VMAC),
         checked: false,
+        owner: None,
+        presence: None,
+        policy: Default::default(),
     }];
     lab.net.reload(name, cfg);
     // Past VIPHoldDown (1 s): a new holder is eligible.

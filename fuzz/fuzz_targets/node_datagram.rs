@@ -188,6 +188,9 @@ impl Harness {
                 weight: 10,
                 virtual_mac: MacAddr(vmac(i)),
                 checked: i == 1,
+                owner: None,
+                presence: None,
+                policy: Default::default(),
             })
             .collect();
         let hosts = vec![KnownHost {

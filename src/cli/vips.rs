@@ -4,7 +4,7 @@
 use super::dump::{ask, print_out};
 use crate::config::NetDir;
 use crate::control::{Request, Response};
-use crate::node::vip_status::{HolderStatus, VipStatus};
+use crate::node::vip_status::{HolderStatus, OwnerStatus, VipStatus};
 use anyhow::{bail, Result};
 use std::fmt::Write as _;
 
@@ -26,7 +26,7 @@ fn yes(b: bool) -> &'static str {
 }
 
 fn holder_words(h: &HolderStatus) -> String {
-    format!(
+    let mut s = format!(
         "weight {} alive {} offered {} holddown {} flows {} share {:.0}%",
         h.weight,
         yes(h.alive),
@@ -34,10 +34,51 @@ fn holder_words(h: &HolderStatus) -> String {
         h.hold_down_ms,
         h.flows,
         h.share_percent
-    )
+    );
+    if let Some(ms) = h.rtt_ms {
+        let _ = write!(s, " rtt {ms:.2}ms");
+    }
+    if h.nearest {
+        s.push_str(" asks nearest");
+    }
+    s
 }
 
-/// `dump vips` lines: one per VIP and holder.
+/// The `Policy:` line of `info VIP`: how new flows pick a holder, and why.
+fn policy_words(v: &VipStatus) -> String {
+    let mut s = match (v.policy.as_str(), &v.nearest) {
+        ("nearest", Some(n)) => format!(
+            "nearest: new flows to {n} (lowest RTT; another holder takes over only when {}% and {} µs faster)",
+            crate::vip::NEAREST_MARGIN_PERCENT,
+            crate::vip::NEAREST_MARGIN_MIN.as_micros()
+        ),
+        ("nearest", None) => "nearest (no new flow yet)".to_string(),
+        ("", _) => "hash".to_string(),
+        (p, _) => format!("{p} (rendezvous hashing over the lowest-weight holders)"),
+    };
+    if let Some(note) = &v.policy_note {
+        let _ = write!(s, "; {note}");
+    }
+    s
+}
+
+/// `MAC (source) [seen N ms ago] [presence yes|no] [conflicts N]`.
+fn owner_words(o: &OwnerStatus) -> String {
+    let mut s = format!("{} ({})", o.mac.as_deref().unwrap_or("unknown"), o.source);
+    if let Some(ms) = o.seen_ms_ago {
+        let _ = write!(s, " seen {ms} ms ago");
+    }
+    if let Some(p) = o.present {
+        let _ = write!(s, " presence {}", yes(p));
+    }
+    if o.conflicts > 0 {
+        let _ = write!(s, " conflicts {}", o.conflicts);
+    }
+    s
+}
+
+/// `dump vips` lines: one per VIP and holder; this node's own line ends with
+/// `owner MAC (source) ...` when it serves the VIP.
 pub fn format_vip_lines(v: &VipStatus) -> String {
     let mut out = String::new();
     if v.holders.is_empty() {
@@ -48,9 +89,13 @@ pub fn format_vip_lines(v: &VipStatus) -> String {
         );
     }
     for h in &v.holders {
+        let owner = match &v.owner {
+            Some(o) if h.name == o.node => format!(" owner {}", owner_words(o)),
+            _ => String::new(),
+        };
         let _ = writeln!(
             out,
-            "{}/{} mac {} holder {} {}",
+            "{}/{} mac {} holder {} {}{owner}",
             v.vip,
             v.prefix_len,
             v.virtual_mac,
@@ -78,12 +123,17 @@ pub fn format_vip_info(v: &VipStatus) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "VIP:          {}/{}", v.vip, v.prefix_len);
     let _ = writeln!(s, "Virtual MAC:  {}", v.virtual_mac);
+    let absent = v.owner.as_ref().and_then(|o| o.present) == Some(false);
     let here = match v.local_healthy {
         Some(true) => "yes (healthy)",
+        Some(false) if absent => "yes (presence: no station answers for it: withdrawn)",
         Some(false) => "yes (health check failing: withdrawn)",
         None => "no",
     };
     let _ = writeln!(s, "Served here:  {here}");
+    if let Some(o) = &v.owner {
+        let _ = writeln!(s, "Owner here:   {}", owner_words(o));
+    }
     let eligible: Vec<&str> = v
         .holders
         .iter()
@@ -99,6 +149,7 @@ pub fn format_vip_info(v: &VipStatus) -> String {
             eligible.join(" ")
         }
     );
+    let _ = writeln!(s, "Policy:       {}", policy_words(v));
     let _ = writeln!(s, "Flows:        {}", v.flows);
     for h in &v.holders {
         let _ = writeln!(s, "Holder:       {} {}", h.name, holder_words(h));
@@ -119,4 +170,70 @@ pub fn info_vip(netdir: &NetDir, arg: &str, json: bool) -> Result<Option<i32>> {
         return Ok(None);
     };
     print_out(json, &v, |out| out.push_str(&format_vip_info(&v))).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::vip_status::OwnerStatus;
+
+    fn status() -> VipStatus {
+        let holder = |name: &str, rtt: f64| HolderStatus {
+            name: name.into(),
+            weight: 10,
+            alive: true,
+            offered: true,
+            eligible: true,
+            rtt_ms: Some(rtt),
+            nearest: true,
+            ..HolderStatus::default()
+        };
+        VipStatus {
+            vip: "10.1.1.10".into(),
+            prefix_len: 24,
+            virtual_mac: "02:6d:0a:01:01:0a".into(),
+            local_healthy: Some(false),
+            owner: Some(OwnerStatus {
+                node: "node_3".into(),
+                mac: Some("02:42:ac:11:00:02".into()),
+                source: "learned".into(),
+                seen_ms_ago: Some(120),
+                present: Some(false),
+                conflicts: 1,
+            }),
+            policy: "nearest".into(),
+            policy_note: None,
+            nearest: Some("node_3".into()),
+            flows: 0,
+            holders: vec![holder("node_2", 40.0), holder("node_3", 0.0)],
+        }
+    }
+
+    #[test]
+    fn info_explains_owner_presence_policy_and_rtts() {
+        let text = format_vip_info(&status());
+        for want in [
+            "Served here:  yes (presence: no station answers for it: withdrawn)",
+            "Owner here:   02:42:ac:11:00:02 (learned) seen 120 ms ago presence no conflicts 1",
+            "Policy:       nearest: new flows to node_3 (lowest RTT; another holder takes over only when 20% and 500 µs faster)",
+            "Holder:       node_2 weight 10 alive yes offered yes holddown 0 flows 0 share 0% rtt 40.00ms asks nearest",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn dump_puts_the_owner_on_this_nodes_own_line() {
+        let text = format_vip_lines(&status());
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(!lines[0].contains("owner"), "{}", lines[0]);
+        assert!(
+            lines[1].ends_with(
+                "owner 02:42:ac:11:00:02 (learned) seen 120 ms ago presence no conflicts 1"
+            ),
+            "{}",
+            lines[1]
+        );
+    }
 }

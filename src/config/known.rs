@@ -107,6 +107,8 @@ pub const MESHD_VARIABLES: &[&str] = &[
     "ShutdownGrace",
     "StoreLearnedHosts",
     "VIPHoldDown",
+    "VIPOwner",
+    "VIPPolicy",
     "VirtualIP",
     "VirtualMAC",
 ];
@@ -120,6 +122,8 @@ pub const MULTI_VALUED: &[&str] = &[
     "HealthCheck",
     "ListenAddress",
     "Subnet",
+    "VIPOwner",
+    "VIPPolicy",
     "VirtualIP",
     "VirtualMAC",
 ];

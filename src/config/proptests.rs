@@ -366,13 +366,9 @@ struct GenVips {
     fall: Option<u32>,
 }
 
+/// What the parser accepts as a VIP (link-local and IPv4-mapped IPv6 are refused too).
 fn usable_vip(ip: &IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(a) => {
-            !(a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.is_broadcast())
-        }
-        IpAddr::V6(a) => !(a.is_unspecified() || a.is_loopback() || a.is_multicast()),
-    }
+    crate::vip::usable_vip(ip)
 }
 
 fn arb_check_kind() -> impl Strategy<Value = CheckKind> {
@@ -520,6 +516,8 @@ fn render_vips(g: &GenVips, file: &str, out: &mut String) -> VipSettings {
             virtual_mac: v.mac.unwrap_or(virtual_mac_for(v.address)),
             mac_overridden: v.mac.is_some(),
             checks: Vec::new(),
+            owner: None,
+            policy: Default::default(),
         });
     }
     // MACs and checks after all VirtualIP lines (they may come in any order).
@@ -547,6 +545,7 @@ fn render_vips(g: &GenVips, file: &str, out: &mut String) -> VipSettings {
             let body = match &c.kind {
                 CheckKind::Exec(cmd) => format!("exec{opts} {cmd}"),
                 CheckKind::Tcp(a) => format!("tcp {a}{opts}"),
+                CheckKind::Presence => format!("presence{opts}"),
                 CheckKind::Udp { addr, send, expect } => {
                     let mut b = format!("udp{opts} {addr}");
                     if !send.is_empty() {

@@ -17,6 +17,20 @@
 //!   verbatim) runs with `/bin/sh -c`; exit status 0 is success. Options must come *before* the
 //!   command: leading `interval=`/`timeout=`/`rise=`/`fall=` tokens are options, and the first
 //!   token that is not one of them starts the command (so `FOO=1 cmd` is a command).
+//! * `HealthCheck = ADDRESS presence [interval=] [rise=] [fall=]`: healthy while a station on
+//!   this node's side of the TAP (its own stack, a container or VM on a bridge with the TAP, a
+//!   LAN host) answers ARP (IPv4) or a Neighbour Solicitation (IPv6) for the VIP. meshd probes
+//!   itself every interval; a probe unanswered by the next one failed. No command runs. At most
+//!   one per VIP; `timeout=` does not apply.
+//! * `VIPOwner = ADDRESS MAC`: frames for the VIP are delivered to this MAC on the local side
+//!   (the container or host that holds the address). Without it, meshd learns the owner from
+//!   its ARP/ND and probes; a VIP on the TAP itself needs neither. A unicast MAC, not a virtual
+//!   MAC.
+//! * `VIPPolicy = ADDRESS hash|nearest`: how senders pick among this VIP's holders for a new
+//!   flow. `hash` (the default) shares flows by rendezvous hashing; `nearest` sends each new
+//!   flow to the holder with the lowest round-trip time from the sender, changing its choice
+//!   only for one 20 % and 0.5 ms faster. The holder announces it in its record; senders use
+//!   `nearest` only while every holder of the lowest weight asks for it (else `hash`).
 //! * `HealthCheck = ADDRESS tcp HOST:PORT [OPTIONS]`: a TCP connect within the timeout succeeds.
 //! * `HealthCheck = ADDRESS udp HOST:PORT [send=HEX] [expect=HEX] [OPTIONS]`: sends `send` (an
 //!   empty datagram without it) and succeeds on any reply within the timeout that starts with
@@ -42,7 +56,14 @@ use super::types::{format_duration, parse_duration};
 use super::ConfigError;
 use meshd_core::subnet::{Subnet, SubnetAddr};
 use meshd_core::switch::{MacAddr, MacParseError};
-pub use meshd_core::vip::virtual_mac_for;
+
+#[path = "vip_check.rs"]
+mod check;
+#[path = "vip_owner_policy.rs"]
+mod owner_policy;
+use check::{parse_check_body, CheckDefaults};
+pub use meshd_core::vip::{virtual_mac_for, SteerPolicy};
+use owner_policy::{parse_owners, parse_policies};
 
 /// Weight of a `VirtualIP` without `#weight` (lower is preferred; as tinc's `Subnet`).
 pub const DEFAULT_VIP_WEIGHT: u32 = 10;
@@ -76,6 +97,19 @@ pub struct VipConfig {
     pub mac_overridden: bool,
     /// The `HealthCheck` lines for this VIP, in configuration order (may be empty).
     pub checks: Vec<HealthCheckSpec>,
+    /// `VIPOwner`: the MAC of the station holding the VIP on the local side.
+    pub owner: Option<[u8; 6]>,
+    /// `VIPPolicy`: how senders pick a holder for a new flow.
+    pub policy: SteerPolicy,
+}
+
+impl VipConfig {
+    /// The presence check, if one of [`VipConfig::checks`] is one (the core runs it).
+    pub fn presence(&self) -> Option<&HealthCheckSpec> {
+        self.checks
+            .iter()
+            .find(|c| matches!(c.kind, CheckKind::Presence))
+    }
 }
 
 /// One `HealthCheck` line, with defaults applied.
@@ -113,6 +147,9 @@ pub enum CheckKind {
         /// If set, a reply must start with these bytes.
         expect: Option<Vec<u8>>,
     },
+    /// A station on the local side answers ARP/ND for the VIP (probed by the core, not
+    /// the driver; `timeout` is unused).
+    Presence,
 }
 
 /// Everything about the VIPs this node serves.
@@ -140,9 +177,15 @@ impl Default for VipSettings {
 }
 
 impl VipSettings {
-    /// Every health check of every VIP, in configuration order (for the health checker).
+    /// Every health check of every VIP that the driver runs (all but presence), in
+    /// configuration order.
     pub fn health_checks(&self) -> Vec<HealthCheckSpec> {
-        self.vips.iter().flat_map(|v| v.checks.clone()).collect()
+        self.vips
+            .iter()
+            .flat_map(|v| v.checks.iter())
+            .filter(|c| c.kind != CheckKind::Presence)
+            .cloned()
+            .collect()
     }
 
     /// The VIP with this address, if configured.
@@ -286,162 +329,6 @@ fn refuse_own_addresses(
     Ok(())
 }
 
-/// Per-check options as written on a `HealthCheck` line (`None` = use the global default).
-#[derive(Default)]
-struct CheckOptions {
-    interval: Option<Duration>,
-    timeout: Option<Duration>,
-    rise: Option<u32>,
-    fall: Option<u32>,
-    send: Option<Vec<u8>>,
-    expect: Option<Vec<u8>>,
-}
-
-impl CheckOptions {
-    /// Applies `key=value` if `key` is a timing option; `Ok(false)` if it is not one.
-    fn timing(&mut self, key: &str, value: &str) -> Result<bool, String> {
-        let key = key.to_ascii_lowercase();
-        let bad = |r: String| format!("bad {key}: {r}");
-        let twice = || format!("{key}= is given twice");
-        match key.as_str() {
-            "interval" | "timeout" => {
-                let slot = if key == "interval" {
-                    &mut self.interval
-                } else {
-                    &mut self.timeout
-                };
-                if slot.is_some() {
-                    return Err(twice());
-                }
-                *slot = Some(positive_duration(value).map_err(bad)?);
-            }
-            "rise" | "fall" => {
-                let slot = if key == "rise" {
-                    &mut self.rise
-                } else {
-                    &mut self.fall
-                };
-                if slot.is_some() {
-                    return Err(twice());
-                }
-                *slot = Some(positive_count(value).map_err(bad)?);
-            }
-            _ => return Ok(false),
-        }
-        Ok(true)
-    }
-
-    /// Applies the udp-only `send=`/`expect=`; `Ok(false)` if `key` is neither.
-    fn udp(&mut self, key: &str, value: &str) -> Result<bool, String> {
-        let key = key.to_ascii_lowercase();
-        let slot = match key.as_str() {
-            "send" => &mut self.send,
-            "expect" => &mut self.expect,
-            _ => return Ok(false),
-        };
-        if slot.is_some() {
-            return Err(format!("{key}= is given twice"));
-        }
-        let bytes = hex::decode(value)
-            .map_err(|_| format!("bad {key}: '{value}' is not hex bytes (e.g. {key}=0a1b)"))?;
-        if key == "expect" && bytes.is_empty() {
-            return Err(
-                "bad expect: it must not be empty (leave it out to accept any reply)".into(),
-            );
-        }
-        *slot = Some(bytes);
-        Ok(true)
-    }
-}
-
-/// Global health check defaults.
-struct CheckDefaults {
-    interval: Duration,
-    timeout: Duration,
-    rise: u32,
-    fall: u32,
-}
-
-/// Parses the part of a `HealthCheck` value after the address.
-fn parse_check_body(
-    value: &str,
-    toks: &[(usize, &str)],
-) -> Result<(CheckKind, CheckOptions), String> {
-    let Some(&(_, kind)) = toks.first() else {
-        return Err("expected 'ADDRESS exec|tcp|udp ...' after the address".into());
-    };
-    let rest = &toks[1..];
-    let mut opts = CheckOptions::default();
-    match kind.to_ascii_lowercase().as_str() {
-        "exec" => {
-            let mut cmd_start = None;
-            for &(off, tok) in rest {
-                if let Some((k, v)) = tok.split_once('=') {
-                    if opts.timing(k, v)? {
-                        continue;
-                    }
-                }
-                cmd_start = Some(off);
-                break;
-            }
-            let command = cmd_start.map(|off| value[off..].trim()).unwrap_or_default();
-            if command.is_empty() {
-                return Err(
-                    "exec needs a command (syntax: exec [interval=..] [timeout=..] [rise=..] [fall=..] COMMAND...)"
-                        .into(),
-                );
-            }
-            Ok((CheckKind::Exec(command.to_string()), opts))
-        }
-        k @ ("tcp" | "udp") => {
-            let allowed = if k == "udp" {
-                "interval, timeout, rise, fall, send, expect"
-            } else {
-                "interval, timeout, rise, fall"
-            };
-            let mut target: Option<SocketAddr> = None;
-            for &(_, tok) in rest {
-                if let Some((key, v)) = tok.split_once('=') {
-                    if opts.timing(key, v)? || (k == "udp" && opts.udp(key, v)?) {
-                        continue;
-                    }
-                    return Err(format!(
-                        "unknown option '{tok}' for {k} (options: {allowed})"
-                    ));
-                }
-                if target.is_some() {
-                    return Err(format!(
-                        "unexpected '{tok}' ({k} takes one address:port and the options {allowed})"
-                    ));
-                }
-                let addr: SocketAddr = tok.parse().map_err(|_| {
-                    format!("'{tok}' is not an address:port (e.g. 127.0.0.1:53 or [::1]:53)")
-                })?;
-                if addr.port() == 0 {
-                    return Err(format!("'{tok}': port 0 cannot be probed"));
-                }
-                target = Some(addr);
-            }
-            let Some(addr) = target else {
-                return Err(format!(
-                    "{k} needs an address:port to probe, e.g. {k} 127.0.0.1:53"
-                ));
-            };
-            let kind = if k == "tcp" {
-                CheckKind::Tcp(addr)
-            } else {
-                CheckKind::Udp {
-                    addr,
-                    send: opts.send.take().unwrap_or_default(),
-                    expect: opts.expect.take(),
-                }
-            };
-            Ok((kind, opts))
-        }
-        _ => Err(format!("'{kind}' is not a check type (exec, tcp or udp)")),
-    }
-}
-
 /// Reads the VIP variables from the local node's merged configuration lines. Non-fatal
 /// problems are appended to `warnings` as `FILE:LINE: message`.
 ///
@@ -508,6 +395,8 @@ pub fn parse_vip_settings(
             virtual_mac: virtual_mac_for(address),
             mac_overridden: false,
             checks: Vec::new(),
+            owner: None,
+            policy: SteerPolicy::Hash,
         });
     }
 
@@ -581,7 +470,11 @@ pub fn parse_vip_settings(
         by_mac.insert(vip.virtual_mac, i);
     }
 
+    parse_owners(lines, &index, &mut vips)?;
+    parse_policies(lines, &index, &mut vips)?;
+
     // HealthCheck lines.
+    let mut presence_lines: HashMap<IpAddr, &ConfigLine> = HashMap::new();
     for line in lines.iter().filter(|l| l.is("HealthCheck")) {
         let err = |r: String| line.error(format!("HealthCheck: {r}"));
         let toks = tokens(&line.value);
@@ -595,6 +488,14 @@ pub fn parse_vip_settings(
             return Err(err(format!("{ip} has no VirtualIP line")));
         };
         let (kind, opts) = parse_check_body(&line.value, &toks[1..]).map_err(err)?;
+        if kind == CheckKind::Presence {
+            if let Some(prev) = presence_lines.insert(ip, line) {
+                return Err(err(format!(
+                    "{ip} already has a presence check at {}",
+                    prev.location()
+                )));
+            }
+        }
         let spec = HealthCheckSpec {
             vip: ip,
             kind,
@@ -605,7 +506,7 @@ pub fn parse_vip_settings(
             origin: line.location(),
         };
         let own_timing = opts.interval.is_some() || opts.timeout.is_some();
-        if own_timing && spec.timeout > spec.interval {
+        if own_timing && spec.timeout > spec.interval && spec.kind != CheckKind::Presence {
             warnings.push(format!(
                 "{}: HealthCheck timeout ({}) is longer than its interval ({}); probes will run back to back",
                 line.location(),

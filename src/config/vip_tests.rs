@@ -420,7 +420,7 @@ fn health_check_errors() {
     assert!(e("HealthCheck = 10.1.1.10 tcp 127.0.0.1:53 rise=1 rise=2")
         .contains("rise= is given twice"));
     assert!(e("HealthCheck = x tcp 127.0.0.1:53").contains("HealthCheck: 'x' is not an IP address"));
-    assert!(e("HealthCheck = 10.1.1.10").contains("expected 'ADDRESS exec|tcp|udp ...'"));
+    assert!(e("HealthCheck = 10.1.1.10").contains("expected 'ADDRESS exec|tcp|udp|presence ...'"));
     assert!(e("HealthCheck = 10.1.1.10 icmp 127.0.0.1").contains("'icmp' is not a check type"));
     assert!(e("HealthCheck = 10.1.1.10 exec").contains("exec needs a command"));
     assert!(e("HealthCheck = 10.1.1.10 exec interval=1s").contains("exec needs a command"));
@@ -517,4 +517,95 @@ fn known_variables() {
         assert!(super::super::known::is_known(var), "{var}");
     }
     assert!(super::super::known::is_multi_valued("healthcheck"));
+}
+
+#[test]
+fn vip_owner_and_presence() {
+    let s = ok("VirtualIP = 10.1.1.10/24\n\
+                VIPOwner = 10.1.1.10 02:42:AC:11:00:02\n\
+                HealthCheck = 10.1.1.10 presence interval=100ms rise=3 fall=1\n\
+                HealthCheck = 10.1.1.10 tcp 127.0.0.1:53\n");
+    let v = &s.vips[0];
+    assert_eq!(v.owner, Some([0x02, 0x42, 0xac, 0x11, 0, 2]));
+    let p = v.presence().expect("a presence check");
+    assert_eq!((p.interval, p.rise, p.fall), (ms(100), 3, 1));
+    assert_eq!(p.origin, "/n/meshd.conf:3");
+    // The driver runs only the tcp check.
+    let driver = s.health_checks();
+    assert_eq!(driver.len(), 1);
+    assert!(matches!(driver[0].kind, CheckKind::Tcp(_)));
+    // Defaults from the global settings.
+    let s =
+        ok("HealthCheckInterval = 750ms\nVirtualIP = fd00::10\nHealthCheck = fd00::10 presence\n");
+    let p = s.vips[0].presence().expect("presence");
+    assert_eq!((p.interval, p.rise, p.fall), (ms(750), 2, 2));
+}
+
+#[test]
+fn bad_vip_owner_and_presence_lines_name_the_line() {
+    for (text, want) in [
+        (
+            "VirtualIP = 10.1.1.10\nVIPOwner = 10.1.1.11 02:00:00:00:00:01\n",
+            "meshd.conf:2: VIPOwner: 10.1.1.11 has no VirtualIP line",
+        ),
+        (
+            "VirtualIP = 10.1.1.10\nVIPOwner = 10.1.1.10\n",
+            "meshd.conf:2: VIPOwner: '10.1.1.10': expected 'ADDRESS MAC'",
+        ),
+        (
+            "VirtualIP = 10.1.1.10\nVIPOwner = 10.1.1.10 03:00:00:00:00:01\n",
+            "meshd.conf:2: VIPOwner: 03:00:00:00:00:01 is not a station's MAC",
+        ),
+        (
+            "VirtualIP = 10.1.1.10\nVirtualIP = 10.1.1.20\nVIPOwner = 10.1.1.10 02:6d:0a:01:01:14\n",
+            "meshd.conf:3: VIPOwner: 02:6d:0a:01:01:14 is the virtual MAC of 10.1.1.20",
+        ),
+        (
+            "VirtualIP = 10.1.1.10\nVIPOwner = 10.1.1.10 02:00:00:00:00:01\nVIPOwner = 10.1.1.10 02:00:00:00:00:02\n",
+            "meshd.conf:3: VIPOwner: 10.1.1.10 already has a VIPOwner at /n/meshd.conf:2",
+        ),
+        (
+            "VirtualIP = 10.1.1.10\nHealthCheck = 10.1.1.10 presence\nHealthCheck = 10.1.1.10 presence fall=3\n",
+            "meshd.conf:3: HealthCheck: 10.1.1.10 already has a presence check at /n/meshd.conf:2",
+        ),
+        (
+            "VirtualIP = 10.1.1.10\nHealthCheck = 10.1.1.10 presence timeout=1s\n",
+            "meshd.conf:2: HealthCheck: unexpected 'timeout=1s' (presence takes only",
+        ),
+        (
+            "VirtualIP = 10.1.1.10\nHealthCheck = 10.1.1.10 presence 10.1.1.10\n",
+            "meshd.conf:2: HealthCheck: unexpected '10.1.1.10'",
+        ),
+    ] {
+        let e = err(text);
+        assert!(e.contains(want), "{text:?}: {e}");
+    }
+}
+
+#[test]
+fn vip_policy() {
+    let s = ok("VirtualIP = 10.1.1.10\nVirtualIP = 10.1.1.20\nVIPPolicy = 10.1.1.10 Nearest\n");
+    assert_eq!(s.vips[0].policy, SteerPolicy::Nearest);
+    assert_eq!(s.vips[1].policy, SteerPolicy::Hash);
+    for (text, want) in [
+        (
+            "VirtualIP = 10.1.1.10\nVIPPolicy = 10.1.1.10 closest\n",
+            "meshd.conf:2: VIPPolicy: 'closest' is not a policy (hash or nearest)",
+        ),
+        (
+            "VirtualIP = 10.1.1.10\nVIPPolicy = 10.1.1.11 nearest\n",
+            "meshd.conf:2: VIPPolicy: 10.1.1.11 has no VirtualIP line",
+        ),
+        (
+            "VirtualIP = 10.1.1.10\nVIPPolicy = 10.1.1.10 hash\nVIPPolicy = 10.1.1.10 nearest\n",
+            "meshd.conf:3: VIPPolicy: 10.1.1.10 already has a VIPPolicy at /n/meshd.conf:2",
+        ),
+        (
+            "VirtualIP = 10.1.1.10\nVIPPolicy = nearest\n",
+            "meshd.conf:2: VIPPolicy: 'nearest': expected 'ADDRESS hash|nearest'",
+        ),
+    ] {
+        let e = err(text);
+        assert!(e.contains(want), "{text:?}: {e}");
+    }
 }

@@ -251,6 +251,7 @@ fn describe(kind: &CheckKind) -> String {
         }
         CheckKind::Tcp(addr) => format!("tcp {addr}"),
         CheckKind::Udp { addr, .. } => format!("udp {addr}"),
+        CheckKind::Presence => "presence".into(),
     }
 }
 
@@ -287,6 +288,8 @@ async fn probe(spec: &HealthCheckSpec) -> Result<String, String> {
                 Err(_) => Err(format!("no reply within {}", format_duration(t))),
             }
         }
+        // The core probes for presence; setup never hands one to the driver.
+        CheckKind::Presence => Err("presence is checked by the core".into()),
     }
 }
 

@@ -111,14 +111,28 @@ pub fn load(netdir: &NetDir) -> Result<Setup> {
     let vip_conf = config::vip::parse_vip_settings(&server.raw, &mut warnings)?;
     let mut health_checks = Vec::new();
     for v in &vip_conf.vips {
+        // Presence is probed by the core; the driver runs the other checks.
+        let driver_checks: Vec<_> = v
+            .checks
+            .iter()
+            .filter(|c| c.kind != config::vip::CheckKind::Presence)
+            .cloned()
+            .collect();
         node.vips.push(LocalVip {
             address: v.address,
             prefix_len: v.prefix_len,
             weight: v.weight,
             virtual_mac: MacAddr(v.virtual_mac),
-            checked: !v.checks.is_empty(),
+            checked: !driver_checks.is_empty(),
+            owner: v.owner.map(MacAddr),
+            presence: v.presence().map(|c| crate::vip::PresenceSpec {
+                interval: c.interval,
+                rise: c.rise,
+                fall: c.fall,
+            }),
+            policy: v.policy,
         });
-        health_checks.extend(v.checks.iter().cloned());
+        health_checks.extend(driver_checks);
     }
     node.vip_settings = crate::vip::VipEngineSettings {
         hold_down: vip_conf.hold_down,
@@ -283,6 +297,9 @@ fn host_file_vips(host: &config::HostConfig, warnings: &mut Vec<String>) -> Vec<
                 weight: v.weight,
                 virtual_mac: MacAddr(v.virtual_mac),
                 checked: false,
+                owner: None,
+                presence: None,
+                policy: v.policy,
             })
             .collect(),
         Err(err) => {

@@ -59,6 +59,8 @@ pub const ACCEPTED_HOST_VARIABLES: &[&str] = &[
     "IndirectData",
     "Subnet",
     "TCPOnly",
+    "VIPOwner",
+    "VIPPolicy",
     "VirtualIP",
     "VirtualMAC",
     "Weight",
@@ -75,10 +77,14 @@ fn find(list: &[&'static str], var: &str) -> Option<&'static str> {
 pub fn acceptance(var: &str, value: &str) -> Result<&'static str, String> {
     if let Some(v) = find(ACCEPTED_HOST_VARIABLES, var) {
         if v == "HealthCheck" {
+            // presence runs no command either: meshd only sends ARP/ND into its own TAP.
             let kind = value.split_whitespace().nth(1).unwrap_or("");
-            if !(kind.eq_ignore_ascii_case("tcp") || kind.eq_ignore_ascii_case("udp")) {
+            if !["tcp", "udp", "presence"]
+                .iter()
+                .any(|k| kind.eq_ignore_ascii_case(k))
+            {
                 return Err(
-                    "HealthCheck is accepted only with tcp or udp checks (exec would run commands)"
+                    "HealthCheck is accepted only with tcp, udp or presence checks (exec would run commands)"
                         .into(),
                 );
             }
@@ -607,5 +613,18 @@ mod tests {
             let e = parse_invitation(text).unwrap_err().to_string();
             assert!(e.contains(why), "{text:?}: {e}");
         }
+    }
+
+    #[test]
+    fn presence_checks_and_vip_owner_are_accepted() {
+        assert_eq!(
+            acceptance("HealthCheck", "10.1.1.10 presence interval=100ms"),
+            Ok("HealthCheck")
+        );
+        assert_eq!(
+            acceptance("vipowner", "10.1.1.10 02:00:00:00:00:01"),
+            Ok("VIPOwner")
+        );
+        assert!(acceptance("HealthCheck", "10.1.1.10 exec true").is_err());
     }
 }

@@ -96,6 +96,9 @@ pub fn lab(seed: u64, weights: [u32; 3], tune: impl Fn(&mut meshd::node::NodeCon
                 weight: weights[i - 1],
                 virtual_mac: MacAddr(VMAC),
                 checked: false,
+                owner: None,
+                presence: None,
+                policy: Default::default(),
             }];
         }
         tune(&mut cfg);

@@ -3,6 +3,7 @@
 //! given seed.
 #![allow(dead_code)]
 
+pub mod ip6;
 pub mod lab;
 pub mod puppet;
 
@@ -62,6 +63,8 @@ pub struct SimNet {
     seq: u64,
     rng: ChaCha8Rng,
     pub delay: Duration,
+    /// One-way delays of particular node pairs (index, index), instead of `delay`.
+    pub link_delay: std::collections::HashMap<(usize, usize), Duration>,
     pub jitter: Duration,
     pub loss: f64,
     /// Node index pairs that cannot talk (both directions).
@@ -119,6 +122,7 @@ impl SimNet {
             seq: 0,
             rng,
             delay: Duration::from_micros(200),
+            link_delay: std::collections::HashMap::new(),
             jitter: Duration::ZERO,
             loss: 0.0,
             blocked: HashSet::new(),
@@ -300,6 +304,13 @@ impl SimNet {
         self.blocked.clear();
     }
 
+    /// Sets the one-way delay between two nodes, both ways.
+    pub fn set_link_delay(&mut self, a: &str, b: &str, d: Duration) {
+        let (a, b) = (self.idx(a), self.idx(b));
+        self.link_delay.insert((a, b), d);
+        self.link_delay.insert((b, a), d);
+    }
+
     /// Cuts the link between two nodes.
     pub fn cut(&mut self, a: &str, b: &str) {
         let (a, b) = (self.idx(a), self.idx(b));
@@ -416,8 +427,9 @@ impl SimNet {
                 .iter()
                 .find(|(a, b, _)| *a == i && *b == to)
                 .map_or(from, |s| s.2);
+            let delay = self.link_delay.get(&(i, to)).copied().unwrap_or(self.delay);
             self.queue.push(Reverse(InFlight {
-                at: self.now + self.delay + jitter,
+                at: self.now + delay + jitter,
                 seq: self.seq,
                 to,
                 from,

@@ -1,6 +1,8 @@
 //! Shared by the netns VIP tests: a `ping` from the client run in the
 //! background and its outcome read from the output (answered sequence
 //! numbers, outage by sequence and by wall clock), and process helpers.
+// Each test file uses some of these.
+#![allow(dead_code)]
 
 use meshd_lab::netns::Lab;
 use nix::sys::signal::Signal;
@@ -22,9 +24,14 @@ pub struct Probe {
 /// `ping -n -D -i 0.01 -W 1 -c COUNT TARGET` in node_5's namespace.
 pub fn start_probe_to(lab: &mut Lab, name: &str, count: u32, target: &str) -> Probe {
     let ns = lab.node(CLIENT).ns.clone();
+    start_probe_in(lab, &ns, name, count, target)
+}
+
+/// The same ping in any namespace (a node's, or a station's behind one).
+pub fn start_probe_in(lab: &mut Lab, ns: &str, name: &str, count: u32, target: &str) -> Probe {
     let out = lab.dir.path().join(format!("{name}.ping"));
     let pid = lab.spawn_in(
-        &ns,
+        ns,
         &[
             "ping",
             "-n",

@@ -123,8 +123,7 @@ impl Node {
         self.last_tick = Some(now);
         self.sweep_switch(now);
         self.tick_leave(now);
-        self.vip.tick(now);
-        self.drain_vip_events();
+        self.tick_vips(now);
         let names: Vec<NodeName> = self.peers.keys().cloned().collect();
         for name in &names {
             self.tick_peer(now, name);

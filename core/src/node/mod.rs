@@ -22,6 +22,7 @@ mod switching;
 mod types;
 mod vip;
 mod vip_nd;
+mod vip_owner;
 pub mod vip_status;
 
 pub use limits::{AtCap, Limit, LimitCounters, LogThrottle};
@@ -485,6 +486,7 @@ impl Node {
                         let rtt = Duration::from_micros(rtt);
                         peer.stats.rtt = Some(rtt);
                         peer.detector.rtt_sample(rtt);
+                        self.vip.set_rtt(from, peer.detector.srtt());
                     }
                 }
                 if reply {

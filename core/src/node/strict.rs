@@ -4,6 +4,7 @@
 
 use super::Node;
 use crate::subnet::Subnet;
+use crate::vip::SteerPolicy;
 use crate::wire::extension::VipItem;
 use std::time::Instant;
 
@@ -11,7 +12,8 @@ impl Node {
     /// Under `StrictSubnets`, replaces the claims of `name`'s record with what
     /// its host file here gives it: the host file's subnets; of the record's
     /// VIP items, those its host file lists, with the host file's weight,
-    /// prefix and virtual MAC (the record still says whether it serves now).
+    /// prefix, virtual MAC and steering policy (the record still says whether
+    /// it serves now).
     /// Refused claims are counted and logged. Without it, returns the claims.
     pub(super) fn strict_claims(
         &mut self,
@@ -38,7 +40,12 @@ impl Node {
                     prefix_len: v.prefix_len,
                     weight: v.weight,
                     virtual_mac: v.virtual_mac.0,
-                    flags: item.flags,
+                    // Serving or not is the peer's to say; the policy is the host file's.
+                    flags: (item.flags & VipItem::OFFERED)
+                        | match v.policy {
+                            SteerPolicy::Nearest => VipItem::NEAREST,
+                            SteerPolicy::Hash => 0,
+                        },
                 }),
                 None => refused_vips.push(item.address),
             }

@@ -47,7 +47,8 @@ fn src_ip(key: &FlowKey) -> Option<IpAddr> {
 }
 
 impl Node {
-    /// The MAC of our TAP device (holders rewrite steered frames to it).
+    /// The MAC of our TAP device (holders rewrite steered frames to it when
+    /// no other owner of the VIP is known on their side).
     pub fn set_tap_mac(&mut self, mac: [u8; 6]) {
         self.tap_mac = Some(MacAddr(mac));
     }
@@ -90,6 +91,9 @@ impl Node {
         }
         if eth.ethertype() == ETHERTYPE_ARP {
             if let Some(Ok(arp)) = ArpPacket::from_frame(&eth) {
+                if let Some(v) = self.owner_from_arp(now, &eth, &arp) {
+                    return v;
+                }
                 let target = IpAddr::V4(arp.target_ip);
                 if arp.op == ArpOp::Request {
                     if let Some(vmac) = self.vip.mac_for_vip(&target) {
@@ -199,7 +203,8 @@ impl Node {
                 return VipVerdict::Consumed;
             }
             let mut copy = rewritten.unwrap_or_else(|| frame.to_vec());
-            if let Some(mac) = self.tap_mac {
+            self.vip.owner_wanted(&vip, now);
+            if let Some(mac) = self.delivery_mac(&vip) {
                 set_dst_mac(&mut copy, mac);
             }
             return VipVerdict::Rewritten(copy);
@@ -210,16 +215,18 @@ impl Node {
         }
     }
 
-    /// Frames into our TAP addressed to a virtual MAC of ours get our TAP's MAC
-    /// (the kernel drops frames for other MACs).
+    /// Frames into our TAP addressed to a virtual MAC of ours get the MAC of
+    /// the VIP's owner on our side, or our TAP's (a station drops frames for
+    /// other MACs; a bridge hands frames for the TAP's MAC to the host).
     pub(super) fn rewrite_for_tap(&self, frame: &mut [u8]) {
-        let Some(tap_mac) = self.tap_mac else { return };
         let Ok(eth) = EthernetFrame::parse(frame) else {
             return;
         };
         if let Some(vip) = self.vip.vip_for_mac(&eth.dst()) {
             if self.vip.is_local(&vip) {
-                set_dst_mac(frame, tap_mac);
+                if let Some(mac) = self.delivery_mac(&vip) {
+                    set_dst_mac(frame, mac);
+                }
             }
         }
     }

@@ -39,6 +39,11 @@ impl Node {
         frame: &[u8],
         nd: &NdMessage,
     ) -> Option<VipVerdict> {
+        if let Ok(eth) = EthernetFrame::parse(frame) {
+            if let Some(v) = self.owner_from_nd(now, &eth, nd) {
+                return Some(v);
+            }
+        }
         if let NdMessage::Solicitation(ns) = nd {
             let target = IpAddr::V6(ns.target);
             if let Some(vmac) = self.vip.mac_for_vip(&target) {

@@ -95,7 +95,7 @@ impl ArpPacket {
     }
 
     /// Appends this packet's 28 bytes to `out`.
-    fn write(&self, out: &mut Vec<u8>) {
+    pub(super) fn write(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&1u16.to_be_bytes());
         out.extend_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
         out.extend_from_slice(&[6, 4]);

@@ -19,6 +19,7 @@ pub mod mac_table;
 pub mod nd;
 pub mod nd_rewrite;
 pub mod neighbours;
+pub mod probe;
 pub mod types;
 
 #[cfg(test)]
@@ -46,6 +47,7 @@ pub use nd::{
 };
 pub use nd_rewrite::rewrite_nd_link_layer;
 pub use neighbours::{NeighbourEntry, NeighbourLearned, NeighbourTable};
+pub use probe::{build_arp_probe, build_neighbour_probe, probe_source_ip};
 pub use types::{
     Delivery, SwitchConfig, SwitchCounters, SwitchEvent, DEFAULT_MAX_FRAME_LEN,
     DEFAULT_NEIGHBOUR_EXPIRE, DEFAULT_NEIGHBOUR_MAX,

@@ -1,11 +1,23 @@
 //! The shared-VIP brain, sans-IO: which nodes hold each VIP, which of them
 //! are eligible for traffic (alive, offering it, past their hold-down, lowest
-//! weight), per-flow steering with rendezvous hashing and a flow table, and
-//! this node's own VIPs with their health.
+//! weight), per-flow steering (rendezvous hashing or nearest holder, in
+//! `steer`) with a flow table, and this node's own VIPs with their health
+//! and their owner on our side of the TAP (`owner`).
 
 mod flows;
+mod owner;
+mod steer;
+mod types;
 
 pub use flows::{Flow, FlowTable};
+pub use owner::{
+    Claim, OwnerState, OwnerView, PresenceSpec, OWNER_DISCOVER, OWNER_FRESH, OWNER_HURRY,
+    OWNER_REFRESH,
+};
+#[cfg(test)]
+use steer::{fnv1a64, score};
+pub use steer::{SteerPolicy, NEAREST_MARGIN_MIN, NEAREST_MARGIN_PERCENT};
+pub use types::{Holder, LocalVip, LocalVipState, SteerTarget, Vip, VipCounters, VipEvent};
 
 use crate::switch::{FlowKey, MacAddr};
 use crate::wire::VipItem;
@@ -37,98 +49,6 @@ impl Default for VipEngineSettings {
     }
 }
 
-/// A VIP this node serves, as configured.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LocalVip {
-    /// The address.
-    pub address: IpAddr,
-    /// Prefix length of its subnet.
-    pub prefix_len: u8,
-    /// Lower weights win.
-    pub weight: u32,
-    /// The virtual MAC.
-    pub virtual_mac: MacAddr,
-    /// Whether a health check gates it (if so it starts unhealthy).
-    pub checked: bool,
-}
-
-/// One node's stake in a VIP.
-#[derive(Debug, Clone)]
-pub struct Holder {
-    /// Its weight.
-    pub weight: u32,
-    /// It says it serves the VIP (healthy, not leaving).
-    pub offered: bool,
-    /// It has a live session with us (always true for ourselves).
-    pub alive: bool,
-    /// When it last became eligible (alive and offering), if it is.
-    pub eligible_since: Option<Instant>,
-}
-
-impl Holder {
-    /// Alive and offering.
-    pub fn eligible(&self) -> bool {
-        self.alive && self.offered
-    }
-}
-
-/// Everything known about one VIP.
-#[derive(Debug, Clone)]
-pub struct Vip {
-    /// The address.
-    pub address: IpAddr,
-    /// Prefix length (as its holders configured it).
-    pub prefix_len: u8,
-    /// The MAC every node answers ARP with.
-    pub virtual_mac: MacAddr,
-    /// Holders by node name (this node under its own name).
-    pub holders: BTreeMap<String, Holder>,
-}
-
-/// Where a steered frame goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SteerTarget {
-    /// This node holds it: deliver into the local TAP.
-    Local,
-    /// Send it to this peer.
-    Peer(String),
-}
-
-/// Something the driver should act on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum VipEvent {
-    /// This node started serving a VIP (run `vip-up`).
-    Up(LocalVip),
-    /// This node stopped serving a VIP (run `vip-down`).
-    Down(LocalVip),
-}
-
-/// Counters of the steering path.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct VipCounters {
-    /// ARP requests for a VIP answered locally with its virtual MAC.
-    pub arp_answered: u64,
-    /// ARP frames whose sender was rewritten to a virtual MAC.
-    pub arp_rewritten: u64,
-    /// Frames steered to a holder.
-    pub steered: u64,
-    /// Frames to a VIP with no eligible holder (dropped).
-    pub no_holder: u64,
-    /// Frames for a VIP this node does not hold (dropped).
-    pub not_holder: u64,
-    /// Flows moved because their holder stopped being eligible.
-    pub flows_moved: u64,
-    /// Neighbour Solicitations for a VIP answered locally with its virtual MAC.
-    pub nd_answered: u64,
-    /// Neighbour Discovery messages whose link-layer address was rewritten to a virtual MAC.
-    pub nd_rewritten: u64,
-    /// Duplicate address detection probes for a VIP held here dropped, and
-    /// advertisements for it kept from the TAP (so the VIP never becomes "dadfailed").
-    pub nd_dad_dropped: u64,
-    /// Peers' VIP items refused (an address that cannot be a VIP, or another VIP's virtual MAC).
-    pub items_refused: u64,
-}
-
 /// The virtual MAC of a VIP: IPv4 `a.b.c.d` gives `02:6d:a:b:c:d`; IPv6 gives `06:6d`
 /// followed by the first 4 bytes of the SHA-256 of the 16 address bytes.
 ///
@@ -147,15 +67,6 @@ pub fn virtual_mac_for(ip: IpAddr) -> [u8; 6] {
     }
 }
 
-/// One of our own VIPs as the engine sees it ([`VipEngine::local_state`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LocalVipState {
-    /// Its health check passes (or it has none).
-    pub healthy: bool,
-    /// It is in our record for peers to steer to (healthy, not withdrawn).
-    pub offered: bool,
-}
-
 /// The VIP state machine of one node.
 #[derive(Debug)]
 pub struct VipEngine {
@@ -167,12 +78,18 @@ pub struct VipEngine {
     flows: FlowTable,
     events: Vec<VipEvent>,
     counters: VipCounters,
+    /// Smoothed round-trip time to each peer (for `nearest`).
+    rtts: HashMap<String, Duration>,
+    /// Per VIP, the holder `nearest` sends new flows to (kept for hysteresis).
+    nearest: HashMap<IpAddr, String>,
 }
 
 #[derive(Debug, Clone)]
 struct LocalState {
     cfg: LocalVip,
+    /// The driver's health checks pass (or there are none).
     healthy: bool,
+    owner: OwnerState,
     withdrawn: bool,
     serving: bool,
     /// A failed health check withdrew the VIP: `vip-down` runs at this time,
@@ -182,7 +99,7 @@ struct LocalState {
 
 impl LocalState {
     fn offered(&self) -> bool {
-        self.healthy && !self.withdrawn
+        self.healthy && self.owner.present() && !self.withdrawn
     }
 }
 
@@ -190,37 +107,6 @@ impl LocalState {
 /// withdrawing it from its record: frames peers sent before they learned of the
 /// withdrawal (queued behind bulk data, in flight) are still answered.
 pub const HEALTH_WITHDRAW_LINGER: Duration = Duration::from_millis(500);
-
-/// Rendezvous score of `holder` for `key`: the highest wins. A fixed function
-/// (PROTOCOL §7.2), so that a restart or an upgrade steers new flows as before
-/// and nodes of different builds agree: FNV-1a (64-bit) over the key's
-/// canonical bytes, a zero byte and the holder's name, then MurmurHash3's
-/// 64-bit finalizer (FNV alone mixes its last bytes poorly).
-pub(crate) fn score(key: &FlowKey, holder: &str) -> u64 {
-    let (bytes, len) = key.canonical_bytes();
-    fmix64(fnv1a64(&[&bytes[..len], &[0], holder.as_bytes()]))
-}
-
-/// FNV-1a, 64-bit, over the concatenation of `parts`.
-fn fnv1a64(parts: &[&[u8]]) -> u64 {
-    const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut h = FNV_OFFSET;
-    for &b in parts.iter().flat_map(|p| p.iter()) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(FNV_PRIME);
-    }
-    h
-}
-
-/// MurmurHash3's 64-bit finalizer: every input bit affects every output bit.
-fn fmix64(mut h: u64) -> u64 {
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    h ^ (h >> 33)
-}
 
 impl VipEngine {
     /// An engine for node `own_name`.
@@ -234,6 +120,8 @@ impl VipEngine {
             by_mac: HashMap::new(),
             events: Vec::new(),
             counters: VipCounters::default(),
+            rtts: HashMap::new(),
+            nearest: HashMap::new(),
         }
     }
 
@@ -250,15 +138,21 @@ impl VipEngine {
         for cfg in vips {
             let state = match old.get(&cfg.address) {
                 Some(prev) if prev.cfg == cfg => prev.clone(),
-                Some(prev) => LocalState {
-                    healthy: if cfg.checked { prev.healthy } else { true },
-                    cfg,
-                    withdrawn: prev.withdrawn,
-                    serving: prev.serving,
-                    down_at: prev.down_at,
-                },
+                Some(prev) => {
+                    let mut owner = prev.owner.clone();
+                    owner.reconfigure(cfg.owner, cfg.presence, now);
+                    LocalState {
+                        healthy: if cfg.checked { prev.healthy } else { true },
+                        owner,
+                        cfg,
+                        withdrawn: prev.withdrawn,
+                        serving: prev.serving,
+                        down_at: prev.down_at,
+                    }
+                }
                 None => LocalState {
                     healthy: !cfg.checked,
+                    owner: OwnerState::new(cfg.owner, cfg.presence, now),
                     cfg,
                     withdrawn: false,
                     serving: false,
@@ -313,9 +207,13 @@ impl VipEngine {
         }
     }
 
-    /// When [`VipEngine::tick`] has something to do.
+    /// When [`VipEngine::tick`] or [`VipEngine::owner_probes`] has something to do.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.local.values().filter_map(|s| s.down_at).min()
+        self.local
+            .values()
+            .flat_map(|s| [s.down_at, s.owner.next_probe()])
+            .flatten()
+            .min()
     }
 
     /// Final stop: `vip-down` for everything still served.
@@ -340,8 +238,10 @@ impl VipEngine {
                 offered: false,
                 alive: true,
                 eligible_since: None,
+                nearest: false,
             });
             holder.weight = s.cfg.weight;
+            holder.nearest = s.cfg.policy == SteerPolicy::Nearest;
             update_holder(holder, offered, true, now);
             // vip-up when we start offering; vip-down HEALTH_WITHDRAW_LINGER after a
             // health check withdraws it (peers learn it from our record meanwhile and
@@ -408,7 +308,12 @@ impl VipEngine {
                 prefix_len: s.cfg.prefix_len,
                 weight: s.cfg.weight,
                 virtual_mac: s.cfg.virtual_mac.0,
-                flags: if s.offered() { VipItem::OFFERED } else { 0 },
+                flags: if s.offered() { VipItem::OFFERED } else { 0 }
+                    | if s.cfg.policy == SteerPolicy::Nearest {
+                        VipItem::NEAREST
+                    } else {
+                        0
+                    },
             })
             .collect()
     }
@@ -434,8 +339,10 @@ impl VipEngine {
                 offered: false,
                 alive,
                 eligible_since: None,
+                nearest: false,
             });
             holder.weight = item.weight;
+            holder.nearest = item.is_nearest();
             update_holder(holder, item.is_offered(), alive, now);
         }
         self.drop_ineligible_flows();
@@ -558,10 +465,27 @@ impl VipEngine {
                 flow.holder.clone()
             }
             _ => {
-                let Some(name) = pick(v, key, now, self.settings.hold_down) else {
+                let pool = steer::pool(v, now, self.settings.hold_down);
+                let nearest = match steer::policy(&pool) {
+                    steer::SteerPolicy::Nearest => steer::pick_nearest(
+                        &pool,
+                        |n| self.rtt_of(n),
+                        self.nearest.get(&vip).map(String::as_str),
+                    ),
+                    steer::SteerPolicy::Hash => None,
+                };
+                // Nearest with no RTT known yet hashes, as the default does.
+                let Some(name) = nearest.clone().or_else(|| steer::pick_hash(&pool, key)) else {
                     self.counters.no_holder += 1;
                     return None;
                 };
+                if let Some(n) = nearest {
+                    if self.nearest.get(&vip) != Some(&n) {
+                        tracing::info!(%vip, holder = %n, rtt_us = self.rtt_of(&n).map(|d| d.as_micros() as u64),
+                            "nearest holder for new flows");
+                        self.nearest.insert(vip, n);
+                    }
+                }
                 self.flows.insert(
                     *key,
                     Flow {
@@ -642,7 +566,7 @@ impl VipEngine {
     /// Our own VIP's state, if we serve it.
     pub fn local_state(&self, vip: &IpAddr) -> Option<LocalVipState> {
         self.local.get(vip).map(|s| LocalVipState {
-            healthy: s.healthy,
+            healthy: s.healthy && s.owner.present(),
             offered: s.offered(),
         })
     }
@@ -694,28 +618,6 @@ fn update_holder(h: &mut Holder, offered: bool, alive: bool, now: Instant) {
         (true, false) => h.eligible_since = None,
         _ => {}
     }
-}
-
-fn pick(v: &Vip, key: &FlowKey, now: Instant, hold_down: Duration) -> Option<String> {
-    let settled = |h: &Holder| {
-        h.eligible_since
-            .is_some_and(|t| now.saturating_duration_since(t) >= hold_down)
-    };
-    let eligible: Vec<(&String, &Holder)> =
-        v.holders.iter().filter(|(_, h)| h.eligible()).collect();
-    let mut pool: Vec<(&String, &Holder)> = eligible
-        .iter()
-        .copied()
-        .filter(|(_, h)| settled(h))
-        .collect();
-    if pool.is_empty() {
-        pool = eligible;
-    }
-    let best = pool.iter().map(|(_, h)| h.weight).min()?;
-    pool.into_iter()
-        .filter(|(_, h)| h.weight == best)
-        .max_by_key(|(n, _)| score(key, n))
-        .map(|(n, _)| n.clone())
 }
 
 #[cfg(test)]

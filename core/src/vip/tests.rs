@@ -187,8 +187,14 @@ fn local_vips_follow_health_and_emit_up_down() {
         weight: 10,
         virtual_mac: MacAddr([2, 0x6d, 10, 1, 1, 10]),
         checked: true,
+        owner: None,
+        presence: None,
+        policy: Default::default(),
     };
     e.set_local(vec![cfg.clone()], t0);
+    // The first owner probe is due at once; the next one in OWNER_DISCOVER.
+    assert_eq!(e.next_deadline(), Some(t0));
+    assert_eq!(e.owner_probes(t0), (vec![VIP], vec![]));
     assert_eq!(e.poll_event(), None, "checked VIPs wait for a verdict");
     assert!(!e.local_items()[0].is_offered());
     assert!(e.set_health(VIP, true, t0));
@@ -210,7 +216,11 @@ fn local_vips_follow_health_and_emit_up_down() {
     assert_eq!(e.poll_event(), None);
     e.tick(t0 + HEALTH_WITHDRAW_LINGER);
     assert_eq!(e.poll_event(), Some(VipEvent::Down(cfg.clone())));
-    assert_eq!(e.next_deadline(), None);
+    assert_eq!(
+        e.next_deadline(),
+        Some(t0 + OWNER_DISCOVER),
+        "only the owner probe"
+    );
     e.set_health(VIP, true, t0);
     assert_eq!(e.poll_event(), Some(VipEvent::Up(cfg.clone())));
     // Healthy again within the linger: no vip-down, no second vip-up.

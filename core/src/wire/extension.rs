@@ -25,7 +25,8 @@ pub struct VipItem {
     pub weight: u32,
     /// The virtual MAC every node answers ARP with.
     pub virtual_mac: [u8; 6],
-    /// Bit 0: offered (healthy and serving); clear = withdrawn.
+    /// Bit 0: offered (healthy and serving); clear = withdrawn. Bit 1: the
+    /// origin asks senders to steer new flows to the nearest holder.
     pub flags: u8,
 }
 
@@ -33,9 +34,17 @@ impl VipItem {
     /// Flag: the origin serves this VIP now.
     pub const OFFERED: u8 = 0x01;
 
+    /// Flag: the origin's policy for this VIP is `nearest` (`VIPPolicy`).
+    pub const NEAREST: u8 = 0x02;
+
     /// True if the origin currently serves it.
     pub fn is_offered(&self) -> bool {
         self.flags & Self::OFFERED != 0
+    }
+
+    /// True if the origin asks for nearest-holder steering.
+    pub fn is_nearest(&self) -> bool {
+        self.flags & Self::NEAREST != 0
     }
 }
 

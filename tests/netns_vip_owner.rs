@@ -1,0 +1,388 @@
+//! End-to-end: a VIP held by a container behind its holder (needs root;
+//! builds its own namespaces). node_1 is the hub; node_2 serves 10.1.1.10
+//! with weight 5 (active) from a container namespace on bridge br-c, which
+//! also holds node_2's TAP, with `HealthCheck = 10.1.1.10 presence`; node_3
+//! serves it with weight 10 on its own TAP (`vip-up`/`vip-down`); node_4's
+//! TAP is on a bridge too, with a client container behind it that is no
+//! mesh member (10.1.1.60). The client pings the VIP every 10 ms.
+//!
+//! Before meshd delivered steered frames to the VIP's owner, node_2 rewrote
+//! them to its TAP's MAC and br-c handed them to node_2's own stack: 0
+//! answers. Now the container answers; when it loses the address, presence
+//! withdraws node_2's VIP and the client fails over to node_3 (the outage
+//! is printed and bounded); when it gets the address back, node_2 offers it
+//! again. The same for an IPv6 VIP (fd00:1::10, found by Neighbour
+//! Solicitation). A client container that is no mesh member, behind node_4's
+//! bridge, reaches a VIP served from a TAP as it always did.
+
+mod vip_probe;
+
+use meshd_lab::netns::{self, Lab};
+use meshd_lab::require_netns;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+use vip_probe::{finish_probe, start_probe_in};
+
+const NODES: [&str; 4] = ["node_1", "node_2", "node_3", "node_4"];
+const VIP: &str = "10.1.1.10";
+const VIP6: &str = "fd00:1::10";
+/// A generous bound for CI (presence: two unanswered 100 ms rounds after
+/// at most one more, then the record's trip).
+const MAX_OUTAGE_MS: u64 = 1500;
+
+fn overlay_ip(node: &str) -> &'static str {
+    match node {
+        "node_1" => "10.1.1.1",
+        "node_2" => "10.1.1.102",
+        "node_3" => "10.1.1.103",
+        "node_4" => "10.1.1.4",
+        _ => panic!("no lab node {node}"),
+    }
+}
+
+fn mac_of(lab: &Lab, ns: &str, ifname: &str) -> String {
+    let out = lab.must_in(ns, &["cat", &format!("/sys/class/net/{ifname}/address")]);
+    out.trim().to_string()
+}
+
+/// Moves `node`'s overlay address from mesh0 to a new bridge br-c holding
+/// mesh0, and puts a station namespace `suffix` on it with `addr`
+/// (`ip/24`); returns the station's namespace.
+fn station_behind(lab: &mut Lab, node: &str, suffix: &str, addr: &str) -> String {
+    let ns = lab.node(node).ns.clone();
+    let ip = overlay_ip(node);
+    lab.must_in(&ns, &["ip", "link", "add", "br-c", "type", "bridge"]);
+    lab.must_in(&ns, &["ip", "link", "set", "mesh0", "master", "br-c"]);
+    lab.must_in(
+        &ns,
+        &["ip", "addr", "del", &format!("{ip}/24"), "dev", "mesh0"],
+    );
+    lab.must_in(
+        &ns,
+        &["ip", "addr", "add", &format!("{ip}/24"), "dev", "br-c"],
+    );
+    lab.must_in(&ns, &["ip", "link", "set", "br-c", "up"]);
+    let st = lab.add_netns(suffix);
+    // MTU 1400, the overlay's: a bridge drops larger frames at the TAP silently.
+    lab.must_in(
+        &ns,
+        &[
+            "ip", "link", "add", "vc0", "mtu", "1400", "type", "veth", "peer", "name", "eth0",
+            "mtu", "1400", "netns", &st,
+        ],
+    );
+    lab.must_in(&ns, &["ip", "link", "set", "vc0", "master", "br-c", "up"]);
+    let mut add = vec!["ip", "addr", "add", addr, "dev", "eth0"];
+    if addr.contains(':') {
+        // No duplicate address detection: usable at once, as vip-up does.
+        add.push("nodad");
+    }
+    lab.must_in(&st, &add);
+    lab.must_in(&st, &["ip", "link", "set", "eth0", "up"]);
+    lab.wait(Duration::from_secs(5), |lab| {
+        lab.exec_in(&ns, &["bridge", "link", "show", "dev", "vc0"])
+            .stdout
+            .windows(10)
+            .any(|w| w == b"forwarding")
+    })
+    .unwrap_or_else(|| panic!("vc0 not forwarding on {node}'s br-c"));
+    st
+}
+
+fn vip_status(lab: &Lab, node: &str, vip: &str) -> Option<Value> {
+    let out = lab.ctl(node, &["dump", "vips", "--json"]);
+    if !out.status.success() {
+        return None;
+    }
+    let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+    v.as_array()?.iter().find(|x| x["vip"] == vip).cloned()
+}
+
+/// Whether `node` sees `holder` offering the VIP, eligible and out of hold-down.
+fn eligible(lab: &Lab, node: &str, holder: &str, vip: &str) -> bool {
+    vip_status(lab, node, vip).is_some_and(|v| {
+        v["holders"].as_array().is_some_and(|hs| {
+            hs.iter().any(|h| {
+                h["name"] == holder
+                    && h["eligible"] == true
+                    && h["hold_down_ms"].as_u64() == Some(0)
+            })
+        })
+    })
+}
+
+fn offered(lab: &Lab, node: &str, holder: &str, vip: &str) -> bool {
+    vip_status(lab, node, vip).is_some_and(|v| {
+        v["holders"].as_array().is_some_and(|hs| {
+            hs.iter()
+                .any(|h| h["name"] == holder && h["offered"] == true)
+        })
+    })
+}
+
+fn text(lab: &Lab, node: &str, args: &[&str]) -> String {
+    let out = lab.ctl(node, args);
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The lab, started, with a full mesh: node_2 serves `vip` (`/24` or `/64`)
+/// with weight 5 and a presence check (no station holds it yet), node_3 with
+/// weight 10 on its TAP (`vip-up` adds it).
+fn owner_lab(tag: &str, vip: &str) -> Lab {
+    let (len, add) = if vip.contains(':') {
+        (64, "ip -6 addr $OP \"$VIP/128\" dev \"$INTERFACE\" nodad")
+    } else {
+        (24, "ip addr $OP \"$VIP/32\" dev \"$INTERFACE\"")
+    };
+    let mut lab = Lab::new(tag, &NODES);
+    lab.init_all();
+    for n in NODES {
+        lab.conf(n, "Interface = mesh0");
+        let ip = overlay_ip(n);
+        lab.script(
+            n,
+            "tinc-up",
+            &format!(
+                "#!/bin/sh\nip link set \"$INTERFACE\" up\nip addr add {ip}/24 dev \"$INTERFACE\"\n"
+            ),
+        );
+    }
+    netns::append(
+        &lab.node("node_2").netdir.join("hosts").join("node_2"),
+        &format!(
+            "VirtualIP = {vip}/{len}#5\nHealthCheck = {vip} presence interval=100ms rise=2 fall=2\n"
+        ),
+    );
+    netns::append(
+        &lab.node("node_3").netdir.join("hosts").join("node_3"),
+        &format!("VirtualIP = {vip}/{len}\n"),
+    );
+    for (script, op) in [("vip-up", "add"), ("vip-down", "del")] {
+        lab.script(
+            "node_3",
+            script,
+            &format!("#!/bin/sh\n{}\n", add.replace("$OP", op)),
+        );
+    }
+    if len == 64 {
+        // node_3 answers from a /128 VIP: it needs the /64 on-link to reach clients.
+        lab.script(
+            "node_3",
+            "tinc-up",
+            &format!(
+                "#!/bin/sh\nip link set \"$INTERFACE\" up\nip addr add {}/24 dev \"$INTERFACE\"\n\
+                 ip -6 addr add fd00:1::103/64 dev \"$INTERFACE\" nodad\n",
+                overlay_ip("node_3")
+            ),
+        );
+    }
+    lab.hub("node_1");
+    for n in NODES {
+        lab.start(n);
+    }
+    lab.wait(Duration::from_secs(15), |lab| {
+        NODES.iter().all(|n| {
+            lab.reachable(n)
+                .is_some_and(|r| NODES.iter().all(|m| r.iter().any(|x| x == m)))
+        })
+    })
+    .expect("no full mesh within 15 s");
+    lab
+}
+
+#[test]
+fn a_vip_in_a_container_behind_the_holder_answers_and_presence_fails_it_over() {
+    require_netns!();
+    netns::need_tools(&["ping", "bridge"]);
+    let t0 = Instant::now();
+    let mut lab = owner_lab("vo", VIP);
+
+    // The container on node_2 holds the VIP; the client sits behind node_4.
+    let ctr = station_behind(&mut lab, "node_2", "c2", &format!("{VIP}/24"));
+    let ctr_mac = mac_of(&lab, &ctr, "eth0");
+    let cli = station_behind(&mut lab, "node_4", "c4", "10.1.1.60/24");
+    let ready = lab.wait(Duration::from_secs(10), |lab| {
+        eligible(lab, "node_4", "node_2", VIP) && eligible(lab, "node_4", "node_3", VIP)
+    });
+    assert!(
+        ready.is_some(),
+        "node_4 does not see both holders eligible:\n{}\nnode_2: {}",
+        text(&lab, "node_4", &["dump", "vips"]),
+        text(&lab, "node_2", &["info", VIP])
+    );
+    let info = text(&lab, "node_2", &["info", VIP]);
+    eprintln!("node_2's info {VIP}:\n{info}");
+    assert!(
+        info.lines().any(|l| l.starts_with("Owner here:")
+            && l.contains(&ctr_mac)
+            && l.contains("presence yes")),
+        "node_2 does not name the container {ctr_mac} as the present owner:\n{info}"
+    );
+
+    // The client's pings are answered by the container (steered to node_2).
+    let warm = start_probe_in(&mut lab, &cli, "warm", 100, VIP);
+    let r = finish_probe(&mut lab, &warm);
+    eprintln!("before the fault: {} of {} answered", r.received, r.sent);
+    assert!(
+        r.received * 10 >= r.sent * 9,
+        "the container behind node_2 does not answer the client: {r:?}\n{}",
+        text(&lab, "node_2", &["info", VIP])
+    );
+    let served = vip_status(&lab, "node_4", VIP)
+        .and_then(|v| {
+            v["holders"]
+                .as_array()?
+                .iter()
+                .find(|h| h["name"] == "node_2")
+                .and_then(|h| h["flows"].as_u64())
+        })
+        .unwrap_or(0);
+    assert!(served > 0, "node_4 steers no flow to node_2");
+
+    // The container loses the address: presence withdraws node_2's VIP.
+    let probe = start_probe_in(&mut lab, &cli, "presence", 400, VIP);
+    std::thread::sleep(Duration::from_millis(1000));
+    lab.must_in(
+        &ctr,
+        &["ip", "addr", "del", &format!("{VIP}/24"), "dev", "eth0"],
+    );
+    let gone = lab.wait(Duration::from_secs(3), |lab| {
+        !offered(lab, "node_4", "node_2", VIP)
+    });
+    eprintln!("node_4 saw node_2's VIP withdrawn {gone:?} after the address went");
+    let r = finish_probe(&mut lab, &probe);
+    eprintln!(
+        "presence failover: outage {} ms by seq ({:.0} ms wall), lost {} ({} of {} answered)",
+        r.outage_ms, r.outage_wall_ms, r.lost, r.received, r.sent
+    );
+    assert!(
+        gone.is_some(),
+        "node_2 still offers the VIP:\n{}",
+        text(&lab, "node_2", &["info", VIP])
+    );
+    assert!(
+        r.tail_answered(100),
+        "the client did not fail over to node_3: {r:?}\n{}",
+        text(&lab, "node_4", &["info", VIP])
+    );
+    assert!(
+        r.outage_ms <= MAX_OUTAGE_MS,
+        "outage {} ms over {MAX_OUTAGE_MS} ms: {r:?}",
+        r.outage_ms
+    );
+    let info = text(&lab, "node_2", &["info", VIP]);
+    assert!(
+        info.contains("presence no"),
+        "node_2's info does not show presence failing:\n{info}"
+    );
+
+    // The address comes back: node_2 offers the VIP again.
+    lab.must_in(
+        &ctr,
+        &["ip", "addr", "add", &format!("{VIP}/24"), "dev", "eth0"],
+    );
+    let back = lab.wait(Duration::from_secs(5), |lab| {
+        offered(lab, "node_4", "node_2", VIP)
+    });
+    eprintln!("node_2 offered the VIP again {back:?} after the address returned");
+    assert!(back.is_some(), "node_2 does not offer the VIP again");
+    eprintln!(
+        "a_vip_in_a_container_behind_the_holder_answers_and_presence_fails_it_over: {:?}",
+        t0.elapsed()
+    );
+}
+
+#[test]
+fn a_client_that_is_no_member_behind_a_bridge_reaches_a_vip_on_a_tap() {
+    require_netns!();
+    netns::need_tools(&["ping", "bridge"]);
+    let mut lab = owner_lab("vn", VIP);
+    // No container on node_2: presence keeps its VIP out, node_3 serves it
+    // from its TAP. The client is a container behind node_4's bridge.
+    let cli = station_behind(&mut lab, "node_4", "c4", "10.1.1.60/24");
+    let ready = lab.wait(Duration::from_secs(10), |lab| {
+        eligible(lab, "node_4", "node_3", VIP) && !offered(lab, "node_4", "node_2", VIP)
+    });
+    assert!(
+        ready.is_some(),
+        "node_4 does not see node_3 alone serving:\n{}",
+        text(&lab, "node_4", &["dump", "vips"])
+    );
+    let probe = start_probe_in(&mut lab, &cli, "nonmember", 100, VIP);
+    let r = finish_probe(&mut lab, &probe);
+    eprintln!("non-member client: {} of {} answered", r.received, r.sent);
+    assert!(
+        r.received * 10 >= r.sent * 9,
+        "the non-member client behind node_4 does not reach the VIP: {r:?}\n{}",
+        text(&lab, "node_3", &["info", VIP])
+    );
+    // node_4's own stack, on the same bridge, still reaches it too.
+    let ns = lab.node("node_4").ns.clone();
+    let out = lab.exec_in(&ns, &["ping", "-c", "3", "-i", "0.2", "-W", "2", VIP]);
+    assert!(
+        out.status.success(),
+        "node_4 itself cannot ping the VIP: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let info = text(&lab, "node_3", &["info", VIP]);
+    let tap_mac = mac_of(&lab, &lab.node("node_3").ns, "mesh0");
+    assert!(
+        info.lines()
+            .any(|l| l.starts_with("Owner here:") && l.contains(&tap_mac)),
+        "node_3 does not deliver to its TAP ({tap_mac}):\n{info}"
+    );
+}
+
+#[test]
+fn an_ipv6_vip_in_a_container_behind_the_holder_answers_and_presence_fails_it_over() {
+    require_netns!();
+    netns::need_tools(&["ping", "bridge"]);
+    let mut lab = owner_lab("v6", VIP6);
+    let ctr = station_behind(&mut lab, "node_2", "c2", &format!("{VIP6}/64"));
+    let cli = station_behind(&mut lab, "node_4", "c4", "fd00:1::60/64");
+    let ready = lab.wait(Duration::from_secs(10), |lab| {
+        eligible(lab, "node_4", "node_2", VIP6) && eligible(lab, "node_4", "node_3", VIP6)
+    });
+    assert!(
+        ready.is_some(),
+        "node_4 does not see both holders eligible:\n{}\nnode_2: {}",
+        text(&lab, "node_4", &["dump", "vips"]),
+        text(&lab, "node_2", &["info", VIP6])
+    );
+    let warm = start_probe_in(&mut lab, &cli, "warm6", 100, VIP6);
+    let r = finish_probe(&mut lab, &warm);
+    eprintln!(
+        "IPv6, before the fault: {} of {} answered",
+        r.received, r.sent
+    );
+    assert!(
+        r.received * 10 >= r.sent * 9,
+        "the container behind node_2 does not answer the client over IPv6: {r:?}\n{}",
+        text(&lab, "node_2", &["info", VIP6])
+    );
+    let probe = start_probe_in(&mut lab, &cli, "presence6", 400, VIP6);
+    std::thread::sleep(Duration::from_millis(1000));
+    lab.must_in(
+        &ctr,
+        &["ip", "addr", "del", &format!("{VIP6}/64"), "dev", "eth0"],
+    );
+    let gone = lab.wait(Duration::from_secs(3), |lab| {
+        !offered(lab, "node_4", "node_2", VIP6)
+    });
+    let r = finish_probe(&mut lab, &probe);
+    eprintln!(
+        "IPv6 presence failover: withdrawn after {gone:?}, outage {} ms by seq ({:.0} ms wall), lost {}",
+        r.outage_ms, r.outage_wall_ms, r.lost
+    );
+    assert!(gone.is_some(), "node_2 still offers the IPv6 VIP");
+    assert!(r.tail_answered(100), "no failover to node_3: {r:?}");
+    assert!(
+        r.outage_ms <= MAX_OUTAGE_MS,
+        "outage {} ms: {r:?}",
+        r.outage_ms
+    );
+}
