@@ -22,9 +22,10 @@ const MAX_CONCURRENT_JOINS: usize = 8;
 /// New join connections per second, from everyone (burst: one second's
 /// worth). Each may cost an X25519 exchange and a signature; a real join is
 /// one connection, so an operator inviting a whole rack stays far below.
-const JOINS_PER_SEC: u32 = 20;
-/// New join connections per second from one address (or IPv6 /64).
-const JOINS_PER_SOURCE_PER_SEC: u32 = 2;
+const JOINS_PER_SEC: u32 = 50;
+/// New join connections per second from one address (or IPv6 /64): a user
+/// retrying a mistyped URL stays far below.
+const JOINS_PER_SOURCE_PER_SEC: u32 = 10;
 /// Sources the per-source limiter remembers (a spoofed-source flood cannot
 /// grow it: see `HandshakeLimiter`).
 const JOIN_SOURCES_TRACKED: usize = 1024;
@@ -112,7 +113,7 @@ pub fn spawn(
     let counted = stats.clone();
     let task = tokio::spawn(async move {
         loop {
-            let (mut stream, remote) = match listener.accept().await {
+            let (stream, remote) = match listener.accept().await {
                 Ok(x) => x,
                 Err(err) => {
                     tracing::debug!(%err, "accept failed");
@@ -127,6 +128,10 @@ pub fn spawn(
                 if let Some(suppressed) = throttled(&refusal_log, now) {
                     tracing::warn!(%remote, suppressed, "join connections come too fast; closed");
                 }
+                refuse(
+                    &stream,
+                    "too many join attempts at once: try again in a few seconds",
+                );
                 continue;
             }
             let Ok(permit) = permits.clone().try_acquire_owned() else {
@@ -134,8 +139,13 @@ pub fn spawn(
                 if let Some(suppressed) = throttled(&refusal_log, now) {
                     tracing::warn!(%remote, suppressed, "too many joins at once, connection closed");
                 }
+                refuse(
+                    &stream,
+                    "the inviter serves too many joins at once: try again in a minute",
+                );
                 continue;
             };
+            let mut stream = stream;
             let refusal_log = refusal_log.clone();
             let netdir = netdir.clone();
             let self_name = self_name.clone();
@@ -187,4 +197,12 @@ pub fn spawn(
 /// [`LogThrottle::allow`] through the lock the connection tasks share.
 fn throttled(log: &Mutex<LogThrottle>, now: Instant) -> Option<u64> {
     log.lock().ok()?.allow(now)
+}
+
+/// Tells a refused joiner why, if its socket takes the few bytes at once
+/// (never waits: the accept loop must not block on a refused connection).
+fn refuse(stream: &tokio::net::TcpStream, reason: &str) {
+    if let Ok(frame) = crate::invite::exchange::frame(&crate::invite::exchange::refusal(reason)) {
+        let _ = stream.try_write(&frame);
+    }
 }
