@@ -16,15 +16,44 @@ pub struct StartArgs {
     /// Stay in the foreground and log to stderr (do not detach).
     #[arg(short = 'D', long = "no-detach")]
     pub foreground: bool,
-    /// Log to this file (default when detached: DIR/meshd.log).
-    #[arg(long, value_name = "FILE", conflicts_with = "syslog")]
-    pub logfile: Option<PathBuf>,
+    /// Log to FILE; without a value (`--logfile`), to DIR/meshd.log, also with -D (tincd's
+    /// default is /var/log/tinc.NET.log; meshd keeps its files in the network directory, the
+    /// one place the systemd unit may write). Detached, meshd logs to DIR/meshd.log anyway.
+    #[arg(
+        long,
+        value_name = "FILE",
+        num_args = 0..=1,
+        conflicts_with = "syslog"
+    )]
+    pub logfile: Option<Option<PathBuf>>,
     /// Log to syslog (/dev/log: the journal on systemd machines) instead of a file or stderr.
     #[arg(short = 's', long)]
     pub syslog: bool,
-    /// Log level: 0 warnings, 1 info (default), 2 debug, 3 trace. MESHD_LOG overrides.
-    #[arg(short = 'd', long = "debug", value_name = "LEVEL")]
+    /// Log level: 0 warnings, 1 info (default), 2 debug, 3 trace; `-d` without a level is 2
+    /// (one above the default, as tincd's -d). Give a level as `-d2`, `-d 2` or `--debug=2`.
+    /// MESHD_LOG overrides.
+    #[arg(
+        short = 'd',
+        long = "debug",
+        value_name = "LEVEL",
+        num_args = 0..=1,
+        default_missing_value = "2"
+    )]
     pub debug: Option<u8>,
+    /// Set a configuration variable for this run, over the files (repeatable), as tincd:
+    /// `-o Port=6551`, `-o Subnet=10.1.1.9` (a multi-valued variable is added), or
+    /// `-o beta.Address=192.0.2.7` for hosts/beta. Kept across reloads.
+    #[arg(short = 'o', long = "option", value_name = "[HOST.]VAR=VALUE")]
+    pub options: Vec<String>,
+}
+
+impl StartArgs {
+    /// The log file: `--logfile FILE`, or DIR/meshd.log for a bare `--logfile`.
+    fn logfile(&self, netdir: &NetDir) -> Option<PathBuf> {
+        self.logfile
+            .as_ref()
+            .map(|f| f.clone().unwrap_or_else(|| netdir.logfile()))
+    }
 }
 
 const ASK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -40,6 +69,10 @@ fn ask(netdir: &NetDir, req: &Request) -> Result<Response> {
 
 /// `meshd start`.
 pub fn start(netdir: &NetDir, args: &StartArgs) -> Result<i32> {
+    // `-o` mistakes are reported before anything starts, naming the option (`-o:2: ...`).
+    let netdir = &netdir
+        .clone()
+        .with_overrides(crate::config::overrides::parse_overrides(&args.options)?);
     // tinc: "Could not change to configuration directory: No such file or directory", rc 1.
     // Checked first, so the error names the directory rather than a log file inside it.
     match std::fs::metadata(&netdir.root) {
@@ -66,7 +99,7 @@ pub fn start(netdir: &NetDir, args: &StartArgs) -> Result<i32> {
         return Ok(0);
     }
     if args.foreground {
-        match &args.logfile {
+        match &args.logfile(netdir) {
             _ if args.syslog => crate::logs::to_syslog(args.debug)?,
             Some(path) => crate::logs::to_file(path, args.debug)?,
             None => crate::logs::to_stderr(args.debug),
@@ -75,7 +108,7 @@ pub fn start(netdir: &NetDir, args: &StartArgs) -> Result<i32> {
         crate::driver::run(netdir.clone(), args.debug.unwrap_or(0))?;
         return Ok(0);
     }
-    let logfile = args.logfile.clone().unwrap_or_else(|| netdir.logfile());
+    let logfile = args.logfile(netdir).unwrap_or_else(|| netdir.logfile());
     let exe = std::env::current_exe().context("cannot find the meshd executable")?;
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("-c").arg(&netdir.root);
@@ -92,10 +125,15 @@ pub fn start(netdir: &NetDir, args: &StartArgs) -> Result<i32> {
     if args.syslog {
         cmd.arg("--syslog");
     } else {
-        cmd.arg("--logfile").arg(&logfile);
+        let mut arg = std::ffi::OsString::from("--logfile=");
+        arg.push(&logfile);
+        cmd.arg(arg);
     }
     if let Some(d) = args.debug {
-        cmd.arg("-d").arg(d.to_string());
+        cmd.arg(format!("--debug={d}"));
+    }
+    for o in &args.options {
+        cmd.arg("-o").arg(o);
     }
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -25,6 +25,8 @@ pub struct NetDir {
     pub netname: Option<String>,
     /// `--pidfile`, if given.
     pub pidfile_override: Option<PathBuf>,
+    /// `start -o [HOST.]VAR=VALUE`: configuration for this run, winning over the files.
+    pub overrides: Vec<super::overrides::Override>,
 }
 
 /// Whether `name` is usable as a network name: non-empty, no `/`, no control characters,
@@ -44,6 +46,7 @@ impl NetDir {
             root: root.into(),
             netname: None,
             pidfile_override: None,
+            overrides: Vec::new(),
         }
     }
 
@@ -88,12 +91,19 @@ impl NetDir {
             root,
             netname,
             pidfile_override: None,
+            overrides: Vec::new(),
         })
     }
 
     /// Sets the `--pidfile` override.
     pub fn with_pidfile(mut self, pidfile: Option<PathBuf>) -> NetDir {
         self.pidfile_override = pidfile;
+        self
+    }
+
+    /// Sets the `-o` overrides.
+    pub fn with_overrides(mut self, overrides: Vec<super::overrides::Override>) -> NetDir {
+        self.overrides = overrides;
         self
     }
 

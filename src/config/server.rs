@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::host::{bad_value, host_fields, Vars};
 use super::netdir::NetDir;
+use super::overrides;
 use super::parse::{lookup, parse_config_text, read_config_file, ConfigLine};
 use super::types::{
     format_duration, parse_bool, parse_duration, AddressFamily, BindAddress, HostAddress,
@@ -170,10 +171,11 @@ pub(super) fn load_server_config_with(
     }
     let mut lines = read(&conf)?;
     lines.extend(read_conf_d(netdir)?);
+    overrides::apply(&mut lines, overrides::for_self(&netdir.overrides));
     let name = resolve_name(&lines, &conf, &|v| std::env::var(v).ok())?;
     let host_path = netdir.host_file(&name);
     let mut warnings = Vec::new();
-    let host_lines = if host_path.exists() || replaced.is_some_and(|(p, _)| p == host_path) {
+    let mut host_lines = if host_path.exists() || replaced.is_some_and(|(p, _)| p == host_path) {
         read(&host_path)?
     } else {
         warnings.push(format!(
@@ -182,6 +184,13 @@ pub(super) fn load_server_config_with(
         ));
         Vec::new()
     };
+    // `-o VAR=VALUE` wins over the own host file too; `-o NAME.VAR=VALUE` over both files.
+    overrides::remove_replaced(&mut host_lines, overrides::for_self(&netdir.overrides));
+    overrides::remove_replaced(&mut lines, overrides::for_host(&netdir.overrides, &name));
+    overrides::apply(
+        &mut host_lines,
+        overrides::for_host(&netdir.overrides, &name),
+    );
     build_server_config(netdir, name, lines, host_lines, warnings)
 }
 

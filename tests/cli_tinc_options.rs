@@ -1,0 +1,136 @@
+//! Issue 21: tincd's start options `-o [HOST.]VAR=VALUE`, `-d` without a level and `--logfile`
+//! without a file, compared with what tinc 1.1 accepted (../shared/tinc11-observed/cli/46.txt,
+//! 47.txt: `tinc start -o Port=1 -d5 --logfile=DIR`).
+
+mod cli_support;
+
+use cli_support::*;
+use std::time::Duration;
+
+#[test]
+fn start_o_sets_variables_for_this_run_over_the_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("a");
+    let port = free_port();
+    init_node(&dir, "alpha", port);
+    let host_file = read(&dir.join("hosts/alpha"));
+    let mut reaper = Reaper::default();
+    // A single-valued variable replaces the host file's; a multi-valued one is added.
+    let other = free_port();
+    let o = meshd(
+        &dir,
+        &[
+            "start",
+            "-o",
+            &format!("Port={other}"),
+            "-o",
+            "Subnet=10.9.9.9",
+            "-o",
+            "alpha.Subnet = 10.9.9.8",
+        ],
+    );
+    assert_ok(&o);
+    reaper.track_dir(&dir);
+    let o = meshd(&dir, &["get", "Port"]);
+    assert_ok(&o);
+    assert_eq!(stdout(&o), format!("{other}\n"), "the daemon's port");
+    let has_subnets = |dir: &std::path::Path| {
+        let o = meshd(dir, &["dump", "subnets"]);
+        let s = stdout(&o);
+        s.contains("10.9.9.9 owner alpha\n") && s.contains("10.9.9.8 owner alpha\n")
+    };
+    assert!(
+        has_subnets(&dir),
+        "{}",
+        show(&meshd(&dir, &["dump", "subnets"]))
+    );
+    // Kept across a reload, and never written to the files.
+    assert_ok(&meshd(&dir, &["reload"]));
+    assert!(has_subnets(&dir));
+    assert_eq!(read(&dir.join("hosts/alpha")), host_file);
+    assert_ok(&meshd(&dir, &["stop"]));
+}
+
+#[test]
+fn start_o_mistakes_name_the_option() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("a");
+    init_node(&dir, "alpha", free_port());
+    let o = meshd(&dir, &["start", "-o", "Port"]);
+    assert_exit1(&o);
+    assert!(
+        stderr(&o).contains("-o:1: no value for variable 'Port'"),
+        "{}",
+        show(&o)
+    );
+    let o = meshd(&dir, &["start", "-D", "-o", "Mode=switch", "-o", "Port=x"]);
+    assert_exit1(&o);
+    assert!(
+        stderr(&o).contains("-o:2: bad value for Port: 'x' is not a port"),
+        "{}",
+        show(&o)
+    );
+    let o = meshd(&dir, &["start", "-o", "bad-name.Port=1"]);
+    assert_exit1(&o);
+    assert!(stderr(&o).contains("not a node name"), "{}", show(&o));
+    // tinc: `tinc -c alpha pid -o Foo=bar` -> "Too many arguments!", rc 1 (cli/46.txt).
+    let o = meshd(&dir, &["pid", "-o", "Foo=bar"]);
+    assert_exit1(&o);
+    assert_eq!(stderr(&o), "Too many arguments!\n");
+}
+
+#[test]
+fn bare_d_is_one_level_above_the_default() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("a");
+    init_node(&dir, "alpha", free_port());
+    let mut reaper = Reaper::default();
+    assert_ok(&meshd(&dir, &["start", "-d"]));
+    reaper.track_dir(&dir);
+    let o = meshd(&dir, &["debug", "1"]);
+    assert_ok(&o);
+    assert_eq!(stdout(&o), "Old level 2, new level 1.\n");
+    assert_ok(&meshd(&dir, &["stop"]));
+    // tinc's attached form, as in cli/47.txt (`-d5`).
+    assert_ok(&meshd(&dir, &["start", "-d3"]));
+    reaper.track_dir(&dir);
+    let o = meshd(&dir, &["debug", "1"]);
+    assert_eq!(stdout(&o), "Old level 3, new level 1.\n", "{}", show(&o));
+    assert_ok(&meshd(&dir, &["stop"]));
+}
+
+#[test]
+fn bare_logfile_logs_to_the_network_directory_even_in_the_foreground() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("a");
+    init_node(&dir, "alpha", free_port());
+    let log = dir.join("meshd.log");
+    assert!(!log.exists());
+    let mut reaper = Reaper::default();
+    let mut cmd = meshd_command();
+    cmd.arg("-c")
+        .arg(&dir)
+        .args(["start", "-D", "--logfile"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    reaper.children.push(child);
+    assert!(
+        wait_until(Duration::from_secs(20), || meshd(&dir, &["pid"])
+            .status
+            .success()),
+        "the daemon did not come up"
+    );
+    assert_ok(&meshd(&dir, &["stop"]));
+    let mut child = reaper.children.pop().unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    let text = read(&log);
+    assert!(text.contains("Executing script tinc-up"), "log:\n{text}");
+    assert!(
+        !err.contains("Executing script"),
+        "stderr has log lines:\n{err}"
+    );
+}
