@@ -58,7 +58,8 @@ impl StartArgs {
 
 const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 
-fn ask(netdir: &NetDir, req: &Request) -> Result<Response> {
+/// One request to the running daemon, with the usual timeout.
+pub(super) fn ask(netdir: &NetDir, req: &Request) -> Result<Response> {
     request(
         &netdir.pidfile(),
         &netdir.control_socket(),

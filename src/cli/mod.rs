@@ -4,9 +4,12 @@ mod config_cmd;
 mod daemon;
 mod dump;
 mod exchange;
+mod fsck;
 mod graph;
 mod init;
 mod invite;
+mod network;
+mod operator;
 mod revoke;
 mod shell;
 mod subnets;
@@ -158,6 +161,30 @@ pub enum Command {
     },
     /// Stream the running daemon's log (from now on) until interrupted.
     Log,
+    /// Drop the sessions with NODE now (tinc's disconnect); either side handshakes again
+    /// later (this node after 5 s, NODE once it finds this node silent).
+    Disconnect {
+        /// The node.
+        node: String,
+    },
+    /// Handshake now with every node that has no session, back-off reset (tinc's retry;
+    /// also SIGALRM).
+    Retry,
+    /// Forget what unreachable nodes left (records, subnets, VIP claims, learned MACs);
+    /// nodes known only by gossip are forgotten entirely (tinc's purge).
+    Purge,
+    /// List the networks under $MESHD_CONFDIR_BASE (default /etc/meshd): `.` if it holds a
+    /// configuration itself, then each directory that does. In command mode, `network NET`
+    /// switches to NET for the lines that follow.
+    Network {
+        /// The network to switch to (command mode only).
+        net: Option<String>,
+    },
+    /// Check the network directory as tinc's fsck: the configuration loads, the private key
+    /// exists, is mode 0600 and matches the own host file's Ed25519PublicKey, scripts are
+    /// executable. Silent when all is well; with --force, fixes the key file's mode, the own
+    /// public key and script modes.
+    Fsck,
     /// Show the daemon's view: `dump nodes`, `dump reachable nodes`, `dump edges`,
     /// `dump connections`, `dump subnets` (static subnets, learned MACs, learned IP bindings),
     /// `dump vips` (each shared VIP, its virtual MAC, its holders and their state),
@@ -306,6 +333,7 @@ pub fn run(mut cli: Cli) -> Result<i32> {
             let cmd = <Cli as clap::CommandFactory>::command();
             return print_bytes(cmd.render_version().as_bytes());
         }
+        Command::Network { net } => return network::network(net.as_deref()),
         Command::Join { url, port, start } => {
             return invite::join(cli.config.clone(), cli.net.clone(), url, *port, *start);
         }
@@ -339,6 +367,11 @@ pub fn run(mut cli: Cli) -> Result<i32> {
         Command::Pid => daemon::pid(&netdir),
         Command::Debug { level } => daemon::debug(&netdir, level),
         Command::Log => daemon::log(&netdir),
+        Command::Disconnect { node } => operator::disconnect(&netdir, &node),
+        Command::Retry => operator::retry(&netdir),
+        Command::Purge => operator::purge(&netdir),
+        Command::Fsck => fsck::fsck(&netdir, force),
+        Command::Network { .. } => unreachable!("handled above"),
         Command::Dump { what, json } => {
             if what.len() == 2 && !what[0].eq_ignore_ascii_case("reachable") {
                 eprintln!("Invalid number of arguments.\nTry `meshd --help' for more information.");

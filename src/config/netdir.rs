@@ -39,6 +39,14 @@ pub fn valid_netname(name: &str) -> bool {
         && !name.chars().any(char::is_control)
 }
 
+/// The directory `-n NET` is under: `$MESHD_CONFDIR_BASE`, else [`DEFAULT_CONFDIR_BASE`].
+pub fn confdir_base() -> PathBuf {
+    std::env::var_os(CONFDIR_BASE_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFDIR_BASE))
+}
+
 impl NetDir {
     /// A network directory at `root`, without netname or pidfile override.
     pub fn new(root: impl Into<PathBuf>) -> NetDir {
@@ -57,10 +65,7 @@ impl NetDir {
         config_dir: Option<PathBuf>,
         netname: Option<String>,
     ) -> Result<NetDir, ConfigError> {
-        let base = std::env::var_os(CONFDIR_BASE_ENV)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFDIR_BASE));
+        let base = confdir_base();
         let env_netname = std::env::var(NETNAME_ENV).ok().filter(|v| !v.is_empty());
         Self::resolve_with(config_dir, netname, env_netname, &base)
     }

@@ -42,6 +42,15 @@ pub enum Request {
     },
     /// `log`: stream log lines (the answer is `Ok`, then raw lines until the client leaves).
     Log,
+    /// `disconnect NODE`: drop the sessions with NODE (`Ok`, or `Error` if there were none).
+    Disconnect {
+        /// The node.
+        node: String,
+    },
+    /// `retry`: handshake now with every node that has no session.
+    Retry,
+    /// `purge`: forget what unreachable nodes left behind.
+    Purge,
 }
 
 /// The first line a client sends.

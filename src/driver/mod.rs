@@ -230,6 +230,7 @@ async fn start(netdir: NetDir, debug: u8) -> Result<(Daemon, Inputs, Servers)> {
         sigterm: signal(SignalKind::terminate()).context("SIGTERM handler")?,
         sigint: signal(SignalKind::interrupt()).context("SIGINT handler")?,
         sighup: signal(SignalKind::hangup()).context("SIGHUP handler")?,
+        sigalrm: signal(SignalKind::alarm()).context("SIGALRM handler")?,
         watchdog,
         ready_deadline,
     };

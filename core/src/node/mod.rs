@@ -11,6 +11,7 @@ mod gossip;
 mod handshake;
 pub mod limits;
 mod liveness;
+mod operator;
 mod peer;
 mod revoke;
 pub mod status;
@@ -128,6 +129,7 @@ const KNOWN_ENDPOINT_HANDSHAKES_PER_SOURCE_PER_SEC: u32 = 20;
 /// - [`Node::shutdown`]: graceful stop, step two (goodbyes, `down` events);
 ///   drain the outputs one last time, then drop the node.
 /// - [`Node::send_frame`]: send a frame to a named peer over its session.
+/// - [`Node::disconnect`], [`Node::retry`], [`Node::purge`]: tinc's operator commands.
 ///
 /// **Getters** (for `dump`, `info`, metrics and tests; no side effects)
 /// [`Node::name`], [`Node::config`], [`Node::public_key`], [`Node::peers`],
