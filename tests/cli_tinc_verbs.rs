@@ -1,0 +1,272 @@
+//! Issue 21: tinc verbs meshd used to refuse — `disconnect NODE`, `retry`, `purge`, `network`,
+//! `fsck` — with tinc's arguments, output and exit codes (../shared/tinc11-observed/cli/20-22,
+//! 31, 32 and fsck.txt: silent and 0 on success; `Could not read directory DIR: ...` and 1).
+
+mod cli_support;
+
+use cli_support::*;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+fn port_of(dir: &Path, name: &str) -> u16 {
+    read(&dir.join("hosts").join(name))
+        .lines()
+        .find_map(|l| l.strip_prefix("Port = "))
+        .expect("Port line")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn copy_host(from: &Path, to: &Path, name: &str) {
+    std::fs::copy(from.join("hosts").join(name), to.join("hosts").join(name)).unwrap();
+}
+
+fn node_names(dir: &Path) -> Vec<String> {
+    dump_nodes(dir)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect()
+}
+
+/// alpha <- beta <- gamma on loopback: alpha knows gamma only from gossip.
+#[test]
+fn disconnect_retry_and_purge() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a");
+    let b = tmp.path().join("b");
+    let g = tmp.path().join("g");
+    let dirs = [a.as_path(), b.as_path(), g.as_path()];
+    let mut reaper = Reaper::default();
+    init_node(&a, "alpha", free_port());
+    init_node(&b, "beta", free_port());
+    init_node(&g, "gamma", free_port());
+    copy_host(&a, &b, "alpha");
+    copy_host(&b, &a, "beta");
+    copy_host(&b, &g, "beta");
+    copy_host(&g, &b, "gamma");
+    append(&b.join("meshd.conf"), "ConnectTo = alpha\n");
+    append(&g.join("meshd.conf"), "ConnectTo = beta\n");
+    let pa = start_node(&mut reaper, &a, "alpha", port_of(&a, "alpha"), &dirs);
+    let pb = start_node(&mut reaper, &b, "beta", port_of(&b, "beta"), &dirs);
+    let pg = start_node(&mut reaper, &g, "gamma", port_of(&g, "gamma"), &dirs);
+    let _ = pa;
+    assert!(
+        wait_until(Duration::from_secs(15), || sees_reachable(
+            &a, "alpha", "beta", pb
+        ) && sees_reachable(
+            &a, "alpha", "gamma", pg
+        )),
+        "no mesh:\n{}",
+        show(&meshd(&a, &["dump", "nodes"]))
+    );
+
+    // tinc: `disconnect beta` prints nothing, rc 0 (cli/20.txt).
+    let o = meshd(&a, &["disconnect", "beta"]);
+    assert_ok(&o);
+    assert_eq!((stdout(&o).as_str(), stderr(&o).as_str()), ("", ""));
+    assert!(
+        peer_unreachable(&a, "beta"),
+        "{}",
+        show(&meshd(&a, &["dump", "nodes"]))
+    );
+    // `retry` (cli/21.txt) handshakes at once instead of after the 5 s back-off.
+    let o = meshd(&a, &["retry"]);
+    assert_ok(&o);
+    assert_eq!((stdout(&o).as_str(), stderr(&o).as_str()), ("", ""));
+    assert!(
+        wait_until(Duration::from_secs(3), || sees_reachable(
+            &a, "alpha", "beta", pb
+        )),
+        "retry did not bring beta back at once:\n{}",
+        show(&meshd(&a, &["dump", "nodes"]))
+    );
+
+    let o = meshd(&a, &["disconnect", "nosuch"]);
+    assert_exit1(&o);
+    assert_eq!(
+        stderr(&o),
+        "Could not disconnect nosuch: no session with nosuch.\n"
+    );
+    let o = meshd(&a, &["disconnect"]);
+    assert_exit1(&o);
+    assert_eq!(stderr(&o), "Not enough arguments!\n");
+    let o = meshd(&a, &["retry", "extra"]);
+    assert_exit1(&o);
+    assert_eq!(stderr(&o), "Too many arguments!\n");
+
+    // gamma leaves: alpha still lists it, unreachable, until `purge` (cli/22.txt).
+    assert_ok(&meshd(&g, &["stop"]));
+    assert!(wait_until(Duration::from_secs(10), || peer_unreachable(
+        &a, "gamma"
+    )));
+    let o = meshd(&a, &["purge"]);
+    assert_ok(&o);
+    assert_eq!((stdout(&o).as_str(), stderr(&o).as_str()), ("", ""));
+    let names = node_names(&a);
+    assert!(!names.contains(&"gamma".to_string()), "{names:?}");
+    assert!(names.contains(&"beta".to_string()), "{names:?}");
+    assert!(sees_reachable(&a, "alpha", "beta", pb));
+
+    // Without a daemon: rc 1, as every command that needs one.
+    assert_ok(&meshd(&a, &["stop"]));
+    for verb in [&["retry"][..], &["purge"], &["disconnect", "beta"]] {
+        let o = meshd(&a, verb);
+        assert_exit1(&o);
+        assert!(
+            stderr(&o).contains("is not running"),
+            "{verb:?}: {}",
+            show(&o)
+        );
+    }
+}
+
+#[test]
+fn network_lists_networks_and_switches_in_command_mode() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("etc");
+    let with_base = |args: &[&str]| {
+        let mut cmd = meshd_command();
+        cmd.env("MESHD_CONFDIR_BASE", &base).args(args);
+        run_cmd(cmd)
+    };
+    // tinc: "Could not read directory /usr/etc/tinc: No such file or directory", rc 1 (cli/32.txt).
+    let o = with_base(&["network"]);
+    assert_exit1(&o);
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "Could not read directory {}: No such file or directory\n",
+            base.display()
+        )
+    );
+    assert_ok(&with_base(&["-n", "lab", "init", "one"]));
+    assert_ok(&with_base(&["-n", "home", "init", "two"]));
+    std::fs::create_dir_all(base.join("not_a_network")).unwrap();
+    let o = with_base(&["network"]);
+    assert_ok(&o);
+    assert_eq!(stdout(&o), "home\nlab\n");
+    // The base itself with a configuration is `.`, first.
+    std::fs::write(base.join("tinc.conf"), "Name = base\n").unwrap();
+    assert_eq!(stdout(&with_base(&["network"])), ".\nhome\nlab\n");
+
+    // Command mode: `network NET` switches for the following lines.
+    let mut cmd = meshd_command();
+    cmd.env("MESHD_CONFDIR_BASE", &base)
+        .args(["-n", "lab"])
+        .stdin(std::process::Stdio::piped());
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(b"get Name\nnetwork home\nget Name\nnetwork .\nget Name\n")
+            .unwrap();
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_ok(&o);
+    assert_eq!(stdout(&o), "one\ntwo\nbase\n");
+    // Outside command mode it says what to use instead.
+    let o = with_base(&["network", "lab"]);
+    assert_exit1(&o);
+    assert!(stderr(&o).contains("use -n lab"), "{}", show(&o));
+}
+
+#[test]
+fn fsck_is_silent_on_a_healthy_directory_and_names_each_problem() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("a");
+    // tinc fsck.txt: no configuration -> "ERROR: cannot read DIR/tinc.conf: ..." and rc 1.
+    let o = meshd(&dir, &["fsck"]);
+    assert_exit1(&o);
+    assert!(
+        stderr(&o).starts_with(&format!(
+            "ERROR: cannot read {}/meshd.conf: No such file or directory\nNo meshd configuration found. Create a new one with:\n\nmeshd -c {} init NAME\n",
+            dir.display(),
+            dir.display()
+        )),
+        "{}",
+        show(&o)
+    );
+    assert_ok(&meshd(&dir, &["init", "alpha"]));
+    // Healthy: nothing at all, rc 0 (cli/31.txt).
+    let o = meshd(&dir, &["fsck"]);
+    assert_ok(&o);
+    assert_eq!((stdout(&o).as_str(), stderr(&o).as_str()), ("", ""));
+
+    let key = dir.join("ed25519_key.priv");
+    let up = dir.join("tinc-up");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(&up, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = meshd(&dir, &["fsck"]);
+    assert_exit1(&o);
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!("ERROR: {}: permissions 0644", key.display())),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("chmod 600 {}", key.display())),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("WARNING: {} is not executable", up.display())),
+        "{err}"
+    );
+    // --force fixes both.
+    let o = meshd(&dir, &["--force", "fsck"]);
+    assert_ok(&o);
+    assert_eq!(mode_of(&key) & 0o777, 0o600);
+    assert_eq!(mode_of(&up) & 0o100, 0o100);
+    assert_eq!(stderr(&meshd(&dir, &["fsck"])), "");
+
+    // A public key that is not the private key's.
+    let host = dir.join("hosts/alpha");
+    let text = read(&host);
+    let other = "Ed25519PublicKey = 5m+jGK2B855/5xrX1AVZD2wDNXwaGBI+Z3OiQbq9pPA";
+    let wrong: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("Ed25519PublicKey") {
+                other.to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&host, wrong + "\n").unwrap();
+    let o = meshd(&dir, &["fsck"]);
+    assert_exit1(&o);
+    assert!(
+        stderr(&o).contains("does not match the private key"),
+        "{}",
+        show(&o)
+    );
+    assert_ok(&meshd(&dir, &["--force", "fsck"]));
+    assert_eq!(read(&host), text);
+    let o = meshd(&dir, &["fsck"]);
+    assert_ok(&o);
+    assert_eq!(stderr(&o), "");
+
+    // An unknown variable is a warning (the daemon ignores it), not a failure.
+    append(&dir.join("meshd.conf"), "Foo = bar\n");
+    let o = meshd(&dir, &["fsck"]);
+    assert_ok(&o);
+    assert!(
+        stderr(&o).contains("WARNING: ") && stderr(&o).contains("'Foo'"),
+        "{}",
+        show(&o)
+    );
+    // A missing private key.
+    std::fs::remove_file(&key).unwrap();
+    let o = meshd(&dir, &["fsck"]);
+    assert_exit1(&o);
+    assert!(stderr(&o).contains("no private key"), "{}", show(&o));
+}
