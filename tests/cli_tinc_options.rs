@@ -134,3 +134,84 @@ fn bare_logfile_logs_to_the_network_directory_even_in_the_foreground() {
         "stderr has log lines:\n{err}"
     );
 }
+
+/// The daemon's log file after a detached start and stop with `extra` config lines.
+fn start_log(dir: &std::path::Path) -> String {
+    let mut reaper = Reaper::default();
+    let _ = std::fs::remove_file(dir.join("meshd.log"));
+    assert_ok(&meshd(dir, &["start"]));
+    reaper.track_dir(dir);
+    assert_ok(&meshd(dir, &["stop"]));
+    read(&dir.join("meshd.log"))
+}
+
+#[test]
+fn no_mode_line_says_switch_mode_and_warns_in_a_tinc_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("a");
+    init_node(&dir, "alpha", free_port());
+    let log = start_log(&dir);
+    assert!(
+        log.contains("no Mode line in") && log.contains("switch mode (meshd's only mode)"),
+        "{log}"
+    );
+    // A tinc directory without Mode ran tinc in router mode: a warning.
+    std::fs::rename(dir.join("meshd.conf"), dir.join("tinc.conf")).unwrap();
+    let log = start_log(&dir);
+    let line = log
+        .lines()
+        .find(|l| l.contains("has no Mode line"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        line.contains("WARN") && line.contains("tinc would run router mode"),
+        "{line}"
+    );
+    append(&dir.join("tinc.conf"), "Mode = switch\n");
+    let log = start_log(&dir);
+    assert!(!log.contains("Mode line"), "{log}");
+}
+
+/// Local UDP and TCP addresses listening on `port` (from `ss`).
+fn listening(port: u16) -> String {
+    let out = std::process::Command::new("ss")
+        .args(["-Hlnut", &format!("sport = :{port}")])
+        .output()
+        .expect("ss (iproute2)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn listen_address_is_where_the_daemon_listens() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("a");
+    let port = free_port();
+    init_node(&dir, "alpha", port);
+    append(&dir.join("meshd.conf"), "ListenAddress = 127.0.0.2\n");
+    let mut reaper = Reaper::default();
+    assert_ok(&meshd(&dir, &["start"]));
+    reaper.track_dir(&dir);
+    let ss = listening(port);
+    let mut local: Vec<(&str, &str)> = ss
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            Some((*f.first()?, *f.get(4)?))
+        })
+        .collect();
+    local.sort();
+    let addr = format!("127.0.0.2:{port}");
+    assert_eq!(
+        local,
+        vec![("tcp", addr.as_str()), ("udp", addr.as_str())],
+        "UDP and TCP on {addr} only:\n{ss}"
+    );
+    assert_ok(&meshd(&dir, &["stop"]));
+    // A second address: one socket, and a warning that says which is not listened on.
+    append(&dir.join("meshd.conf"), "BindToAddress = 127.0.0.1\n");
+    let log = start_log(&dir);
+    assert!(
+        log.contains("meshd listens on one address: 127.0.0.1")
+            && log.contains("not listening on 127.0.0.2"),
+        "{log}"
+    );
+}

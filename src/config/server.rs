@@ -81,6 +81,8 @@ pub struct ServerConfig {
     pub address_family: AddressFamily,
     /// `BindToAddress` lines.
     pub bind_to_address: Vec<BindAddress>,
+    /// `ListenAddress` lines (tinc: listen only; meshd's one socket listens and sends).
+    pub listen_address: Vec<BindAddress>,
     /// `MACExpire` (default 600 s).
     pub mac_expire: Duration,
     /// `MACTableMax`.
@@ -341,6 +343,7 @@ pub(super) fn build_server_config(
     let interface = v.get("Interface", interface_name)?.map(|(i, _)| i);
     let address_family = v.get_or("AddressFamily", AddressFamily::Any, str::parse)?;
     let bind_to_address = v.all("BindToAddress", str::parse)?;
+    let listen_address = v.all("ListenAddress", str::parse)?;
     let mac_expire = v.get_or("MACExpire", DEFAULT_MAC_EXPIRE, positive_duration)?;
 
     let mac_table_max = v.get_or("MACTableMax", DEFAULT_MAC_TABLE_MAX, positive_count)?;
@@ -434,6 +437,7 @@ pub(super) fn build_server_config(
         interface,
         address_family,
         bind_to_address,
+        listen_address,
         mac_expire,
         mac_table_max,
         mac_table_max_per_node,

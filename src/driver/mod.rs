@@ -67,6 +67,19 @@ async fn start(netdir: NetDir, debug: u8) -> Result<(Daemon, Inputs, Servers)> {
     for w in &setup.warnings {
         tracing::warn!("{w}");
     }
+    // tinc's default is router mode; meshd has only switch mode: say so.
+    match &setup.no_mode_line {
+        Some(conf) if conf.ends_with(crate::config::netdir::TINC_CONF) => tracing::warn!(
+            "{} has no Mode line: tinc would run router mode; meshd runs switch mode \
+             (a TAP device, Ethernet frames, MAC learning). Add Mode = switch to say so",
+            conf.display()
+        ),
+        Some(conf) => tracing::info!(
+            "no Mode line in {}: switch mode (meshd's only mode)",
+            conf.display()
+        ),
+        None => {}
+    }
     let key = crate::keyfile::load_private_key(&setup.private_key_file)
         .with_context(|| format!("cannot load the private key of {}", setup.node.name))?;
     let udp = udp::Udp::bind(&setup)?;
