@@ -270,3 +270,64 @@ fn fsck_is_silent_on_a_healthy_directory_and_names_each_problem() {
     assert_exit1(&o);
     assert!(stderr(&o).contains("no private key"), "{}", show(&o));
 }
+
+/// What tinc 1.1 printed for `tinc -c alpha sign FILE` with FILE = "hello\n" (cli/36.txt), and
+/// alpha's public key from the same run (cli/29.txt).
+const TINC_SIGNED: &str = "Signature = alpha 1796319748 g9xpmh3CcW4nKaF7kPpMKmCpBJ8H7UlHTHlxouSD/KhSXTr3Md09qQrQ+xAV5Uc9XI8PrteAr6O3DC18/zj/IA\nhello\n";
+const TINC_ALPHA_KEY: &str = "Ed25519PublicKey = FUn5hL4ooW0dBw77BiNwKIdPzEf/n32SRga2yMLwk6I\n";
+
+#[test]
+fn sign_and_verify_as_tinc() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a");
+    let b = tmp.path().join("b");
+    assert_ok(&meshd(&a, &["init", "alpha"]));
+    assert_ok(&meshd(&b, &["init", "beta"]));
+    let file = tmp.path().join("f");
+    std::fs::write(&file, "hello\n").unwrap();
+    let o = meshd(&a, &["sign", file.to_str().unwrap()]);
+    assert_ok(&o);
+    let doc = stdout(&o);
+    let (header, body) = doc.split_once('\n').unwrap();
+    assert_eq!(body, "hello\n");
+    let f: Vec<&str> = header.split(' ').collect();
+    assert_eq!(&f[..3], ["Signature", "=", "alpha"], "{header}");
+    assert!(f[3].parse::<u64>().unwrap() > 1_700_000_000, "{header}");
+    assert_eq!(f[4].len(), 86, "{header}");
+    let signed = tmp.path().join("signed");
+    std::fs::write(&signed, &doc).unwrap();
+    let signed = signed.to_str().unwrap();
+    // `.` is this node, `*` whoever signed, NODE must be the signer.
+    for who in [".", "*", "alpha"] {
+        let o = meshd(&a, &["verify", who, signed]);
+        assert_ok(&o);
+        assert_eq!(stdout(&o), "hello\n");
+    }
+    let o = meshd(&a, &["verify", "beta", signed]);
+    assert_exit1(&o);
+    assert_eq!(stderr(&o), "Signature is not made by beta.\n");
+    // beta does not know alpha yet; then it does (stdin form).
+    let o = meshd(&b, &["verify", "*", signed]);
+    assert_exit1(&o);
+    assert!(stderr(&o).contains("public key is unknown"), "{}", show(&o));
+    std::fs::copy(a.join("hosts/alpha"), b.join("hosts/alpha")).unwrap();
+    let o = meshd_stdin(&["-c", b.to_str().unwrap(), "verify", "alpha"], &doc);
+    assert_ok(&o);
+    assert_eq!(stdout(&o), "hello\n");
+    // One changed byte.
+    let o = meshd_stdin(
+        &["-c", b.to_str().unwrap(), "verify", "alpha"],
+        &doc.replace("hello", "hellO"),
+    );
+    assert_exit1(&o);
+    assert_eq!(stderr(&o), "Invalid signature.\n");
+    let o = meshd(&b, &["verify"]);
+    assert_exit1(&o);
+    assert_eq!(stderr(&o), "Not enough arguments!\n");
+
+    // A document tinc 1.1 signed verifies with tinc's key for alpha.
+    std::fs::write(b.join("hosts/alpha"), TINC_ALPHA_KEY).unwrap();
+    let o = meshd_stdin(&["-c", b.to_str().unwrap(), "verify", "alpha"], TINC_SIGNED);
+    assert_ok(&o);
+    assert_eq!(stdout(&o), "hello\n");
+}

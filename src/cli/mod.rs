@@ -12,6 +12,7 @@ mod network;
 mod operator;
 mod revoke;
 mod shell;
+mod sign;
 mod subnets;
 mod usage;
 mod vips;
@@ -185,6 +186,21 @@ pub enum Command {
     /// executable. Silent when all is well; with --force, fixes the key file's mode, the own
     /// public key and script modes.
     Fsck,
+    /// Sign FILE (or stdin) with this node's key, as tinc: prints `Signature = NAME UNIXTIME
+    /// SIG` and then the data.
+    Sign {
+        /// The file to sign (default: stdin).
+        file: Option<PathBuf>,
+    },
+    /// Check a signed document (FILE or stdin) against hosts/NODE (`.`: this node, `*`: the
+    /// node it names); prints the data without the Signature line, exit 1 if it does not verify.
+    Verify {
+        /// `NODE`, `.` or `*`.
+        #[arg(value_name = "NODE|.|*")]
+        signer: String,
+        /// The signed file (default: stdin).
+        file: Option<PathBuf>,
+    },
     /// Show the daemon's view: `dump nodes`, `dump reachable nodes`, `dump edges`,
     /// `dump connections`, `dump subnets` (static subnets, learned MACs, learned IP bindings),
     /// `dump vips` (each shared VIP, its virtual MAC, its holders and their state),
@@ -371,6 +387,8 @@ pub fn run(mut cli: Cli) -> Result<i32> {
         Command::Retry => operator::retry(&netdir),
         Command::Purge => operator::purge(&netdir),
         Command::Fsck => fsck::fsck(&netdir, force),
+        Command::Sign { file } => sign::sign(&netdir, file.as_deref()),
+        Command::Verify { signer, file } => sign::verify(&netdir, &signer, file.as_deref()),
         Command::Network { .. } => unreachable!("handled above"),
         Command::Dump { what, json } => {
             if what.len() == 2 && !what[0].eq_ignore_ascii_case("reachable") {
