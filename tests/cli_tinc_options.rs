@@ -215,3 +215,90 @@ fn listen_address_is_where_the_daemon_listens() {
         "{log}"
     );
 }
+
+/// `Name:\tvalue...` from /proc/PID/status.
+fn proc_status(pid: u32, field: &str) -> String {
+    read(std::path::Path::new(&format!("/proc/{pid}/status")))
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(&format!("{field}:"))
+                .map(|v| v.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+#[test]
+fn user_lock_and_chroot_options() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("a");
+    init_node(&dir, "alpha", free_port());
+    let mut reaper = Reaper::default();
+
+    // -U: the daemon runs as the user once its sockets and files are open.
+    let o = meshd(&dir, &["start", "-U", "nobody"]);
+    assert_ok(&o);
+    let pid = reaper.track_dir(&dir);
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    let uid = proc_status(pid, "Uid");
+    assert_eq!(
+        uid.split_whitespace().collect::<Vec<_>>(),
+        vec![nobody.uid.to_string(); 4],
+        "real, effective, saved, fs uid"
+    );
+    assert_ok(&meshd(&dir, &["dump", "nodes"]));
+    // USER cannot read the root-only directory: a reload says so, the daemon goes on.
+    let o = meshd(&dir, &["reload"]);
+    assert_exit1(&o);
+    assert!(stderr(&o).contains("Permission denied"), "{}", show(&o));
+    // It cannot remove its pidfile from that directory either: stop still ends cleanly.
+    let o = meshd(&dir, &["stop"]);
+    assert_ok(&o);
+    assert!(!dir.join("meshd.pid").exists());
+    let o = meshd(&dir, &["start", "-U", "no_such_user_here"]);
+    assert_exit1(&o);
+    assert!(
+        stderr(&o).contains("unknown user 'no_such_user_here' (-U USER)"),
+        "{}",
+        show(&o)
+    );
+
+    // -L: the daemon's memory is locked.
+    assert_ok(&meshd(&dir, &["start", "-L"]));
+    let pid = reaper.track_dir(&dir);
+    let locked: u64 = proc_status(pid, "VmLck")
+        .trim_end_matches(" kB")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(locked > 0, "VmLck {locked} kB");
+    assert_ok(&meshd(&dir, &["stop"]));
+
+    // -L with -U: every later allocation counts against USER's lock limit, so it must be
+    // lifted first; where it cannot be (no CAP_SYS_RESOURCE), start refuses and says why.
+    let o = meshd(&dir, &["start", "-L", "-U", "nobody"]);
+    if o.status.success() {
+        let pid = reaper.track_dir(&dir);
+        assert_ne!(proc_status(pid, "VmLck"), "0 kB");
+        assert_ok(&meshd(&dir, &["stop"]));
+    } else {
+        assert_exit1(&o);
+        assert!(
+            stderr(&o).contains("needs an unlimited memory-lock limit"),
+            "{}",
+            show(&o)
+        );
+        assert!(
+            !dir.join("meshd.pid").exists(),
+            "refused before anything started"
+        );
+    }
+
+    // -R is refused, with the reason.
+    let o = meshd(&dir, &["start", "-R"]);
+    assert_exit1(&o);
+    assert!(
+        stderr(&o).contains("-R (chroot) is not supported"),
+        "{}",
+        show(&o)
+    );
+}

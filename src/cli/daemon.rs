@@ -45,6 +45,17 @@ pub struct StartArgs {
     /// `-o beta.Address=192.0.2.7` for hosts/beta. Kept across reloads.
     #[arg(short = 'o', long = "option", value_name = "[HOST.]VAR=VALUE")]
     pub options: Vec<String>,
+    /// Lock the daemon's memory (mlockall), so keys and frames never reach swap (tincd's -L).
+    #[arg(short = 'L', long = "mlock")]
+    pub lock_memory: bool,
+    /// Run as USER once the TAP device, the sockets and the pidfile are open and tinc-up has
+    /// run (tincd's -U). Later scripts run as USER too, without root's privileges; USER must
+    /// be able to read the network directory for reloads.
+    #[arg(short = 'U', long = "user", value_name = "USER")]
+    pub user: Option<String>,
+    /// tincd's chroot: refused (see README, "Differences from tinc 1.1").
+    #[arg(short = 'R', long = "chroot", hide = true)]
+    pub chroot: bool,
 }
 
 impl StartArgs {
@@ -70,6 +81,17 @@ pub(super) fn ask(netdir: &NetDir, req: &Request) -> Result<Response> {
 
 /// `meshd start`.
 pub fn start(netdir: &NetDir, args: &StartArgs) -> Result<i32> {
+    if args.chroot {
+        bail!(
+            "-R (chroot) is not supported: scripts, reloads and joins read the whole network \
+             directory and run /bin/sh; confine meshd with its systemd unit (ProtectSystem=strict) instead"
+        );
+    }
+    let privileges = crate::driver::privileges::Privileges {
+        lock_memory: args.lock_memory,
+        user: args.user.clone(),
+    };
+    privileges.prepare()?;
     // `-o` mistakes are reported before anything starts, naming the option (`-o:2: ...`).
     let netdir = &netdir
         .clone()
@@ -106,7 +128,7 @@ pub fn start(netdir: &NetDir, args: &StartArgs) -> Result<i32> {
             None => crate::logs::to_stderr(args.debug),
         }
         // Scripts get tinc's `DEBUG`: the `-d` level, 0 without one (tincd's default).
-        crate::driver::run(netdir.clone(), args.debug.unwrap_or(0))?;
+        crate::driver::run(netdir.clone(), args.debug.unwrap_or(0), privileges)?;
         return Ok(0);
     }
     let logfile = args.logfile(netdir).unwrap_or_else(|| netdir.logfile());
@@ -135,6 +157,12 @@ pub fn start(netdir: &NetDir, args: &StartArgs) -> Result<i32> {
     }
     for o in &args.options {
         cmd.arg("-o").arg(o);
+    }
+    if args.lock_memory {
+        cmd.arg("-L");
+    }
+    if let Some(user) = &args.user {
+        cmd.arg("-U").arg(user);
     }
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -188,9 +216,11 @@ pub fn start(netdir: &NetDir, args: &StartArgs) -> Result<i32> {
 /// `meshd stop`: ask for a graceful stop, wait until the pidfile is gone.
 pub fn stop(netdir: &NetDir) -> Result<i32> {
     let pidfile = netdir.pidfile();
-    let mut signalled = None;
-    match ask(netdir, &Request::Stop) {
-        Ok(_) => {}
+    // A daemon running as another user (-U) cannot remove its files from a root-owned
+    // directory: its exit is what counts.
+    let running = PidFile::read(&pidfile).ok().map(|p| p.pid);
+    let waiting_for = match ask(netdir, &Request::Stop) {
+        Ok(_) => running,
         Err(err) => {
             // The socket is dead; fall back to the pid in the pidfile, as tinc does.
             match PidFile::read(&pidfile) {
@@ -199,7 +229,7 @@ pub fn stop(netdir: &NetDir) -> Result<i32> {
                         nix::unistd::Pid::from_raw(p.pid as i32),
                         nix::sys::signal::Signal::SIGTERM,
                     );
-                    signalled = Some(p.pid);
+                    Some(p.pid)
                 }
                 _ => {
                     eprintln!("{err}");
@@ -207,12 +237,12 @@ pub fn stop(netdir: &NetDir) -> Result<i32> {
                 }
             }
         }
-    }
+    };
     // Generous: tinc-up runs before the daemon answers.
     let deadline = Instant::now() + Duration::from_secs(45);
     while pidfile.exists() && Instant::now() < deadline {
-        if signalled.is_some_and(|pid| !process_alive(pid)) {
-            // It died without cleaning up: the files are stale.
+        if waiting_for.is_some_and(|pid| !process_alive(pid)) {
+            // It is gone without removing its files (killed, or not allowed to): stale.
             let _ = std::fs::remove_file(netdir.control_socket());
             let _ = std::fs::remove_file(&pidfile);
             break;

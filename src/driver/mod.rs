@@ -11,6 +11,7 @@ mod join_server;
 mod main_loop;
 pub mod metrics;
 pub mod offload;
+pub mod privileges;
 pub mod scripts;
 pub mod setup;
 pub mod systemd;
@@ -32,20 +33,22 @@ use tokio::signal::unix::{signal, SignalKind};
 
 /// Runs the daemon in the current process until it is told to stop.
 /// `debug` is the `-d` level (0 without one, as tincd), passed to scripts as `DEBUG`.
-pub fn run(netdir: NetDir, debug: u8) -> Result<()> {
+/// `privileges` (`-L`, `-U USER`) are applied once the daemon holds what needs root.
+pub fn run(netdir: NetDir, debug: u8, privileges: privileges::Privileges) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
-    runtime.block_on(run_async(netdir, debug))
+    runtime.block_on(run_async(netdir, debug, privileges))
 }
 
 /// Longest wait for a first session before telling systemd the daemon is ready anyway.
 const READY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Starts the daemon, serves until a graceful stop is done, and shuts it down.
-async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
+async fn run_async(netdir: NetDir, debug: u8, privileges: privileges::Privileges) -> Result<()> {
     let (mut daemon, mut inputs, servers) = start(netdir, debug).await?;
+    privileges.apply()?;
     daemon.serve(&mut inputs).await;
     // The inputs (the control socket's requests among them) live until the daemon is gone.
     daemon.shut_down(servers).await;
