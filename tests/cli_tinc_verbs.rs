@@ -331,3 +331,48 @@ fn sign_and_verify_as_tinc() {
     assert_ok(&o);
     assert_eq!(stdout(&o), "hello\n");
 }
+
+#[test]
+fn log_level_is_for_that_stream_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("a");
+    let port = free_port();
+    init_node(&dir, "alpha", port);
+    let mut reaper = Reaper::default();
+    let port = start_node(&mut reaper, &dir, "alpha", port, &[&dir]);
+    let stream = |args: &[&str]| {
+        let mut cmd = meshd_command();
+        cmd.arg("-c").arg(&dir).args(args);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(run_cmd(cmd)));
+        rx
+    };
+    let debug = stream(&["log", "2"]);
+    let plain = stream(&["log"]);
+    std::thread::sleep(Duration::from_millis(500));
+    // A datagram that is not meshd's: logged at debug level (2).
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.send_to(b"not a meshd packet", ("127.0.0.1", port))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_ok(&meshd(&dir, &["reload"]));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_ok(&meshd(&dir, &["stop"]));
+    let debug = stdout(&debug.recv_timeout(Duration::from_secs(30)).unwrap());
+    let plain = stdout(&plain.recv_timeout(Duration::from_secs(30)).unwrap());
+    assert!(
+        debug.contains("dropping malformed datagram"),
+        "log 2:\n{debug}"
+    );
+    assert!(debug.contains("reload"), "log 2:\n{debug}");
+    assert!(plain.contains("reload"), "log:\n{plain}");
+    assert!(
+        !plain.contains("malformed"),
+        "log (daemon level 1):\n{plain}"
+    );
+    let file = read(&dir.join("meshd.log"));
+    assert!(
+        !file.contains("malformed"),
+        "the daemon's own log kept level 1:\n{file}"
+    );
+}

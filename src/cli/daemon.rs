@@ -324,13 +324,14 @@ pub fn debug(netdir: &NetDir, level: u8) -> Result<i32> {
     }
 }
 
-/// `meshd log`: copies the daemon's log lines to stdout until it stops or we are interrupted.
-pub fn log(netdir: &NetDir) -> Result<i32> {
+/// `meshd log [LEVEL]`: copies the daemon's log lines (at LEVEL: for this stream only) to
+/// stdout until it stops or we are interrupted.
+pub fn log(netdir: &NetDir, level: Option<u8>) -> Result<i32> {
     let mut out = std::io::stdout();
     let result = crate::control::client::stream(
         &netdir.pidfile(),
         &netdir.control_socket(),
-        &Request::Log,
+        &Request::Log { level },
         |line| {
             use std::io::Write;
             out.write_all(line.as_bytes()).is_ok() && out.flush().is_ok()

@@ -160,8 +160,13 @@ pub enum Command {
         /// The new level.
         level: u8,
     },
-    /// Stream the running daemon's log (from now on) until interrupted.
-    Log,
+    /// Stream the running daemon's log (from now on) until interrupted; with LEVEL (0
+    /// warnings, 1 info, 2 debug, 3 trace) at that level for this stream only, as tinc's
+    /// `log LEVEL` (the daemon's own log keeps its level).
+    Log {
+        /// The level for this stream.
+        level: Option<u8>,
+    },
     /// Drop the sessions with NODE now (tinc's disconnect); either side handshakes again
     /// later (this node after 5 s, NODE once it finds this node silent).
     Disconnect {
@@ -382,7 +387,7 @@ pub fn run(mut cli: Cli) -> Result<i32> {
         Command::Reload => daemon::reload(&netdir),
         Command::Pid => daemon::pid(&netdir),
         Command::Debug { level } => daemon::debug(&netdir, level),
-        Command::Log => daemon::log(&netdir),
+        Command::Log { level } => daemon::log(&netdir, level),
         Command::Disconnect { node } => operator::disconnect(&netdir, &node),
         Command::Retry => operator::retry(&netdir),
         Command::Purge => operator::purge(&netdir),

@@ -133,8 +133,8 @@ async fn serve(
         return Ok(());
     };
     let response = match serde_json::from_str::<Request>(&line) {
-        Ok(Request::Log) => match stats.log_streams.clone().try_acquire_owned() {
-            Ok(_stream_permit) => return stream_log(lines, write).await,
+        Ok(Request::Log { level }) => match stats.log_streams.clone().try_acquire_owned() {
+            Ok(_stream_permit) => return stream_log(lines, write, level).await,
             Err(_) => {
                 stats.log_streams_refused.fetch_add(1, Ordering::Relaxed);
                 Response::Error {
@@ -163,12 +163,13 @@ async fn serve(
     Ok(())
 }
 
-/// `meshd log`: `Ok`, then every log line until the client goes away.
+/// `meshd log [LEVEL]`: `Ok`, then every log line (at LEVEL) until the client goes away.
 async fn stream_log(
     mut lines: tokio::io::Lines<BufReader<tokio::net::unix::OwnedReadHalf>>,
     mut write: tokio::net::unix::OwnedWriteHalf,
+    level: Option<u8>,
 ) -> Result<()> {
-    let Some(mut rx) = crate::logs::subscribe() else {
+    let Some(mut rx) = crate::logs::subscribe(level) else {
         let mut out = serde_json::to_string(&Response::Error {
             message: "this daemon has no log stream".into(),
         })?;
