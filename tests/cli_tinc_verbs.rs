@@ -376,3 +376,41 @@ fn log_level_is_for_that_stream_only() {
         "the daemon's own log kept level 1:\n{file}"
     );
 }
+
+#[test]
+fn top_redraws_node_counters_on_a_terminal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("a");
+    let port = free_port();
+    init_node(&dir, "alpha", port);
+    // tinc's top without a terminal: an error, rc 1 (cli/33.txt: "Error opening terminal").
+    let o = meshd(&dir, &["top"]);
+    assert_exit1(&o);
+    assert!(
+        stderr(&o).contains("meshd top needs a terminal"),
+        "{}",
+        show(&o)
+    );
+    let mut reaper = Reaper::default();
+    start_node(&mut reaper, &dir, "alpha", port, &[&dir]);
+    // On a terminal (script(1) gives it one): two screens, `c` toggles cumulative, `q` quits.
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c").arg(format!(
+        "(sleep 1.5; printf c; sleep 1; printf q) | script -qec \"{} -c '{}' top\" /dev/null",
+        meshd_bin(),
+        dir.display()
+    ));
+    let o = run_cmd(cmd);
+    assert_ok(&o);
+    let screen = stdout(&o);
+    assert!(screen.contains("\x1b[H\x1b[2J"), "{screen:?}");
+    assert!(
+        screen.contains("per second") && screen.contains("cumulative"),
+        "{screen}"
+    );
+    assert!(
+        screen.lines().any(|l| l.starts_with("alpha ")),
+        "no row for alpha:\n{screen}"
+    );
+    assert_ok(&meshd(&dir, &["stop"]));
+}

@@ -14,6 +14,7 @@ mod revoke;
 mod shell;
 mod sign;
 mod subnets;
+mod top;
 mod usage;
 mod vips;
 
@@ -191,6 +192,9 @@ pub enum Command {
     /// executable. Silent when all is well; with --force, fixes the key file's mode, the own
     /// public key and script modes.
     Fsck,
+    /// Every node's traffic, redrawn every second on the terminal (tinc's top). Keys: n i I
+    /// o O t T sort (name, in/out/total packets/bytes), c cumulative, b k M G units, q quit.
+    Top,
     /// Sign FILE (or stdin) with this node's key, as tinc: prints `Signature = NAME UNIXTIME
     /// SIG` and then the data.
     Sign {
@@ -392,6 +396,7 @@ pub fn run(mut cli: Cli) -> Result<i32> {
         Command::Retry => operator::retry(&netdir),
         Command::Purge => operator::purge(&netdir),
         Command::Fsck => fsck::fsck(&netdir, force),
+        Command::Top => top::top(&netdir),
         Command::Sign { file } => sign::sign(&netdir, file.as_deref()),
         Command::Verify { signer, file } => sign::verify(&netdir, &signer, file.as_deref()),
         Command::Network { .. } => unreachable!("handled above"),
