@@ -345,3 +345,21 @@ pub fn log(netdir: &NetDir, level: Option<u8>) -> Result<i32> {
         }
     }
 }
+
+/// `meshd pcap [SNAPLEN]`: the daemon's frames as a pcap file on stdout (`| tcpdump -r -`),
+/// until it stops or the reader goes.
+pub fn pcap(netdir: &NetDir, snaplen: Option<u32>) -> Result<i32> {
+    let result = crate::control::client::stream_bytes(
+        &netdir.pidfile(),
+        &netdir.control_socket(),
+        &Request::Pcap { snaplen },
+        &mut std::io::stdout().lock(),
+    );
+    match result {
+        Ok(()) => Ok(0),
+        Err(err) => {
+            eprintln!("{err:#}");
+            Ok(1)
+        }
+    }
+}

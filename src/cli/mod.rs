@@ -168,6 +168,12 @@ pub enum Command {
         /// The level for this stream.
         level: Option<u8>,
     },
+    /// Write every frame the daemon reads from or writes to its TAP to stdout as a pcap file,
+    /// until interrupted (tinc's pcap): `meshd -n lab pcap | tcpdump -n -r -`.
+    Pcap {
+        /// Bytes kept of each frame (default 65535: whole frames).
+        snaplen: Option<u32>,
+    },
     /// Drop the sessions with NODE now (tinc's disconnect); either side handshakes again
     /// later (this node after 5 s, NODE once it finds this node silent).
     Disconnect {
@@ -394,6 +400,7 @@ pub fn run(mut cli: Cli) -> Result<i32> {
         Command::Log { level } => daemon::log(&netdir, level),
         Command::Disconnect { node } => operator::disconnect(&netdir, &node),
         Command::Retry => operator::retry(&netdir),
+        Command::Pcap { snaplen } => daemon::pcap(&netdir, snaplen),
         Command::Purge => operator::purge(&netdir),
         Command::Fsck => fsck::fsck(&netdir, force),
         Command::Top => top::top(&netdir),

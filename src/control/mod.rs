@@ -52,6 +52,12 @@ pub enum Request {
         /// The node.
         node: String,
     },
+    /// `pcap [SNAPLEN]`: after `Ok`, a pcap file of every frame to and from the TAP.
+    Pcap {
+        /// Bytes kept of each frame (default 65535).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        snaplen: Option<u32>,
+    },
     /// `retry`: handshake now with every node that has no session.
     Retry,
     /// `purge`: forget what unreachable nodes left behind.

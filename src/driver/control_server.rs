@@ -142,6 +142,19 @@ async fn serve(
                 }
             }
         },
+        // `meshd pcap`: a stream like `log`, served in driver/pcap.rs.
+        Ok(Request::Pcap { snaplen }) => match stats.log_streams.clone().try_acquire_owned() {
+            Ok(_stream_permit) => {
+                let ok = serde_json::to_string(&Response::Ok)? + "\n";
+                return super::pcap::stream(lines, write, ok.as_bytes(), snaplen).await;
+            }
+            Err(_) => {
+                stats.log_streams_refused.fetch_add(1, Ordering::Relaxed);
+                Response::Error {
+                    message: format!("{MAX_LOG_STREAMS} log or pcap streams are open already"),
+                }
+            }
+        },
         Ok(req) => {
             let (reply_tx, reply_rx) = oneshot::channel();
             if tx.send((req, reply_tx)).await.is_err() {

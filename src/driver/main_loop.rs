@@ -307,7 +307,7 @@ impl Daemon {
             }
             // The control server streams logs on the connection itself; a `log` that
             // reached the loop has no stream to go to.
-            Request::Log { .. } => Response::Error {
+            Request::Log { .. } | Request::Pcap { .. } => Response::Error {
                 message: "the log stream is served by the control connection".into(),
             },
         };

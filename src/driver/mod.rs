@@ -11,6 +11,7 @@ mod join_server;
 mod main_loop;
 pub mod metrics;
 pub mod offload;
+pub mod pcap;
 pub mod privileges;
 pub mod scripts;
 pub mod setup;
