@@ -31,6 +31,16 @@ fn start_o_sets_variables_for_this_run_over_the_files() {
     );
     assert_ok(&o);
     reaper.track_dir(&dir);
+    // tinc: `start -o Port=1 -d5 --logfile=DIR` with a daemon running: "A tincd is already
+    // running with pid N.", rc 0 (cli/47.txt); the options are accepted, nothing changes.
+    let logfile = format!("--logfile={}", tmp.path().join("other.log").display());
+    let o = meshd(&dir, &["start", "-o", "Port=1", "-d5", &logfile]);
+    assert_ok(&o);
+    assert!(
+        stderr(&o).starts_with("A meshd is already running for "),
+        "{}",
+        show(&o)
+    );
     let o = meshd(&dir, &["get", "Port"]);
     assert_ok(&o);
     assert_eq!(stdout(&o), format!("{other}\n"), "the daemon's port");
