@@ -47,23 +47,23 @@ impl Node {
     }
 
     /// tinc's `purge`: forgets what the unreachable nodes left: their records, subnets, VIP
-    /// claims and learned MACs; nodes known only from gossip (no host file) are forgotten
-    /// entirely, nodes with a host file are kept (they are configuration) and come back with a
-    /// new record when they return. Returns the names purged.
+    /// claims, learned MACs, stale sessions and unanswered handshakes; nodes known only from
+    /// gossip (no host file) are forgotten entirely, nodes with a host file are kept (they are
+    /// configuration: tried again on their usual schedule) and come back with a new record
+    /// when they return. Returns the names purged.
     pub fn purge(&mut self, now: Instant) -> Vec<NodeName> {
         let down: Vec<NodeName> = self
             .peers
             .values()
             .filter(|p| !p.alive)
             .map(|p| p.name.clone())
-            .filter(|n| {
-                let s = n.as_str();
-                !self.sessions.values().any(|x| x.peer == s)
-                    && !self.pending.values().any(|x| x.peer == s)
-            })
             .collect();
         for name in &down {
             let n = name.to_string();
+            // Its stale sessions and unanswered handshakes go too (a host-file node is tried
+            // again on its usual schedule).
+            self.sessions.retain(|_, s| s.peer != n);
+            self.pending.retain(|_, p| p.peer != n);
             self.vip.apply_peer_items(&n, &[], false, now);
             self.switch.set_static(Port::Peer(n.clone()), &[]);
             self.switch.peer_down(&n);
@@ -71,6 +71,7 @@ impl Node {
                 if let Some(peer) = self.peers.get_mut(name) {
                     peer.record = None;
                     peer.subnets.clear();
+                    peer.send_index = None;
                 }
             } else {
                 self.peers.remove(name);
