@@ -146,7 +146,8 @@ async fn serve(
         Ok(Request::Pcap { snaplen }) => match stats.log_streams.clone().try_acquire_owned() {
             Ok(_stream_permit) => {
                 let ok = serde_json::to_string(&Response::Ok)? + "\n";
-                return super::pcap::stream(lines, write, ok.as_bytes(), snaplen).await;
+                return super::pcap::stream(lines.into_inner(), write, ok.as_bytes(), snaplen)
+                    .await;
             }
             Err(_) => {
                 stats.log_streams_refused.fetch_add(1, Ordering::Relaxed);
@@ -176,7 +177,7 @@ async fn serve(
     Ok(())
 }
 
-/// `meshd log [LEVEL]`: `Ok`, then every log line (at LEVEL) until the client goes away.
+/// `meshd log`: `Ok`, then every log line until the client goes away.
 async fn stream_log(
     mut lines: tokio::io::Lines<BufReader<tokio::net::unix::OwnedReadHalf>>,
     mut write: tokio::net::unix::OwnedWriteHalf,

@@ -7,7 +7,7 @@ use anyhow::Result;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::broadcast;
 
 /// Frames kept for a slow client before it misses some.
@@ -77,13 +77,14 @@ pub fn record(at: SystemTime, frame: &[u8], snaplen: u32) -> Vec<u8> {
 /// Serves one `pcap` request on a control connection: `ok_line` (the JSON `Ok`), the file
 /// header, then a record per frame until the client closes its side.
 pub async fn stream(
-    mut lines: tokio::io::Lines<BufReader<tokio::net::unix::OwnedReadHalf>>,
+    mut read: impl AsyncRead + Unpin,
     mut write: tokio::net::unix::OwnedWriteHalf,
     ok_line: &[u8],
     snaplen: Option<u32>,
 ) -> Result<()> {
     let snaplen = snaplen.filter(|s| *s > 0).unwrap_or(DEFAULT_SNAPLEN);
     let mut client = Client::new();
+    let mut ignored = [0u8; 512];
     write.write_all(ok_line).await?;
     write.write_all(&file_header(snaplen)).await?;
     loop {
@@ -95,7 +96,8 @@ pub async fn stream(
                 }
                 Err(broadcast::error::RecvError::Closed) => return Ok(()),
             },
-            r = lines.next_line() => if !matches!(r, Ok(Some(_))) { return Ok(()) },
+            // The client closing its side ends the stream (it sends nothing else).
+            r = read.read(&mut ignored) => if !matches!(r, Ok(n) if n > 0) { return Ok(()) },
         }
     }
 }

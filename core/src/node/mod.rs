@@ -11,7 +11,6 @@ mod gossip;
 mod handshake;
 pub mod limits;
 mod liveness;
-mod operator;
 mod peer;
 mod revoke;
 pub mod status;
@@ -21,6 +20,8 @@ mod types;
 mod vip;
 mod vip_nd;
 pub mod vip_status;
+// tinc's operator commands: disconnect, retry, purge.
+mod operator;
 
 pub use limits::{AtCap, Limit, LimitCounters};
 pub use peer::{KeySource, Peer, PeerStats};
