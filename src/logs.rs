@@ -1,7 +1,9 @@
 //! The process's log pipeline: tracing to stderr or a file, with a level that can be changed
-//! at run time (`meshd debug N`) and a copy of every line for `meshd log` clients.
+//! at run time (`meshd debug N`) and a copy of every line for `meshd log` clients, each of
+//! which may ask for its own level (`meshd log 3`) without changing what the file gets.
 
 use anyhow::{Context, Result};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Mutex, OnceLock};
@@ -9,15 +11,22 @@ use tokio::sync::broadcast;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{reload, EnvFilter, Registry};
+use tracing_subscriber::{reload, EnvFilter, Layer, Registry};
 
 /// Lines kept for a slow `meshd log` client before it misses some.
 const STREAM_BACKLOG: usize = 1024;
 
 struct Control {
+    /// What the output (stderr, file, syslog) gets.
     filter: reload::Handle<EnvFilter, Registry>,
+    /// What the copy for `meshd log` clients gets: the most any of them asked for.
+    copy_filter: reload::Handle<EnvFilter, Registry>,
     level: Mutex<u8>,
-    stream: broadcast::Sender<String>,
+    /// The level each open `meshd log LEVEL` stream asked for, by stream.
+    wanted: Mutex<BTreeMap<u64, u8>>,
+    next_stream: std::sync::atomic::AtomicU64,
+    /// Each line with its level (0 warnings and errors, 1 info, 2 debug, 3 trace).
+    stream: broadcast::Sender<(u8, String)>,
 }
 
 static CONTROL: OnceLock<Control> = OnceLock::new();
@@ -47,12 +56,12 @@ fn level_filter(level: u8) -> EnvFilter {
 #[derive(Clone)]
 struct StreamWriter;
 
-/// One event's text, sent when the formatter is done with it.
-struct LineBuffer(Vec<u8>);
+/// One event's text and level, sent when the formatter is done with it.
+struct LineBuffer(u8, Vec<u8>);
 
 impl Write for LineBuffer {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.extend_from_slice(buf);
+        self.1.extend_from_slice(buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -63,17 +72,32 @@ impl Write for LineBuffer {
 impl Drop for LineBuffer {
     fn drop(&mut self) {
         if let Some(c) = CONTROL.get() {
-            if c.stream.receiver_count() > 0 && !self.0.is_empty() {
-                let _ = c.stream.send(String::from_utf8_lossy(&self.0).into_owned());
+            if c.stream.receiver_count() > 0 && !self.1.is_empty() {
+                let _ = c
+                    .stream
+                    .send((self.0, String::from_utf8_lossy(&self.1).into_owned()));
             }
         }
+    }
+}
+
+/// A tracing level as a meshd level.
+fn level_of(level: &tracing::Level) -> u8 {
+    match *level {
+        tracing::Level::ERROR | tracing::Level::WARN => 0,
+        tracing::Level::INFO => 1,
+        tracing::Level::DEBUG => 2,
+        tracing::Level::TRACE => 3,
     }
 }
 
 impl<'a> MakeWriter<'a> for StreamWriter {
     type Writer = LineBuffer;
     fn make_writer(&'a self) -> LineBuffer {
-        LineBuffer(Vec::new())
+        LineBuffer(1, Vec::new())
+    }
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> LineBuffer {
+        LineBuffer(level_of(meta.level()), Vec::new())
     }
 }
 
@@ -82,25 +106,33 @@ where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
     let (filter, handle) = reload::Layer::new(filter_for(level));
+    let (copy_filter, copy_handle) = reload::Layer::new(filter_for(level));
     let (stream, _) = broadcast::channel(STREAM_BACKLOG);
     let _ = CONTROL.set(Control {
         filter: handle,
+        copy_filter: copy_handle,
         level: Mutex::new(level.unwrap_or(1)),
+        wanted: Mutex::new(BTreeMap::new()),
+        next_stream: std::sync::atomic::AtomicU64::new(0),
         stream,
     });
     let copy = tracing_subscriber::fmt::layer()
         .with_writer(StreamWriter)
-        .with_ansi(false);
+        .with_ansi(false)
+        .with_filter(copy_filter)
+        .boxed();
     let main = tracing_subscriber::fmt::layer()
         .with_writer(writer)
         .with_ansi(ansi);
-    let registry = tracing_subscriber::registry().with(filter).with(copy);
     // syslog stamps its own time.
-    let _ = if time {
-        registry.with(main).try_init()
+    let main = if time {
+        main.with_filter(filter).boxed()
     } else {
-        registry.with(main.without_time()).try_init()
+        main.without_time().with_filter(filter).boxed()
     };
+    let _ = tracing_subscriber::registry()
+        .with(vec![copy, main])
+        .try_init();
 }
 
 /// Sends each line to the local syslog socket (`/dev/log`; the journal on systemd machines),
@@ -204,10 +236,29 @@ pub fn set_level(level: u8) -> Result<u8> {
     c.filter
         .reload(level_filter(level))
         .map_err(|e| anyhow::anyhow!("cannot change the log level: {e}"))?;
-    let mut current = c.level.lock().unwrap_or_else(|e| e.into_inner());
-    let previous = *current;
-    *current = level;
+    let previous = {
+        let mut current = c.level.lock().unwrap_or_else(|e| e.into_inner());
+        std::mem::replace(&mut *current, level)
+    };
+    update_copy_filter(c);
     Ok(previous)
+}
+
+/// The copy for streams carries the daemon's level or the most a stream asked for.
+fn update_copy_filter(c: &Control) {
+    let current = *c.level.lock().unwrap_or_else(|e| e.into_inner());
+    let wanted = c
+        .wanted
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .copied()
+        .max();
+    let filter = match wanted {
+        Some(w) if w > current => level_filter(w),
+        _ => level_filter(current),
+    };
+    let _ = c.copy_filter.reload(filter);
 }
 
 /// The current level (as set by -d or `meshd debug`).
@@ -218,7 +269,52 @@ pub fn level() -> u8 {
         .unwrap_or(1)
 }
 
-/// A copy of every log line from now on (`meshd log`).
-pub fn subscribe() -> Option<broadcast::Receiver<String>> {
-    CONTROL.get().map(|c| c.stream.subscribe())
+/// One `meshd log [LEVEL]` client's copy of the log lines: at LEVEL, or at the daemon's level.
+pub struct Subscription {
+    rx: broadcast::Receiver<(u8, String)>,
+    level: Option<u8>,
+    id: u64,
+}
+
+impl Subscription {
+    /// The next line at this stream's level.
+    pub async fn recv(&mut self) -> Result<String, broadcast::error::RecvError> {
+        loop {
+            let (line_level, line) = self.rx.recv().await?;
+            let wanted = self.level.unwrap_or_else(level);
+            if line_level <= wanted {
+                return Ok(line);
+            }
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if let Some(c) = CONTROL.get() {
+            c.wanted
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&self.id);
+            update_copy_filter(c);
+        }
+    }
+}
+
+/// Every log line from now on (`meshd log`), at `level` (`meshd log LEVEL`; the lines above
+/// the daemon's level are made for this stream only) or at the daemon's level.
+pub fn subscribe(level: Option<u8>) -> Option<Subscription> {
+    let c = CONTROL.get()?;
+    let id = c
+        .next_stream
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let rx = c.stream.subscribe();
+    if let Some(l) = level {
+        c.wanted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, l);
+        update_copy_filter(c);
+    }
+    Some(Subscription { rx, level, id })
 }

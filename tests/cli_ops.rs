@@ -119,8 +119,8 @@ fn unit_file_passes_systemd_analyze_verify() {
     let text = read(&unit);
     for line in [
         "Type=notify",
-        "ExecStart=/usr/local/sbin/meshd -n %i start -D",
-        "ExecReload=/usr/local/sbin/meshd -n %i reload",
+        "ExecStart=/usr/sbin/meshd -n %i start -D",
+        "ExecReload=/usr/sbin/meshd -n %i reload",
         "WatchdogSec=",
         "DeviceAllow=/dev/net/tun rw",
     ] {
@@ -137,7 +137,7 @@ fn unit_file_passes_systemd_analyze_verify() {
     // verify wants an instance and an existing binary: point the copy at the one just built.
     let tmp = tempfile::tempdir().unwrap();
     let copy = tmp.path().join("meshd@lab.service");
-    std::fs::write(&copy, text.replace("/usr/local/sbin/meshd", meshd_bin())).unwrap();
+    std::fs::write(&copy, text.replace("/usr/sbin/meshd", meshd_bin())).unwrap();
     let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/meshd.target");
     std::fs::copy(&target, tmp.path().join("meshd.target")).unwrap();
     let out = std::process::Command::new("systemd-analyze")

@@ -16,20 +16,61 @@ pub struct StartArgs {
     /// Stay in the foreground and log to stderr (do not detach).
     #[arg(short = 'D', long = "no-detach")]
     pub foreground: bool,
-    /// Log to this file (default when detached: DIR/meshd.log).
-    #[arg(long, value_name = "FILE", conflicts_with = "syslog")]
-    pub logfile: Option<PathBuf>,
+    /// Log to FILE; without a value (`--logfile`), to DIR/meshd.log, also with -D (tincd's
+    /// default is /var/log/tinc.NET.log; meshd keeps its files in the network directory, the
+    /// one place the systemd unit may write). Detached, meshd logs to DIR/meshd.log anyway.
+    #[arg(
+        long,
+        value_name = "FILE",
+        num_args = 0..=1,
+        conflicts_with = "syslog"
+    )]
+    pub logfile: Option<Option<PathBuf>>,
     /// Log to syslog (/dev/log: the journal on systemd machines) instead of a file or stderr.
     #[arg(short = 's', long)]
     pub syslog: bool,
-    /// Log level: 0 warnings, 1 info (default), 2 debug, 3 trace. MESHD_LOG overrides.
-    #[arg(short = 'd', long = "debug", value_name = "LEVEL")]
+    /// Log level: 0 warnings, 1 info (default), 2 debug, 3 trace; `-d` without a level is 2
+    /// (one above the default, as tincd's -d). Give a level as `-d2`, `-d 2` or `--debug=2`.
+    /// MESHD_LOG overrides.
+    #[arg(
+        short = 'd',
+        long = "debug",
+        value_name = "LEVEL",
+        num_args = 0..=1,
+        default_missing_value = "2"
+    )]
     pub debug: Option<u8>,
+    /// Set a configuration variable for this run, over the files (repeatable), as tincd:
+    /// `-o Port=6551`, `-o Subnet=10.1.1.9` (a multi-valued variable is added), or
+    /// `-o beta.Address=192.0.2.7` for hosts/beta. Kept across reloads.
+    #[arg(short = 'o', long = "option", value_name = "[HOST.]VAR=VALUE")]
+    pub options: Vec<String>,
+    /// Lock the daemon's memory (mlockall), so keys and frames never reach swap (tincd's -L).
+    #[arg(short = 'L', long = "mlock")]
+    pub lock_memory: bool,
+    /// Run as USER once the TAP device, the sockets and the pidfile are open and tinc-up has
+    /// run (tincd's -U). Later scripts run as USER too, without root's privileges; USER must
+    /// be able to read the network directory for reloads.
+    #[arg(short = 'U', long = "user", value_name = "USER")]
+    pub user: Option<String>,
+    /// tincd's chroot: refused (see README, "Differences from tinc 1.1").
+    #[arg(short = 'R', long = "chroot", hide = true)]
+    pub chroot: bool,
+}
+
+impl StartArgs {
+    /// The log file: `--logfile FILE`, or DIR/meshd.log for a bare `--logfile`.
+    fn logfile(&self, netdir: &NetDir) -> Option<PathBuf> {
+        self.logfile
+            .as_ref()
+            .map(|f| f.clone().unwrap_or_else(|| netdir.logfile()))
+    }
 }
 
 const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 
-fn ask(netdir: &NetDir, req: &Request) -> Result<Response> {
+/// One request to the running daemon, with the usual timeout.
+pub(super) fn ask(netdir: &NetDir, req: &Request) -> Result<Response> {
     request(
         &netdir.pidfile(),
         &netdir.control_socket(),
@@ -40,6 +81,21 @@ fn ask(netdir: &NetDir, req: &Request) -> Result<Response> {
 
 /// `meshd start`.
 pub fn start(netdir: &NetDir, args: &StartArgs) -> Result<i32> {
+    if args.chroot {
+        bail!(
+            "-R (chroot) is not supported: scripts, reloads and joins read the whole network \
+             directory and run /bin/sh; confine meshd with its systemd unit (ProtectSystem=strict) instead"
+        );
+    }
+    let privileges = crate::driver::privileges::Privileges {
+        lock_memory: args.lock_memory,
+        user: args.user.clone(),
+    };
+    privileges.prepare()?;
+    // `-o` mistakes are reported before anything starts, naming the option (`-o:2: ...`).
+    let netdir = &netdir
+        .clone()
+        .with_overrides(crate::config::overrides::parse_overrides(&args.options)?);
     // tinc: "Could not change to configuration directory: No such file or directory", rc 1.
     // Checked first, so the error names the directory rather than a log file inside it.
     match std::fs::metadata(&netdir.root) {
@@ -66,16 +122,16 @@ pub fn start(netdir: &NetDir, args: &StartArgs) -> Result<i32> {
         return Ok(0);
     }
     if args.foreground {
-        match &args.logfile {
+        match &args.logfile(netdir) {
             _ if args.syslog => crate::logs::to_syslog(args.debug)?,
             Some(path) => crate::logs::to_file(path, args.debug)?,
             None => crate::logs::to_stderr(args.debug),
         }
         // Scripts get tinc's `DEBUG`: the `-d` level, 0 without one (tincd's default).
-        crate::driver::run(netdir.clone(), args.debug.unwrap_or(0))?;
+        crate::driver::run(netdir.clone(), args.debug.unwrap_or(0), privileges)?;
         return Ok(0);
     }
-    let logfile = args.logfile.clone().unwrap_or_else(|| netdir.logfile());
+    let logfile = args.logfile(netdir).unwrap_or_else(|| netdir.logfile());
     let exe = std::env::current_exe().context("cannot find the meshd executable")?;
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("-c").arg(&netdir.root);
@@ -92,10 +148,21 @@ pub fn start(netdir: &NetDir, args: &StartArgs) -> Result<i32> {
     if args.syslog {
         cmd.arg("--syslog");
     } else {
-        cmd.arg("--logfile").arg(&logfile);
+        let mut arg = std::ffi::OsString::from("--logfile=");
+        arg.push(&logfile);
+        cmd.arg(arg);
     }
     if let Some(d) = args.debug {
-        cmd.arg("-d").arg(d.to_string());
+        cmd.arg(format!("--debug={d}"));
+    }
+    for o in &args.options {
+        cmd.arg("-o").arg(o);
+    }
+    if args.lock_memory {
+        cmd.arg("-L");
+    }
+    if let Some(user) = &args.user {
+        cmd.arg("-U").arg(user);
     }
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -149,9 +216,11 @@ pub fn start(netdir: &NetDir, args: &StartArgs) -> Result<i32> {
 /// `meshd stop`: ask for a graceful stop, wait until the pidfile is gone.
 pub fn stop(netdir: &NetDir) -> Result<i32> {
     let pidfile = netdir.pidfile();
-    let mut signalled = None;
-    match ask(netdir, &Request::Stop) {
-        Ok(_) => {}
+    // A daemon running as another user (-U) cannot remove its files from a root-owned
+    // directory: its exit is what counts.
+    let running = PidFile::read(&pidfile).ok().map(|p| p.pid);
+    let waiting_for = match ask(netdir, &Request::Stop) {
+        Ok(_) => running,
         Err(err) => {
             // The socket is dead; fall back to the pid in the pidfile, as tinc does.
             match PidFile::read(&pidfile) {
@@ -160,7 +229,7 @@ pub fn stop(netdir: &NetDir) -> Result<i32> {
                         nix::unistd::Pid::from_raw(p.pid as i32),
                         nix::sys::signal::Signal::SIGTERM,
                     );
-                    signalled = Some(p.pid);
+                    Some(p.pid)
                 }
                 _ => {
                     eprintln!("{err}");
@@ -168,12 +237,12 @@ pub fn stop(netdir: &NetDir) -> Result<i32> {
                 }
             }
         }
-    }
+    };
     // Generous: tinc-up runs before the daemon answers.
     let deadline = Instant::now() + Duration::from_secs(45);
     while pidfile.exists() && Instant::now() < deadline {
-        if signalled.is_some_and(|pid| !process_alive(pid)) {
-            // It died without cleaning up: the files are stale.
+        if waiting_for.is_some_and(|pid| !process_alive(pid)) {
+            // It is gone without removing its files (killed, or not allowed to): stale.
             let _ = std::fs::remove_file(netdir.control_socket());
             let _ = std::fs::remove_file(&pidfile);
             break;
@@ -255,17 +324,36 @@ pub fn debug(netdir: &NetDir, level: u8) -> Result<i32> {
     }
 }
 
-/// `meshd log`: copies the daemon's log lines to stdout until it stops or we are interrupted.
-pub fn log(netdir: &NetDir) -> Result<i32> {
+/// `meshd log [LEVEL]`: copies the daemon's log lines (at LEVEL: for this stream only) to
+/// stdout until it stops or we are interrupted.
+pub fn log(netdir: &NetDir, level: Option<u8>) -> Result<i32> {
     let mut out = std::io::stdout();
     let result = crate::control::client::stream(
         &netdir.pidfile(),
         &netdir.control_socket(),
-        &Request::Log,
+        &Request::Log { level },
         |line| {
             use std::io::Write;
             out.write_all(line.as_bytes()).is_ok() && out.flush().is_ok()
         },
+    );
+    match result {
+        Ok(()) => Ok(0),
+        Err(err) => {
+            eprintln!("{err:#}");
+            Ok(1)
+        }
+    }
+}
+
+/// `meshd pcap [SNAPLEN]`: the daemon's frames as a pcap file on stdout (`| tcpdump -r -`),
+/// until it stops or the reader goes.
+pub fn pcap(netdir: &NetDir, snaplen: Option<u32>) -> Result<i32> {
+    let result = crate::control::client::stream_bytes(
+        &netdir.pidfile(),
+        &netdir.control_socket(),
+        &Request::Pcap { snaplen },
+        &mut std::io::stdout().lock(),
     );
     match result {
         Ok(()) => Ok(0),

@@ -4,12 +4,17 @@ mod config_cmd;
 mod daemon;
 mod dump;
 mod exchange;
+mod fsck;
 mod graph;
 mod init;
 mod invite;
+mod network;
+mod operator;
 mod revoke;
 mod shell;
+mod sign;
 mod subnets;
+mod top;
 mod usage;
 mod vips;
 
@@ -156,8 +161,61 @@ pub enum Command {
         /// The new level.
         level: u8,
     },
-    /// Stream the running daemon's log (from now on) until interrupted.
-    Log,
+    /// Stream the running daemon's log (from now on) until interrupted; with LEVEL (0
+    /// warnings, 1 info, 2 debug, 3 trace) at that level for this stream only, as tinc's
+    /// `log LEVEL` (the daemon's own log keeps its level).
+    Log {
+        /// The level for this stream.
+        level: Option<u8>,
+    },
+    /// Write every frame the daemon reads from or writes to its TAP to stdout as a pcap file,
+    /// until interrupted (tinc's pcap): `meshd -n lab pcap | tcpdump -n -r -`.
+    Pcap {
+        /// Bytes kept of each frame (default 65535: whole frames).
+        snaplen: Option<u32>,
+    },
+    /// Drop the sessions with NODE now (tinc's disconnect); either side handshakes again
+    /// later (this node after 5 s, NODE once it finds this node silent).
+    Disconnect {
+        /// The node.
+        node: String,
+    },
+    /// Handshake now with every node that has no session, back-off reset (tinc's retry;
+    /// also SIGALRM).
+    Retry,
+    /// Forget what unreachable nodes left (records, subnets, VIP claims, learned MACs);
+    /// nodes known only by gossip are forgotten entirely (tinc's purge).
+    Purge,
+    /// List the networks under $MESHD_CONFDIR_BASE (default /etc/meshd): `.` if it holds a
+    /// configuration itself, then each directory that does. In command mode, `network NET`
+    /// switches to NET for the lines that follow.
+    Network {
+        /// The network to switch to (command mode only).
+        net: Option<String>,
+    },
+    /// Check the network directory as tinc's fsck: the configuration loads, the private key
+    /// exists, is mode 0600 and matches the own host file's Ed25519PublicKey, scripts are
+    /// executable. Silent when all is well; with --force, fixes the key file's mode, the own
+    /// public key and script modes.
+    Fsck,
+    /// Every node's traffic, redrawn every second on the terminal (tinc's top). Keys: n i I
+    /// o O t T sort (name, in/out/total packets/bytes), c cumulative, b k M G units, q quit.
+    Top,
+    /// Sign FILE (or stdin) with this node's key, as tinc: prints `Signature = NAME UNIXTIME
+    /// SIG` and then the data.
+    Sign {
+        /// The file to sign (default: stdin).
+        file: Option<PathBuf>,
+    },
+    /// Check a signed document (FILE or stdin) against hosts/NODE (`.`: this node, `*`: the
+    /// node it names); prints the data without the Signature line, exit 1 if it does not verify.
+    Verify {
+        /// `NODE`, `.` or `*`.
+        #[arg(value_name = "NODE|.|*")]
+        signer: String,
+        /// The signed file (default: stdin).
+        file: Option<PathBuf>,
+    },
     /// Show the daemon's view: `dump nodes`, `dump reachable nodes`, `dump edges`,
     /// `dump connections`, `dump subnets` (static subnets, learned MACs, learned IP bindings),
     /// `dump vips` (each shared VIP, its virtual MAC, its holders and their state),
@@ -306,6 +364,7 @@ pub fn run(mut cli: Cli) -> Result<i32> {
             let cmd = <Cli as clap::CommandFactory>::command();
             return print_bytes(cmd.render_version().as_bytes());
         }
+        Command::Network { net } => return network::network(net.as_deref()),
         Command::Join { url, port, start } => {
             return invite::join(cli.config.clone(), cli.net.clone(), url, *port, *start);
         }
@@ -338,7 +397,16 @@ pub fn run(mut cli: Cli) -> Result<i32> {
         Command::Reload => daemon::reload(&netdir),
         Command::Pid => daemon::pid(&netdir),
         Command::Debug { level } => daemon::debug(&netdir, level),
-        Command::Log => daemon::log(&netdir),
+        Command::Log { level } => daemon::log(&netdir, level),
+        Command::Disconnect { node } => operator::disconnect(&netdir, &node),
+        Command::Retry => operator::retry(&netdir),
+        Command::Pcap { snaplen } => daemon::pcap(&netdir, snaplen),
+        Command::Purge => operator::purge(&netdir),
+        Command::Fsck => fsck::fsck(&netdir, force),
+        Command::Top => top::top(&netdir),
+        Command::Sign { file } => sign::sign(&netdir, file.as_deref()),
+        Command::Verify { signer, file } => sign::verify(&netdir, &signer, file.as_deref()),
+        Command::Network { .. } => unreachable!("handled above"),
         Command::Dump { what, json } => {
             if what.len() == 2 && !what[0].eq_ignore_ascii_case("reachable") {
                 eprintln!("Invalid number of arguments.\nTry `meshd --help' for more information.");

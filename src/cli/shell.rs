@@ -1,7 +1,8 @@
 //! Command mode (tinc's shell): `meshd -c DIR` with no command reads commands from stdin, one
 //! a line, and runs each like a command line with the same global options. On a terminal it
 //! prompts (`meshd.NET> `, or `meshd> `) unless `-b`. Blank lines and lines starting with `#`
-//! are skipped; `exit` or `quit` ends. The exit status is 1 if any command failed, else 0.
+//! are skipped; `exit` or `quit` ends; `network NET` switches to network NET (`.`: the base
+//! directory) for the lines after it. The exit status is 1 if any command failed, else 0.
 
 use super::Cli;
 use anyhow::{Context, Result};
@@ -32,14 +33,37 @@ fn global_args(cli: &Cli) -> Vec<OsString> {
     args
 }
 
-/// Runs command mode until end of input; returns the exit code.
-pub fn command_mode(cli: &Cli) -> Result<i32> {
-    let prefix = global_args(cli);
-    let stdin = std::io::stdin();
-    let prompt = (!cli.batch && stdin.is_terminal()).then(|| match &cli.net {
+/// `prefix` switched to network `net` (tinc's `network NET` in its shell): `-c`/`-n` replaced
+/// by `-n NET`, or by nothing for `.` (the base directory itself).
+fn switch_network(prefix: &[OsString], net: &str) -> Vec<OsString> {
+    let mut out = Vec::new();
+    let mut it = prefix.iter();
+    while let Some(a) = it.next() {
+        if a == "-c" || a == "-n" {
+            it.next();
+        } else {
+            out.push(a.clone());
+        }
+    }
+    if net != "." {
+        out.insert(1, net.into());
+        out.insert(1, "-n".into());
+    }
+    out
+}
+
+fn prompt_for(net: Option<&str>) -> String {
+    match net {
         Some(n) => format!("meshd.{n}> "),
         None => "meshd> ".to_string(),
-    });
+    }
+}
+
+/// Runs command mode until end of input; returns the exit code.
+pub fn command_mode(cli: &Cli) -> Result<i32> {
+    let mut prefix = global_args(cli);
+    let stdin = std::io::stdin();
+    let mut prompt = (!cli.batch && stdin.is_terminal()).then(|| prompt_for(cli.net.as_deref()));
     let mut failed = false;
     let mut input = stdin.lock();
     let mut line = String::new();
@@ -64,6 +88,19 @@ pub fn command_mode(cli: &Cli) -> Result<i32> {
             None => continue,
             Some(w) if w.starts_with('#') => continue,
             Some(w) if w.eq_ignore_ascii_case("exit") || w.eq_ignore_ascii_case("quit") => break,
+            Some(w) if w.eq_ignore_ascii_case("network") && words.len() == 2 => {
+                let net = words[1];
+                if net != "." && !crate::config::valid_netname(net) {
+                    eprintln!("Invalid network name '{net}'.");
+                    failed = true;
+                } else {
+                    prefix = switch_network(&prefix, net);
+                    if let Some(p) = prompt.as_mut() {
+                        *p = prompt_for((net != ".").then_some(net));
+                    }
+                }
+                continue;
+            }
             Some(_) => {}
         }
         let mut args = prefix.clone();

@@ -162,9 +162,14 @@ pub fn parse_host_config(
     })
 }
 
-/// Reads and parses `hosts/NAME`.
+/// Reads and parses `hosts/NAME` (with the daemon's `-o NAME.VAR=VALUE` applied).
 pub fn load_host_config(netdir: &NetDir, name: &NodeName) -> Result<HostConfig, ConfigError> {
-    parse_host_config(name, read_config_file(netdir.host_file(name))?)
+    let mut lines = read_config_file(netdir.host_file(name))?;
+    super::overrides::apply(
+        &mut lines,
+        super::overrides::for_host(&netdir.overrides, name),
+    );
+    parse_host_config(name, lines)
 }
 
 /// Loads every host file in `hosts/` whose file name is a valid node name (so `NAME-up`,

@@ -11,6 +11,7 @@
 //! * [`vip`](mod@vip): `VirtualIP`, `VirtualMAC`, `HealthCheck` and the VIP settings.
 //! * [`write`](mod@write): atomic file writing, appending to host files, `init`.
 //! * [`edit`]: one variable changed in one file (`meshd set/add/del`), checked before writing.
+//! * [`overrides`]: `start -o [HOST.]VAR=VALUE`, applied over the files for one run.
 //!
 //! Differences from tinc worth knowing:
 //! * meshd implements only switch mode, so `Mode` defaults to `switch` (tinc: `router`) and
@@ -24,6 +25,7 @@ pub mod edit;
 pub mod host;
 pub mod known;
 pub mod netdir;
+pub mod overrides;
 pub mod parse;
 pub mod server;
 

@@ -25,6 +25,8 @@ pub struct NetDir {
     pub netname: Option<String>,
     /// `--pidfile`, if given.
     pub pidfile_override: Option<PathBuf>,
+    /// `start -o [HOST.]VAR=VALUE`: configuration for this run, winning over the files.
+    pub overrides: Vec<super::overrides::Override>,
 }
 
 /// Whether `name` is usable as a network name: non-empty, no `/`, no control characters,
@@ -37,6 +39,14 @@ pub fn valid_netname(name: &str) -> bool {
         && !name.chars().any(char::is_control)
 }
 
+/// The directory `-n NET` is under: `$MESHD_CONFDIR_BASE`, else [`DEFAULT_CONFDIR_BASE`].
+pub fn confdir_base() -> PathBuf {
+    std::env::var_os(CONFDIR_BASE_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFDIR_BASE))
+}
+
 impl NetDir {
     /// A network directory at `root`, without netname or pidfile override.
     pub fn new(root: impl Into<PathBuf>) -> NetDir {
@@ -44,6 +54,7 @@ impl NetDir {
             root: root.into(),
             netname: None,
             pidfile_override: None,
+            overrides: Vec::new(),
         }
     }
 
@@ -54,10 +65,7 @@ impl NetDir {
         config_dir: Option<PathBuf>,
         netname: Option<String>,
     ) -> Result<NetDir, ConfigError> {
-        let base = std::env::var_os(CONFDIR_BASE_ENV)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFDIR_BASE));
+        let base = confdir_base();
         let env_netname = std::env::var(NETNAME_ENV).ok().filter(|v| !v.is_empty());
         Self::resolve_with(config_dir, netname, env_netname, &base)
     }
@@ -88,12 +96,19 @@ impl NetDir {
             root,
             netname,
             pidfile_override: None,
+            overrides: Vec::new(),
         })
     }
 
     /// Sets the `--pidfile` override.
     pub fn with_pidfile(mut self, pidfile: Option<PathBuf>) -> NetDir {
         self.pidfile_override = pidfile;
+        self
+    }
+
+    /// Sets the `-o` overrides.
+    pub fn with_overrides(mut self, overrides: Vec<super::overrides::Override>) -> NetDir {
+        self.overrides = overrides;
         self
     }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::host::{bad_value, host_fields, Vars};
 use super::netdir::NetDir;
+use super::overrides;
 use super::parse::{lookup, parse_config_text, read_config_file, ConfigLine};
 use super::types::{
     format_duration, parse_bool, parse_duration, AddressFamily, BindAddress, HostAddress,
@@ -80,6 +81,8 @@ pub struct ServerConfig {
     pub address_family: AddressFamily,
     /// `BindToAddress` lines.
     pub bind_to_address: Vec<BindAddress>,
+    /// `ListenAddress` lines (tinc: listen only; meshd's one socket listens and sends).
+    pub listen_address: Vec<BindAddress>,
     /// `MACExpire` (default 600 s).
     pub mac_expire: Duration,
     /// `MACTableMax`.
@@ -173,10 +176,11 @@ pub(super) fn load_server_config_with(
     }
     let mut lines = read(&conf)?;
     lines.extend(read_conf_d(netdir)?);
+    overrides::apply(&mut lines, overrides::for_self(&netdir.overrides));
     let name = resolve_name(&lines, &conf, &|v| std::env::var(v).ok())?;
     let host_path = netdir.host_file(&name);
     let mut warnings = Vec::new();
-    let host_lines = if host_path.exists() || replaced.is_some_and(|(p, _)| p == host_path) {
+    let mut host_lines = if host_path.exists() || replaced.is_some_and(|(p, _)| p == host_path) {
         read(&host_path)?
     } else {
         warnings.push(format!(
@@ -185,6 +189,13 @@ pub(super) fn load_server_config_with(
         ));
         Vec::new()
     };
+    // `-o VAR=VALUE` wins over the own host file too; `-o NAME.VAR=VALUE` over both files.
+    overrides::remove_replaced(&mut host_lines, overrides::for_self(&netdir.overrides));
+    overrides::remove_replaced(&mut lines, overrides::for_host(&netdir.overrides, &name));
+    overrides::apply(
+        &mut host_lines,
+        overrides::for_host(&netdir.overrides, &name),
+    );
     build_server_config(netdir, name, lines, host_lines, warnings)
 }
 
@@ -344,6 +355,7 @@ pub(super) fn build_server_config(
     let interface = v.get("Interface", interface_name)?.map(|(i, _)| i);
     let address_family = v.get_or("AddressFamily", AddressFamily::Any, str::parse)?;
     let bind_to_address = v.all("BindToAddress", str::parse)?;
+    let listen_address = v.all("ListenAddress", str::parse)?;
     let mac_expire = v.get_or("MACExpire", DEFAULT_MAC_EXPIRE, positive_duration)?;
 
     let mac_table_max = v.get_or("MACTableMax", DEFAULT_MAC_TABLE_MAX, positive_count)?;
@@ -438,6 +450,7 @@ pub(super) fn build_server_config(
         interface,
         address_family,
         bind_to_address,
+        listen_address,
         mac_expire,
         mac_table_max,
         mac_table_max_per_node,

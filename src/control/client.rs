@@ -49,6 +49,38 @@ pub fn stream(
     }
 }
 
+/// Sends a streaming request whose stream is bytes (`Pcap`): after the daemon's `Ok`, copies
+/// everything to `out` until the daemon closes the connection or `out` refuses (a closed pipe).
+pub fn stream_bytes(
+    pidfile: &Path,
+    socket: &Path,
+    req: &Request,
+    out: &mut impl std::io::Write,
+) -> Result<()> {
+    let (mut reader, answer) = send(pidfile, socket, req, Duration::from_secs(5))?;
+    match answer {
+        Response::Ok => {}
+        Response::Error { message } => bail!("{message}"),
+        other => bail!("unexpected answer: {other:?}"),
+    }
+    reader
+        .get_ref()
+        .set_read_timeout(None)
+        .context("control socket")?;
+    let mut buf = [0u8; 65536];
+    loop {
+        let n = match std::io::Read::read(&mut reader, &mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).context("reading from the control socket"),
+        };
+        if out.write_all(&buf[..n]).and_then(|()| out.flush()).is_err() {
+            return Ok(());
+        }
+    }
+}
+
 /// Sends one request to the daemon of the network whose pidfile and socket are given.
 pub fn request(
     pidfile: &Path,

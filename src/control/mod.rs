@@ -40,8 +40,28 @@ pub enum Request {
         /// The new level (0 warn, 1 info, 2 debug, 3 trace).
         level: u8,
     },
-    /// `log`: stream log lines (the answer is `Ok`, then raw lines until the client leaves).
-    Log,
+    /// `log [LEVEL]`: stream log lines (the answer is `Ok`, then raw lines until the client
+    /// leaves), at LEVEL or at the daemon's level.
+    Log {
+        /// The level for this stream only (0 warnings .. 3 trace).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        level: Option<u8>,
+    },
+    /// `disconnect NODE`: drop the sessions with NODE (`Ok`, or `Error` if there were none).
+    Disconnect {
+        /// The node.
+        node: String,
+    },
+    /// `pcap [SNAPLEN]`: after `Ok`, a pcap file of every frame to and from the TAP.
+    Pcap {
+        /// Bytes kept of each frame (default 65535).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        snaplen: Option<u32>,
+    },
+    /// `retry`: handshake now with every node that has no session.
+    Retry,
+    /// `purge`: forget what unreachable nodes left behind.
+    Purge,
 }
 
 /// The first line a client sends.

@@ -149,12 +149,26 @@ async fn serve(
         return Ok(());
     };
     let response = match serde_json::from_str::<Request>(&line) {
-        Ok(Request::Log) => match stats.log_streams.clone().try_acquire_owned() {
-            Ok(_stream_permit) => return stream_log(lines, write).await,
+        Ok(Request::Log { level }) => match stats.log_streams.clone().try_acquire_owned() {
+            Ok(_stream_permit) => return stream_log(lines, write, level).await,
             Err(_) => {
                 stats.log_streams_refused.fetch_add(1, Ordering::Relaxed);
                 Response::Error {
                     message: format!("{MAX_LOG_STREAMS} log streams are open already"),
+                }
+            }
+        },
+        // `meshd pcap`: a stream like `log`, served in driver/pcap.rs.
+        Ok(Request::Pcap { snaplen }) => match stats.log_streams.clone().try_acquire_owned() {
+            Ok(_stream_permit) => {
+                let ok = serde_json::to_string(&Response::Ok)? + "\n";
+                return super::pcap::stream(lines.into_inner(), write, ok.as_bytes(), snaplen)
+                    .await;
+            }
+            Err(_) => {
+                stats.log_streams_refused.fetch_add(1, Ordering::Relaxed);
+                Response::Error {
+                    message: format!("{MAX_LOG_STREAMS} log or pcap streams are open already"),
                 }
             }
         },
@@ -213,8 +227,9 @@ type ControlReader = BufReader<tokio::net::unix::OwnedReadHalf>;
 async fn stream_log(
     mut lines: ControlReader,
     mut write: tokio::net::unix::OwnedWriteHalf,
+    level: Option<u8>,
 ) -> Result<()> {
-    let Some(mut rx) = crate::logs::subscribe() else {
+    let Some(mut rx) = crate::logs::subscribe(level) else {
         let mut out = serde_json::to_string(&Response::Error {
             message: "this daemon has no log stream".into(),
         })?;

@@ -172,6 +172,7 @@ impl Daemon {
             }
         }
         while let Some(frame) = self.node.poll_frame() {
+            super::pcap::capture(&frame);
             self.tap_frames.push(frame);
         }
         if let Some(tap) = self.tap.as_ref() {

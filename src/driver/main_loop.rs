@@ -29,6 +29,7 @@ pub(super) struct Inputs {
     pub(super) sigterm: Signal,
     pub(super) sigint: Signal,
     pub(super) sighup: Signal,
+    pub(super) sigalrm: Signal,
     /// systemd's watchdog keepalives (ticks only when systemd asked for them).
     pub(super) watchdog: tokio::time::Interval,
     /// When to tell systemd the daemon is ready even without a first session.
@@ -41,6 +42,8 @@ enum Sig {
     Term,
     Int,
     Hup,
+    /// tincd's SIGALRM: `meshd retry`.
+    Alrm,
 }
 
 /// One thing that happened, for [`Daemon::dispatch`].
@@ -154,6 +157,7 @@ impl Daemon {
             _ = inputs.sigint.recv() => Input::Signal(Sig::Int),
             Some(joined) = inputs.joined.recv() => Input::Joined(joined),
             _ = inputs.sighup.recv() => Input::Signal(Sig::Hup),
+            _ = inputs.sigalrm.recv() => Input::Signal(Sig::Alrm),
         }
     }
 
@@ -223,6 +227,9 @@ impl Daemon {
             Sig::Term => self.stop(StopCause::Signal("SIGTERM"), None),
             Sig::Int => self.stop(StopCause::Signal("SIGINT"), None),
             Sig::Hup => self.reload(ReloadCause::Sighup, None),
+            Sig::Alrm => {
+                self.node.retry(Instant::now());
+            }
         }
     }
 
@@ -284,9 +291,23 @@ impl Daemon {
                     message: format!("{err:#}"),
                 },
             },
+            Request::Disconnect { node } => match self.node.disconnect(now, &node) {
+                true => Response::Ok,
+                false => Response::Error {
+                    message: format!("no session with {node}"),
+                },
+            },
+            Request::Retry => {
+                self.node.retry(now);
+                Response::Ok
+            }
+            Request::Purge => {
+                self.node.purge(now);
+                Response::Ok
+            }
             // The control server streams logs on the connection itself; a `log` that
             // reached the loop has no stream to go to.
-            Request::Log => Response::Error {
+            Request::Log { .. } | Request::Pcap { .. } => Response::Error {
                 message: "the log stream is served by the control connection".into(),
             },
         };

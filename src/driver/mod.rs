@@ -11,6 +11,8 @@ mod join_server;
 mod main_loop;
 pub mod metrics;
 pub mod offload;
+pub mod pcap;
+pub mod privileges;
 pub mod scripts;
 pub mod setup;
 pub mod systemd;
@@ -32,20 +34,22 @@ use tokio::signal::unix::{signal, SignalKind};
 
 /// Runs the daemon in the current process until it is told to stop.
 /// `debug` is the `-d` level (0 without one, as tincd), passed to scripts as `DEBUG`.
-pub fn run(netdir: NetDir, debug: u8) -> Result<()> {
+/// `privileges` (`-L`, `-U USER`) are applied once the daemon holds what needs root.
+pub fn run(netdir: NetDir, debug: u8, privileges: privileges::Privileges) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
-    runtime.block_on(run_async(netdir, debug))
+    runtime.block_on(run_async(netdir, debug, privileges))
 }
 
 /// Longest wait for a first session before telling systemd the daemon is ready anyway.
 const READY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Starts the daemon, serves until a graceful stop is done, and shuts it down.
-async fn run_async(netdir: NetDir, debug: u8) -> Result<()> {
+async fn run_async(netdir: NetDir, debug: u8, privileges: privileges::Privileges) -> Result<()> {
     let (mut daemon, mut inputs, servers) = start(netdir, debug).await?;
+    privileges.apply()?;
     daemon.serve(&mut inputs).await;
     // The inputs (the control socket's requests among them) live until the daemon is gone.
     daemon.shut_down(servers).await;
@@ -66,6 +70,19 @@ async fn start(netdir: NetDir, debug: u8) -> Result<(Daemon, Inputs, Servers)> {
     let setup = setup::load(&netdir)?;
     for w in &setup.warnings {
         tracing::warn!("{w}");
+    }
+    // tinc's default is router mode; meshd has only switch mode: say so.
+    match &setup.no_mode_line {
+        Some(conf) if conf.ends_with(crate::config::netdir::TINC_CONF) => tracing::warn!(
+            "{} has no Mode line: tinc would run router mode; meshd runs switch mode \
+             (a TAP device, Ethernet frames, MAC learning). Add Mode = switch to say so",
+            conf.display()
+        ),
+        Some(conf) => tracing::info!(
+            "no Mode line in {}: switch mode (meshd's only mode)",
+            conf.display()
+        ),
+        None => {}
     }
     let key = crate::keyfile::load_private_key(&setup.private_key_file)
         .with_context(|| format!("cannot load the private key of {}", setup.node.name))?;
@@ -234,6 +251,7 @@ async fn start(netdir: NetDir, debug: u8) -> Result<(Daemon, Inputs, Servers)> {
         sigterm: signal(SignalKind::terminate()).context("SIGTERM handler")?,
         sigint: signal(SignalKind::interrupt()).context("SIGINT handler")?,
         sighup: signal(SignalKind::hangup()).context("SIGHUP handler")?,
+        sigalrm: signal(SignalKind::alarm()).context("SIGALRM handler")?,
         watchdog,
         ready_deadline,
     };

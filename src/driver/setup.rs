@@ -44,6 +44,8 @@ pub struct Setup {
     pub metrics_address: Option<SocketAddr>,
     /// Non-fatal problems, to log.
     pub warnings: Vec<String>,
+    /// The configuration file, when it has no `Mode` line (meshd says it runs switch mode).
+    pub no_mode_line: Option<PathBuf>,
 }
 
 /// Resolves `Address` lines (names through the system resolver) with `default_port`.
@@ -200,7 +202,13 @@ pub fn load(netdir: &NetDir) -> Result<Setup> {
         }
     }
 
-    let bind_address = match server.bind_to_address.first() {
+    // One socket listens and sends: the first BindToAddress, else the first ListenAddress.
+    let binds: Vec<&crate::config::BindAddress> = server
+        .bind_to_address
+        .iter()
+        .chain(&server.listen_address)
+        .collect();
+    let bind_address = match binds.first() {
         Some(b) => {
             let port = b.port.unwrap_or(server.port);
             match b.addr {
@@ -210,8 +218,15 @@ pub fn load(netdir: &NetDir) -> Result<Setup> {
         }
         None => super::udp::wildcard(family != AddressFamily::Ipv4, server.port),
     };
-    if server.bind_to_address.len() > 1 {
-        warnings.push("only the first BindToAddress is used".to_string());
+    if let [first, rest @ ..] = binds.as_slice() {
+        if !rest.is_empty() {
+            let ignored: Vec<String> = rest.iter().map(|b| b.to_string()).collect();
+            warnings.push(format!(
+                "meshd listens on one address: {first} (BindToAddress first, then ListenAddress); \
+                 not listening on {}",
+                ignored.join(", ")
+            ));
+        }
     }
     let metrics_address = match server.get("MetricsAddress") {
         None => None,
@@ -223,7 +238,9 @@ pub fn load(netdir: &NetDir) -> Result<Setup> {
             )
         })?),
     };
+    let no_mode_line = server.get("Mode").is_none().then(|| netdir.config_file());
     Ok(Setup {
+        no_mode_line,
         node,
         hosts,
         bind_address,

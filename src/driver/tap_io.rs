@@ -35,13 +35,18 @@ pub fn deliver_read(
     now: Instant,
 ) {
     if !tap.vnet_hdr() {
+        super::pcap::capture(read);
         node.handle_frame(now, read);
         return;
     }
     if read.get(1).is_some_and(|gso| *gso != offload::GSO_NONE) {
         counters.tso_reads += 1;
     }
-    if let Err(err) = offload::split_read(read, scratch, |f| node.handle_frame(now, f)) {
+    let deliver = |f: &[u8]| {
+        super::pcap::capture(f);
+        node.handle_frame(now, f)
+    };
+    if let Err(err) = offload::split_read(read, scratch, deliver) {
         counters.read_drops += 1;
         tracing::debug!(?err, len = read.len(), "dropping a TAP read");
     }

@@ -177,9 +177,8 @@ pub fn join(
         JoinTarget::Given(nd) => nd.clone(),
         JoinTarget::FromInvitation { base } => match &plan.netname {
             Some(net) => NetDir {
-                root: base.join(net),
                 netname: Some(net.clone()),
-                pidfile_override: None,
+                ..NetDir::new(base.join(net))
             },
             None => {
                 let why = "the invitation names no network: give -n NET or -c DIR";

@@ -357,6 +357,7 @@ impl Node {
             DownReason::Goodbye => tracing::info!(peer = %name, "peer left"),
             DownReason::LocalShutdown => tracing::debug!(peer = %name, "leaving peer"),
             DownReason::Revoked => tracing::info!(peer = %name, "peer revoked"),
+            DownReason::Disconnected => tracing::info!(peer = %name, "peer disconnected"),
         }
         let endpoint = self.peers.get(name).and_then(|p| p.endpoint);
         self.own.dirty = true;

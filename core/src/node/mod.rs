@@ -24,6 +24,8 @@ mod vip;
 mod vip_nd;
 mod vip_owner;
 pub mod vip_status;
+// tinc's operator commands: disconnect, retry, purge.
+mod operator;
 
 pub use limits::{AtCap, Limit, LimitCounters, LogThrottle};
 pub use peer::{KeySource, PathCheck, Peer, PeerStats, SignatureBudget};
@@ -132,6 +134,7 @@ const KNOWN_ENDPOINT_HANDSHAKES_PER_SOURCE_PER_SEC: u32 = 20;
 /// - [`Node::shutdown`]: graceful stop, step two (goodbyes, `down` events);
 ///   drain the outputs one last time, then drop the node.
 /// - [`Node::send_frame`]: send a frame to a named peer over its session.
+/// - [`Node::disconnect`], [`Node::retry`], [`Node::purge`]: tinc's operator commands.
 ///
 /// **Getters** (for `dump`, `info`, metrics and tests; no side effects)
 /// [`Node::name`], [`Node::config`], [`Node::public_key`], [`Node::peers`],

@@ -213,6 +213,8 @@ pub enum DownReason {
     LocalShutdown,
     /// Its host file was removed (revocation, on reload).
     Revoked,
+    /// The operator dropped its sessions (`meshd disconnect NODE`).
+    Disconnected,
 }
 
 /// Counters of packets the core refused, by reason.

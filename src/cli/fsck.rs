@@ -1,0 +1,215 @@
+//! `meshd fsck`: checks a network directory as tinc's fsck does — the configuration loads, the
+//! private key is there, readable by its owner only and matches the own host file's public key,
+//! scripts are executable — and says how to fix each problem (`--force` fixes the key file's
+//! mode, the own public key and script modes). Silent with exit 0 on a healthy directory, as
+//! tinc; exit 1 while an error is left.
+
+use crate::config::{load_all_hosts, load_server_config, NetDir, ServerConfig};
+use crate::keys::{KeyError, PrivateKey};
+use anyhow::Result;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+/// Scripts in the network directory (tinc's, then meshd's).
+const SCRIPTS: &[&str] = &[
+    "tinc-up",
+    "tinc-down",
+    "host-up",
+    "host-down",
+    "subnet-up",
+    "subnet-down",
+    "invitation-created",
+    "invitation-accepted",
+    "vip-up",
+    "vip-down",
+];
+
+/// What fsck found.
+#[derive(Default)]
+struct Report {
+    errors: usize,
+}
+
+impl Report {
+    fn error(&mut self, msg: impl std::fmt::Display) {
+        eprintln!("ERROR: {msg}");
+        self.errors += 1;
+    }
+    fn warning(&self, msg: impl std::fmt::Display) {
+        eprintln!("WARNING: {msg}");
+    }
+    fn fixed(&self, msg: impl std::fmt::Display) {
+        eprintln!("Fixed: {msg}");
+    }
+}
+
+/// `meshd fsck`.
+pub fn fsck(netdir: &NetDir, force: bool) -> Result<i32> {
+    let mut r = Report::default();
+    let conf = netdir.config_file();
+    if let Err(e) = std::fs::metadata(&conf) {
+        r.error(format!(
+            "cannot read {}: {}",
+            conf.display(),
+            super::network::strerror(&e)
+        ));
+        eprintln!(
+            "No meshd configuration found. Create a new one with:\n\nmeshd -c {} init NAME",
+            netdir.root.display()
+        );
+        return Ok(1);
+    }
+    let server = match load_server_config(netdir) {
+        Ok(s) => s,
+        Err(e) => {
+            r.error(e);
+            return Ok(1);
+        }
+    };
+    for w in &server.warnings {
+        r.warning(w);
+    }
+    let (_, host_errors) = load_all_hosts(netdir);
+    for e in host_errors {
+        r.warning(format!("{e} (this host is skipped)"));
+    }
+    if let Some(key) = check_private_key(&server, force, &mut r) {
+        check_public_key(netdir, &server, &key, force, &mut r)?;
+    }
+    check_scripts(netdir, &server, force, &r);
+    Ok(i32::from(r.errors > 0))
+}
+
+/// The private key, if it loads (after fixing its mode with `force`).
+fn check_private_key(server: &ServerConfig, force: bool, r: &mut Report) -> Option<PrivateKey> {
+    let path = &server.private_key_file;
+    if !path.exists() {
+        r.error(format!(
+            "no private key: {} does not exist; create one with meshd -c DIR generate-ed25519-keys",
+            path.display()
+        ));
+        return None;
+    }
+    match crate::keyfile::load_private_key(path) {
+        Ok(k) => Some(k),
+        Err(KeyError::PermissionsTooOpen { mode, .. }) if force => {
+            if let Err(e) =
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700))
+            {
+                r.error(format!("cannot chmod 600 {}: {e}", path.display()));
+                return None;
+            }
+            r.fixed(format!("{} is now mode 0600", path.display()));
+            match crate::keyfile::load_private_key(path) {
+                Ok(k) => Some(k),
+                Err(e) => {
+                    r.error(e);
+                    None
+                }
+            }
+        }
+        Err(e @ KeyError::PermissionsTooOpen { .. }) => {
+            r.error(format!("{e} (or meshd fsck --force)"));
+            None
+        }
+        Err(e) => {
+            r.error(e);
+            None
+        }
+    }
+}
+
+/// The own host file's `Ed25519PublicKey` must be the private key's.
+fn check_public_key(
+    netdir: &NetDir,
+    server: &ServerConfig,
+    key: &PrivateKey,
+    force: bool,
+    r: &mut Report,
+) -> Result<()> {
+    let host = netdir.host_file(&server.name);
+    let want = key.public().to_tinc_base64();
+    let problem = match &server.ed25519_public_key {
+        _ if !host.exists() => format!("own host file {} does not exist", host.display()),
+        None => format!("{} has no Ed25519PublicKey", host.display()),
+        Some(text) => match crate::keys::PublicKey::from_tinc_base64(text) {
+            Ok(k) if k.to_tinc_base64() == want => return Ok(()),
+            Ok(_) => format!(
+                "the Ed25519PublicKey in {} does not match the private key {}",
+                host.display(),
+                server.private_key_file.display()
+            ),
+            Err(e) => format!("{}: Ed25519PublicKey: {e}", host.display()),
+        },
+    };
+    if !force {
+        r.error(format!(
+            "{problem}; it should say: Ed25519PublicKey = {want} (or meshd fsck --force)"
+        ));
+        return Ok(());
+    }
+    let args = [format!("{}.Ed25519PublicKey", server.name), want.clone()];
+    let code = super::config_cmd::config(
+        netdir,
+        Some(crate::config::edit::EditAction::Set),
+        &args,
+        true,
+    )?;
+    if code == 0 {
+        r.fixed(format!("{} has Ed25519PublicKey = {want}", host.display()));
+    } else {
+        r.error(problem);
+    }
+    Ok(())
+}
+
+/// Scripts that exist but would not run.
+fn check_scripts(netdir: &NetDir, server: &ServerConfig, force: bool, r: &Report) {
+    if server.scripts_interpreter.is_some() {
+        return; // run through the interpreter: no executable bit needed
+    }
+    let ext = &server.scripts_extension;
+    let mut paths: Vec<std::path::PathBuf> = SCRIPTS
+        .iter()
+        .map(|s| netdir.script(&format!("{s}{ext}")))
+        .collect();
+    if let Ok(entries) = std::fs::read_dir(netdir.hosts_dir()) {
+        let mut hosts: Vec<_> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                    let n = n.strip_suffix(ext.as_str()).unwrap_or(n);
+                    n.ends_with("-up") || n.ends_with("-down")
+                })
+            })
+            .collect();
+        hosts.sort();
+        paths.extend(hosts);
+    }
+    for path in paths {
+        check_script(&path, force, r);
+    }
+}
+
+fn check_script(path: &Path, force: bool, r: &Report) {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
+    let mode = meta.permissions().mode() & 0o7777;
+    if !meta.is_file() || mode & 0o100 != 0 {
+        return;
+    }
+    if force {
+        // Executable wherever it is readable.
+        let new = mode | 0o100 | ((mode & 0o044) >> 2);
+        match std::fs::set_permissions(path, std::fs::Permissions::from_mode(new)) {
+            Ok(()) => r.fixed(format!("{} is now executable", path.display())),
+            Err(e) => r.warning(format!("cannot chmod +x {}: {e}", path.display())),
+        }
+    } else {
+        r.warning(format!(
+            "{} is not executable: meshd will not run it (chmod +x {0}, or meshd fsck --force)",
+            path.display()
+        ));
+    }
+}

@@ -1,0 +1,314 @@
+//! Issue 21: tincd's start options `-o [HOST.]VAR=VALUE`, `-d` without a level and `--logfile`
+//! without a file, compared with what tinc 1.1 accepted (../shared/tinc11-observed/cli/46.txt,
+//! 47.txt: `tinc start -o Port=1 -d5 --logfile=DIR`).
+
+mod cli_support;
+
+use cli_support::*;
+use std::time::Duration;
+
+#[test]
+fn start_o_sets_variables_for_this_run_over_the_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("a");
+    let port = free_port();
+    init_node(&dir, "alpha", port);
+    let host_file = read(&dir.join("hosts/alpha"));
+    let mut reaper = Reaper::default();
+    // A single-valued variable replaces the host file's; a multi-valued one is added.
+    let other = free_port();
+    let o = meshd(
+        &dir,
+        &[
+            "start",
+            "-o",
+            &format!("Port={other}"),
+            "-o",
+            "Subnet=10.9.9.9",
+            "-o",
+            "alpha.Subnet = 10.9.9.8",
+        ],
+    );
+    assert_ok(&o);
+    reaper.track_dir(&dir);
+    // tinc: `start -o Port=1 -d5 --logfile=DIR` with a daemon running: "A tincd is already
+    // running with pid N.", rc 0 (cli/47.txt); the options are accepted, nothing changes.
+    let logfile = format!("--logfile={}", tmp.path().join("other.log").display());
+    let o = meshd(&dir, &["start", "-o", "Port=1", "-d5", &logfile]);
+    assert_ok(&o);
+    assert!(
+        stderr(&o).starts_with("A meshd is already running for "),
+        "{}",
+        show(&o)
+    );
+    let o = meshd(&dir, &["get", "Port"]);
+    assert_ok(&o);
+    assert_eq!(stdout(&o), format!("{other}\n"), "the daemon's port");
+    let has_subnets = |dir: &std::path::Path| {
+        let o = meshd(dir, &["dump", "subnets"]);
+        let s = stdout(&o);
+        s.contains("10.9.9.9 owner alpha\n") && s.contains("10.9.9.8 owner alpha\n")
+    };
+    assert!(
+        has_subnets(&dir),
+        "{}",
+        show(&meshd(&dir, &["dump", "subnets"]))
+    );
+    // Kept across a reload, and never written to the files.
+    assert_ok(&meshd(&dir, &["reload"]));
+    assert!(has_subnets(&dir));
+    assert_eq!(read(&dir.join("hosts/alpha")), host_file);
+    assert_ok(&meshd(&dir, &["stop"]));
+}
+
+#[test]
+fn start_o_mistakes_name_the_option() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("a");
+    init_node(&dir, "alpha", free_port());
+    let o = meshd(&dir, &["start", "-o", "Port"]);
+    assert_exit1(&o);
+    assert!(
+        stderr(&o).contains("-o:1: no value for variable 'Port'"),
+        "{}",
+        show(&o)
+    );
+    let o = meshd(&dir, &["start", "-D", "-o", "Mode=switch", "-o", "Port=x"]);
+    assert_exit1(&o);
+    assert!(
+        stderr(&o).contains("-o:2: bad value for Port: 'x' is not a port"),
+        "{}",
+        show(&o)
+    );
+    let o = meshd(&dir, &["start", "-o", "bad-name.Port=1"]);
+    assert_exit1(&o);
+    assert!(stderr(&o).contains("not a node name"), "{}", show(&o));
+    // tinc: `tinc -c alpha pid -o Foo=bar` -> "Too many arguments!", rc 1 (cli/46.txt).
+    let o = meshd(&dir, &["pid", "-o", "Foo=bar"]);
+    assert_exit1(&o);
+    assert_eq!(stderr(&o), "Too many arguments!\n");
+}
+
+#[test]
+fn bare_d_is_one_level_above_the_default() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("a");
+    init_node(&dir, "alpha", free_port());
+    let mut reaper = Reaper::default();
+    assert_ok(&meshd(&dir, &["start", "-d"]));
+    reaper.track_dir(&dir);
+    let o = meshd(&dir, &["debug", "1"]);
+    assert_ok(&o);
+    assert_eq!(stdout(&o), "Old level 2, new level 1.\n");
+    assert_ok(&meshd(&dir, &["stop"]));
+    // tinc's attached form, as in cli/47.txt (`-d5`).
+    assert_ok(&meshd(&dir, &["start", "-d3"]));
+    reaper.track_dir(&dir);
+    let o = meshd(&dir, &["debug", "1"]);
+    assert_eq!(stdout(&o), "Old level 3, new level 1.\n", "{}", show(&o));
+    assert_ok(&meshd(&dir, &["stop"]));
+}
+
+#[test]
+fn bare_logfile_logs_to_the_network_directory_even_in_the_foreground() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("a");
+    init_node(&dir, "alpha", free_port());
+    let log = dir.join("meshd.log");
+    assert!(!log.exists());
+    let mut reaper = Reaper::default();
+    let mut cmd = meshd_command();
+    cmd.arg("-c")
+        .arg(&dir)
+        .args(["start", "-D", "--logfile"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    reaper.children.push(child);
+    assert!(
+        wait_until(Duration::from_secs(20), || meshd(&dir, &["pid"])
+            .status
+            .success()),
+        "the daemon did not come up"
+    );
+    assert_ok(&meshd(&dir, &["stop"]));
+    let mut child = reaper.children.pop().unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    let text = read(&log);
+    assert!(text.contains("Executing script tinc-up"), "log:\n{text}");
+    assert!(
+        !err.contains("Executing script"),
+        "stderr has log lines:\n{err}"
+    );
+}
+
+/// The daemon's log file after a detached start and stop with `extra` config lines.
+fn start_log(dir: &std::path::Path) -> String {
+    let mut reaper = Reaper::default();
+    let _ = std::fs::remove_file(dir.join("meshd.log"));
+    assert_ok(&meshd(dir, &["start"]));
+    reaper.track_dir(dir);
+    assert_ok(&meshd(dir, &["stop"]));
+    read(&dir.join("meshd.log"))
+}
+
+#[test]
+fn no_mode_line_says_switch_mode_and_warns_in_a_tinc_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("a");
+    init_node(&dir, "alpha", free_port());
+    let log = start_log(&dir);
+    assert!(
+        log.contains("no Mode line in") && log.contains("switch mode (meshd's only mode)"),
+        "{log}"
+    );
+    // A tinc directory without Mode ran tinc in router mode: a warning.
+    std::fs::rename(dir.join("meshd.conf"), dir.join("tinc.conf")).unwrap();
+    let log = start_log(&dir);
+    let line = log
+        .lines()
+        .find(|l| l.contains("has no Mode line"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        line.contains("WARN") && line.contains("tinc would run router mode"),
+        "{line}"
+    );
+    append(&dir.join("tinc.conf"), "Mode = switch\n");
+    let log = start_log(&dir);
+    assert!(!log.contains("Mode line"), "{log}");
+}
+
+/// Local UDP and TCP addresses listening on `port` (from `ss`).
+fn listening(port: u16) -> String {
+    let out = std::process::Command::new("ss")
+        .args(["-Hlnut", &format!("sport = :{port}")])
+        .output()
+        .expect("ss (iproute2)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn listen_address_is_where_the_daemon_listens() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("a");
+    let port = free_port();
+    init_node(&dir, "alpha", port);
+    append(&dir.join("meshd.conf"), "ListenAddress = 127.0.0.2\n");
+    let mut reaper = Reaper::default();
+    assert_ok(&meshd(&dir, &["start"]));
+    reaper.track_dir(&dir);
+    let ss = listening(port);
+    let mut local: Vec<(&str, &str)> = ss
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            Some((*f.first()?, *f.get(4)?))
+        })
+        .collect();
+    local.sort();
+    let addr = format!("127.0.0.2:{port}");
+    assert_eq!(
+        local,
+        vec![("tcp", addr.as_str()), ("udp", addr.as_str())],
+        "UDP and TCP on {addr} only:\n{ss}"
+    );
+    assert_ok(&meshd(&dir, &["stop"]));
+    // A second address: one socket, and a warning that says which is not listened on.
+    append(&dir.join("meshd.conf"), "BindToAddress = 127.0.0.1\n");
+    let log = start_log(&dir);
+    assert!(
+        log.contains("meshd listens on one address: 127.0.0.1")
+            && log.contains("not listening on 127.0.0.2"),
+        "{log}"
+    );
+}
+
+/// `Name:\tvalue...` from /proc/PID/status.
+fn proc_status(pid: u32, field: &str) -> String {
+    read(std::path::Path::new(&format!("/proc/{pid}/status")))
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(&format!("{field}:"))
+                .map(|v| v.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+#[test]
+fn user_lock_and_chroot_options() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("a");
+    init_node(&dir, "alpha", free_port());
+    let mut reaper = Reaper::default();
+
+    // -U: the daemon runs as the user once its sockets and files are open.
+    let o = meshd(&dir, &["start", "-U", "nobody"]);
+    assert_ok(&o);
+    let pid = reaper.track_dir(&dir);
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    let uid = proc_status(pid, "Uid");
+    assert_eq!(
+        uid.split_whitespace().collect::<Vec<_>>(),
+        vec![nobody.uid.to_string(); 4],
+        "real, effective, saved, fs uid"
+    );
+    assert_ok(&meshd(&dir, &["dump", "nodes"]));
+    // USER cannot read the root-only directory: a reload says so, the daemon goes on.
+    let o = meshd(&dir, &["reload"]);
+    assert_exit1(&o);
+    assert!(stderr(&o).contains("Permission denied"), "{}", show(&o));
+    // It cannot remove its pidfile from that directory either: stop still ends cleanly.
+    let o = meshd(&dir, &["stop"]);
+    assert_ok(&o);
+    assert!(!dir.join("meshd.pid").exists());
+    let o = meshd(&dir, &["start", "-U", "no_such_user_here"]);
+    assert_exit1(&o);
+    assert!(
+        stderr(&o).contains("unknown user 'no_such_user_here' (-U USER)"),
+        "{}",
+        show(&o)
+    );
+
+    // -L: the daemon's memory is locked.
+    assert_ok(&meshd(&dir, &["start", "-L"]));
+    let pid = reaper.track_dir(&dir);
+    let locked: u64 = proc_status(pid, "VmLck")
+        .trim_end_matches(" kB")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(locked > 0, "VmLck {locked} kB");
+    assert_ok(&meshd(&dir, &["stop"]));
+
+    // -L with -U: every later allocation counts against USER's lock limit, so it must be
+    // lifted first; where it cannot be (no CAP_SYS_RESOURCE), start refuses and says why.
+    let o = meshd(&dir, &["start", "-L", "-U", "nobody"]);
+    if o.status.success() {
+        let pid = reaper.track_dir(&dir);
+        assert_ne!(proc_status(pid, "VmLck"), "0 kB");
+        assert_ok(&meshd(&dir, &["stop"]));
+    } else {
+        assert_exit1(&o);
+        assert!(
+            stderr(&o).contains("needs an unlimited memory-lock limit"),
+            "{}",
+            show(&o)
+        );
+        assert!(
+            !dir.join("meshd.pid").exists(),
+            "refused before anything started"
+        );
+    }
+
+    // -R is refused, with the reason.
+    let o = meshd(&dir, &["start", "-R"]);
+    assert_exit1(&o);
+    assert!(
+        stderr(&o).contains("-R (chroot) is not supported"),
+        "{}",
+        show(&o)
+    );
+}
