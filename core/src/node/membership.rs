@@ -105,20 +105,39 @@ impl Node {
         for name in stale {
             tracing::debug!(node = %name, "forgetting a gossip-learned node: no fresh record, nobody lists it");
             self.limit_counters.nodes_forgotten += 1;
-            let n = name.to_string();
-            self.pending.retain(|_, p| p.peer != name);
-            self.sessions.retain(|_, s| s.peer != name);
-            self.vip.apply_peer_items(&n, &[], false, now);
-            self.switch
-                .set_static(crate::switch::Port::Peer(n.clone()), &[]);
-            self.switch.peer_down(&n);
-            while self.switch.poll_event().is_some() {}
-            if let Some(rec) = self.peers.remove(&name).and_then(|p| p.record) {
-                let cap = self.config.max_peers;
-                self.forgotten
-                    .insert(name.clone(), (rec.generation, rec.version), cap);
-            }
-            self.reserve_virtual_macs();
+            self.forget_peer(now, &name, false);
         }
+    }
+
+    /// Drops what this node holds about `name`: sessions, pending handshakes,
+    /// VIP claims, switch entries, and (unless `keep_entry`: a host-file node,
+    /// tried again on its usual schedule) the peer itself, remembering its
+    /// record's version so that a peer's stale copy cannot bring it back.
+    /// The one place revocation, expiry and `purge` forget a node.
+    pub(super) fn forget_peer(&mut self, now: Instant, name: &NodeName, keep_entry: bool) {
+        let n = name.to_string();
+        self.sessions.retain(|_, s| s.peer != *name);
+        self.pending.retain(|_, p| p.peer != *name);
+        self.vip.apply_peer_items(&n, &[], false, now);
+        self.switch
+            .set_static(crate::switch::Port::Peer(n.clone()), &[]);
+        self.switch.peer_down(&n);
+        // Its subnet-down and MAC events ran when it went down.
+        while self.switch.poll_event().is_some() {}
+        let record = if keep_entry {
+            self.peers.get_mut(name).and_then(|peer| {
+                peer.subnets.clear();
+                peer.send_index = None;
+                peer.record.take()
+            })
+        } else {
+            self.peers.remove(name).and_then(|p| p.record)
+        };
+        if let (Some(rec), false) = (record, keep_entry) {
+            let cap = self.config.max_peers;
+            self.forgotten
+                .insert(name.clone(), (rec.generation, rec.version), cap);
+        }
+        self.reserve_virtual_macs();
     }
 }

@@ -4,7 +4,6 @@
 
 use super::{DownReason, Node};
 use crate::name::NodeName;
-use crate::switch::Port;
 use std::time::Instant;
 
 impl Node {
@@ -59,27 +58,11 @@ impl Node {
             .map(|p| p.name.clone())
             .collect();
         for name in &down {
-            let n = name.to_string();
-            // Its stale sessions and unanswered handshakes go too (a host-file node is tried
-            // again on its usual schedule).
-            self.sessions.retain(|_, s| s.peer != n);
-            self.pending.retain(|_, p| p.peer != n);
-            self.vip.apply_peer_items(&n, &[], false, now);
-            self.switch.set_static(Port::Peer(n.clone()), &[]);
-            self.switch.peer_down(&n);
-            if self.host_files.contains(name) {
-                if let Some(peer) = self.peers.get_mut(name) {
-                    peer.record = None;
-                    peer.subnets.clear();
-                    peer.send_index = None;
-                }
-            } else {
-                self.peers.remove(name);
-            }
+            // A host-file node keeps its entry and is tried again on its usual
+            // schedule; a gossip-learned one comes back only with a newer record.
+            let keep_entry = self.host_files.contains(name);
+            self.forget_peer(now, name, keep_entry);
         }
-        // Their subnet-down ran when they went down.
-        while self.switch.poll_event().is_some() {}
-        self.reserve_virtual_macs();
         tracing::info!(
             nodes = down.len(),
             "purged unreachable nodes (operator request)"

@@ -4,7 +4,6 @@
 
 use super::{DownReason, Node};
 use crate::name::NodeName;
-use crate::switch::Port;
 use std::collections::BTreeSet;
 use std::time::Instant;
 
@@ -55,15 +54,7 @@ impl Node {
         if was_alive {
             self.mark_dead(now, name.as_str(), DownReason::Revoked);
         }
-        let n = name.to_string();
-        self.sessions.retain(|_, s| s.peer != n);
-        self.pending.retain(|_, p| p.peer != n);
-        self.vip.apply_peer_items(&n, &[], false, now);
-        self.switch.set_static(Port::Peer(n.clone()), &[]);
-        self.switch.peer_down(&n);
-        while self.switch.poll_event().is_some() {}
-        self.peers.remove(&name);
-        self.reserve_virtual_macs();
+        self.forget_peer(now, &name, false);
         self.own.dirty = true;
     }
 
