@@ -117,7 +117,7 @@ pub struct VipCounters {
     pub owner_probes: u64,
 }
 
-/// One of our own VIPs as the engine sees it ([`VipEngine::local_state`]).
+/// One of our own VIPs as the engine sees it ([`VipEngine::local_state`](super::VipEngine::local_state)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LocalVipState {
     /// Its health checks pass, presence included (or it has none).
