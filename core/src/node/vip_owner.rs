@@ -10,7 +10,7 @@ use super::Node;
 use crate::switch::{
     build_arp_probe, build_neighbour_probe, ArpOp, ArpPacket, EthernetFrame, MacAddr, NdMessage,
 };
-use crate::vip::Claim;
+use crate::vip::OwnerClaim;
 use std::net::IpAddr;
 use std::time::Instant;
 
@@ -103,14 +103,14 @@ impl Node {
         }
         let (claim, changed) = self.vip.owner_claim(vip, mac, now)?;
         match claim {
-            Claim::Confirmed => {}
-            Claim::Learned => {
+            OwnerClaim::Confirmed => {}
+            OwnerClaim::Learned => {
                 tracing::info!(%vip, owner = %mac, "learned the VIP's owner on the local side");
             }
-            Claim::Moved { from } => {
+            OwnerClaim::Moved { from } => {
                 tracing::info!(%vip, owner = %mac, old = %from, "the VIP's owner on the local side moved");
             }
-            Claim::Conflict { owner, log } => {
+            OwnerClaim::Conflict { owner, log } => {
                 if log {
                     tracing::warn!(%vip, %owner, refused = %mac,
                         conflicts = self.vip.counters().owner_conflicts,

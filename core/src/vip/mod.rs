@@ -11,7 +11,7 @@ mod types;
 
 pub use flows::{Flow, FlowTable};
 pub use owner::{
-    Claim, OwnerState, OwnerView, PresenceSpec, OWNER_DISCOVER, OWNER_FRESH, OWNER_HURRY,
+    OwnerClaim, OwnerState, OwnerView, PresenceSpec, OWNER_DISCOVER, OWNER_FRESH, OWNER_HURRY,
     OWNER_REFRESH,
 };
 #[cfg(test)]

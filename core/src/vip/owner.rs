@@ -36,7 +36,7 @@ const CONFLICT_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// What a claim from the local side did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Claim {
+pub enum OwnerClaim {
     /// The known owner said so again (refreshed; counts as presence).
     Confirmed,
     /// The first owner learned for the VIP.
@@ -217,26 +217,26 @@ impl OwnerState {
     /// A station on the local side claims the VIP with `mac` (its ARP or
     /// ND, an answer to a probe or not). Returns what it did and whether
     /// presence changed.
-    pub fn claim(&mut self, mac: MacAddr, now: Instant) -> (Claim, bool) {
+    pub fn claim(&mut self, mac: MacAddr, now: Instant) -> (OwnerClaim, bool) {
         let fresh_for = self.fresh_for();
         let claim = match (&mut self.learned, self.configured) {
             (_, Some(c)) if c != mac => None,
             (Some(l), _) if l.mac == mac => {
                 l.seen = now;
-                Some(Claim::Confirmed)
+                Some(OwnerClaim::Confirmed)
             }
             (Some(l), None) if now.saturating_duration_since(l.seen) < fresh_for => None,
             (Some(l), None) => {
                 let from = l.mac;
                 *l = Learned { mac, seen: now };
-                Some(Claim::Moved { from })
+                Some(OwnerClaim::Moved { from })
             }
             (learned, configured) => {
                 *learned = Some(Learned { mac, seen: now });
                 Some(if configured.is_some() {
-                    Claim::Confirmed
+                    OwnerClaim::Confirmed
                 } else {
-                    Claim::Learned
+                    OwnerClaim::Learned
                 })
             }
         };
@@ -249,7 +249,7 @@ impl OwnerState {
                 self.conflict_logged = Some(now);
             }
             let owner = self.mac().unwrap_or(mac);
-            return (Claim::Conflict { owner, log }, false);
+            return (OwnerClaim::Conflict { owner, log }, false);
         };
         let changed = self.presence.as_mut().is_some_and(Presence::answer);
         (claim, changed)
@@ -322,13 +322,13 @@ impl super::VipEngine {
         vip: IpAddr,
         mac: MacAddr,
         now: Instant,
-    ) -> Option<(Claim, bool)> {
+    ) -> Option<(OwnerClaim, bool)> {
         let s = self.local.get_mut(&vip)?;
         let (claim, changed) = s.owner.claim(mac, now);
         match claim {
-            Claim::Learned | Claim::Moved { .. } => self.counters.owners_learned += 1,
-            Claim::Conflict { .. } => self.counters.owner_conflicts += 1,
-            Claim::Confirmed => {}
+            OwnerClaim::Learned | OwnerClaim::Moved { .. } => self.counters.owners_learned += 1,
+            OwnerClaim::Conflict { .. } => self.counters.owner_conflicts += 1,
+            OwnerClaim::Confirmed => {}
         }
         if changed {
             self.refresh_local(now);
@@ -372,24 +372,24 @@ mod tests {
         let t0 = crate::test_clock::start();
         let mut o = OwnerState::new(None, None, t0);
         assert_eq!(o.mac(), None);
-        assert_eq!(o.claim(A, t0).0, Claim::Learned);
-        assert_eq!(o.claim(A, t0 + ms(10)).0, Claim::Confirmed);
+        assert_eq!(o.claim(A, t0).0, OwnerClaim::Learned);
+        assert_eq!(o.claim(A, t0 + ms(10)).0, OwnerClaim::Confirmed);
         assert!(matches!(
             o.claim(B, t0 + ms(20)).0,
-            Claim::Conflict {
+            OwnerClaim::Conflict {
                 owner: A,
                 log: true
             }
         ));
         assert!(matches!(
             o.claim(B, t0 + ms(30)).0,
-            Claim::Conflict { log: false, .. }
+            OwnerClaim::Conflict { log: false, .. }
         ));
         assert_eq!(o.mac(), Some(A));
         assert_eq!(o.view().conflicts, 2);
         // A goes quiet: B takes over.
         let later = t0 + ms(10) + OWNER_FRESH;
-        assert_eq!(o.claim(B, later).0, Claim::Moved { from: A });
+        assert_eq!(o.claim(B, later).0, OwnerClaim::Moved { from: A });
         assert_eq!(o.mac(), Some(B));
     }
 
@@ -398,8 +398,11 @@ mod tests {
         let t0 = crate::test_clock::start();
         let mut o = OwnerState::new(Some(A), None, t0);
         assert_eq!(o.next_probe(), None);
-        assert!(matches!(o.claim(B, t0).0, Claim::Conflict { owner: A, .. }));
-        assert_eq!(o.claim(A, t0).0, Claim::Confirmed);
+        assert!(matches!(
+            o.claim(B, t0).0,
+            OwnerClaim::Conflict { owner: A, .. }
+        ));
+        assert_eq!(o.claim(A, t0).0, OwnerClaim::Confirmed);
         assert_eq!(o.mac(), Some(A));
     }
 
