@@ -10,7 +10,10 @@
 //! `netns_vip.rs`: hard faults within 500 ms, a graceful stop loses nothing.
 //! The client's neighbour entry for the VIP is only ever the virtual MAC, no
 //! holder's VIP is ever "dadfailed", and a dual-stack service (10.1.1.10 and
-//! fd00:1::10 on the same holders) fails over on both families at once.
+//! fd00:1::10 on the same holders) fails over on both families at once: with
+//! equal weights the two flows may hash to different holders, so a second
+//! test gives node_3 the lowest weight on both VIPs and SIGKILLs it while it
+//! serves both.
 //!
 //! Each test builds its own lab (unique tag), so they may run in parallel.
 
@@ -557,4 +560,68 @@ fn dual_stack_vip_fails_over_on_both_families() {
     let n4 = String::from_utf8_lossy(&out.stdout).to_lowercase();
     assert!(n6.to_lowercase().contains(VMAC), "{n6}");
     assert!(n4.contains(VMAC4), "{n4}");
+}
+
+/// The dual-stack service with node_3 at weight 5 on both VIPs (the others
+/// 10): node_3 serves both families, so its SIGKILL must fail over both at
+/// once (with equal weights the two flows may hash to different holders).
+#[test]
+fn dual_stack_vip_sigkill_of_the_holder_serving_both_fails_both_over() {
+    require_netns!();
+    netns::need_tools(&["ping"]);
+    let mut lab = vip_lab("v6w", false, true);
+    // Every copy of node_3's host file (its own and the ones the hub handed out).
+    for n in NODES {
+        let path = lab.node(n).netdir.join("hosts").join("node_3");
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let text = text
+                .replace(
+                    &format!("VirtualIP = {VIP}/64\n"),
+                    &format!("VirtualIP = {VIP}/64#5\n"),
+                )
+                .replace(
+                    &format!("VirtualIP = {VIP4}/24\n"),
+                    &format!("VirtualIP = {VIP4}/24#5\n"),
+                );
+            std::fs::write(&path, text).expect("host file");
+        }
+    }
+    start_all(&mut lab);
+    let p6 = start_probe_to(&mut lab, "both6", 400, VIP);
+    let p4 = start_probe_to(&mut lab, "both4", 400, VIP4);
+    std::thread::sleep(Duration::from_millis(1000));
+    let s6 = serving_holder(&lab, VIP);
+    let s4 = serving_holder(&lab, VIP4);
+    assert_eq!(
+        (s6.as_str(), s4.as_str()),
+        ("node_3", "node_3"),
+        "the weight-5 holder does not serve both families:\n{}",
+        String::from_utf8_lossy(&lab.ctl(CLIENT, &["dump", "vips"]).stdout)
+    );
+    lab.kill("node_3", Signal::SIGKILL);
+    let moved = lab.wait(Duration::from_secs(3), |lab| {
+        !traffic_to(lab, CLIENT, VIP).iter().any(|n| n == "node_3")
+            && !traffic_to(lab, CLIENT, VIP4).iter().any(|n| n == "node_3")
+    });
+    let r6 = finish_probe(&mut lab, &p6);
+    let r4 = finish_probe(&mut lab, &p4);
+    eprintln!(
+        "dual stack, SIGKILL of node_3 serving both: IPv6 outage {} ms by seq ({:.0} ms wall), lost {}; \
+         IPv4 outage {} ms by seq ({:.0} ms wall), lost {}; node_5 stopped steering to node_3 {moved:?} after the kill",
+        r6.outage_ms, r6.outage_wall_ms, r6.lost, r4.outage_ms, r4.outage_wall_ms, r4.lost
+    );
+    assert!(moved.is_some(), "node_5 still steers a family to node_3");
+    // Both probes really lost the holder (the fault hit both flows) ...
+    assert!(r6.lost > 0 && r4.lost > 0, "{r6:?} {r4:?}");
+    // ... and both came back within the IPv4 tests' bound.
+    hard_fault_bound(Fault::Kill, "node_3", &lab, &r6);
+    hard_fault_bound(Fault::Kill, "node_3", &lab, &r4);
+    assert!(
+        r6.tail_answered(100) && r4.tail_answered(100),
+        "{r6:?} {r4:?}"
+    );
+    let v6 = serving_holder(&lab, VIP);
+    let v4 = serving_holder(&lab, VIP4);
+    assert!(v6 != "node_3" && v4 != "node_3", "{v6} {v4}");
+    eprintln!("after the kill: IPv6 served by {v6}, IPv4 by {v4}");
 }

@@ -13,7 +13,11 @@
 //! is printed and bounded); when it gets the address back, node_2 offers it
 //! again. The same for an IPv6 VIP (fd00:1::10, found by Neighbour
 //! Solicitation). A client container that is no mesh member, behind node_4's
-//! bridge, reaches a VIP served from a TAP as it always did.
+//! bridge, reaches a VIP served from a TAP as it always did. With the VIP on
+//! the container only (never on node_2 itself), a SIGKILL of node_2's daemon
+//! fails the client over to node_3 within 500 ms, and deleting the container
+//! namespace outright (`ip netns del`) has presence withdraw node_2's VIP
+//! within a second.
 
 mod vip_probe;
 
@@ -384,5 +388,141 @@ fn an_ipv6_vip_in_a_container_behind_the_holder_answers_and_presence_fails_it_ov
         r.outage_ms <= MAX_OUTAGE_MS,
         "outage {} ms: {r:?}",
         r.outage_ms
+    );
+}
+
+/// The container lab of the first test, up to the client's pings answered by
+/// the container through node_2: returns (lab, container ns, client ns).
+fn container_serving(tag: &str) -> (Lab, String, String) {
+    let mut lab = owner_lab(tag, VIP);
+    let ctr = station_behind(&mut lab, "node_2", "c2", &format!("{VIP}/24"));
+    let cli = station_behind(&mut lab, "node_4", "c4", "10.1.1.60/24");
+    let ready = lab.wait(Duration::from_secs(10), |lab| {
+        eligible(lab, "node_4", "node_2", VIP) && eligible(lab, "node_4", "node_3", VIP)
+    });
+    assert!(
+        ready.is_some(),
+        "node_4 does not see both holders eligible:\n{}\nnode_2: {}",
+        text(&lab, "node_4", &["dump", "vips"]),
+        text(&lab, "node_2", &["info", VIP])
+    );
+    // The VIP is on the container only, not on the holder itself.
+    let own = lab.must_in(&lab.node("node_2").ns, &["ip", "-o", "addr", "show"]);
+    assert!(
+        !own.contains(&format!("inet {VIP}/")),
+        "node_2 itself has the VIP:\n{own}"
+    );
+    let warm = start_probe_in(&mut lab, &cli, "warm", 100, VIP);
+    let r = finish_probe(&mut lab, &warm);
+    assert!(
+        r.received * 10 >= r.sent * 9,
+        "the container behind node_2 does not answer the client: {r:?}\n{}",
+        text(&lab, "node_2", &["info", VIP])
+    );
+    (lab, ctr, cli)
+}
+
+/// The outage bound for a SIGKILL of the holder daemon (the IPv4 tests').
+const MAX_KILL_OUTAGE_MS: u64 = 500;
+
+#[test]
+fn a_container_held_vip_fails_over_on_sigkill_of_the_holder_daemon() {
+    require_netns!();
+    netns::need_tools(&["ping", "bridge"]);
+    let (mut lab, ctr, cli) = container_serving("vok");
+    let probe = start_probe_in(&mut lab, &cli, "kill", 400, VIP);
+    std::thread::sleep(Duration::from_millis(1000));
+    lab.kill("node_2", nix::sys::signal::Signal::SIGKILL);
+    let gone = lab.wait(Duration::from_secs(3), |lab| {
+        vip_status(lab, "node_4", VIP).is_some_and(|v| {
+            v["holders"].as_array().is_some_and(|hs| {
+                !hs.iter()
+                    .any(|h| h["name"] == "node_2" && h["alive"] == true)
+            })
+        })
+    });
+    let r = finish_probe(&mut lab, &probe);
+    eprintln!(
+        "SIGKILL of node_2 (VIP in its container): node_4 saw it dead {gone:?} after the kill; \
+         outage {} ms by seq ({:.0} ms wall), lost {} ({} of {} answered)",
+        r.outage_ms, r.outage_wall_ms, r.lost, r.received, r.sent
+    );
+    assert!(
+        gone.is_some(),
+        "node_4 still sees node_2 alive:\n{}",
+        text(&lab, "node_4", &["dump", "vips"])
+    );
+    assert!(r.lost > 0, "the kill did not touch the flow: {r:?}");
+    assert!(
+        r.tail_answered(100),
+        "the client did not fail over to node_3: {r:?}\n{}",
+        text(&lab, "node_4", &["info", VIP])
+    );
+    assert!(
+        r.outage_ms <= MAX_KILL_OUTAGE_MS && r.outage_wall_ms <= MAX_KILL_OUTAGE_MS as f64,
+        "outage over {MAX_KILL_OUTAGE_MS} ms: {r:?}"
+    );
+    // node_3 serves now; the container (still holding the address) is cut off.
+    let v = vip_status(&lab, "node_4", VIP).expect("dump vips");
+    let n3 = v["holders"]
+        .as_array()
+        .and_then(|hs| hs.iter().find(|h| h["name"] == "node_3"))
+        .and_then(|h| h["flows"].as_u64())
+        .unwrap_or(0);
+    assert!(n3 > 0, "node_4 steers no flow to node_3:\n{v:#}");
+    let still = lab.must_in(&ctr, &["ip", "-o", "addr", "show", "dev", "eth0"]);
+    assert!(still.contains(VIP), "{still}");
+}
+
+#[test]
+fn a_container_held_vip_is_withdrawn_within_a_second_of_the_container_namespace_deleted() {
+    require_netns!();
+    netns::need_tools(&["ping", "bridge"]);
+    let (mut lab, ctr, cli) = container_serving("vod");
+    let probe = start_probe_in(&mut lab, &cli, "nsdel", 400, VIP);
+    std::thread::sleep(Duration::from_millis(1000));
+    let t = Instant::now();
+    netns::must("ip", &["netns", "del", &ctr]);
+    let deleted = t.elapsed();
+    let gone = lab.wait(Duration::from_secs(3), |lab| {
+        !offered(lab, "node_4", "node_2", VIP)
+    });
+    let since_del = t.elapsed();
+    let r = finish_probe(&mut lab, &probe);
+    eprintln!(
+        "container namespace deleted (ip netns del took {deleted:?}): node_4 saw node_2's VIP \
+         withdrawn {gone:?} after the deletion returned; outage {} ms by seq ({:.0} ms wall), \
+         lost {} ({} of {} answered)",
+        r.outage_ms, r.outage_wall_ms, r.lost, r.received, r.sent
+    );
+    assert!(
+        gone.is_some(),
+        "node_2 still offers the VIP 3 s after its container went:\n{}",
+        text(&lab, "node_2", &["info", VIP])
+    );
+    assert!(
+        since_del <= Duration::from_secs(1) + deleted,
+        "withdrawn only {since_del:?} after `ip netns del` began (over 1 s):\n{}",
+        text(&lab, "node_2", &["info", VIP])
+    );
+    assert!(
+        r.tail_answered(100),
+        "the client did not fail over to node_3: {r:?}\n{}",
+        text(&lab, "node_4", &["info", VIP])
+    );
+    assert!(
+        r.outage_ms <= MAX_OUTAGE_MS,
+        "outage {} ms over {MAX_OUTAGE_MS} ms: {r:?}",
+        r.outage_ms
+    );
+    let info = text(&lab, "node_2", &["info", VIP]);
+    assert!(
+        info.contains("presence no"),
+        "node_2's info does not show presence failing:\n{info}"
+    );
+    // node_2's daemon lives on; the VIP is just withdrawn.
+    assert!(
+        vip_probe::daemon_alive(&lab, "node_2"),
+        "node_2's daemon died"
     );
 }

@@ -99,6 +99,8 @@ pub struct Lab {
     #[arg(long)]
     no_tinc: bool,
     #[arg(long)]
+    vip6: bool,
+    #[arg(long)]
     no_throughput: bool,
     #[arg(long, default_value = "5", value_parser = positive)]
     throughput_time: u64,
@@ -179,7 +181,8 @@ impl Lab {
         let mut sh = Shell::default();
         sh.var("RUNS", self.runs)
             .array("KIND_LIST", &kinds)
-            .flag("TINC", !self.no_tinc)
+            .flag("TINC", !self.no_tinc && !self.vip6)
+            .flag("VIP6", self.vip6)
             .flag("THROUGHPUT", !self.no_throughput && !self.load)
             .var("THROUGHPUT_TIME", self.throughput_time)
             .flag("JSON", self.json)
@@ -485,6 +488,8 @@ mod tests {
         let v = vars("lab", &["--runs", "5", "--runs", "2"]);
         assert!(v.contains("RUNS='2'\n"));
         assert!(vars("lab", &["--load"]).contains("THROUGHPUT='0'\n"));
+        let v = vars("lab", &["--vip6"]);
+        assert!(v.contains("VIP6='1'\n") && v.contains("TINC='0'\n"), "{v}");
     }
 
     #[test]

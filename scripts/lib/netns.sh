@@ -164,7 +164,11 @@ lab_up() {
     ip -n "$ns" addr add "192.0.2.$i/24" dev eth0
     ip -n "$ns" link set eth0 up
     ip -n "$ns" link set lo up
-    [ $((TTL_BASE + i)) -gt 255 ] || ip netns exec "$ns" sysctl -qw "net.ipv4.ip_default_ttl=$((TTL_BASE + i))"
+    if [ $((TTL_BASE + i)) -le 255 ]; then
+      ip netns exec "$ns" sysctl -qw "net.ipv4.ip_default_ttl=$((TTL_BASE + i))"
+      # The same for IPv6 (scripts/lab --vip6): the hop limit of interfaces made later.
+      ip netns exec "$ns" sysctl -qw "net.ipv6.conf.default.hop_limit=$((TTL_BASE + i))"
+    fi
   done
 }
 

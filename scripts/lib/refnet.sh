@@ -8,12 +8,25 @@
 # shellcheck disable=SC2034 # variables the sourcing script reads
 
 VIP=10.1.1.10
+VIP_LEN=24
+use_vip6() { # scripts/lab --vip6: the IPv6 VIP, every node with an IPv6 address too
+  VIP=fd00:1::10
+  VIP_LEN=64
+  VIP6=1
+}
 HOLDERS=(2 3 4)
 ovl() { # N -> the node's own overlay address
   case "$1" in
     1) echo 10.1.1.1 ;;
     5) echo 10.1.1.2 ;;
     *) echo "10.1.1.10$1" ;;
+  esac
+}
+ovl6() { # N -> the node's own IPv6 overlay address (--vip6)
+  case "$1" in
+    1) echo fd00:1::1 ;;
+    5) echo fd00:1::2 ;;
+    *) echo "fd00:1::10$1" ;;
   esac
 }
 is_holder() { case " ${HOLDERS[*]} " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
@@ -40,11 +53,13 @@ make_meshd_template() {
   echo "Interface = mesh0" >>"$d/meshd.conf"
   for line in "$@"; do echo "$line" >>"$d/meshd.conf"; done
   echo "ip addr replace $(ovl 1)/24 dev \"\$INTERFACE\"" >>"$d/tinc-up"
+  [ "${VIP6:-0}" = 0 ] || echo "ip addr replace $(ovl6 1)/64 dev \"\$INTERFACE\"" >>"$d/tinc-up"
   meshd_start 1 "$d" || return 1
   say "  node_1: meshd init node_1 --address 192.0.2.1; tinc-up gets 10.1.1.1/24; meshd start"
   for i in 2 3 4 5; do
     sets=(--set "Ifconfig=$(ovl "$i")/24")
-    ! is_holder "$i" || sets+=(--set "VirtualIP=$VIP/24")
+    [ "${VIP6:-0}" = 0 ] || sets+=(--set "Ifconfig=$(ovl6 "$i")/64")
+    ! is_holder "$i" || sets+=(--set "VirtualIP=$VIP/$VIP_LEN")
     url=$("$MESHD" -c "$d" invite "node_$i" "${sets[@]}" 2>"$WORK/build-invite-$i.log") || {
       cat "$WORK/build-invite-$i.log" >&2
       return 1
