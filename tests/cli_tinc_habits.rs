@@ -156,3 +156,59 @@ fn generate_keys_comments_the_old_key_out_in_place() {
     start_node(&mut reaper, &dir, "alpha", port, &[&dir]);
     assert_ok(&meshd(&dir, &["stop"]));
 }
+
+/// Issue 21, places: a tinc user's `/etc/tinc/NET` (here `TINCBASE/vpn`, holding `tinc.conf`) is
+/// found by `-n vpn` with no flag while `/etc/meshd/vpn` does not exist; `init -n vpn` still
+/// makes meshd's own directory, which then wins.
+#[test]
+fn dash_n_finds_a_tinc_network_until_meshd_has_its_own() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (meshd_base, tinc_base) = (tmp.path().join("meshd"), tmp.path().join("tinc"));
+    let tinc_dir = tinc_base.join("vpn");
+    let run = |args: &[&str]| {
+        let mut cmd = meshd_command();
+        cmd.env("MESHD_CONFDIR_BASE", &meshd_base)
+            .env("MESHD_TINC_CONFDIR_BASE", &tinc_base)
+            .args(args);
+        run_cmd(cmd)
+    };
+    // A tinc-made directory: tinc.conf, not meshd.conf.
+    let c = tinc_dir.to_str().unwrap();
+    assert_ok(&run(&["-c", c, "init", "alpha", "--port", "0"]));
+    std::fs::rename(tinc_dir.join("meshd.conf"), tinc_dir.join("tinc.conf")).unwrap();
+
+    let out = run(&["-n", "vpn", "get", "Name"]);
+    assert_ok(&out);
+    assert_eq!(stdout(&out).trim(), "alpha", "-n vpn did not read {c}");
+
+    // init -n makes MESHD_CONFDIR_BASE/vpn, not a second tinc.conf in tinc's directory.
+    assert_ok(&run(&["-n", "vpn", "init", "beta", "--port", "0"]));
+    assert!(meshd_base.join("vpn/meshd.conf").is_file());
+    assert!(!tinc_dir.join("meshd.conf").exists());
+    let out = run(&["-n", "vpn", "get", "Name"]);
+    assert_ok(&out);
+    assert_eq!(
+        stdout(&out).trim(),
+        "beta",
+        "meshd's own directory must win"
+    );
+}
+
+/// Only `MESHD_CONFDIR_BASE` set: that base is the only place `-n` looks (no /etc/tinc), and
+/// the error names the directory meshd picked.
+#[test]
+fn a_chosen_base_turns_the_tinc_fallback_off() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cmd = meshd_command();
+    cmd.env("MESHD_CONFDIR_BASE", tmp.path())
+        .args(["-n", "nosuchnet", "pid"]);
+    let out = run_cmd(cmd);
+    assert_eq!(out.status.code(), Some(1));
+    let want = tmp.path().join("nosuchnet");
+    assert!(
+        stderr(&out).contains(want.to_str().unwrap()),
+        "error should name {}: {}",
+        want.display(),
+        stderr(&out)
+    );
+}

@@ -31,14 +31,18 @@ use std::path::PathBuf;
 /// meshd reads a tinc-style network directory (meshd.conf or tinc.conf, hosts/NAME,
 /// ed25519_key.priv) and forms an encrypted, authenticated UDP mesh with every other
 /// node of the network. Pick the directory with -c DIR, or -n NET for
-/// /etc/meshd/NET (the base can be changed with MESHD_CONFDIR_BASE).
+/// /etc/meshd/NET, or a tinc user's /etc/tinc/NET when /etc/meshd/NET does not exist and
+/// /etc/tinc/NET holds tinc.conf (`init -n NET` always makes /etc/meshd/NET). The bases can
+/// be changed with MESHD_CONFDIR_BASE and MESHD_TINC_CONFDIR_BASE; setting only
+/// MESHD_CONFDIR_BASE turns the /etc/tinc fallback off.
 #[derive(Debug, Parser)]
 #[command(name = "meshd", version, after_help = EXAMPLES)]
 pub struct Cli {
     /// Network directory (holds meshd.conf or tinc.conf, hosts/, keys).
     #[arg(short = 'c', long = "config", global = true, value_name = "DIR")]
     pub config: Option<PathBuf>,
-    /// Network name: the directory is $MESHD_CONFDIR_BASE/NET (default /etc/meshd/NET).
+    /// Network name: the directory is /etc/meshd/NET if it exists, else /etc/tinc/NET if it
+    /// holds tinc.conf, else /etc/meshd/NET (bases: $MESHD_CONFDIR_BASE, $MESHD_TINC_CONFDIR_BASE).
     #[arg(short = 'n', long = "net", global = true, value_name = "NET")]
     pub net: Option<String>,
     /// Pidfile to use instead of DIR/meshd.pid (the control socket sits beside it).
@@ -331,6 +335,12 @@ impl Cli {
         let nd = NetDir::resolve(self.config.clone(), self.net.clone())?;
         Ok(nd.with_pidfile(self.pidfile.clone()))
     }
+
+    /// The directory `init` makes: `-n NET` is always `$MESHD_CONFDIR_BASE/NET`, never tinc's.
+    pub fn netdir_new(&self) -> Result<NetDir> {
+        let nd = NetDir::resolve_new(self.config.clone(), self.net.clone())?;
+        Ok(nd.with_pidfile(self.pidfile.clone()))
+    }
 }
 
 /// Writes generated text to stdout; a closed pipe (`| head`) is not an error.
@@ -377,7 +387,7 @@ pub fn run(mut cli: Cli) -> Result<i32> {
             name,
             port,
             address,
-        } => init::init(&netdir, &name, port, address.as_deref()),
+        } => init::init(&cli.netdir_new()?, &name, port, address.as_deref()),
         Command::Invite { node, set } => invite::invite(&netdir, &node, &set),
         Command::Join { .. } | Command::Completions { .. } | Command::Man | Command::Version => {
             unreachable!("handled above")
