@@ -212,3 +212,86 @@ fn a_chosen_base_turns_the_tinc_fallback_off() {
         stderr(&out)
     );
 }
+
+/// An "editor" script: appends `line` to the file it is given.
+fn appending_editor(dir: &Path, line: &str) -> std::path::PathBuf {
+    let path = dir.join(format!("editor-{}", line.len()));
+    std::fs::write(&path, format!("#!/bin/sh\necho '{line}' >> \"$1\"\n")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+fn meshd_edit(dir: &Path, editor: &Path, file: &str) -> std::process::Output {
+    let mut cmd = meshd_command();
+    cmd.env_remove("VISUAL")
+        .env("EDITOR", editor)
+        .arg("-c")
+        .arg(dir)
+        .args(["edit", file]);
+    run_cmd(cmd)
+}
+
+/// Issue 21, `edit`: tinc runs $VISUAL/$EDITOR/vi on tinc.conf, a script, `NODE`/`hosts/NODE`
+/// or `NODE-up` and then reloads the daemon (cli/35.txt). meshd checks the result first: a
+/// broken file is reported with its line and not reloaded; a good one is live at once.
+#[test]
+fn edit_opens_the_editor_checks_and_reloads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("alpha");
+    let port = free_port();
+    init_node(&dir, "alpha", port);
+    let mut reaper = Reaper::default();
+    start_node(&mut reaper, &dir, "alpha", port, &[&dir]);
+
+    // tinc.conf names the server file even when it is meshd.conf; a broken line: exit 1.
+    let o = meshd_edit(
+        &dir,
+        &appending_editor(tmp.path(), "Mode = router"),
+        "tinc.conf",
+    );
+    assert_exit1(&o);
+    let conf = dir.join("meshd.conf");
+    let lines = read(&conf).lines().count();
+    assert!(
+        stderr(&o).contains(&format!("{}:{lines}", conf.display())),
+        "the error must name file and line: {}",
+        show(&o)
+    );
+    assert!(stderr(&o).contains("not reloaded"), "{}", show(&o));
+    let fixed: String = read(&conf)
+        .lines()
+        .filter(|l| *l != "Mode = router")
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&conf, fixed).unwrap();
+
+    // A subnet added to the own host file is live after the edit (the daemon reloaded).
+    let o = meshd_edit(
+        &dir,
+        &appending_editor(tmp.path(), "Subnet = 02:00:00:00:00:0a"),
+        "hosts/alpha",
+    );
+    assert_ok(&o);
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            stdout(&meshd(&dir, &["dump", "subnets"])).contains("02:00:00:00:00:0a owner alpha")
+        }),
+        "the daemon did not reload after edit"
+    );
+
+    // A new script is created executable; a host script by NODE-up.
+    let o = meshd_edit(&dir, &appending_editor(tmp.path(), "true"), "alpha-up");
+    assert_ok(&o);
+    assert_eq!(mode_of(&dir.join("hosts/alpha-up")) & 0o111, 0o111);
+
+    // Not a file edit knows: exit 1, nothing run.
+    let o = meshd_edit(&dir, &appending_editor(tmp.path(), "x"), "../passwd");
+    assert_exit1(&o);
+    assert!(
+        stderr(&o).contains("Invalid configuration filename"),
+        "{}",
+        show(&o)
+    );
+    assert_ok(&meshd(&dir, &["stop"]));
+}

@@ -3,6 +3,7 @@
 mod config_cmd;
 mod daemon;
 mod dump;
+mod edit;
 mod exchange;
 mod fsck;
 mod graph;
@@ -196,6 +197,15 @@ pub enum Command {
     Network {
         /// The network to switch to (command mode only).
         net: Option<String>,
+    },
+    /// Open FILE in $VISUAL, $EDITOR or vi: tinc.conf (or meshd.conf: the server file,
+    /// whichever name it has), tinc-up, tinc-down, subnet-up, subnet-down, host-up, host-down,
+    /// NODE or hosts/NODE, NODE-up, NODE-down. Afterwards a configuration file is checked as
+    /// `start` loads it (an error names file and line; exit 1, no reload), a new script is
+    /// made executable, and a running daemon reloads.
+    Edit {
+        /// The file to edit.
+        file: String,
     },
     /// Check the network directory as tinc's fsck: the configuration loads, the private key
     /// exists, is mode 0600 and matches the own host file's Ed25519PublicKey, scripts are
@@ -413,6 +423,7 @@ pub fn run(mut cli: Cli) -> Result<i32> {
         Command::Pcap { snaplen } => daemon::pcap(&netdir, snaplen),
         Command::Purge => operator::purge(&netdir),
         Command::Fsck => fsck::fsck(&netdir, force),
+        Command::Edit { file } => edit::edit(&netdir, &file),
         Command::Top => top::top(&netdir),
         Command::Sign { file } => sign::sign(&netdir, file.as_deref()),
         Command::Verify { signer, file } => sign::verify(&netdir, &signer, file.as_deref()),
