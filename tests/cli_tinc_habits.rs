@@ -295,3 +295,101 @@ fn edit_opens_the_editor_checks_and_reloads() {
     );
     assert_ok(&meshd(&dir, &["stop"]));
 }
+
+/// Issue 21, output shapes: alpha (02:00:00:00:00:0a, 10.9.0.1) and beta (02:00:00:00:00:0b)
+/// on loopback, as in ../shared/tinc11-observed/dump-and-info/alpha.*.
+#[test]
+fn dump_shapes_as_tinc_prints_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let dirs = [a.as_path(), b.as_path()];
+    let (pa, pb) = (free_port(), free_port());
+    init_node(&a, "alpha", pa);
+    init_node(&b, "beta", pb);
+    append(
+        &a.join("hosts/alpha"),
+        "Subnet = 02:00:00:00:00:0a\nSubnet = 10.9.0.1\n",
+    );
+    append(&b.join("hosts/beta"), "Subnet = 02:00:00:00:00:0b\n");
+    std::fs::copy(a.join("hosts/alpha"), b.join("hosts/alpha")).unwrap();
+    std::fs::copy(b.join("hosts/beta"), a.join("hosts/beta")).unwrap();
+    append(&b.join("meshd.conf"), "ConnectTo = alpha\n");
+    let mut reaper = Reaper::default();
+    let pa = start_node(&mut reaper, &a, "alpha", pa, &dirs);
+    let pb = start_node(&mut reaper, &b, "beta", pb, &dirs);
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            sees_reachable(&a, "alpha", "beta", pb) && sees_reachable(&b, "beta", "alpha", pa)
+        }),
+        "no mesh: {}",
+        show(&meshd(&a, &["dump", "nodes"]))
+    );
+    // The peer's subnets arrive with its record; wait for them.
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            stdout(&meshd(&a, &["dump", "subnets"])).contains("02:00:00:00:00:0b owner beta")
+        }),
+        "beta's subnet never arrived"
+    );
+
+    // alpha.dump_subnets.txt, line for line: MAC < IPv4 < IPv6, longer prefixes first.
+    let o = meshd(&a, &["dump", "subnets"]);
+    assert_ok(&o);
+    assert_eq!(
+        stdout(&o),
+        "02:00:00:00:00:0a owner alpha\n\
+         02:00:00:00:00:0b owner beta\n\
+         ff:ff:ff:ff:ff:ff owner (broadcast)\n\
+         10.9.0.1 owner alpha\n\
+         255.255.255.255 owner (broadcast)\n\
+         224.0.0.0/4 owner (broadcast)\n\
+         ff00::/8 owner (broadcast)\n"
+    );
+
+    // alpha.dump_nodes.txt: itself with an Address is `status 0858`.
+    let nodes = dump_nodes(&a).expect("dump nodes");
+    let (_, me) = nodes.iter().find(|(n, _)| n == "alpha").expect("alpha");
+    assert!(
+        me.starts_with(&format!(
+            "alpha id ba3ce58667ca at MYSELF port {pa} cipher 0 digest 0 maclength 0 compression 0 "
+        )),
+        "{me}"
+    );
+    assert_eq!(status_of(me), 0x858, "{me}");
+
+    // alpha.dump_connections.txt: the peer (status 100: carries broadcasts), then the
+    // control connection that asks: `<control> at localhost port unix options 0 socket N status 200`.
+    let o = meshd(&a, &["dump", "connections"]);
+    assert_ok(&o);
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].starts_with(&format!("beta at 127.0.0.1 port {pb} options 0 socket ")),
+        "{out}"
+    );
+    assert!(lines[0].ends_with(" status 100"), "{out}");
+    let control = lines[1]
+        .strip_prefix("<control> at localhost port unix options 0 socket ")
+        .and_then(|rest| rest.strip_suffix(" status 200"))
+        .unwrap_or_else(|| panic!("no <control> line: {out}"));
+    assert!(control.parse::<u32>().is_ok(), "{out}");
+
+    // cli/10.txt: an unknown dump type is a usage error, exit 1.
+    let o = meshd(&a, &["dump", "foo"]);
+    assert_exit1(&o);
+    let err = stderr(&o);
+    assert_eq!(
+        err.lines().next(),
+        Some("Unknown dump type 'foo'."),
+        "{err}"
+    );
+    assert_eq!(
+        err.lines().last(),
+        Some("Try `meshd --help' for more information."),
+        "{err}"
+    );
+    for d in dirs {
+        assert_ok(&meshd(d, &["stop"]));
+    }
+}

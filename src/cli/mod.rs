@@ -430,7 +430,7 @@ pub fn run(mut cli: Cli) -> Result<i32> {
         Command::Network { .. } => unreachable!("handled above"),
         Command::Dump { what, json } => {
             if what.len() == 2 && !what[0].eq_ignore_ascii_case("reachable") {
-                eprintln!("Invalid number of arguments.\nTry `meshd --help' for more information.");
+                eprintln!("Invalid number of arguments.\n{}", usage::TRY_HELP);
                 return Ok(1);
             }
             if what.len() == 1 && what[0].eq_ignore_ascii_case("invitations") {
