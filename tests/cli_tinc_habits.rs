@@ -180,6 +180,10 @@ fn dash_n_finds_a_tinc_network_until_meshd_has_its_own() {
     let out = run(&["-n", "vpn", "get", "Name"]);
     assert_ok(&out);
     assert_eq!(stdout(&out).trim(), "alpha", "-n vpn did not read {c}");
+    // `network` lists it, as one `-n` reaches.
+    let out = run(&["network"]);
+    assert_ok(&out);
+    assert_eq!(stdout(&out), "vpn\n");
 
     // init -n makes MESHD_CONFDIR_BASE/vpn, not a second tinc.conf in tinc's directory.
     assert_ok(&run(&["-n", "vpn", "init", "beta", "--port", "0"]));

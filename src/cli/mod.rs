@@ -192,7 +192,8 @@ pub enum Command {
     /// nodes known only by gossip are forgotten entirely (tinc's purge).
     Purge,
     /// List the networks under $MESHD_CONFDIR_BASE (default /etc/meshd): `.` if it holds a
-    /// configuration itself, then each directory that does. In command mode, `network NET`
+    /// configuration itself, then each directory that does, and the tinc networks of
+    /// /etc/tinc that -n reaches. In command mode, `network NET`
     /// switches to NET for the lines that follow.
     Network {
         /// The network to switch to (command mode only).
