@@ -196,6 +196,8 @@ fn dash_n_finds_a_tinc_network_until_meshd_has_its_own() {
         "beta",
         "meshd's own directory must win"
     );
+    // Listed once: `-n vpn` reaches only meshd's now.
+    assert_eq!(stdout(&run(&["network"])), "vpn\n");
 }
 
 /// Only `MESHD_CONFDIR_BASE` set: that base is the only place `-n` looks (no /etc/tinc), and
