@@ -395,7 +395,22 @@ fn dump_shapes_as_tinc_prints_them() {
         Some("Try `meshd --help' for more information."),
         "{err}"
     );
-    for d in dirs {
-        assert_ok(&meshd(d, &["stop"]));
-    }
+
+    // beta stops: like tinc's unreachable node (TINC-COMPAT 1.5), `info beta` lists no edges
+    // and no `beta to alpha` edge is left (the link is known to be gone).
+    assert_ok(&meshd(&b, &["stop"]));
+    assert!(
+        wait_until(Duration::from_secs(20), || peer_unreachable(&a, "beta")),
+        "beta still reachable: {}",
+        show(&meshd(&a, &["dump", "nodes"]))
+    );
+    let o = meshd(&a, &["info", "beta"]);
+    assert_ok(&o);
+    let info = stdout(&o);
+    assert!(info.contains("Reachability: unreachable\n"), "{info}");
+    assert!(info.lines().any(|l| l.trim_end() == "Edges:"), "{info}");
+    let o = meshd(&a, &["dump", "edges"]);
+    assert_ok(&o);
+    assert_eq!(stdout(&o), "", "{}", show(&o));
+    assert_ok(&meshd(&a, &["stop"]));
 }

@@ -328,10 +328,9 @@ impl Node {
                     (true, KeySource::HostFile) => "hostfile".into(),
                     (true, KeySource::Gossip) => "gossip".into(),
                 },
-                edges: p
-                    .record
-                    .iter()
-                    .flat_map(|r| r.neighbours.iter().map(|n| n.name.to_string()))
+                edges: self
+                    .record_edges(p)
+                    .map(|(_, n)| n.name.to_string())
                     .collect(),
                 handshakes: p.stats.handshakes,
                 deaths: p.stats.deaths,
@@ -363,13 +362,33 @@ impl Node {
                 push(&self.config.name, own_local, &p.name, at);
             }
         }
-        for rec in self.peers.values().filter_map(|p| p.record.as_ref()) {
-            for n in &rec.neighbours {
+        for p in self.peers.values() {
+            for (rec, n) in self.record_edges(p) {
                 push(&rec.name, rec.addresses.first(), &n.name, n.endpoint);
             }
         }
         out.sort_by(|a, b| (&a.from, &a.to).cmp(&(&b.from, &b.to)));
         out
+    }
+
+    /// The edges a peer's gossip record claims (its neighbours), without the one to this node
+    /// while the peer is down: that link is known to be gone (tinc deletes both directions
+    /// when a direct connection ends).
+    fn record_edges<'a>(
+        &'a self,
+        p: &'a super::Peer,
+    ) -> impl Iterator<
+        Item = (
+            &'a crate::wire::NodeRecord,
+            &'a crate::wire::record::Neighbour,
+        ),
+    > + 'a {
+        p.record.iter().flat_map(move |rec| {
+            rec.neighbours
+                .iter()
+                .filter(move |n| p.alive || n.name != self.config.name)
+                .map(move |n| (rec, n))
+        })
     }
 
     /// `dump connections`: peers we hold a sending session with.
