@@ -3,7 +3,9 @@
 use crate::config::NetDir;
 use crate::control::client::request;
 use crate::control::{Request, Response};
-use crate::node::status::{status_bits, ConnectionStatus, EdgeStatus, NodeStatus};
+use crate::node::status::{
+    status_bits, ConnectionStatus, EdgeStatus, NodeStatus, CONNECTION_CONTROL,
+};
 use anyhow::{bail, Result};
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -97,10 +99,16 @@ pub fn dump(netdir: &NetDir, what: &[String], json: bool) -> Result<i32> {
         ["graph"] => super::graph::dump_graph(netdir, false),
         ["digraph"] => super::graph::dump_graph(netdir, true),
         ["reachable", _] => bail!("'reachable' only goes with 'nodes'"),
-        _ => bail!(
-            "unknown dump type '{}': use nodes, reachable nodes, edges, connections, subnets, vips, drops, limits, graph, digraph or invitations",
-            what.join(" ")
-        ),
+        _ => {
+            // tinc's words and exit status for a usage error (cli/10.txt), then meshd's list.
+            eprintln!(
+                "Unknown dump type '{}'.\nDump types: nodes, reachable nodes, edges, connections, \
+                 subnets, vips, drops, limits, graph, digraph, invitations.\n{}",
+                what.join(" "),
+                super::usage::TRY_HELP
+            );
+            Ok(1)
+        }
     }
 }
 
@@ -174,10 +182,16 @@ pub fn format_edge(e: &EdgeStatus) -> String {
 }
 
 /// One `dump connections` line (a session where tinc shows a socket).
+/// A control connection's port is `unix`, as tinc prints it.
 pub fn format_connection(c: &ConnectionStatus) -> String {
+    let port = if c.status & CONNECTION_CONTROL != 0 {
+        "unix".to_string()
+    } else {
+        c.port.to_string()
+    };
     format!(
-        "{} at {} port {} options 0 socket {} status {:x}",
-        c.name, c.address, c.port, c.session, c.status
+        "{} at {} port {port} options 0 socket {} status {:x}",
+        c.name, c.address, c.session, c.status
     )
 }
 

@@ -207,9 +207,9 @@ pub fn join(
     let url = InvitationUrl::parse(url)?;
     let env_net = std::env::var("NETNAME").ok().filter(|v| !v.is_empty());
     let target = if cli_config.is_some() || cli_net.is_some() || env_net.is_some() {
-        JoinTarget::Given(NetDir::resolve(cli_config, cli_net)?)
+        JoinTarget::Given(NetDir::resolve_new(cli_config, cli_net)?)
     } else {
-        let base = NetDir::resolve(None, None)?.root;
+        let base = NetDir::resolve_new(None, None)?.root;
         JoinTarget::FromInvitation { base }
     };
     let mut log = |line: &str| eprintln!("{line}");

@@ -3,6 +3,7 @@
 mod config_cmd;
 mod daemon;
 mod dump;
+mod edit;
 mod exchange;
 mod fsck;
 mod graph;
@@ -31,14 +32,18 @@ use std::path::PathBuf;
 /// meshd reads a tinc-style network directory (meshd.conf or tinc.conf, hosts/NAME,
 /// ed25519_key.priv) and forms an encrypted, authenticated UDP mesh with every other
 /// node of the network. Pick the directory with -c DIR, or -n NET for
-/// /etc/meshd/NET (the base can be changed with MESHD_CONFDIR_BASE).
+/// /etc/meshd/NET, or a tinc user's /etc/tinc/NET when /etc/meshd/NET does not exist and
+/// /etc/tinc/NET holds tinc.conf (`init -n NET` always makes /etc/meshd/NET). The bases can
+/// be changed with MESHD_CONFDIR_BASE and MESHD_TINC_CONFDIR_BASE; setting only
+/// MESHD_CONFDIR_BASE turns the /etc/tinc fallback off.
 #[derive(Debug, Parser)]
 #[command(name = "meshd", version, after_help = EXAMPLES)]
 pub struct Cli {
     /// Network directory (holds meshd.conf or tinc.conf, hosts/, keys).
     #[arg(short = 'c', long = "config", global = true, value_name = "DIR")]
     pub config: Option<PathBuf>,
-    /// Network name: the directory is $MESHD_CONFDIR_BASE/NET (default /etc/meshd/NET).
+    /// Network name: the directory is /etc/meshd/NET if it exists, else /etc/tinc/NET if it
+    /// holds tinc.conf, else /etc/meshd/NET (bases: $MESHD_CONFDIR_BASE, $MESHD_TINC_CONFDIR_BASE).
     #[arg(short = 'n', long = "net", global = true, value_name = "NET")]
     pub net: Option<String>,
     /// Pidfile to use instead of DIR/meshd.pid (the control socket sits beside it).
@@ -187,11 +192,21 @@ pub enum Command {
     /// nodes known only by gossip are forgotten entirely (tinc's purge).
     Purge,
     /// List the networks under $MESHD_CONFDIR_BASE (default /etc/meshd): `.` if it holds a
-    /// configuration itself, then each directory that does. In command mode, `network NET`
+    /// configuration itself, then each directory that does, and the tinc networks of
+    /// /etc/tinc that -n reaches. In command mode, `network NET`
     /// switches to NET for the lines that follow.
     Network {
         /// The network to switch to (command mode only).
         net: Option<String>,
+    },
+    /// Open FILE in $VISUAL, $EDITOR or vi: tinc.conf (or meshd.conf: the server file,
+    /// whichever name it has), tinc-up, tinc-down, subnet-up, subnet-down, host-up, host-down,
+    /// NODE or hosts/NODE, NODE-up, NODE-down. Afterwards a configuration file is checked as
+    /// `start` loads it (an error names file and line; exit 1, no reload), a new script is
+    /// made executable, and a running daemon reloads.
+    Edit {
+        /// The file to edit.
+        file: String,
     },
     /// Check the network directory as tinc's fsck: the configuration loads, the private key
     /// exists, is mode 0600 and matches the own host file's Ed25519PublicKey, scripts are
@@ -331,6 +346,12 @@ impl Cli {
         let nd = NetDir::resolve(self.config.clone(), self.net.clone())?;
         Ok(nd.with_pidfile(self.pidfile.clone()))
     }
+
+    /// The directory `init` makes: `-n NET` is always `$MESHD_CONFDIR_BASE/NET`, never tinc's.
+    pub fn netdir_new(&self) -> Result<NetDir> {
+        let nd = NetDir::resolve_new(self.config.clone(), self.net.clone())?;
+        Ok(nd.with_pidfile(self.pidfile.clone()))
+    }
 }
 
 /// Writes generated text to stdout; a closed pipe (`| head`) is not an error.
@@ -377,7 +398,7 @@ pub fn run(mut cli: Cli) -> Result<i32> {
             name,
             port,
             address,
-        } => init::init(&netdir, &name, port, address.as_deref()),
+        } => init::init(&cli.netdir_new()?, &name, port, address.as_deref()),
         Command::Invite { node, set } => invite::invite(&netdir, &node, &set),
         Command::Join { .. } | Command::Completions { .. } | Command::Man | Command::Version => {
             unreachable!("handled above")
@@ -403,13 +424,14 @@ pub fn run(mut cli: Cli) -> Result<i32> {
         Command::Pcap { snaplen } => daemon::pcap(&netdir, snaplen),
         Command::Purge => operator::purge(&netdir),
         Command::Fsck => fsck::fsck(&netdir, force),
+        Command::Edit { file } => edit::edit(&netdir, &file),
         Command::Top => top::top(&netdir),
         Command::Sign { file } => sign::sign(&netdir, file.as_deref()),
         Command::Verify { signer, file } => sign::verify(&netdir, &signer, file.as_deref()),
         Command::Network { .. } => unreachable!("handled above"),
         Command::Dump { what, json } => {
             if what.len() == 2 && !what[0].eq_ignore_ascii_case("reachable") {
-                eprintln!("Invalid number of arguments.\nTry `meshd --help' for more information.");
+                eprintln!("Invalid number of arguments.\n{}", usage::TRY_HELP);
                 return Ok(1);
             }
             if what.len() == 1 && what[0].eq_ignore_ascii_case("invitations") {

@@ -1,8 +1,9 @@
 //! `meshd network`: lists the networks under the base directory as tinc does (`.` for the base
-//! itself when it holds a configuration, then every subdirectory that does). `network NET`
+//! itself when it holds a configuration, then every subdirectory that does, and the tinc
+//! networks `-n NET` reaches in tinc's directory). `network NET`
 //! switches command mode's network (see `shell`); elsewhere it is `-n NET`.
 
-use crate::config::netdir::{confdir_base, MESHD_CONF, TINC_CONF};
+use crate::config::netdir::{confdir_base, tinc_confdir_base, MESHD_CONF, TINC_CONF};
 use anyhow::Result;
 use std::path::Path;
 
@@ -19,6 +20,30 @@ fn has_config(dir: &Path) -> bool {
     dir.join(MESHD_CONF).is_file() || dir.join(TINC_CONF).is_file()
 }
 
+/// The subdirectories of a base that hold a configuration.
+fn networks_in(entries: std::fs::ReadDir) -> Vec<String> {
+    entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir() && has_config(&e.path()))
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .collect()
+}
+
+/// The tinc networks `-n NET` falls back to (see `NetDir::resolve`): subdirectories of
+/// tinc's base with `tinc.conf` and no directory of that name under `base`. `None`: no
+/// fallback, or tinc's base cannot be read.
+fn tinc_networks(base: &Path) -> Option<Vec<String>> {
+    let tinc_base = tinc_confdir_base()?;
+    let entries = std::fs::read_dir(tinc_base).ok()?;
+    Some(
+        entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().join(TINC_CONF).is_file() && !base.join(e.file_name()).exists())
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .collect(),
+    )
+}
+
 /// `meshd network [NET]` outside command mode.
 pub fn network(net: Option<&str>) -> Result<i32> {
     if let Some(net) = net {
@@ -29,22 +54,24 @@ pub fn network(net: Option<&str>) -> Result<i32> {
         return Ok(1);
     }
     let base = confdir_base();
-    let entries = match std::fs::read_dir(&base) {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!(
-                "Could not read directory {}: {}",
-                base.display(),
-                strerror(&e)
-            );
-            return Ok(1);
-        }
+    let mut names = match std::fs::read_dir(&base) {
+        Ok(entries) => networks_in(entries),
+        // tinc's message; unless tinc's directory has networks `-n` reaches.
+        Err(e) => match tinc_networks(&base) {
+            Some(names) if !names.is_empty() => names,
+            _ => {
+                eprintln!(
+                    "Could not read directory {}: {}",
+                    base.display(),
+                    strerror(&e)
+                );
+                return Ok(1);
+            }
+        },
     };
-    let mut names: Vec<String> = entries
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().is_dir() && has_config(&e.path()))
-        .filter_map(|e| e.file_name().to_str().map(str::to_string))
-        .collect();
+    if base.is_dir() {
+        names.extend(tinc_networks(&base).unwrap_or_default());
+    }
     names.sort();
     if has_config(&base) {
         names.insert(0, ".".to_string());

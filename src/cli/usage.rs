@@ -8,7 +8,7 @@ use clap::{CommandFactory, FromArgMatches};
 use std::ffi::OsString;
 
 /// Where the usage help is.
-const TRY_HELP: &str = "Try `meshd --help' for more information.";
+pub(super) const TRY_HELP: &str = "Try `meshd --help' for more information.";
 
 /// Global options that take a value (their value is not the command word).
 const OPTIONS_WITH_VALUE: &[&str] = &["-c", "--config", "-n", "--net", "--pidfile"];

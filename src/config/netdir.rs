@@ -9,6 +9,11 @@ use meshd_core::name::NodeName;
 pub const DEFAULT_CONFDIR_BASE: &str = "/etc/meshd";
 /// Environment variable overriding [`DEFAULT_CONFDIR_BASE`].
 pub const CONFDIR_BASE_ENV: &str = "MESHD_CONFDIR_BASE";
+/// Where a tinc user's networks live: `-n NET` falls back to `/etc/tinc/NET` (see
+/// [`NetDir::resolve`]).
+pub const DEFAULT_TINC_CONFDIR_BASE: &str = "/etc/tinc";
+/// Environment variable overriding [`DEFAULT_TINC_CONFDIR_BASE`].
+pub const TINC_CONFDIR_BASE_ENV: &str = "MESHD_TINC_CONFDIR_BASE";
 /// Environment variable used as the network name when `-n` is not given (as in tinc).
 pub const NETNAME_ENV: &str = "NETNAME";
 /// Preferred server configuration file name.
@@ -47,6 +52,18 @@ pub fn confdir_base() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFDIR_BASE))
 }
 
+/// The base `-n NET` falls back to when `BASE/NET` does not exist: `$MESHD_TINC_CONFDIR_BASE`,
+/// else `/etc/tinc` unless `MESHD_CONFDIR_BASE` is set (a chosen base is then the only one).
+pub fn tinc_confdir_base() -> Option<PathBuf> {
+    if let Some(v) = std::env::var_os(TINC_CONFDIR_BASE_ENV).filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(v));
+    }
+    if std::env::var_os(CONFDIR_BASE_ENV).is_some_and(|v| !v.is_empty()) {
+        return None;
+    }
+    Some(PathBuf::from(DEFAULT_TINC_CONFDIR_BASE))
+}
+
 impl NetDir {
     /// A network directory at `root`, without netname or pidfile override.
     pub fn new(root: impl Into<PathBuf>) -> NetDir {
@@ -58,16 +75,40 @@ impl NetDir {
         }
     }
 
-    /// Resolves the directory from the command line and the environment:
-    /// `-c DIR` wins; else `-n NET` gives `$MESHD_CONFDIR_BASE/NET` (base defaults to
-    /// `/etc/meshd`); else `$NETNAME` like `-n`; else the base itself.
+    /// Resolves the directory of an existing network from the command line and the
+    /// environment: `-c DIR` wins; else `-n NET` (or `$NETNAME`) gives `BASE/NET`
+    /// (`$MESHD_CONFDIR_BASE`, default `/etc/meshd`) if that directory exists, else a tinc
+    /// network `TINCBASE/NET` (default `/etc/tinc`, see [`tinc_confdir_base`]) if it holds
+    /// `tinc.conf`, else `BASE/NET`; without either, the base itself.
     pub fn resolve(
+        config_dir: Option<PathBuf>,
+        netname: Option<String>,
+    ) -> Result<NetDir, ConfigError> {
+        let nd = Self::resolve_new(config_dir.clone(), netname)?;
+        let tinc = match (&config_dir, &nd.netname, tinc_confdir_base()) {
+            (None, Some(n), Some(tinc_base)) => tinc_base.join(n),
+            _ => return Ok(nd),
+        };
+        Ok(nd.or_tinc_network(tinc))
+    }
+
+    /// The directory a new network is made in (`init`, `join`): like [`NetDir::resolve`]
+    /// without the fallback to tinc's directory, so `-n NET` is always `BASE/NET`.
+    pub fn resolve_new(
         config_dir: Option<PathBuf>,
         netname: Option<String>,
     ) -> Result<NetDir, ConfigError> {
         let base = confdir_base();
         let env_netname = std::env::var(NETNAME_ENV).ok().filter(|v| !v.is_empty());
         Self::resolve_with(config_dir, netname, env_netname, &base)
+    }
+
+    /// `self`, or `tinc` when `self.root` does not exist and `tinc` holds `tinc.conf`.
+    fn or_tinc_network(mut self, tinc: PathBuf) -> NetDir {
+        if !self.root.exists() && tinc.join(TINC_CONF).is_file() {
+            self.root = tinc;
+        }
+        self
     }
 
     /// [`NetDir::resolve`] with the environment passed explicitly (`env_netname` is `$NETNAME`,
@@ -304,5 +345,24 @@ mod tests {
         assert_eq!(nd.config_file(), dir.path().join("tinc.conf"));
         std::fs::write(dir.path().join("meshd.conf"), "Name = a\n").unwrap();
         assert_eq!(nd.config_file(), dir.path().join("meshd.conf"));
+    }
+
+    #[test]
+    fn netname_falls_back_to_a_tinc_network() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (meshd, tinc) = (tmp.path().join("meshd"), tmp.path().join("tinc"));
+        std::fs::create_dir_all(tinc.join("vpn")).unwrap();
+        let nd = |base: &Path| {
+            NetDir::resolve_with(None, Some("vpn".into()), None, base)
+                .unwrap()
+                .or_tinc_network(tinc.join("vpn"))
+        };
+        // No tinc.conf there: not a tinc network.
+        assert_eq!(nd(&meshd).root, meshd.join("vpn"));
+        std::fs::write(tinc.join("vpn/tinc.conf"), "Name = a\n").unwrap();
+        assert_eq!(nd(&meshd).root, tinc.join("vpn"));
+        // meshd's own directory wins once it exists.
+        std::fs::create_dir_all(meshd.join("vpn")).unwrap();
+        assert_eq!(nd(&meshd).root, meshd.join("vpn"));
     }
 }

@@ -130,6 +130,7 @@ async fn serve(
     tx: mpsc::Sender<Pending>,
     stats: &ControlStats,
 ) -> Result<()> {
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read);
     let timeout = std::time::Duration::from_secs(5);
@@ -178,7 +179,7 @@ async fn serve(
                 return Ok(());
             }
             match reply_rx.await {
-                Ok(r) => r,
+                Ok(r) => with_this_control_connection(r, fd),
                 Err(_) => return Ok(()),
             }
         }
@@ -191,6 +192,26 @@ async fn serve(
     write.write_all(out.as_bytes()).await?;
     write.shutdown().await?;
     Ok(())
+}
+
+/// `dump connections` lists, as tinc's, the control connection that asks (its socket).
+fn with_this_control_connection(response: Response, fd: i32) -> Response {
+    use crate::node::status::{ConnectionStatus, CONNECTION_CONTROL, CONTROL_CONNECTION_NAME};
+    match response {
+        Response::Connections { mut connections } => {
+            connections.push(ConnectionStatus {
+                name: CONTROL_CONNECTION_NAME.into(),
+                address: "localhost".into(),
+                port: 0,
+                session: u32::try_from(fd).unwrap_or(0),
+                status: CONNECTION_CONTROL,
+                initiator: false,
+                age_secs: 0,
+            });
+            Response::Connections { connections }
+        }
+        other => other,
+    }
 }
 
 /// One line of at most [`MAX_CONTROL_LINE`] bytes, without its newline;

@@ -23,6 +23,7 @@ pub fn meshd_command() -> Command {
     cmd.env_remove("MESHD_LOG")
         .env_remove("NETNAME")
         .env_remove("MESHD_CONFDIR_BASE")
+        .env_remove("MESHD_TINC_CONFDIR_BASE")
         .stdin(Stdio::null());
     cmd
 }

@@ -139,15 +139,37 @@ pub struct ConnectionStatus {
     pub port: u16,
     /// Local index of the session (shown where tinc shows a socket).
     pub session: u32,
-    /// 0x2 alive, 0x4 we initiated the session.
+    /// tinc's connection bits: [`CONNECTION_MST`] (alive: broadcasts go over it),
+    /// [`CONNECTION_CONTROL`].
     pub status: u32,
+    /// Whether this node initiated the session.
+    #[serde(default)]
+    pub initiator: bool,
     /// Seconds since the session was established.
     pub age_secs: u64,
 }
 
+/// `dump connections` status bit: the connection carries broadcasts (tinc's "mst"; meshd sends
+/// broadcasts to every live peer, so every live session has it).
+pub const CONNECTION_MST: u32 = 0x100;
+/// `dump connections` status bit: a control connection.
+pub const CONNECTION_CONTROL: u32 = 0x200;
+/// The name `dump connections` gives a control connection (as tinc).
+pub const CONTROL_CONNECTION_NAME: &str = "<control>";
+
 /// tinc's node ID: the first 6 bytes of SHA-512(name), in hex.
 pub fn node_id(name: &str) -> String {
     hex::encode(&Sha512::digest(name.as_bytes())[..6])
+}
+
+/// This node's `dump nodes` status: visited, reachable, sptps, and has_address when its host
+/// file has an `Address` (as tinc shows `0858` for itself then).
+fn own_status(has_address: bool) -> u32 {
+    let mut status = status_bits::VISITED | status_bits::REACHABLE | status_bits::SPTPS;
+    if has_address {
+        status |= status_bits::HAS_ADDRESS;
+    }
+    status
 }
 
 impl Node {
@@ -226,7 +248,7 @@ impl Node {
             port: own_port.to_string(),
             is_self: true,
             reachable: true,
-            status: status_bits::VISITED | status_bits::REACHABLE | status_bits::SPTPS,
+            status: own_status(!self.config.advertised_addresses.is_empty()),
             nexthop: me.to_string(),
             via: me.to_string(),
             distance: 0,
@@ -306,10 +328,9 @@ impl Node {
                     (true, KeySource::HostFile) => "hostfile".into(),
                     (true, KeySource::Gossip) => "gossip".into(),
                 },
-                edges: p
-                    .record
-                    .iter()
-                    .flat_map(|r| r.neighbours.iter().map(|n| n.name.to_string()))
+                edges: self
+                    .record_edges(p)
+                    .map(|(_, n)| n.name.to_string())
                     .collect(),
                 handshakes: p.stats.handshakes,
                 deaths: p.stats.deaths,
@@ -341,13 +362,33 @@ impl Node {
                 push(&self.config.name, own_local, &p.name, at);
             }
         }
-        for rec in self.peers.values().filter_map(|p| p.record.as_ref()) {
-            for n in &rec.neighbours {
+        for p in self.peers.values() {
+            for (rec, n) in self.record_edges(p) {
                 push(&rec.name, rec.addresses.first(), &n.name, n.endpoint);
             }
         }
         out.sort_by(|a, b| (&a.from, &a.to).cmp(&(&b.from, &b.to)));
         out
+    }
+
+    /// The edges a peer's gossip record claims (its neighbours), without the one to this node
+    /// while the peer is down: that link is known to be gone (tinc deletes both directions
+    /// when a direct connection ends).
+    fn record_edges<'a>(
+        &'a self,
+        p: &'a super::Peer,
+    ) -> impl Iterator<
+        Item = (
+            &'a crate::wire::NodeRecord,
+            &'a crate::wire::record::Neighbour,
+        ),
+    > + 'a {
+        p.record.iter().flat_map(move |rec| {
+            rec.neighbours
+                .iter()
+                .filter(move |n| p.alive || n.name != self.config.name)
+                .map(move |n| (rec, n))
+        })
     }
 
     /// `dump connections`: peers we hold a sending session with.
@@ -360,19 +401,14 @@ impl Node {
             let Some(slot) = self.sessions.get(&index) else {
                 continue;
             };
-            let mut status = 0;
-            if p.alive {
-                status |= 0x2;
-            }
-            if slot.session.is_initiator() {
-                status |= 0x4;
-            }
+            let status = if p.alive { CONNECTION_MST } else { 0 };
             out.push(ConnectionStatus {
                 name: p.name.to_string(),
                 address: endpoint.ip().to_string(),
                 port: endpoint.port(),
                 session: index,
                 status,
+                initiator: slot.session.is_initiator(),
                 age_secs: now
                     .saturating_duration_since(slot.session.created())
                     .as_secs(),

@@ -23,8 +23,9 @@ fn port_owner(node: &Node, port: &Port) -> String {
     }
 }
 
-/// Sort key: MAC < IPv4 < IPv6, then address, then weight, then owner (tinc's order).
-fn sort_key(s: &SubnetStatus) -> (u8, Vec<u8>, u8, i32, String) {
+/// Sort key: MAC < IPv4 < IPv6, then the longer prefix first, then address, then weight, then
+/// owner (tinc's order: `255.255.255.255` before `224.0.0.0/4`).
+fn sort_key(s: &SubnetStatus) -> (u8, std::cmp::Reverse<u8>, Vec<u8>, i32, String) {
     let parsed = s.subnet.parse::<Subnet>().ok();
     let (kind, bytes, prefix) = match parsed.map(|p| p.addr) {
         Some(SubnetAddr::Mac(m)) => (0, m.to_vec(), 48),
@@ -33,7 +34,13 @@ fn sort_key(s: &SubnetStatus) -> (u8, Vec<u8>, u8, i32, String) {
         None => (3, s.subnet.as_bytes().to_vec(), 0),
     };
     let weight = parsed.map_or(0, |p| p.weight);
-    (kind, bytes, prefix, weight, s.owner.clone())
+    (
+        kind,
+        std::cmp::Reverse(prefix),
+        bytes,
+        weight,
+        s.owner.clone(),
+    )
 }
 
 impl Node {
@@ -123,5 +130,46 @@ impl Node {
         learned.sort();
         out.extend(learned);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn longer_prefixes_first_within_a_type_as_tinc() {
+        let mut v: Vec<SubnetStatus> = [
+            ("ff00::/8", "(broadcast)"),
+            ("224.0.0.0/4", "(broadcast)"),
+            ("255.255.255.255", "(broadcast)"),
+            ("10.9.0.0/16", "beta"),
+            ("10.9.0.1", "alpha"),
+            ("ff:ff:ff:ff:ff:ff", "(broadcast)"),
+            ("02:00:00:00:00:0a", "alpha"),
+        ]
+        .iter()
+        .map(|(s, o)| SubnetStatus {
+            subnet: s.to_string(),
+            owner: o.to_string(),
+            origin: "static".into(),
+            mac: None,
+            idle_secs: None,
+        })
+        .collect();
+        v.sort_by_cached_key(sort_key);
+        let order: Vec<&str> = v.iter().map(|s| s.subnet.as_str()).collect();
+        assert_eq!(
+            order,
+            [
+                "02:00:00:00:00:0a",
+                "ff:ff:ff:ff:ff:ff",
+                "10.9.0.1",
+                "255.255.255.255",
+                "10.9.0.0/16",
+                "224.0.0.0/4",
+                "ff00::/8"
+            ]
+        );
     }
 }
