@@ -124,7 +124,15 @@ impl Node {
         self.sweep_switch(now);
         self.tick_leave(now);
         self.tick_vips(now);
-        let names: Vec<NodeName> = self.peers.keys().cloned().collect();
+        // A peer that is down and not due for a handshake has nothing to do
+        // (tick_peer would only look): skip it without cloning its name, so
+        // stale peers cost a comparison per tick until they are forgotten.
+        let names: Vec<NodeName> = self
+            .peers
+            .values()
+            .filter(|p| p.alive || (p.key.is_some() && now >= p.next_handshake))
+            .map(|p| p.name.clone())
+            .collect();
         for name in &names {
             self.tick_peer(now, name);
         }
