@@ -197,6 +197,8 @@ impl Harness {
             name: node_name("beta"),
             public_key: Some(keys.beta.public()),
             addresses: vec![addr(2, 655)],
+            subnets: Vec::new(),
+            vips: Vec::new(),
         }];
         let node = Node::new(
             config,
