@@ -160,6 +160,13 @@ impl<'a> Message<'a> {
                 } else {
                     (None, None)
                 };
+                if part && after.is_none() && through.is_none() {
+                    // That is a whole Digest, which has its own type.
+                    return Err(WireError::Invalid {
+                        field: "digest part",
+                        reason: "has neither bound",
+                    });
+                }
                 let count = r.u16("digest count")? as usize;
                 if count > MAX_ITEMS {
                     return Err(WireError::Invalid {
@@ -314,5 +321,8 @@ mod tests {
         );
         // A digest that claims more entries than it carries.
         assert!(Message::parse(&[kind::DIGEST, 0xff, 0xff]).is_err());
+        // A part without bounds is a whole digest in disguise (found by fuzzing:
+        // it would not re-encode to itself).
+        assert!(Message::parse(&[kind::DIGEST_PART, 0, 0, 0, 0]).is_err());
     }
 }
