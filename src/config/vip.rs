@@ -214,6 +214,54 @@ fn positive_count(s: &str) -> Result<u32, String> {
 }
 
 /// Whitespace-separated tokens with their byte offsets in `s`.
+/// One `VAR = ADDRESS VALUE` line about a configured VIP.
+pub(super) struct VipLine<'a> {
+    pub line: &'a ConfigLine,
+    pub ip: IpAddr,
+    /// The VIP's position in the `VirtualIP` list.
+    pub index: usize,
+    /// The word after the address.
+    pub value: &'a str,
+}
+
+/// The `var` lines (`ADDRESS VALUE`, at most one per VIP), in order. Errors
+/// name the line: not two words (`usage` says what is expected), not an IP
+/// address, no `VirtualIP` for it, or a second line for the same VIP.
+pub(super) fn per_vip_lines<'a>(
+    lines: &'a [ConfigLine],
+    var: &str,
+    usage: &str,
+    index: &HashMap<IpAddr, usize>,
+) -> Result<Vec<VipLine<'a>>, ConfigError> {
+    let mut out: Vec<VipLine<'a>> = Vec::new();
+    for line in lines.iter().filter(|l| l.is(var)) {
+        let err = |r: String| line.error(format!("{var}: {r}"));
+        let toks = tokens(&line.value);
+        let [(_, addr_s), (_, value)] = toks[..] else {
+            return Err(err(format!("'{}': expected {usage}", line.value)));
+        };
+        let ip: IpAddr = addr_s
+            .parse()
+            .map_err(|_| err(format!("'{addr_s}' is not an IP address")))?;
+        let Some(&i) = index.get(&ip) else {
+            return Err(err(format!("{ip} has no VirtualIP line")));
+        };
+        if let Some(prev) = out.iter().find(|v| v.ip == ip) {
+            return Err(err(format!(
+                "{ip} already has a {var} at {}",
+                prev.line.location()
+            )));
+        }
+        out.push(VipLine {
+            line,
+            ip,
+            index: i,
+            value,
+        });
+    }
+    Ok(out)
+}
+
 fn tokens(s: &str) -> Vec<(usize, &str)> {
     let mut out = Vec::new();
     let mut start = None;
@@ -404,27 +452,15 @@ pub fn parse_vip_settings(
 
     // VirtualMAC lines.
     let mut mac_lines: HashMap<IpAddr, &ConfigLine> = HashMap::new();
-    for line in lines.iter().filter(|l| l.is("VirtualMAC")) {
+    let usage = "'ADDRESS MAC', e.g. '10.1.1.10 02:00:5e:00:01:0a'";
+    for VipLine {
+        line,
+        ip,
+        index: i,
+        value: mac_s,
+    } in per_vip_lines(lines, "VirtualMAC", usage, &index)?
+    {
         let err = |r: String| line.error(format!("VirtualMAC: {r}"));
-        let toks = tokens(&line.value);
-        let [(_, addr_s), (_, mac_s)] = toks[..] else {
-            return Err(err(format!(
-                "'{}': expected 'ADDRESS MAC', e.g. '10.1.1.10 02:00:5e:00:01:0a'",
-                line.value
-            )));
-        };
-        let ip: IpAddr = addr_s
-            .parse()
-            .map_err(|_| err(format!("'{addr_s}' is not an IP address")))?;
-        let Some(&i) = index.get(&ip) else {
-            return Err(err(format!("{ip} has no VirtualIP line")));
-        };
-        if let Some(prev) = mac_lines.get(&ip) {
-            return Err(err(format!(
-                "{ip} already has a VirtualMAC at {}",
-                prev.location()
-            )));
-        }
         let MacAddr(mac) = mac_s
             .parse()
             .map_err(|e: MacParseError| err(e.to_string()))?;

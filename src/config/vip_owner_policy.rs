@@ -2,7 +2,7 @@
 //! this node, and how senders pick among its holders (part of
 //! [`super::parse_vip_settings`]).
 
-use super::{fmt_mac, tokens, SteerPolicy, VipConfig};
+use super::{fmt_mac, per_vip_lines, SteerPolicy, VipConfig, VipLine};
 use crate::config::parse::ConfigLine;
 use crate::config::ConfigError;
 use meshd_core::switch::{MacAddr, MacParseError};
@@ -18,28 +18,15 @@ pub(super) fn parse_owners(
     index: &HashMap<IpAddr, usize>,
     vips: &mut [VipConfig],
 ) -> Result<(), ConfigError> {
-    let mut owner_lines: HashMap<IpAddr, &ConfigLine> = HashMap::new();
-    for line in lines.iter().filter(|l| l.is("VIPOwner")) {
+    let usage = "'ADDRESS MAC', e.g. '10.1.1.10 02:42:ac:11:00:02'";
+    for VipLine {
+        line,
+        ip,
+        index: i,
+        value: mac_s,
+    } in per_vip_lines(lines, "VIPOwner", usage, index)?
+    {
         let err = |r: String| line.error(format!("VIPOwner: {r}"));
-        let toks = tokens(&line.value);
-        let [(_, addr_s), (_, mac_s)] = toks[..] else {
-            return Err(err(format!(
-                "'{}': expected 'ADDRESS MAC', e.g. '10.1.1.10 02:42:ac:11:00:02'",
-                line.value
-            )));
-        };
-        let ip: IpAddr = addr_s
-            .parse()
-            .map_err(|_| err(format!("'{addr_s}' is not an IP address")))?;
-        let Some(&i) = index.get(&ip) else {
-            return Err(err(format!("{ip} has no VirtualIP line")));
-        };
-        if let Some(prev) = owner_lines.get(&ip) {
-            return Err(err(format!(
-                "{ip} already has a VIPOwner at {}",
-                prev.location()
-            )));
-        }
         let MacAddr(mac) = mac_s
             .parse()
             .map_err(|e: MacParseError| err(e.to_string()))?;
@@ -56,7 +43,6 @@ pub(super) fn parse_owners(
                 other.address
             )));
         }
-        owner_lines.insert(ip, line);
         vips[i].owner = Some(mac);
     }
     Ok(())
@@ -69,28 +55,15 @@ pub(super) fn parse_policies(
     index: &HashMap<IpAddr, usize>,
     vips: &mut [VipConfig],
 ) -> Result<(), ConfigError> {
-    let mut seen: HashMap<IpAddr, &ConfigLine> = HashMap::new();
-    for line in lines.iter().filter(|l| l.is("VIPPolicy")) {
+    let usage = "'ADDRESS hash|nearest', e.g. '10.1.1.10 nearest'";
+    for VipLine {
+        line,
+        index: i,
+        value: policy,
+        ..
+    } in per_vip_lines(lines, "VIPPolicy", usage, index)?
+    {
         let err = |r: String| line.error(format!("VIPPolicy: {r}"));
-        let toks = tokens(&line.value);
-        let [(_, addr_s), (_, policy)] = toks[..] else {
-            return Err(err(format!(
-                "'{}': expected 'ADDRESS hash|nearest', e.g. '10.1.1.10 nearest'",
-                line.value
-            )));
-        };
-        let ip: IpAddr = addr_s
-            .parse()
-            .map_err(|_| err(format!("'{addr_s}' is not an IP address")))?;
-        let Some(&i) = index.get(&ip) else {
-            return Err(err(format!("{ip} has no VirtualIP line")));
-        };
-        if let Some(prev) = seen.insert(ip, line) {
-            return Err(err(format!(
-                "{ip} already has a VIPPolicy at {}",
-                prev.location()
-            )));
-        }
         vips[i].policy = match policy.to_ascii_lowercase().as_str() {
             "hash" => SteerPolicy::Hash,
             "nearest" => SteerPolicy::Nearest,

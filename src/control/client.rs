@@ -24,16 +24,7 @@ pub fn stream(
     req: &Request,
     mut on_line: impl FnMut(&str) -> bool,
 ) -> Result<()> {
-    let (mut reader, answer) = send(pidfile, socket, req, Duration::from_secs(5))?;
-    match answer {
-        Response::Ok => {}
-        Response::Error { message } => bail!("{message}"),
-        other => bail!("unexpected answer: {other:?}"),
-    }
-    reader
-        .get_ref()
-        .set_read_timeout(None)
-        .context("control socket")?;
+    let mut reader = open_stream(pidfile, socket, req)?;
     let mut line = String::new();
     loop {
         line.clear();
@@ -49,15 +40,10 @@ pub fn stream(
     }
 }
 
-/// Sends a streaming request whose stream is bytes (`Pcap`): after the daemon's `Ok`, copies
-/// everything to `out` until the daemon closes the connection or `out` refuses (a closed pipe).
-pub fn stream_bytes(
-    pidfile: &Path,
-    socket: &Path,
-    req: &Request,
-    out: &mut impl std::io::Write,
-) -> Result<()> {
-    let (mut reader, answer) = send(pidfile, socket, req, Duration::from_secs(5))?;
+/// Sends a streaming request and waits for the daemon's `Ok`; returns the
+/// connection, with no read timeout, positioned at the stream.
+fn open_stream(pidfile: &Path, socket: &Path, req: &Request) -> Result<BufReader<UnixStream>> {
+    let (reader, answer) = send(pidfile, socket, req, Duration::from_secs(5))?;
     match answer {
         Response::Ok => {}
         Response::Error { message } => bail!("{message}"),
@@ -67,6 +53,18 @@ pub fn stream_bytes(
         .get_ref()
         .set_read_timeout(None)
         .context("control socket")?;
+    Ok(reader)
+}
+
+/// Sends a streaming request whose stream is bytes (`Pcap`): after the daemon's `Ok`, copies
+/// everything to `out` until the daemon closes the connection or `out` refuses (a closed pipe).
+pub fn stream_bytes(
+    pidfile: &Path,
+    socket: &Path,
+    req: &Request,
+    out: &mut impl std::io::Write,
+) -> Result<()> {
+    let mut reader = open_stream(pidfile, socket, req)?;
     let mut buf = [0u8; 65536];
     loop {
         let n = match std::io::Read::read(&mut reader, &mut buf) {

@@ -35,6 +35,23 @@ impl Node {
         }
     }
 
+    /// Whether a handshake packet from `from` may reach its signature check:
+    /// from a peer's known address it spends the separate known budget
+    /// (KNOWN_ENDPOINT_HANDSHAKES_PER_SEC), else the general one. Refusals are
+    /// counted.
+    fn handshake_budget_allows(&mut self, now: Instant, from: SocketAddr, known: bool) -> bool {
+        let limiter = if known {
+            &mut self.known_limiter
+        } else {
+            &mut self.limiter
+        };
+        let allowed = limiter.allow(from.ip(), now);
+        if !allowed {
+            self.drops.rate_limited += 1;
+        }
+        allowed
+    }
+
     pub(super) fn on_handshake_init(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
         if self.shutting_down {
             return;
@@ -63,13 +80,7 @@ impl Node {
                 return;
             }
         };
-        let limiter = if from_known_address {
-            &mut self.known_limiter
-        } else {
-            &mut self.limiter
-        };
-        if !limiter.allow(from.ip(), now) {
-            self.drops.rate_limited += 1;
+        if !self.handshake_budget_allows(now, from, from_known_address) {
             return;
         }
         let peers = &self.peers;
@@ -166,13 +177,7 @@ impl Node {
             .peers
             .get(&peer_name)
             .is_some_and(|p| p.endpoint == Some(from) || p.static_addresses.contains(&from));
-        let limiter = if from_known_address {
-            &mut self.known_limiter
-        } else {
-            &mut self.limiter
-        };
-        if !limiter.allow(from.ip(), now) {
-            self.drops.rate_limited += 1;
+        if !self.handshake_budget_allows(now, from, from_known_address) {
             return;
         }
         let Some(pending) = self.pending.get_mut(&receiver) else {
