@@ -224,5 +224,107 @@ fn bench_frame_path(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_switch, bench_offload, bench_frame_path);
+/// A live pair where `a` also knows `stale` nodes (host files with keys and
+/// addresses) that never answer, long past their first attempts: what one
+/// second of idle costs `a`, so the cost of unreachable peers shows (the
+/// per-peer timer queue keeps it to their own retries).
+fn idle_pair_with_stale_peers(stale: usize) -> (Pair, Vec<KnownHost>) {
+    let mut p = Pair::new();
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let mut hosts: Vec<KnownHost> = (0..stale)
+        .map(|i| KnownHost {
+            name: node_name(&format!("stale_{i}")),
+            public_key: Some(PrivateKey::generate(&mut rng).public()),
+            addresses: vec![SocketAddr::from(([198, 51, 100, (i % 250) as u8], 655))],
+            subnets: Vec::new(),
+            vips: Vec::new(),
+        })
+        .collect();
+    hosts.push(KnownHost {
+        name: node_name("b"),
+        public_key: Some(p.b.public_key()),
+        addresses: vec!["192.0.2.2:655".parse().unwrap()],
+        subnets: Vec::new(),
+        vips: Vec::new(),
+    });
+    let mut config = p.a.config().clone();
+    config.handshake_retry_max = Duration::from_secs(60);
+    p.a.reload(config, hosts.clone(), p.now);
+    // Past every stale peer's first attempts: they are at the longest back-off.
+    p.idle(Duration::from_secs(300));
+    (p, hosts)
+}
+
+impl Pair {
+    /// Runs both nodes' timers for `span` of virtual time, delivering what
+    /// goes between them and dropping what goes anywhere else.
+    fn idle(&mut self, span: Duration) -> usize {
+        let end = self.now + span;
+        let mut wakes = 0;
+        loop {
+            let next = [self.a.poll_timeout(), self.b.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(end);
+            if next > end {
+                break;
+            }
+            self.now = self.now.max(next);
+            self.a.handle_timeout(self.now);
+            self.b.handle_timeout(self.now);
+            wakes += 1;
+            self.exchange_between();
+        }
+        self.now = end;
+        wakes
+    }
+
+    /// As `exchange`, dropping datagrams not addressed to the other node.
+    fn exchange_between(&mut self) {
+        let addr_a: SocketAddr = "192.0.2.1:655".parse().unwrap();
+        let addr_b: SocketAddr = "192.0.2.2:655".parse().unwrap();
+        loop {
+            let mut moved = false;
+            while let Some(mut t) = self.a.poll_transmit() {
+                if t.destination == addr_b {
+                    self.b.handle_datagram_mut(self.now, addr_a, &mut t.payload);
+                    moved = true;
+                }
+                self.a.recycle(t.payload);
+            }
+            while let Some(mut t) = self.b.poll_transmit() {
+                self.a.handle_datagram_mut(self.now, addr_b, &mut t.payload);
+                self.b.recycle(t.payload);
+                moved = true;
+            }
+            while self.a.poll_event().is_some() {}
+            while self.b.poll_event().is_some() {}
+            if !moved {
+                break;
+            }
+        }
+    }
+}
+
+fn bench_idle(c: &mut Criterion) {
+    let mut g = c.benchmark_group("idle");
+    g.sample_size(20);
+    for stale in [0usize, 1000, 4000] {
+        let (mut p, _) = idle_pair_with_stale_peers(stale);
+        assert!(p.a.is_alive("b"), "the live pair survived");
+        g.bench_function(format!("one_second_{stale}_stale_peers"), |b| {
+            b.iter(|| black_box(p.idle(Duration::from_secs(1))))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_switch,
+    bench_offload,
+    bench_frame_path,
+    bench_idle
+);
 criterion_main!(benches);

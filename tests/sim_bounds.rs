@@ -137,6 +137,35 @@ fn handshakes_in_flight_are_capped_and_a_reachable_peer_still_connects() {
 }
 
 #[test]
+fn unreachable_peers_cost_only_their_back_off() {
+    // 300 known nodes that never answer: past their first attempts, each
+    // costs one attempt (or one deferral while the in-flight cap is full)
+    // per back-off, not a retry at 4 Hz while it waits for a slot; and the
+    // live pair is unaffected.
+    let mut names: Vec<String> = (0..300).map(|i| format!("x{i:03}")).collect();
+    names.insert(0, "a".into());
+    names.push("zz".into());
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut net = SimNet::new(14, &refs);
+    let cfg = net.config("a", &[]);
+    net.start(cfg, &refs);
+    let cfg = net.config("zz", &[]);
+    net.start(cfg, &["a"]);
+    net.run_for(Duration::from_secs(60));
+    let deferred_before = limit(&net, "a", "handshakes_in_flight").refused;
+    net.run_for(Duration::from_secs(20));
+    let deferred = limit(&net, "a", "handshakes_in_flight").refused - deferred_before;
+    // At the 5 s back-off (plus jitter), 300 peers make at most ~1,200
+    // attempts or deferrals in 20 s; waiting at 250 ms they made ~20,000.
+    assert!(deferred <= 1500, "{deferred} deferrals in 20 s");
+    assert!(net.sees("a", "zz") && net.sees("zz", "a"));
+    assert!(
+        net.node("a").timers_queued() >= 300,
+        "every unreachable peer keeps its timer"
+    );
+}
+
+#[test]
 fn sessions_per_peer_evict_the_oldest_and_liveness_holds() {
     let names = ["a", "b"];
     let mut net = mesh(13, &names, |_, cfg| {

@@ -390,6 +390,13 @@ impl SimNet {
                 node.handle_frame(now, &r);
             }
         }
+        // Every peer with something due is in the core's timer queue no later
+        // than that (or marked to be queued): checked after every input.
+        if node.peers().len() <= 64 {
+            if let Err(err) = node.check_timers() {
+                panic!("timer queue invariant broken: {err}");
+            }
+        }
         let mut out = Vec::new();
         while let Some(t) = node.poll_transmit() {
             out.push(t);

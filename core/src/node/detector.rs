@@ -210,11 +210,14 @@ impl Detector {
 
     // ------------------------------------------------------------- on demand
 
-    /// A frame that expects an answer was sent to the peer.
-    pub fn frame_sent(&mut self, now: Instant) {
+    /// A frame that expects an answer was sent to the peer. Returns true if
+    /// this armed the on-demand check (nothing was unanswered before).
+    pub fn frame_sent(&mut self, now: Instant) -> bool {
         if self.unanswered_since.is_none() {
             self.unanswered_since = Some(now);
+            return true;
         }
+        false
     }
 
     /// Something authenticated arrived from the peer: nothing is unanswered.

@@ -376,7 +376,8 @@ impl Node {
             .record
             .as_ref()
             .is_none_or(|old| old.extension != rec.extension);
-        peer.record = Some(rec.clone());
+        let old = peer.record.replace(rec.clone());
+        self.observed.replace(&rec.name, old.as_ref(), Some(rec));
         if !peer.alive && (is_new_peer || restarted) {
             // A node we can't reach yet, or one that came back: try it now.
             peer.next_handshake = now;
@@ -385,6 +386,9 @@ impl Node {
         if extension_changed {
             self.apply_peer_extension(now, &rec.name, &rec.extension);
         }
+        // A new key, a handshake now, a VIP (a steering relation): all bring
+        // its timer forward.
+        self.touch(&rec.name);
         Ok(true)
     }
 
@@ -402,14 +406,6 @@ impl Node {
 
     /// Addresses at which other nodes' records say they reach `name`.
     pub(super) fn observed_endpoints(&self, name: &str) -> Vec<SocketAddr> {
-        let mut out = Vec::new();
-        for rec in self.peers.values().filter_map(|p| p.record.as_ref()) {
-            for n in rec.neighbours.iter().filter(|n| n.name == name) {
-                if !out.contains(&n.endpoint) {
-                    out.push(n.endpoint);
-                }
-            }
-        }
-        out
+        self.observed.of(name)
     }
 }

@@ -103,9 +103,12 @@ impl Node {
                 // If our attempt went elsewhere or a while ago (to the node before
                 // it restarted, say), it has not seen it: send it where this one
                 // came from, or the peer would wait out our whole retry backoff.
-                let stale = now.saturating_duration_since(ours.sent_at) >= COLLISION_RESEND_AFTER;
+                // The attempt still expires on its first schedule: if the peer
+                // took our init and lost its answer, its replay guard refuses
+                // the resends, and only a fresh attempt ends the stand-off.
+                let stale = now.saturating_duration_since(ours.last_sent) >= COLLISION_RESEND_AFTER;
                 if stale || !ours.sent_to.contains(&from) {
-                    ours.sent_at = now;
+                    ours.last_sent = now;
                     if !ours.sent_to.contains(&from) {
                         ours.sent_to.push(from);
                     }
@@ -133,6 +136,8 @@ impl Node {
         // Its newer attempt supersedes its older ones: it keeps only the newest.
         self.pending.retain(|_, p| p.peer != name);
         self.sessions.retain(|_, s| s.peer != name || s.confirmed);
+        // Without our attempt in flight, our own rekey may be due sooner.
+        self.touch(&name);
         let index = self.fresh_index();
         let (session, response) = match verified.respond(&self.identity, index, &mut self.rng, now)
         {
@@ -264,6 +269,8 @@ impl Node {
         }
         peer.stats.handshakes += 1;
         peer.attempts = 0;
+        // A new session: its rekey time is the peer's next due.
+        self.touch(name);
         // A handshake just completed through `from` (signed, fresh and
         // rate-limited): the new session's address is taken as it is.
         self.note_life(now, name, from, 0, true);
@@ -285,12 +292,14 @@ impl Node {
         }
         peer.next_handshake = now + delay;
         let replaces_own = self.pending.values().any(|p| p.peer == *name);
+        // A deferred attempt backs off as a failed one does: thousands of
+        // unreachable peers waiting for a slot must not retry at 4 Hz each.
+        peer.attempts = peer.attempts.saturating_add(1);
         if !replaces_own && self.pending.len() >= super::limits::MAX_HANDSHAKES_IN_FLIGHT {
             // Put off, not lost: the peer is tried again after its back-off.
             self.limit_counters.handshakes_deferred += 1;
             return;
         }
-        peer.attempts = peer.attempts.saturating_add(1);
         if candidates.is_empty() {
             return;
         }
@@ -319,6 +328,7 @@ impl Node {
                 peer: name.clone(),
                 state,
                 sent_at: now,
+                last_sent: now,
                 init: init.clone(),
                 sent_to: candidates.clone(),
             },

@@ -47,8 +47,12 @@ impl Node {
     /// A frame that expects an answer went to `name` (steered to a holder or
     /// unicast to a station behind it): arm its on-demand detection.
     pub(super) fn note_frame_sent(&mut self, now: Instant, name: &str) {
-        if let Some(peer) = self.peers.get_mut(name) {
-            peer.detector.frame_sent(now);
+        let armed = self
+            .peers
+            .get_mut(name)
+            .is_some_and(|peer| peer.detector.frame_sent(now));
+        if armed {
+            self.touch(name);
         }
     }
 
@@ -105,6 +109,7 @@ impl Node {
             peer.state_changed = Some(now);
             peer.attempts = 0;
             tracing::info!(peer = %name, %endpoint, "peer is up");
+            self.touch(name);
             self.own.dirty = true;
             self.events.push_back(Event::PeerUp {
                 name: name.to_string(),
@@ -124,18 +129,6 @@ impl Node {
         self.sweep_switch(now);
         self.tick_leave(now);
         self.tick_vips(now);
-        // A peer that is down and not due for a handshake has nothing to do
-        // (tick_peer would only look): skip it without cloning its name, so
-        // stale peers cost a comparison per tick until they are forgotten.
-        let names: Vec<NodeName> = self
-            .peers
-            .values()
-            .filter(|p| p.alive || (p.key.is_some() && now >= p.next_handshake))
-            .map(|p| p.name.clone())
-            .collect();
-        for name in &names {
-            self.tick_peer(now, name);
-        }
         self.sessions
             .retain(|_, s| s.retire_at.is_none_or(|t| t > now) && !s.session.is_expired(now));
         let expired: Vec<u32> = self
@@ -145,7 +138,10 @@ impl Node {
             .map(|(i, _)| *i)
             .collect();
         for i in expired {
-            self.pending.remove(&i);
+            if let Some(p) = self.pending.remove(&i) {
+                // A rekey that got no answer is due again.
+                self.touch(&p.peer);
+            }
         }
         if now >= self.next_gossip {
             self.next_gossip = now + self.config.gossip_interval;
@@ -160,6 +156,15 @@ impl Node {
                 self.send_digest(now, name);
             }
             self.digest_cursor = self.digest_cursor.wrapping_add(DIGEST_FANOUT);
+        }
+        // Last, so what the steps above changed is seen: only the peers
+        // whose timers are due; a peer down and not due for a handshake costs
+        // nothing here.
+        self.requeue_touched();
+        let names = self.timers.pop_due(now);
+        for name in &names {
+            self.tick_peer(now, name);
+            self.touch(name);
         }
         self.finish(now);
     }
@@ -236,6 +241,7 @@ impl Node {
             peer.last_rx = Some(now.checked_sub(dead / 4).unwrap_or(now));
             peer.probes_sent = 0;
         }
+        self.touch_all();
         tracing::warn!(
             peers = live,
             "every peer silent at once: probing them before declaring them down"
@@ -351,6 +357,10 @@ impl Node {
         peer.attempts = 0;
         peer.last_hello_rx = None;
         peer.detector.reset_on_demand();
+        self.touch(name);
+        let Some(peer) = self.peers.get_mut(name) else {
+            return;
+        };
         if reason == DownReason::Goodbye {
             // It forgot its sessions; don't keep sending on them.
             peer.send_index = None;

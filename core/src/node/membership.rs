@@ -124,6 +124,7 @@ impl Node {
         self.switch.peer_down(&n);
         // Its subnet-down and MAC events ran when it went down.
         while self.switch.poll_event().is_some() {}
+        self.timers.cancel(name);
         let record = if keep_entry {
             self.peers.get_mut(name).and_then(|peer| {
                 peer.subnets.clear();
@@ -133,11 +134,13 @@ impl Node {
         } else {
             self.peers.remove(name).and_then(|p| p.record)
         };
+        self.observed.replace(name, record.as_ref(), None);
         if let (Some(rec), false) = (record, keep_entry) {
             let cap = self.config.max_peers;
             self.forgotten
                 .insert(name.clone(), (rec.generation, rec.version), cap);
         }
         self.reserve_virtual_macs();
+        self.touch(name);
     }
 }

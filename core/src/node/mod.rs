@@ -12,6 +12,7 @@ mod handshake;
 pub mod limits;
 mod liveness;
 mod membership;
+mod observed;
 mod path;
 mod peer;
 mod revoke;
@@ -19,6 +20,7 @@ pub mod status;
 mod strict;
 mod subnet_status;
 mod switching;
+mod timers;
 mod types;
 mod vip;
 mod vip_nd;
@@ -57,7 +59,10 @@ struct SessionSlot {
 struct Pending {
     peer: NodeName,
     state: InitiatorState,
+    /// When it started: it is given up `HANDSHAKE_TIMEOUT` later, resent or not.
     sent_at: Instant,
+    /// When the init last went out (a collision resends it at most this often).
+    last_sent: Instant,
     /// The HandshakeInit we sent, and where to (for a resend on collision).
     init: Vec<u8>,
     sent_to: Vec<SocketAddr>,
@@ -212,6 +217,12 @@ pub struct Node {
     revoked: BTreeSet<NodeName>,
     /// Gossip-learned nodes forgotten, with their last record's version.
     forgotten: membership::Forgotten,
+    /// When each peer next needs the tick.
+    timers: timers::TimerQueue,
+    /// Peers whose next tick may have come forward since they were queued.
+    touched: timers::Touched,
+    /// The addresses peers' records give for each node.
+    observed: observed::ObservedEndpoints,
 }
 
 impl Signer for PrivateKey {
@@ -285,6 +296,9 @@ impl Node {
             host_files: BTreeSet::new(),
             revoked: BTreeSet::new(),
             forgotten: membership::Forgotten::default(),
+            timers: timers::TimerQueue::default(),
+            touched: timers::Touched::default(),
+            observed: observed::ObservedEndpoints::default(),
         };
         node.apply_hosts(hosts, now);
         node.apply_own_subnets(&[]);
@@ -351,6 +365,8 @@ impl Node {
     fn apply_hosts(&mut self, hosts: Vec<KnownHost>, now: Instant) {
         let host_files = hosts.iter().map(|h| h.name.clone()).collect();
         self.apply_revocations(now, host_files);
+        // Keys, addresses and bounds may all have changed.
+        self.touch_all();
         for peer in self.peers.values_mut() {
             peer.connect_to = false;
             peer.static_addresses.clear();
@@ -492,6 +508,8 @@ impl Node {
                         self.vip.set_rtt(from, peer.detector.srtt());
                     }
                 }
+                // Its deadline may have shrunk, its heartbeat rate changed.
+                self.touch(from);
                 if reply {
                     self.send_hello(now, from, 0);
                 }
@@ -620,6 +638,7 @@ impl Node {
         if self.own.dirty && !self.shutting_down {
             self.publish_own_record(now);
         }
+        self.requeue_touched();
     }
 
     /// Next datagram to send: liveness and membership messages first, then
@@ -675,29 +694,8 @@ impl Node {
         let mut consider = |t: Instant| {
             next = Some(next.map_or(t, |n: Instant| n.min(t)));
         };
-        let bounds = self.bounds();
-        for peer in self.peers.values() {
-            if peer.alive {
-                let dead = peer.detector.deadline(&bounds);
-                if let Some(t) = peer.last_rx {
-                    consider(t + dead);
-                }
-                if let Some(t) = peer.next_probe(dead) {
-                    consider(t);
-                }
-                if let Some(t) = peer.detector.next_on_demand() {
-                    consider(t);
-                }
-                let (period, flags) = peer.detector.sending(self.related(&peer.name), &bounds);
-                let speed_up = flags & Hello::SLOW == 0 && peer.detector.sending_slow();
-                match peer.last_hello_tx {
-                    Some(t) if !speed_up => consider(t + period),
-                    Some(t) => consider(t),
-                    None => consider(self.start),
-                }
-            } else if peer.key.is_some() && !self.shutting_down {
-                consider(peer.next_handshake);
-            }
+        if let Some(t) = self.next_peer_due() {
+            consider(t);
         }
         for slot in self.sessions.values() {
             if let Some(t) = slot.retire_at {

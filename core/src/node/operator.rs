@@ -38,6 +38,7 @@ impl Node {
             peer.next_handshake = now;
             n += 1;
         }
+        self.touch_all();
         tracing::info!(
             peers = n,
             "retrying every missing session now (operator request)"

@@ -295,6 +295,8 @@ impl Node {
         self.reserve_virtual_macs();
         self.drain_vip_events();
         self.own.dirty = true;
+        // Our VIPs make every pair a steering relation (or no longer).
+        self.touch_all();
     }
 }
 
