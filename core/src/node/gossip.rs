@@ -6,6 +6,7 @@ use crate::keys::PublicKey;
 use crate::name::NodeName;
 use crate::wire::extension::encode_extension;
 use crate::wire::{Digest, DigestEntry, Message, Neighbour, NodeRecord};
+use rand_core::RngCore;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -16,6 +17,12 @@ const GOSSIP_BUDGET: usize = 1200;
 /// every `GossipInterval`, 2 s, and one when a session comes up): a digest
 /// that lacks entries costs the answerer every record it holds.
 pub(super) const DIGEST_ANSWER_EVERY: Duration = Duration::from_millis(500);
+/// Our record is signed again for a change of its neighbour list alone at
+/// most this often (PROTOCOL §6.2).
+pub(super) const NEIGHBOURS_REPUBLISH_EVERY: Duration = Duration::from_secs(1);
+/// Of the origin's neighbours (which had the record from the origin itself),
+/// how many a relaying node still sends it to: copies against loss.
+const REDUNDANT_FORWARDS: usize = 2;
 
 /// Our own record and whether it needs republishing.
 #[derive(Debug)]
@@ -28,6 +35,8 @@ pub(super) struct OwnRecord {
     pub signed_at: Option<Instant>,
     /// Sign a new version even if nothing changed (the periodic refresh).
     pub refresh: bool,
+    /// A change of the neighbour list alone waits until then (pacing).
+    pub publish_at: Option<Instant>,
 }
 
 impl OwnRecord {
@@ -39,6 +48,7 @@ impl OwnRecord {
             dirty: true,
             signed_at: None,
             refresh: false,
+            publish_at: None,
         }
     }
 }
@@ -62,6 +72,28 @@ impl Node {
     /// Rebuilds, signs and floods our record.
     pub(super) fn publish_own_record(&mut self, now: Instant) {
         self.own.dirty = false;
+        let extension = encode_extension(&self.own_extension_items());
+        let only_neighbours = !self.own.refresh
+            && self.own.record.as_ref().is_some_and(|r| {
+                r.addresses == self.config.advertised_addresses && r.extension == extension
+            });
+        // Every session that comes up or goes changes the neighbour list, and
+        // each version is flooded to the whole mesh: while a mesh forms that
+        // was O(N^3) datagrams. Such changes go out at most once per
+        // NEIGHBOURS_REPUBLISH_EVERY; addresses, VIPs and health at once.
+        if only_neighbours {
+            if let Some(at) = self
+                .own
+                .signed_at
+                .map(|t| t + NEIGHBOURS_REPUBLISH_EVERY)
+                .filter(|&at| now < at)
+            {
+                self.own.dirty = true;
+                self.own.publish_at = Some(at);
+                return;
+            }
+        }
+        self.own.publish_at = None;
         let neighbours: Vec<Neighbour> = self
             .peers
             .values()
@@ -73,7 +105,6 @@ impl Node {
                 })
             })
             .collect();
-        let extension = encode_extension(&self.own_extension_items());
         let unchanged = self.own.record.as_ref().is_some_and(|r| {
             r.neighbours == neighbours
                 && r.addresses == self.config.advertised_addresses
@@ -273,9 +304,35 @@ impl Node {
             .filter(|p| p.alive && p.name != from)
             .map(|p| p.name.clone())
             .collect();
-        for name in others {
-            let forward: Vec<NodeRecord> =
-                fresh.iter().filter(|r| r.name != name).cloned().collect();
+        // The origin sent each record to the neighbours it lists: flood it on
+        // to the others, and to a few of those only as a copy against loss
+        // (a full mesh no longer costs N^2 datagrams per record).
+        let mut copies: HashMap<&str, usize> = HashMap::new();
+        let mut plan: Vec<(NodeName, Vec<usize>)> = Vec::new();
+        let start = self.rng.next_u32() as usize;
+        for (k, name) in others.iter().enumerate() {
+            let mut forward = Vec::new();
+            for (i, r) in fresh.iter().enumerate() {
+                if r.name == *name {
+                    continue;
+                }
+                let listed = r.neighbours.iter().any(|n| n.name == *name);
+                if listed {
+                    // Rotate where the copies go, so that they spread.
+                    let c = copies.entry(r.name.as_str()).or_default();
+                    if *c >= REDUNDANT_FORWARDS || (k + start) % 3 != 0 {
+                        continue;
+                    }
+                    *c += 1;
+                }
+                forward.push(i);
+            }
+            if !forward.is_empty() {
+                plan.push((name.clone(), forward));
+            }
+        }
+        for (name, idx) in plan {
+            let forward: Vec<NodeRecord> = idx.iter().map(|&i| fresh[i].clone()).collect();
             self.send_records(&name, &forward);
         }
     }

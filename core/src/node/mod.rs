@@ -685,7 +685,8 @@ impl Node {
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut next = Some(self.next_gossip.min(self.next_switch_sweep));
-        for t in [self.leave_timeout(), self.vip.next_deadline()]
+        let paced_record = self.own.publish_at.filter(|_| self.own.dirty);
+        for t in [self.leave_timeout(), self.vip.next_deadline(), paced_record]
             .into_iter()
             .flatten()
         {
