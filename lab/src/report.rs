@@ -32,6 +32,8 @@ pub struct Run {
     pub tinc_version: String,
     pub garp_note: String,
     pub tinc_note: Option<String>,
+    /// keepalived's version (its rows: `keepalived-ADVERT`).
+    pub keepalived_version: String,
     /// Where the CSV was written (the report names it).
     pub csv: Option<String>,
     /// scripts/bench-throughput's output and exit status, when it ran.
@@ -172,6 +174,7 @@ pub fn report(run: &Run, trials: &[Trial]) -> Report {
     if let Some(n) = &run.tinc_note {
         text += &format!("{n}\n");
     }
+    text += &footnotes(run, trials);
     if tables.iter().any(|t| t.any_not_recovered) {
         text += "\">S s\": the probes were still unanswered when the trial ended, S s after the fault.\n";
     }
@@ -262,6 +265,42 @@ pub fn report(run: &Run, trials: &[Trial]) -> Report {
     }
 }
 
+/// The footnotes of the UDP flow, the container rows and the keepalived rows
+/// (each only when the table has them).
+fn footnotes(run: &Run, trials: &[Trial]) -> String {
+    let mut text = String::new();
+    let daemons = &run.spec.daemons;
+    if trials.iter().any(|t| !t.is_ping()) {
+        text += &format!(
+            "udp: the request/response flow: node_5 sends a UDP request to {}:7007 every {} s from one source port (one flow; the\n\
+             port is chosen so that the holder serving the ping serves the flow too) and each holder's responder answers from the VIP\n\
+             (meshd-lab udp-probe / udp-echo); outage and lost as for ping.\n",
+            run.vip, run.interval
+        );
+    }
+    if daemons.iter().any(|d| d == "meshd-ctr") {
+        text += "meshd-ctr: the VIP is not on the holders: each holds it in a container namespace on a bridge with its TAP\n\
+                 (HealthCheck = VIP presence interval=100ms rise=2 fall=2, the owner learned from its ARP); \"container deleted\":\n\
+                 its process killed and ip netns del; \"container drops VIP\": ip addr del in the container.\n";
+    }
+    let adverts: Vec<&str> = daemons
+        .iter()
+        .filter_map(|d| crate::keepalived::advert_of(d))
+        .collect();
+    if !adverts.is_empty() {
+        text += &format!(
+            "keepalived-S: Debian's keepalived {} (keepalived -n -P in each holder's namespace), VRRPv3 multicast on the underlay\n\
+             eth0, advert_int S s ({}), priorities 200/150/100 on node_2/3/4, the VIP /32 on eth0 and gratuitous ARP on\n\
+             takeover; node_5 reaches the VIP on the underlay (no mesh daemon runs). SIGKILL / SIGSTOP: of the VRRP process and\n\
+             its parent; graceful stop: SIGTERM (a priority 0 advert). Trials capped at {} s.\n",
+            run.keepalived_version,
+            adverts.join(", "),
+            run.spec.tinc_timeout_s
+        );
+    }
+    text
+}
+
 /// serde_json::to_string through a trait object (the values are plain data:
 /// it cannot fail).
 mod erased {
@@ -309,6 +348,7 @@ mod tests {
             tinc_version: String::new(),
             garp_note: String::new(),
             tinc_note: None,
+            keepalived_version: String::new(),
             csv: None,
             throughput: None,
             notes: vec![],
@@ -382,6 +422,70 @@ mod tests {
         assert_eq!(v["failures"].as_array().unwrap().len(), 2);
         assert_eq!(v["trials"][0]["outage_ms"], serde_json::Value::Null);
         assert_eq!(v["throughput"]["lines"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn udp_container_and_keepalived_rows_have_footnotes() {
+        let mut rn = run();
+        rn.spec.daemons = vec!["meshd".into(), "meshd-ctr".into(), "keepalived-0.1".into()];
+        rn.spec.kinds = vec!["kill".into(), "ctr-del".into()];
+        rn.keepalived_version = "v2.2.7".into();
+        let mut ctr = kill(320, true);
+        ctr.daemon = "meshd-ctr".into();
+        ctr.fault = "ctr-del".into();
+        let mut ka = kill(350, true);
+        ka.daemon = "keepalived-0.1".into();
+        let mut ctr_kill = kill(300, true);
+        ctr_kill.daemon = "meshd-ctr".into();
+        let trials = [
+            kill(80, true),
+            kill(85, true).with_probe("udp"),
+            ctr,
+            ctr_kill,
+            ka,
+        ];
+        let r = report(&rn, &trials);
+        assert!(r.ok, "{}", r.text);
+        assert!(
+            r.text.contains("udp: the request/response flow"),
+            "{}",
+            r.text
+        );
+        assert!(r.text.contains("meshd-ctr: the VIP is not on the holders"));
+        assert!(r.text.contains("keepalived v2.2.7 (keepalived -n -P"));
+        assert!(r.text.contains("advert_int S s (0.1)"));
+        assert!(
+            r.text
+                .contains("daemon         fault              probe runs  outage ms: min"),
+            "{}",
+            r.text
+        );
+        assert!(
+            r.text
+                .contains("meshd          SIGKILL            udp      1              85"),
+            "{}",
+            r.text
+        );
+        assert!(
+            r.text
+                .contains("meshd-ctr      container deleted  ping     1             320"),
+            "{}",
+            r.text
+        );
+        assert!(r.text.contains("keepalived-0.1 SIGKILL            ping     1             350     350    350    350   18            -\n"), "{}", r.text);
+        let v: serde_json::Value = serde_json::from_str(&r.json).unwrap();
+        assert_eq!(v["rows"][1]["probe"], "udp");
+        assert_eq!(v["rows"][0].get("probe"), None);
+        // A meshd-ctr row is judged like meshd's; the UDP row too.
+        let mut bad = kill(0, false).with_probe("udp");
+        bad.daemon = "meshd-ctr".into();
+        let r = report(&rn, &[bad]);
+        assert!(
+            r.text
+                .contains("meshd-ctr kill (udp): 1 trial(s) never answered again"),
+            "{}",
+            r.text
+        );
     }
 
     #[test]
