@@ -292,7 +292,9 @@ fn footnotes(run: &Run, trials: &[Trial]) -> String {
             "keepalived-S: Debian's keepalived {} (keepalived -n -P in each holder's namespace), VRRPv3 multicast on the underlay\n\
              eth0, advert_int S s ({}), priorities 200/150/100 on node_2/3/4, the VIP /32 on eth0 and gratuitous ARP on\n\
              takeover; node_5 reaches the VIP on the underlay (no mesh daemon runs). SIGKILL / SIGSTOP: of the VRRP process and\n\
-             its parent; graceful stop: SIGTERM (a priority 0 advert). Trials capped at {} s.\n",
+             its parent, which hits only the control plane: the VIP stays on the old master's eth0, whose kernel answers until\n\
+             the new master's gratuitous ARP moves the client (0 lost is expected; link cut is the row of a holder's death).\n\
+             Graceful stop: SIGTERM (the VIP removed, a priority 0 advert). Trials capped at {} s.\n",
             run.keepalived_version,
             adverts.join(", "),
             run.spec.tinc_timeout_s
