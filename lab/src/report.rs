@@ -272,10 +272,15 @@ fn footnotes(run: &Run, trials: &[Trial]) -> String {
     let daemons = &run.spec.daemons;
     if trials.iter().any(|t| !t.is_ping()) {
         text += &format!(
-            "udp: the request/response flow: node_5 sends a UDP request to {}:7007 every {} s from one source port (one flow; the\n\
+            "udp: the request/response flow: node_5 sends a UDP request to {} every {} s from one source port (one flow; the\n\
              port is chosen so that the holder serving the ping serves the flow too) and each holder's responder answers from the VIP\n\
              (meshd-lab udp-probe / udp-echo); outage and lost as for ping.\n",
-            run.vip, run.interval
+            if run.vip.contains(':') {
+                format!("[{}]:7007", run.vip)
+            } else {
+                format!("{}:7007", run.vip)
+            },
+            run.interval
         );
     }
     if daemons.iter().any(|d| d == "meshd-ctr") {
