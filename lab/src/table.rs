@@ -397,6 +397,62 @@ tinc   SIGKILL               0               -       -      -      -   -        
     }
 
     #[test]
+    fn each_daemon_gets_the_kinds_that_apply() {
+        let mut sp = spec(&["meshd", "meshd-ctr", "tinc", "keepalived-0.1"]);
+        sp.kinds = ["kill", "health", "ctr-del"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            sp.rows(),
+            vec![
+                ("meshd", "kill"),
+                ("meshd", "health"),
+                ("meshd-ctr", "kill"),
+                ("meshd-ctr", "ctr-del"),
+                ("tinc", "kill"),
+                ("keepalived-0.1", "kill"),
+            ]
+        );
+        assert!(is_meshd("meshd-ctr") && !is_meshd("keepalived-0.1"));
+        // A UDP line under its ping line, a probe column, wider columns.
+        let trials = vec![
+            trial(
+                Event::Fault,
+                "meshd-ctr",
+                "ctr-del",
+                220,
+                14,
+                true,
+                "node_2",
+            ),
+            trial(
+                Event::Fault,
+                "meshd-ctr",
+                "ctr-del",
+                250,
+                25,
+                true,
+                "node_2",
+            )
+            .with_probe("udp"),
+        ];
+        let mut sp = spec(&["meshd-ctr"]);
+        sp.kinds = vec!["ctr-del".into()];
+        let t = table(&sp, Event::Fault, &trials);
+        assert_eq!(
+            t.text,
+            "\
+daemon    fault              probe runs  outage ms: min  median    p95    max   lost (median) verdict
+meshd-ctr container deleted  ping     1             220     220    220    220   14            ok
+meshd-ctr container deleted  udp      1             250     250    250    250   25            ok
+"
+        );
+        assert_eq!(t.csv[1].split(',').nth(3), Some("udp"));
+        assert_eq!(t.json[1].probe, "udp");
+    }
+
+    #[test]
     fn the_return_table_counts_flows_moved_back() {
         let trials = vec![
             trial(Event::Return, "meshd", "kill", 0, 0, true, "node_4"),
