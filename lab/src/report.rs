@@ -116,7 +116,9 @@ pub fn report(run: &Run, trials: &[Trial]) -> Report {
         run.full_mesh_ms.map_or(String::new(), |v| v.to_string()),
         run.vip_ready_ms.map_or(String::new(), |v| v.to_string()),
     );
-    let rates: Vec<f64> = faults.iter().filter_map(|t| t.iperf3_gbit).collect();
+    // The ping's records: each trial once (its UDP record has no iperf3 figure).
+    let pings: Vec<&Trial> = faults.iter().copied().filter(|t| t.is_ping()).collect();
+    let rates: Vec<f64> = pings.iter().filter_map(|t| t.iperf3_gbit).collect();
     let sat = mean_min_max(&rates);
     if run.saturate {
         text +=
@@ -130,7 +132,7 @@ pub fn report(run: &Run, trials: &[Trial]) -> Report {
             }
             None => text += ": no throughput measured\n",
         }
-        let failed = faults.len() - rates.len();
+        let failed = pings.len() - rates.len();
         if failed != 0 {
             text += &format!(
                 "  ({failed} trial(s) had no iperf3 result: their stream may have died before the fault)\n"
@@ -154,7 +156,7 @@ pub fn report(run: &Run, trials: &[Trial]) -> Report {
             run.meshd_setup_failures
         ));
     }
-    let spacings: Vec<f64> = faults.iter().map(|t| t.spacing_ms).collect();
+    let spacings: Vec<f64> = pings.iter().map(|t| t.spacing_ms).collect();
     let spacing = mean_min_max(&spacings).map_or("-".into(), |(m, lo, hi)| {
         format!("{m:.1} ms ({lo:.1}-{hi:.1})")
     });
@@ -503,7 +505,10 @@ mod tests {
         a.iperf3_gbit = Some(1.2);
         let mut b = kill(300, true);
         b.iperf3_gbit = Some(1.3);
-        let r = report(&rn, &[a, b, kill(310, true)]);
+        // A UDP record has no iperf3 figure and is not a trial of its own.
+        let mut u = b.clone().with_probe("udp");
+        u.iperf3_gbit = None;
+        let r = report(&rn, &[a, b, kill(310, true), u]);
         assert!(r
             .text
             .contains("1.25 Gbit/s measured (mean of the 2 trials' averages, min-max 1.20-1.30)"));
