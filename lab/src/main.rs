@@ -107,6 +107,21 @@ enum Cmd {
         #[arg(long)]
         vip: String,
     },
+    /// Starts keepalived (VRRPv3, advert_int ADVERT) in namespace NS_PREFIX+N
+    /// for each holder N, configuration and logs in DIR/node_N; prints
+    /// "N KEEPALIVED_PID VRRP_PID" a line.
+    KeepalivedUp {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, value_delimiter = ',')]
+        nodes: Vec<u32>,
+        #[arg(long)]
+        ns_prefix: String,
+        #[arg(long)]
+        advert: String,
+        #[arg(long)]
+        vip: String,
+    },
     /// Turns a copy of the lab's meshd template into the container variant
     /// (presence checks, vip-up / vip-down that add nothing).
     CtrTemplate {
@@ -435,6 +450,17 @@ fn run(cli: Cli) -> Result<bool> {
             dev,
             vip,
         } => print!("{}", keepalived::conf(node, &advert, &dev, &vip)),
+        Cmd::KeepalivedUp {
+            dir,
+            nodes,
+            ns_prefix,
+            advert,
+            vip,
+        } => {
+            for (n, pid, vrrp) in keepalived::up(&dir, &nodes, &ns_prefix, &advert, &vip)? {
+                println!("{n} {pid} {vrrp}");
+            }
+        }
         Cmd::CtrTemplate { dir, holders, vip } => container::template(&dir, &holders, &vip)?,
         Cmd::Container {
             ns,
