@@ -83,14 +83,16 @@ fn list(what: &str, v: &str, allowed: &[&str]) -> Result<Vec<String>, String> {
     Ok(items)
 }
 
-const FAULT_KINDS: [&str; 5] = ["stop", "kill", "cut", "freeze", "health"];
+const FAULT_KINDS: [&str; 7] = [
+    "stop", "kill", "cut", "freeze", "health", "ctr-del", "ctr-addr",
+];
 
 #[derive(Parser, Debug)]
 #[command(name = "scripts/lab", override_help = include_str!("help/lab.txt"), args_override_self = true, disable_version_flag = true)]
 pub struct Lab {
     #[arg(long, default_value = "3", value_parser = positive)]
     runs: u64,
-    #[arg(long, default_value = "stop,kill,cut,freeze,health")]
+    #[arg(long, default_value = "stop,kill,cut,freeze,health,ctr-del,ctr-addr")]
     kinds: String,
     #[arg(long)]
     hello: Option<String>,
@@ -100,6 +102,14 @@ pub struct Lab {
     no_tinc: bool,
     #[arg(long)]
     vip6: bool,
+    #[arg(long)]
+    no_keepalived: bool,
+    #[arg(long, default_value = "0.1,0.01")]
+    keepalived_adverts: String,
+    #[arg(long)]
+    container: bool,
+    #[arg(long)]
+    no_udp: bool,
     #[arg(long)]
     no_throughput: bool,
     #[arg(long, default_value = "5", value_parser = positive)]
@@ -178,10 +188,38 @@ impl Lab {
                         --saturate runs the fault trials under load (see --help)"
                 .into());
         }
+        let adverts: Vec<String> = self
+            .keepalived_adverts
+            .split(',')
+            .filter(|a| !a.is_empty())
+            .map(|a| {
+                seconds(a)
+                    .ok()
+                    .filter(|a| a.parse::<f64>().is_ok_and(|v| (0.01..=255.0).contains(&v)))
+                    .ok_or_else(|| {
+                        format!(
+                            "--keepalived-adverts: '{a}' is no advert_int (0.01 to 255 seconds)"
+                        )
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        if adverts.is_empty() {
+            return Err("--keepalived-adverts: no advert interval given".into());
+        }
+        if self.container && self.vip6 {
+            return Err("--container and --vip6: the container rows are IPv4 only for now".into());
+        }
         let mut sh = Shell::default();
         sh.var("RUNS", self.runs)
             .array("KIND_LIST", &kinds)
             .flag("TINC", !self.no_tinc && !self.vip6)
+            .flag(
+                "KEEPALIVED",
+                !self.no_keepalived && !self.vip6 && !self.load,
+            )
+            .array("ADVERTS", &adverts)
+            .flag("CONTAINER", self.container && !self.load)
+            .flag("UDP", !self.no_udp && !self.load)
             .flag("VIP6", self.vip6)
             .flag("THROUGHPUT", !self.no_throughput && !self.load)
             .var("THROUGHPUT_TIME", self.throughput_time)
@@ -457,8 +495,12 @@ mod tests {
         let v = vars("lab", &["--runs", "1", "--no-tinc", "--no-throughput"]);
         for want in [
             "RUNS='1'\n",
-            "KIND_LIST=('stop' 'kill' 'cut' 'freeze' 'health')\n",
+            "KIND_LIST=('stop' 'kill' 'cut' 'freeze' 'health' 'ctr-del' 'ctr-addr')\n",
             "TINC='0'\n",
+            "KEEPALIVED='1'\n",
+            "ADVERTS=('0.1' '0.01')\n",
+            "CONTAINER='0'\n",
+            "UDP='1'\n",
             "THROUGHPUT='0'\n",
             "BOUND='1000'\n",
             "EFF_HELLO='100'\n",
@@ -489,7 +531,34 @@ mod tests {
         assert!(v.contains("RUNS='2'\n"));
         assert!(vars("lab", &["--load"]).contains("THROUGHPUT='0'\n"));
         let v = vars("lab", &["--vip6"]);
-        assert!(v.contains("VIP6='1'\n") && v.contains("TINC='0'\n"), "{v}");
+        assert!(
+            v.contains("VIP6='1'\n") && v.contains("TINC='0'\n") && v.contains("KEEPALIVED='0'\n"),
+            "{v}"
+        );
+        let v = vars(
+            "lab",
+            &[
+                "--no-keepalived",
+                "--container",
+                "--no-udp",
+                "--keepalived-adverts",
+                "1,0.05",
+            ],
+        );
+        for want in [
+            "KEEPALIVED='0'\n",
+            "CONTAINER='1'\n",
+            "UDP='0'\n",
+            "ADVERTS=('1' '0.05')\n",
+        ] {
+            assert!(v.contains(want), "{want} in {v}");
+        }
+        let v = vars("lab", &["--load", "--container"]);
+        assert!(
+            v.contains("CONTAINER='0'\n")
+                && v.contains("UDP='0'\n")
+                && v.contains("KEEPALIVED='0'\n")
+        );
     }
 
     #[test]
@@ -506,6 +575,10 @@ mod tests {
             (&["--debug", "4"], "0..3"),
             (&["--interval", "1.2.3"], "wants seconds"),
             (&["--svg-kind", "x"], "--svg-kind"),
+            (&["--keepalived-adverts", "0.001"], "no advert_int"),
+            (&["--keepalived-adverts", "x"], "no advert_int"),
+            (&["--keepalived-adverts", ","], "no advert interval"),
+            (&["--container", "--vip6"], "IPv4 only"),
             (&["--bogus"], "--bogus"),
         ] {
             match run("lab", a) {

@@ -3,9 +3,11 @@
 //! support shared by the netns tests.
 
 pub mod args;
+pub mod container;
 pub mod faults;
 pub mod flood;
 pub mod host;
+pub mod keepalived;
 pub mod netns;
 pub mod probe;
 pub mod report;
@@ -16,6 +18,7 @@ pub mod table;
 pub mod throughput;
 pub mod timeline;
 pub mod trial;
+pub mod udp;
 pub mod verdict;
 pub mod watch;
 pub mod watcher;

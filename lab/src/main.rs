@@ -8,15 +8,19 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use meshd_lab::args;
+use meshd_lab::container;
 use meshd_lab::faults;
 use meshd_lab::flood;
 use meshd_lab::host::{self, Utc};
+use meshd_lab::keepalived;
 use meshd_lab::probe::ProbeLog;
 use meshd_lab::report_args::ReportArgs;
 use meshd_lab::scale;
+use meshd_lab::table;
 use meshd_lab::throughput;
 use meshd_lab::timeline;
 use meshd_lab::trial::{Event, Trial};
+use meshd_lab::udp;
 use meshd_lab::watch::Watch;
 
 #[derive(Parser)]
@@ -55,6 +59,94 @@ enum Cmd {
         iperf3: Option<String>,
         #[arg(long)]
         record: PathBuf,
+        /// The probe whose log --ping is: ping, or udp (udp-probe's log).
+        #[arg(long, default_value = "ping", value_parser = ["ping", "udp"])]
+        probe: String,
+    },
+    /// The rows of the fault trials, "DAEMON KIND" a line, in order (the fault
+    /// kinds that apply to each daemon).
+    Rows {
+        #[arg(long, value_delimiter = ',')]
+        daemons: Vec<String>,
+        #[arg(long, value_delimiter = ',')]
+        kinds: Vec<String>,
+    },
+    /// The UDP flow's responder: answers requests to VIP:PORT (bound with
+    /// IP_FREEBIND) with their seq and TAG.
+    UdpEcho {
+        #[arg(long)]
+        vip: std::net::IpAddr,
+        #[arg(long, default_value_t = 7007)]
+        port: u16,
+        #[arg(long)]
+        tag: u32,
+    },
+    /// The UDP flow's client: a request to VIP:PORT every --interval seconds
+    /// from one source port (one whose flow --want answers), a ping -D-like
+    /// log on stdout until SIGINT; exits 1 if no source port found --want.
+    UdpProbe {
+        #[arg(long)]
+        vip: std::net::IpAddr,
+        #[arg(long, default_value_t = 7007)]
+        port: u16,
+        #[arg(long)]
+        interval: f64,
+        #[arg(long)]
+        want: Option<u32>,
+        #[arg(long, default_value_t = 40)]
+        tries: u32,
+    },
+    /// keepalived.conf of holder node_N (VRRPv3, advert_int ADVERT, VIP/32 on DEV).
+    KeepalivedConf {
+        #[arg(long)]
+        node: u32,
+        #[arg(long)]
+        advert: String,
+        #[arg(long, default_value = "eth0")]
+        dev: String,
+        #[arg(long)]
+        vip: String,
+    },
+    /// Starts keepalived (VRRPv3, advert_int ADVERT) in namespace NS_PREFIX+N
+    /// for each holder N, configuration and logs in DIR/node_N; prints
+    /// "N KEEPALIVED_PID VRRP_PID" a line.
+    KeepalivedUp {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, value_delimiter = ',')]
+        nodes: Vec<u32>,
+        #[arg(long)]
+        ns_prefix: String,
+        #[arg(long)]
+        advert: String,
+        #[arg(long)]
+        vip: String,
+    },
+    /// Turns a copy of the lab's meshd template into the container variant
+    /// (presence checks, vip-up / vip-down that add nothing).
+    CtrTemplate {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, value_delimiter = ',')]
+        holders: Vec<u32>,
+        #[arg(long)]
+        vip: String,
+    },
+    /// Puts the VIP in a new container namespace CTR on a bridge br-c with
+    /// the TAP of the holder's namespace NS (whose overlay ADDR moves to br-c).
+    Container {
+        #[arg(long)]
+        ns: String,
+        #[arg(long, default_value = "mesh0")]
+        tap: String,
+        #[arg(long)]
+        ctr: String,
+        #[arg(long)]
+        addr: String,
+        #[arg(long)]
+        vip: String,
+        #[arg(long)]
+        ttl: u32,
     },
     /// Prints "OUTAGE_MS LOST RECOVERED(0/1) DUPLICATES SPACING_MS" of a probe log.
     Probe {
@@ -271,6 +363,7 @@ fn run(cli: Cli) -> Result<bool> {
             after,
             iperf3,
             record,
+            probe,
         } => {
             let o = ProbeLog::parse(&read(&ping)?).outcome(fault);
             let gbit = match iperf3.as_deref() {
@@ -280,7 +373,8 @@ fn run(cli: Cli) -> Result<bool> {
                         .with_context(|| format!("--iperf3 {g}: not a number"))?,
                 ),
             };
-            let t = Trial::new(event, &daemon, &kind, trial, gbit, &faulted, &after, &o);
+            let t = Trial::new(event, &daemon, &kind, trial, gbit, &faulted, &after, &o)
+                .with_probe(&probe);
             t.append_to(&record)?;
             println!("{}", t.line(iperf3.is_some()));
         }
@@ -324,6 +418,66 @@ fn run(cli: Cli) -> Result<bool> {
             .run();
         }
         Cmd::Report(a) => return a.run(),
+        Cmd::Rows { daemons, kinds } => {
+            for d in &daemons {
+                for k in kinds.iter().filter(|k| table::applies(d, k)) {
+                    println!("{d} {k}");
+                }
+            }
+        }
+        Cmd::UdpEcho { vip, port, tag } => {
+            udp::echo(std::net::SocketAddr::new(vip, port), tag).context("udp-echo")?
+        }
+        Cmd::UdpProbe {
+            vip,
+            port,
+            interval,
+            want,
+            tries,
+        } => {
+            let spec = udp::ProbeSpec {
+                to: std::net::SocketAddr::new(vip, port),
+                interval: Duration::from_secs_f64(interval.max(0.001)),
+                want,
+                tries,
+            };
+            let mut out = std::io::stdout().lock();
+            return udp::probe(&spec, &mut out).context("udp-probe");
+        }
+        Cmd::KeepalivedConf {
+            node,
+            advert,
+            dev,
+            vip,
+        } => print!("{}", keepalived::conf(node, &advert, &dev, &vip)),
+        Cmd::KeepalivedUp {
+            dir,
+            nodes,
+            ns_prefix,
+            advert,
+            vip,
+        } => {
+            for (n, pid, vrrp) in keepalived::up(&dir, &nodes, &ns_prefix, &advert, &vip)? {
+                println!("{n} {pid} {vrrp}");
+            }
+        }
+        Cmd::CtrTemplate { dir, holders, vip } => container::template(&dir, &holders, &vip)?,
+        Cmd::Container {
+            ns,
+            tap,
+            ctr,
+            addr,
+            vip,
+            ttl,
+        } => container::Container {
+            ns: &ns,
+            tap: &tap,
+            ctr: &ctr,
+            addr: &addr,
+            vip: &vip,
+            ttl,
+        }
+        .up()?,
         Cmd::Args { .. } => unreachable!("handled in main"),
         Cmd::ThroughputTable { time, hz, dirs } => {
             let paths = dirs

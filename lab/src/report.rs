@@ -32,6 +32,8 @@ pub struct Run {
     pub tinc_version: String,
     pub garp_note: String,
     pub tinc_note: Option<String>,
+    /// keepalived's version (its rows: `keepalived-ADVERT`).
+    pub keepalived_version: String,
     /// Where the CSV was written (the report names it).
     pub csv: Option<String>,
     /// scripts/bench-throughput's output and exit status, when it ran.
@@ -114,7 +116,9 @@ pub fn report(run: &Run, trials: &[Trial]) -> Report {
         run.full_mesh_ms.map_or(String::new(), |v| v.to_string()),
         run.vip_ready_ms.map_or(String::new(), |v| v.to_string()),
     );
-    let rates: Vec<f64> = faults.iter().filter_map(|t| t.iperf3_gbit).collect();
+    // The ping's records: each trial once (its UDP record has no iperf3 figure).
+    let pings: Vec<&Trial> = faults.iter().copied().filter(|t| t.is_ping()).collect();
+    let rates: Vec<f64> = pings.iter().filter_map(|t| t.iperf3_gbit).collect();
     let sat = mean_min_max(&rates);
     if run.saturate {
         text +=
@@ -128,7 +132,7 @@ pub fn report(run: &Run, trials: &[Trial]) -> Report {
             }
             None => text += ": no throughput measured\n",
         }
-        let failed = faults.len() - rates.len();
+        let failed = pings.len() - rates.len();
         if failed != 0 {
             text += &format!(
                 "  ({failed} trial(s) had no iperf3 result: their stream may have died before the fault)\n"
@@ -152,7 +156,7 @@ pub fn report(run: &Run, trials: &[Trial]) -> Report {
             run.meshd_setup_failures
         ));
     }
-    let spacings: Vec<f64> = faults.iter().map(|t| t.spacing_ms).collect();
+    let spacings: Vec<f64> = pings.iter().map(|t| t.spacing_ms).collect();
     let spacing = mean_min_max(&spacings).map_or("-".into(), |(m, lo, hi)| {
         format!("{m:.1} ms ({lo:.1}-{hi:.1})")
     });
@@ -172,6 +176,7 @@ pub fn report(run: &Run, trials: &[Trial]) -> Report {
     if let Some(n) = &run.tinc_note {
         text += &format!("{n}\n");
     }
+    text += &footnotes(run, trials);
     if tables.iter().any(|t| t.any_not_recovered) {
         text += "\">S s\": the probes were still unanswered when the trial ended, S s after the fault.\n";
     }
@@ -262,6 +267,49 @@ pub fn report(run: &Run, trials: &[Trial]) -> Report {
     }
 }
 
+/// The footnotes of the UDP flow, the container rows and the keepalived rows
+/// (each only when the table has them).
+fn footnotes(run: &Run, trials: &[Trial]) -> String {
+    let mut text = String::new();
+    let daemons = &run.spec.daemons;
+    if trials.iter().any(|t| !t.is_ping()) {
+        text += &format!(
+            "udp: the request/response flow: node_5 sends a UDP request to {} every {} s from one source port (one flow; the\n\
+             port is chosen so that the holder serving the ping serves the flow too) and each holder's responder answers from the VIP\n\
+             (meshd-lab udp-probe / udp-echo); outage and lost as for ping.\n",
+            if run.vip.contains(':') {
+                format!("[{}]:7007", run.vip)
+            } else {
+                format!("{}:7007", run.vip)
+            },
+            run.interval
+        );
+    }
+    if daemons.iter().any(|d| d == "meshd-ctr") {
+        text += "meshd-ctr: the VIP is not on the holders: each holds it in a container namespace on a bridge with its TAP\n\
+                 (HealthCheck = VIP presence interval=100ms rise=2 fall=2, the owner learned from its ARP); \"container deleted\":\n\
+                 its process killed and ip netns del; \"container drops VIP\": ip addr del in the container.\n";
+    }
+    let adverts: Vec<&str> = daemons
+        .iter()
+        .filter_map(|d| crate::keepalived::advert_of(d))
+        .collect();
+    if !adverts.is_empty() {
+        text += &format!(
+            "keepalived-S: Debian's keepalived {} (keepalived -n -P in each holder's namespace), VRRPv3 multicast on the underlay\n\
+             eth0, advert_int S s ({}), priorities 200/150/100 on node_2/3/4, the VIP /32 on eth0 and gratuitous ARP on\n\
+             takeover; node_5 reaches the VIP on the underlay (no mesh daemon runs). SIGKILL / SIGSTOP: of the VRRP process and\n\
+             its parent, which hits only the control plane: the VIP stays on the old master's eth0, whose kernel answers until\n\
+             the new master's gratuitous ARP moves the client (0 lost is expected; link cut is the row of a holder's death).\n\
+             Graceful stop: SIGTERM (the VIP removed, a priority 0 advert). Trials capped at {} s.\n",
+            run.keepalived_version,
+            adverts.join(", "),
+            run.spec.tinc_timeout_s
+        );
+    }
+    text
+}
+
 /// serde_json::to_string through a trait object (the values are plain data:
 /// it cannot fail).
 mod erased {
@@ -309,6 +357,7 @@ mod tests {
             tinc_version: String::new(),
             garp_note: String::new(),
             tinc_note: None,
+            keepalived_version: String::new(),
             csv: None,
             throughput: None,
             notes: vec![],
@@ -385,6 +434,70 @@ mod tests {
     }
 
     #[test]
+    fn udp_container_and_keepalived_rows_have_footnotes() {
+        let mut rn = run();
+        rn.spec.daemons = vec!["meshd".into(), "meshd-ctr".into(), "keepalived-0.1".into()];
+        rn.spec.kinds = vec!["kill".into(), "ctr-del".into()];
+        rn.keepalived_version = "v2.2.7".into();
+        let mut ctr = kill(320, true);
+        ctr.daemon = "meshd-ctr".into();
+        ctr.fault = "ctr-del".into();
+        let mut ka = kill(350, true);
+        ka.daemon = "keepalived-0.1".into();
+        let mut ctr_kill = kill(300, true);
+        ctr_kill.daemon = "meshd-ctr".into();
+        let trials = [
+            kill(80, true),
+            kill(85, true).with_probe("udp"),
+            ctr,
+            ctr_kill,
+            ka,
+        ];
+        let r = report(&rn, &trials);
+        assert!(r.ok, "{}", r.text);
+        assert!(
+            r.text.contains("udp: the request/response flow"),
+            "{}",
+            r.text
+        );
+        assert!(r.text.contains("meshd-ctr: the VIP is not on the holders"));
+        assert!(r.text.contains("keepalived v2.2.7 (keepalived -n -P"));
+        assert!(r.text.contains("advert_int S s (0.1)"));
+        assert!(
+            r.text
+                .contains("daemon         fault              probe runs  outage ms: min"),
+            "{}",
+            r.text
+        );
+        assert!(
+            r.text
+                .contains("meshd          SIGKILL            udp      1              85"),
+            "{}",
+            r.text
+        );
+        assert!(
+            r.text
+                .contains("meshd-ctr      container deleted  ping     1             320"),
+            "{}",
+            r.text
+        );
+        assert!(r.text.contains("keepalived-0.1 SIGKILL            ping     1             350     350    350    350   18            -\n"), "{}", r.text);
+        let v: serde_json::Value = serde_json::from_str(&r.json).unwrap();
+        assert_eq!(v["rows"][1]["probe"], "udp");
+        assert_eq!(v["rows"][0].get("probe"), None);
+        // A meshd-ctr row is judged like meshd's; the UDP row too.
+        let mut bad = kill(0, false).with_probe("udp");
+        bad.daemon = "meshd-ctr".into();
+        let r = report(&rn, &[bad]);
+        assert!(
+            r.text
+                .contains("meshd-ctr kill (udp): 1 trial(s) never answered again"),
+            "{}",
+            r.text
+        );
+    }
+
+    #[test]
     fn saturate_reports_the_streams() {
         let mut rn = run();
         rn.saturate = true;
@@ -392,7 +505,10 @@ mod tests {
         a.iperf3_gbit = Some(1.2);
         let mut b = kill(300, true);
         b.iperf3_gbit = Some(1.3);
-        let r = report(&rn, &[a, b, kill(310, true)]);
+        // A UDP record has no iperf3 figure and is not a trial of its own.
+        let mut u = b.clone().with_probe("udp");
+        u.iperf3_gbit = None;
+        let r = report(&rn, &[a, b, kill(310, true), u]);
         assert!(r
             .text
             .contains("1.25 Gbit/s measured (mean of the 2 trials' averages, min-max 1.20-1.30)"));

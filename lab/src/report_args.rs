@@ -57,6 +57,8 @@ pub struct ReportArgs {
     pub tinc_version: String,
     #[arg(long, default_value = "")]
     pub garp_note: String,
+    #[arg(long, default_value = "")]
+    pub keepalived_version: String,
     #[arg(long)]
     pub tinc_note: Option<String>,
     /// Write the tables as CSV here.
@@ -115,6 +117,7 @@ impl ReportArgs {
             meshd_setup_failures: a.meshd_setup_failures,
             tinc_version: a.tinc_version,
             garp_note: a.garp_note,
+            keepalived_version: a.keepalived_version,
             tinc_note: a.tinc_note.filter(|n| !n.is_empty()),
             csv: a.csv.as_ref().map(|p| p.display().to_string()),
             throughput,

@@ -30,6 +30,16 @@ impl Event {
     }
 }
 
+/// The probe a record measured: "ping" (ICMP echo, the default, not
+/// written) or "udp" (the request/response flow, crate::udp).
+pub fn is_ping(probe: &String) -> bool {
+    probe == "ping"
+}
+
+fn ping() -> String {
+    "ping".into()
+}
+
 /// The record; its JSON (without `event` and `moved_back`) is one element of
 /// the lab's `--json` "trials".
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,6 +48,8 @@ pub struct Trial {
     pub event: Event,
     pub daemon: String,
     pub fault: String,
+    #[serde(default = "ping", skip_serializing_if = "is_ping")]
+    pub probe: String,
     pub trial: u32,
     pub iperf3_gbit: Option<f64>,
     /// The holder faulted, `node_N`.
@@ -68,6 +80,7 @@ impl Trial {
             event,
             daemon: daemon.to_string(),
             fault: fault.to_string(),
+            probe: ping(),
             trial,
             iperf3_gbit,
             faulted: faulted.to_string(),
@@ -78,6 +91,16 @@ impl Trial {
             duplicates: o.duplicates,
             spacing_ms: o.spacing_ms,
         }
+    }
+
+    /// The same record for the probe `probe` ("ping", "udp").
+    pub fn with_probe(mut self, probe: &str) -> Trial {
+        self.probe = probe.to_string();
+        self
+    }
+
+    pub fn is_ping(&self) -> bool {
+        is_ping(&self.probe)
     }
 
     /// For a return: the probe's flow ended on the holder that came back.
@@ -245,7 +268,12 @@ mod tests {
             &outcome(true),
         );
         r.append_to(&path).unwrap();
-        assert_eq!(Trial::read_all(&path).unwrap(), vec![t, r]);
+        let u = t.clone().with_probe("udp");
+        assert!(serde_json::to_string(&u)
+            .unwrap()
+            .contains(r#""fault":"cut","probe":"udp","trial":2"#));
+        u.append_to(&path).unwrap();
+        assert_eq!(Trial::read_all(&path).unwrap(), vec![t, r, u]);
         std::fs::write(&path, "{not json}\n").unwrap();
         let e = Trial::read_all(&path).unwrap_err();
         assert!(format!("{e:#}").contains("line 1"), "{e:#}");

@@ -70,7 +70,7 @@ lab_start() {
   shift
   while [ $# -gt 0 ] && [ "$1" != -- ]; do cargo+=("$1") && shift; done
   shift
-  cd "$(dirname "$0")/.."
+  cd "$(dirname "$0")/.." || exit 1
   BUILD=1
   for a in "$@"; do
     case "$a" in

@@ -111,8 +111,8 @@ make_meshd_template() {
   rm -f "$t"/node_*/meshd.log "$t"/node_*/meshd.pid "$t"/node_*/meshd.socket "$t"/node_*/start.log
 }
 
-# meshd_up TEMPLATE RUNDIR: a fresh copy of the template started; 0 once
-# node_5 sees three eligible holders and reaches the VIP.
+# meshd_up TEMPLATE RUNDIR [HOOK]: a fresh copy of the template started (then
+# HOOK RUNDIR); 0 once node_5 sees three eligible holders and reaches the VIP.
 meshd_up() {
   local run=$2 i
   cp -a "$1/." "$run/"
@@ -121,6 +121,7 @@ meshd_up() {
   for i in 1 2 3 4 5; do
     meshd_start "$i" "$run/node_$i" || return 1
   done
+  [ -z "${3:-}" ] || "$3" "$run" || return 1
   if ! wait_for 20 meshd_vip_ready "$run" 5 3; then
     say "node_5 did not see three eligible holders of $VIP within 20 s:"
     "$MESHD" -c "$run/node_5" dump vips >&2 || true
