@@ -352,6 +352,8 @@ pub struct Scale {
     cold_start: bool,
     #[arg(long, default_value = "60", value_parser = positive)]
     limit: u64,
+    #[arg(long, default_value = "3")]
+    vip_holders: u64,
     #[arg(long)]
     json: bool,
     #[arg(long)]
@@ -365,6 +367,12 @@ impl Scale {
         if !(2..=250).contains(&self.nodes) {
             return Err(format!("--nodes wants 2..250, not {}", self.nodes));
         }
+        if self.vip_holders >= self.nodes {
+            return Err(format!(
+                "--vip-holders wants fewer than --nodes ({}), not {}",
+                self.nodes, self.vip_holders
+            ));
+        }
         let hello = self
             .hello
             .as_deref()
@@ -373,6 +381,7 @@ impl Scale {
             .map_err(|e| format!("--hello {e}"))?;
         let mut sh = Shell::default();
         sh.var("NODES", self.nodes)
+            .var("VIP_HOLDERS", self.vip_holders)
             .var("IDLE", self.idle)
             .var("MESH_LIMIT", self.limit)
             .flag("COLD", self.cold_start)
@@ -622,6 +631,14 @@ mod tests {
         ));
         let v = vars("bench-scale", &["--nodes", "4", "--hello", "1s"]);
         assert!(v.contains("NODES='4'\n") && v.contains("HELLO_MS='1000'\n"));
+        assert!(
+            v.contains("VIP_HOLDERS='3'\n"),
+            "the issue's benchmark: one VIP on 3 holders"
+        );
+        assert!(matches!(
+            run("bench-scale", &["--nodes", "3", "--vip-holders", "3"]),
+            Outcome::Error(_)
+        ));
         assert!(matches!(
             run("bench-scale", &["--nodes", "1"]),
             Outcome::Error(_)
