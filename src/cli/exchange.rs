@@ -15,7 +15,7 @@ const SEPARATOR: &str = "#------------------------------------------------------
 /// `NODE`'s host file as exported: `Name = NODE`, then the file without its `Name` lines.
 fn export_one(netdir: &NetDir, node: &NodeName) -> Result<String> {
     let path = netdir.host_file(node);
-    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = std::fs::read(&path).with_context(|| format!("Could not open configuration file {}", path.display()))?;
     let text = String::from_utf8_lossy(&bytes);
     let name_lines: Vec<usize> = parse_config_text(&text, &path)?
         .iter()
@@ -189,6 +189,9 @@ pub fn import_from(netdir: &NetDir, input: impl BufRead, force: bool) -> Result<
         return Ok(1);
     }
     eprintln!("Imported {count} host configuration files.");
+    // tincd reads hosts/NODE when NODE connects; meshd reads hosts/ at start and reload, so a
+    // running daemon is told to reload (silently, as after `set`).
+    super::config_cmd::tell_daemon_to_reload(netdir);
     Ok(0)
 }
 

@@ -366,6 +366,8 @@ fn print_bytes(text: &[u8]) -> Result<i32> {
 /// Runs a parsed command line; returns the exit code. Without a command: command mode.
 pub fn run(mut cli: Cli) -> Result<i32> {
     let Some(command) = cli.command.take() else {
+        // As tinc: a bad -n is refused before any command is read.
+        cli.netdir()?;
         return shell::command_mode(&cli);
     };
     match &command {

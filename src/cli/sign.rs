@@ -12,7 +12,7 @@ fn read_input(file: Option<&Path>) -> Result<Vec<u8>> {
     let mut data = Vec::new();
     match file {
         Some(f) => {
-            data = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
+            data = std::fs::read(f).with_context(|| format!("Could not open {}", f.display()))?;
         }
         None => {
             std::io::stdin()
