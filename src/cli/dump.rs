@@ -98,7 +98,14 @@ pub fn dump(netdir: &NetDir, what: &[String], json: bool) -> Result<i32> {
         },
         ["graph"] => super::graph::dump_graph(netdir, false),
         ["digraph"] => super::graph::dump_graph(netdir, true),
-        ["reachable", _] => bail!("'reachable' only goes with 'nodes'"),
+        ["reachable", _] => {
+            // tinc's words (cmd_dump).
+            eprintln!(
+                "`reachable' only supported for nodes.\n{}",
+                super::usage::TRY_HELP
+            );
+            Ok(1)
+        }
         _ => {
             // As tinc, the daemon is asked for first: without one, that is the error.
             if ask(netdir, &Request::Pid)?.is_none() {

@@ -15,7 +15,8 @@ const SEPARATOR: &str = "#------------------------------------------------------
 /// `NODE`'s host file as exported: `Name = NODE`, then the file without its `Name` lines.
 fn export_one(netdir: &NetDir, node: &NodeName) -> Result<String> {
     let path = netdir.host_file(node);
-    let bytes = std::fs::read(&path).with_context(|| format!("Could not open configuration file {}", path.display()))?;
+    let bytes = std::fs::read(&path)
+        .with_context(|| format!("Could not open configuration file {}", path.display()))?;
     let text = String::from_utf8_lossy(&bytes);
     let name_lines: Vec<usize> = parse_config_text(&text, &path)?
         .iter()

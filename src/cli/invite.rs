@@ -33,7 +33,7 @@ fn running(netdir: &NetDir) -> Option<PidFile> {
 /// `meshd invite NODE [--set VAR=VALUE]...`: prints the URL on stdout.
 pub fn invite(netdir: &NetDir, node: &str, set: &[String]) -> Result<i32> {
     let server = load_server_config(netdir)?;
-    let node = &NodeName::new(node)?;
+    let node = &NodeName::new(node).map_err(|e| anyhow!("Invalid name for node: {e}"))?;
     if *node == server.name {
         bail!("{node} is this node's own name");
     }

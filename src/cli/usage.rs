@@ -135,7 +135,9 @@ fn usage_error(err: &clap::Error, words: &[String]) -> i32 {
         Some("dump" | "list") if too_many || too_few => {
             eprintln!("Invalid number of arguments.\n{TRY_HELP}");
         }
-        Some("info") if too_many || too_few => eprintln!("Invalid number of arguments."),
+        Some("info" | "connect" | "disconnect") if too_many || too_few => {
+            eprintln!("Invalid number of arguments.")
+        }
         Some(_) if too_many => eprintln!("Too many arguments!"),
         Some(_) if too_few => eprintln!("Not enough arguments!"),
         _ => {
