@@ -219,12 +219,58 @@ pub fn to_stderr(level: Option<u8>) {
 
 /// Logs to a file (appending).
 pub fn to_file(path: &Path, level: Option<u8>) -> Result<()> {
-    let file = std::fs::OpenOptions::new()
+    let file = open_log_file(path)?;
+    let log = LOG_FILE.get_or_init(|| LogFile {
+        path: path.to_path_buf(),
+        file: Mutex::new(file),
+    });
+    init(log, false, true, level);
+    Ok(())
+}
+
+/// The log file, reopened by [`reopen_log_file`] (as tincd does on SIGHUP, for log rotation).
+struct LogFile {
+    path: std::path::PathBuf,
+    file: Mutex<std::fs::File>,
+}
+
+static LOG_FILE: OnceLock<LogFile> = OnceLock::new();
+
+fn open_log_file(path: &Path) -> Result<std::fs::File> {
+    std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
-        .with_context(|| format!("cannot open log file {}", path.display()))?;
-    init(Mutex::new(file), false, true, level);
+        .with_context(|| format!("cannot open log file {}", path.display()))
+}
+
+/// One line's writer: the file, locked while the line is written.
+struct LogFileGuard<'a>(std::sync::MutexGuard<'a, std::fs::File>);
+
+impl Write for LogFileGuard<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl<'a> MakeWriter<'a> for &'static LogFile {
+    type Writer = LogFileGuard<'a>;
+    fn make_writer(&'a self) -> LogFileGuard<'a> {
+        LogFileGuard(self.file.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// Reopens the log file (after `logrotate` moved or deleted it): called on a reload. Logging to
+/// stderr or syslog: nothing to do. A file that cannot be reopened: the old one is kept.
+pub fn reopen_log_file() -> Result<()> {
+    let Some(log) = LOG_FILE.get() else {
+        return Ok(());
+    };
+    let file = open_log_file(&log.path)?;
+    *log.file.lock().unwrap_or_else(|e| e.into_inner()) = file;
     Ok(())
 }
 

@@ -98,8 +98,19 @@ pub fn dump(netdir: &NetDir, what: &[String], json: bool) -> Result<i32> {
         },
         ["graph"] => super::graph::dump_graph(netdir, false),
         ["digraph"] => super::graph::dump_graph(netdir, true),
-        ["reachable", _] => bail!("'reachable' only goes with 'nodes'"),
+        ["reachable", _] => {
+            // tinc's words (cmd_dump).
+            eprintln!(
+                "`reachable' only supported for nodes.\n{}",
+                super::usage::TRY_HELP
+            );
+            Ok(1)
+        }
         _ => {
+            // As tinc, the daemon is asked for first: without one, that is the error.
+            if ask(netdir, &Request::Pid)?.is_none() {
+                return Ok(1);
+            }
             // tinc's words and exit status for a usage error (cli/10.txt), then meshd's list.
             eprintln!(
                 "Unknown dump type '{}'.\nDump types: nodes, reachable nodes, edges, connections, \

@@ -15,7 +15,8 @@ const SEPARATOR: &str = "#------------------------------------------------------
 /// `NODE`'s host file as exported: `Name = NODE`, then the file without its `Name` lines.
 fn export_one(netdir: &NetDir, node: &NodeName) -> Result<String> {
     let path = netdir.host_file(node);
-    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = std::fs::read(&path)
+        .with_context(|| format!("Could not open configuration file {}", path.display()))?;
     let text = String::from_utf8_lossy(&bytes);
     let name_lines: Vec<usize> = parse_config_text(&text, &path)?
         .iter()
@@ -115,14 +116,17 @@ fn store(netdir: &NetDir, file: Incoming, force: bool) -> Result<bool> {
     }
 }
 
-/// The node name of a `Name = NODE` line, if `line` is one.
+/// The node name of a `Name = NODE` line, if `line` is one. As tinc's import: `Name`
+/// spelled so, then `=` (blanks around it optional), then the first word; `name = x`,
+/// `Name x` and other lines are data (junk before the first `Name` line).
 fn name_line(line: &str) -> Option<String> {
-    let parsed = parse_config_text(line, std::path::Path::new("-")).ok()?;
-    match parsed.as_slice() {
-        [l] if l.is("Name") => Some(l.value.clone()),
-        _ => None,
-    }
+    let rest = line.strip_prefix("Name")?.trim_start();
+    let value = rest.strip_prefix('=')?.split_whitespace().next()?;
+    Some(value.to_string())
 }
+
+/// tinc's PATH_MAX: a host file path this long cannot be created.
+const PATH_MAX: usize = 4096;
 
 /// `import`: reads exported host files from `input` and writes those not in `hosts/` yet.
 pub fn import_from(netdir: &NetDir, input: impl BufRead, force: bool) -> Result<i32> {
@@ -144,7 +148,12 @@ pub fn import_from(netdir: &NetDir, input: impl BufRead, force: bool) -> Result<
             if let Some(file) = current.take() {
                 count += usize::from(store(netdir, file, force)?);
             }
-            let Ok(name) = NodeName::new(name) else {
+            let path = hosts.join(&name);
+            if path.as_os_str().len() >= PATH_MAX {
+                eprintln!("Filename too long: {}", path.display());
+                return Ok(1);
+            }
+            let Ok(name) = NodeName::new(&name) else {
                 eprintln!("Invalid Name in input!");
                 return Ok(1);
             };
@@ -181,6 +190,9 @@ pub fn import_from(netdir: &NetDir, input: impl BufRead, force: bool) -> Result<
         return Ok(1);
     }
     eprintln!("Imported {count} host configuration files.");
+    // tincd reads hosts/NODE when NODE connects; meshd reads hosts/ at start and reload, so a
+    // running daemon is told to reload (silently, as after `set`).
+    super::config_cmd::tell_daemon_to_reload(netdir);
     Ok(0)
 }
 

@@ -33,7 +33,7 @@ fn running(netdir: &NetDir) -> Option<PidFile> {
 /// `meshd invite NODE [--set VAR=VALUE]...`: prints the URL on stdout.
 pub fn invite(netdir: &NetDir, node: &str, set: &[String]) -> Result<i32> {
     let server = load_server_config(netdir)?;
-    let node = &NodeName::new(node)?;
+    let node = &NodeName::new(node).map_err(|e| anyhow!("Invalid name for node: {e}"))?;
     if *node == server.name {
         bail!("{node} is this node's own name");
     }
@@ -80,9 +80,21 @@ pub fn invite(netdir: &NetDir, node: &str, set: &[String]) -> Result<i32> {
     })?;
     let port = match (server.port, &daemon) {
         (_, Some(pid)) => pid.port,
-        (0, None) => bail!(
-            "Port = 0 (dynamic) and the daemon is not running: start it first so the URL can name its port"
-        ),
+        (0, None) => {
+            // tinc's words: the pidfile's error, then "... Please start tincd or set the Port
+            // option to a non-zero value."
+            if let Err(err) = std::fs::read(netdir.pidfile()) {
+                eprintln!(
+                    "Could not open pid file {}: {}",
+                    netdir.pidfile().display(),
+                    nix::errno::Errno::from_raw(err.raw_os_error().unwrap_or(0)).desc()
+                );
+            }
+            bail!(
+                "the daemon is using a dynamic port (Port = 0) and is not running. Please start \
+                 meshd or set the Port option to a non-zero value (the URL names the port)"
+            )
+        }
         (p, None) => p,
     };
 

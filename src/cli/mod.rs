@@ -179,6 +179,12 @@ pub enum Command {
         /// Bytes kept of each frame (default 65535: whole frames).
         snaplen: Option<u32>,
     },
+    /// tinc's connect, which tinc 1.1's daemon does not implement: "Could not connect to
+    /// NODE.", exit 1. meshd handshakes with every node by itself; `retry` tries now.
+    Connect {
+        /// The node.
+        node: String,
+    },
     /// Drop the sessions with NODE now (tinc's disconnect); either side handshakes again
     /// later (this node after 5 s, NODE once it finds this node silent).
     Disconnect {
@@ -366,6 +372,8 @@ fn print_bytes(text: &[u8]) -> Result<i32> {
 /// Runs a parsed command line; returns the exit code. Without a command: command mode.
 pub fn run(mut cli: Cli) -> Result<i32> {
     let Some(command) = cli.command.take() else {
+        // As tinc: a bad -n is refused before any command is read.
+        cli.netdir()?;
         return shell::command_mode(&cli);
     };
     match &command {
@@ -419,6 +427,7 @@ pub fn run(mut cli: Cli) -> Result<i32> {
         Command::Pid => daemon::pid(&netdir),
         Command::Debug { level } => daemon::debug(&netdir, level),
         Command::Log { level } => daemon::log(&netdir, level),
+        Command::Connect { node } => operator::connect(&netdir, &node),
         Command::Disconnect { node } => operator::disconnect(&netdir, &node),
         Command::Retry => operator::retry(&netdir),
         Command::Pcap { snaplen } => daemon::pcap(&netdir, snaplen),

@@ -1,4 +1,4 @@
-//! `disconnect NODE`, `retry`, `purge`: tinc's operator commands, sent to the running daemon.
+//! `connect NODE`, `disconnect NODE`, `retry`, `purge`: tinc's operator commands, sent to the running daemon.
 //! As tinc, they print nothing on success (exit 0); a daemon that is not running, or a
 //! `disconnect` of a node with no session, is exit 1.
 
@@ -23,8 +23,38 @@ fn command(netdir: &NetDir, req: Request, refused: impl Fn(&str) -> String) -> R
     }
 }
 
+/// tinc's check of a node name argument: `Invalid name for node.`, exit 1.
+fn valid_node(node: &str) -> bool {
+    if crate::config::NodeName::new(node).is_ok() {
+        return true;
+    }
+    eprintln!("Invalid name for node.");
+    false
+}
+
+/// `meshd connect NODE`: as tinc 1.1, whose daemon does not implement it (its answer is
+/// "Could not connect to NODE.", exit 1): meshd handshakes with every node by itself, and
+/// `retry` makes it try now.
+pub fn connect(netdir: &NetDir, node: &str) -> Result<i32> {
+    if !valid_node(node) {
+        return Ok(1);
+    }
+    if let Err(err) = ask(netdir, &Request::Pid) {
+        eprintln!("{err}");
+        return Ok(1);
+    }
+    eprintln!(
+        "Could not connect to {node}: meshd connects to every node by itself \
+         (tinc 1.1's daemon does not implement connect either); `retry` tries now."
+    );
+    Ok(1)
+}
+
 /// `meshd disconnect NODE`.
 pub fn disconnect(netdir: &NetDir, node: &str) -> Result<i32> {
+    if !valid_node(node) {
+        return Ok(1);
+    }
     let req = Request::Disconnect {
         node: node.to_string(),
     };

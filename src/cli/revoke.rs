@@ -53,7 +53,7 @@ pub fn revoke(netdir: &NetDir, node: &str) -> Result<i32> {
         Err(err)
             if matches!(
                 err.downcast_ref::<ConnectError>(),
-                Some(ConnectError::NotRunning(_))
+                Some(ConnectError::NotRunning(_) | ConnectError::NoPidfile(..))
             ) =>
         {
             println!("meshd is not running here; the revocation applies at its next start.");

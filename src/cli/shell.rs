@@ -86,7 +86,8 @@ pub fn command_mode(cli: &Cli) -> Result<i32> {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.first() {
             None => continue,
-            Some(w) if w.starts_with('#') => continue,
+            // As tinc: a comment starts the line; an indented `#` is a (unknown) command.
+            Some(_) if line.starts_with('#') => continue,
             Some(w) if w.eq_ignore_ascii_case("exit") || w.eq_ignore_ascii_case("quit") => break,
             Some(w) if w.eq_ignore_ascii_case("network") && words.len() == 2 => {
                 let net = words[1];

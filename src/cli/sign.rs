@@ -12,7 +12,7 @@ fn read_input(file: Option<&Path>) -> Result<Vec<u8>> {
     let mut data = Vec::new();
     match file {
         Some(f) => {
-            data = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
+            data = std::fs::read(f).with_context(|| format!("Could not open {}", f.display()))?;
         }
         None => {
             std::io::stdin()
@@ -34,7 +34,12 @@ fn write_out(data: &[u8]) -> Result<()> {
 /// `meshd sign [FILE]`.
 pub fn sign(netdir: &NetDir, file: Option<&Path>) -> Result<i32> {
     let server = load_server_config(netdir)?;
-    let key = crate::keyfile::load_private_key(&server.private_key_file)?;
+    let key = crate::keyfile::load_private_key(&server.private_key_file).with_context(|| {
+        format!(
+            "Could not read private key from {}",
+            server.private_key_file.display()
+        )
+    })?;
     let data = read_input(file)?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -28,7 +28,7 @@ pub(super) fn run_args(args: Vec<OsString>, in_command_mode: bool) -> i32 {
     let mut args = args;
     // Commands are case-insensitive words, as in tinc (`meshd -c DIR GET Port`).
     if let Some((at, word)) = command_word(&words) {
-        let cmd = Cli::command();
+        let cmd = cli_command();
         let known = cmd
             .get_subcommands()
             .flat_map(|s| std::iter::once(s.get_name()).chain(s.get_all_aliases()))
@@ -37,7 +37,7 @@ pub(super) fn run_args(args: Vec<OsString>, in_command_mode: bool) -> i32 {
             args[at] = name.into();
         }
     }
-    let parsed = Cli::command()
+    let parsed = cli_command()
         .try_get_matches_from(args)
         .and_then(|m| Cli::from_arg_matches(&m));
     let cli = match parsed {
@@ -55,6 +55,19 @@ pub(super) fn run_args(args: Vec<OsString>, in_command_mode: bool) -> i32 {
             1
         }
     }
+}
+
+/// meshd's clap command, where a repeated option overrides itself on every level, as in
+/// tinc and tincd (`-c DIR -c DIR`, `start -D -d -d2`, `--pidfile=F --pidfile=F`).
+fn cli_command() -> clap::Command {
+    let cmd = Cli::command().args_override_self(true);
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    names.iter().fold(cmd, |cmd, name| {
+        cmd.mut_subcommand(name, |sub| sub.args_override_self(true))
+    })
 }
 
 /// The command word and its index: the first argument after the program name that is neither
@@ -122,7 +135,9 @@ fn usage_error(err: &clap::Error, words: &[String]) -> i32 {
         Some("dump" | "list") if too_many || too_few => {
             eprintln!("Invalid number of arguments.\n{TRY_HELP}");
         }
-        Some("info") if too_many || too_few => eprintln!("Invalid number of arguments."),
+        Some("info" | "connect" | "disconnect") if too_many || too_few => {
+            eprintln!("Invalid number of arguments.")
+        }
         Some(_) if too_many => eprintln!("Too many arguments!"),
         Some(_) if too_few => eprintln!("Not enough arguments!"),
         _ => {

@@ -14,6 +14,18 @@ pub enum ConnectError {
     /// Nothing is running (no pidfile, or nobody listens).
     #[error("meshd is not running in {0} (no answer on its control socket)")]
     NotRunning(String),
+    /// No pidfile: nothing was started there (`PATH: reason`, the directory).
+    #[error("Could not open pid file {0} (meshd is not running in {1})")]
+    NoPidfile(String, String),
+}
+
+/// An I/O error as tinc prints it (strerror: `No such file or directory`), without Rust's
+/// ` (os error 2)`.
+fn os_error(err: &std::io::Error) -> String {
+    match err.raw_os_error() {
+        Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
+        None => err.to_string(),
+    }
 }
 
 /// Sends a streaming request (`Log`): after the daemon's `Ok`, hands every line to `on_line`
@@ -101,7 +113,15 @@ fn send(
         .unwrap_or(Path::new("."))
         .display()
         .to_string();
-    let pid = PidFile::read(pidfile).map_err(|_| ConnectError::NotRunning(dir.clone()))?;
+    // tinc's words first ("Could not open pid file PATH: No such file or directory"), so what
+    // a tinc user greps for is there.
+    let text = std::fs::read_to_string(pidfile).map_err(|e| {
+        ConnectError::NoPidfile(
+            format!("{}: {}", pidfile.display(), os_error(&e)),
+            dir.clone(),
+        )
+    })?;
+    let pid = PidFile::parse(&text).ok_or_else(|| ConnectError::NotRunning(dir.clone()))?;
     let stream = UnixStream::connect(socket).map_err(|_| ConnectError::NotRunning(dir.clone()))?;
     stream
         .set_read_timeout(Some(timeout))

@@ -345,6 +345,10 @@ impl Daemon {
             }
             return;
         }
+        // As tincd on SIGHUP: the log file is reopened (log rotation moved or removed it).
+        if let Err(err) = crate::logs::reopen_log_file() {
+            tracing::warn!("{err:#}; still logging to the old file");
+        }
         tracing::info!("{cause}, reloading");
         self.notify(&format!(
             "RELOADING=1\nMONOTONIC_USEC={}",

@@ -43,12 +43,28 @@ pub fn run(netdir: NetDir, debug: u8, privileges: privileges::Privileges) -> Res
     runtime.block_on(run_async(netdir, debug, privileges))
 }
 
+/// A start that failed after writing the pidfile (it is written before tinc-up) removes it
+/// and the control socket, unless the pidfile is another daemon's.
+fn remove_own_pidfile(netdir: &NetDir) {
+    let pidfile = netdir.pidfile();
+    if PidFile::read(&pidfile).is_ok_and(|p| p.pid == std::process::id()) {
+        let _ = std::fs::remove_file(netdir.control_socket());
+        let _ = std::fs::remove_file(&pidfile);
+    }
+}
+
 /// Longest wait for a first session before telling systemd the daemon is ready anyway.
 const READY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Starts the daemon, serves until a graceful stop is done, and shuts it down.
 async fn run_async(netdir: NetDir, debug: u8, privileges: privileges::Privileges) -> Result<()> {
-    let (mut daemon, mut inputs, servers) = start(netdir, debug).await?;
+    let (mut daemon, mut inputs, servers) = match start(netdir.clone(), debug).await {
+        Ok(started) => started,
+        Err(err) => {
+            remove_own_pidfile(&netdir);
+            return Err(err);
+        }
+    };
     privileges.apply()?;
     daemon.serve(&mut inputs).await;
     // The inputs (the control socket's requests among them) live until the daemon is gone.
@@ -137,7 +153,19 @@ async fn start(netdir: NetDir, debug: u8) -> Result<(Daemon, Inputs, Servers)> {
         },
         setup.script_timeout,
     );
-    // tinc-up configures the interface; the daemon is ready only once it has run.
+    // As tincd: the control socket listens and the pidfile is written before tinc-up runs,
+    // so a `stop` or `pid` sent while tinc-up runs (or right after it) is queued and answered
+    // once the loop starts, and tinc-up can read the pidfile (its port).
+    let cookie = new_cookie();
+    let (control, control_stats) = control_server::spawn(&socket_path, cookie.clone())?;
+    PidFile {
+        pid: std::process::id(),
+        cookie,
+        host: "127.0.0.1".into(),
+        port,
+    }
+    .write(&pidfile)?;
+    // tinc-up configures the interface; the daemon answers only once it has run.
     scripts.run_now(ScriptRequest::new("tinc-up")).await;
     // tinc-up may have set the MAC; holders rewrite steered frames to it.
     let tap_mac = match &tap {
@@ -159,15 +187,6 @@ async fn start(netdir: NetDir, debug: u8) -> Result<(Daemon, Inputs, Servers)> {
             (None, None)
         }
     };
-    let cookie = new_cookie();
-    let (control, control_stats) = control_server::spawn(&socket_path, cookie.clone())?;
-    PidFile {
-        pid: std::process::id(),
-        cookie,
-        host: "127.0.0.1".into(),
-        port,
-    }
-    .write(&pidfile)?;
     tracing::info!(name = %setup.node.name, port, "meshd {} started", env!("CARGO_PKG_VERSION"));
 
     let wall_ns = SystemTime::now()

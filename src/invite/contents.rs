@@ -402,8 +402,13 @@ pub fn parse_invitation(text: &str) -> Result<JoinPlan, InvitationError> {
             )));
         }
     }
+    // An invitation rewritten by an invitation-created script may name no ConnectTo (tinc's
+    // joiner then finds the network by AutoConnect): connect to the first host file's node,
+    // the inviter's in every invitation `invite` writes.
     if plan.connect_to().is_empty() {
-        return Err(err("no ConnectTo line".into()));
+        if let Some(first) = plan.hosts.first().map(|h| h.name.to_string()) {
+            plan.server_lines.push(("ConnectTo".to_string(), first));
+        }
     }
     Ok(plan)
 }
@@ -608,11 +613,18 @@ mod tests {
                 &format!("Name = n2\nConnectTo = n3\nName = n1\n{KEY}\n"),
                 "no host file for n3",
             ),
-            (&format!("Name = n2\nName = n1\n{KEY}\n"), "no ConnectTo"),
         ] {
             let e = parse_invitation(text).unwrap_err().to_string();
             assert!(e.contains(why), "{text:?}: {e}");
         }
+    }
+
+    #[test]
+    fn without_connect_to_the_first_host_is_connected_to() {
+        // tinc's invite_tinc_up test: an invitation-created script writes Name, Ifconfig and
+        // the inviter's exported host file, no ConnectTo.
+        let plan = parse_invitation(&format!("Name = n2\nName = n1\n{KEY}\n")).unwrap();
+        assert_eq!(plan.connect_to(), vec!["n1"]);
     }
 
     #[test]
