@@ -90,9 +90,10 @@ fn disconnect_retry_and_purge() {
         stderr(&o),
         "Could not disconnect nosuch: no session with nosuch.\n"
     );
+    // tinc 1.1's connect/disconnect word a missing or extra NODE as `info` does (cli/12.txt).
     let o = meshd(&a, &["disconnect"]);
     assert_exit1(&o);
-    assert_eq!(stderr(&o), "Not enough arguments!\n");
+    assert_eq!(stderr(&o), "Invalid number of arguments.\n");
     let o = meshd(&a, &["retry", "extra"]);
     assert_exit1(&o);
     assert_eq!(stderr(&o), "Too many arguments!\n");
