@@ -20,10 +20,10 @@ fn init_creates_a_network_directory() {
     let o = meshd(&dir, &["init", "alpha", "--port", "6551"]);
     assert_ok(&o);
 
-    let conf = read(&dir.join("meshd.conf"));
+    let conf = read(&dir.join("tinc.conf"));
     assert!(
         conf.lines().any(|l| l.trim() == "Name = alpha"),
-        "meshd.conf:\n{conf}"
+        "tinc.conf:\n{conf}"
     );
     let host = read(&dir.join("hosts/alpha"));
     assert!(
@@ -50,7 +50,7 @@ fn init_creates_a_network_directory() {
     assert_exit1(&o);
     let err = stderr(&o);
     assert!(
-        err.contains("already initialised") && err.contains("meshd.conf"),
+        err.contains("already initialised") && err.contains("tinc.conf"),
         "{}",
         show(&o)
     );
@@ -101,7 +101,7 @@ fn netname_selects_directory_under_base() {
     cmd.env("MESHD_CONFDIR_BASE", base)
         .args(["-n", "net1", "init", "alpha"]);
     assert_ok(&run_cmd(cmd));
-    assert!(read(&base.join("net1/meshd.conf")).contains("Name = alpha"));
+    assert!(read(&base.join("net1/tinc.conf")).contains("Name = alpha"));
     assert!(base.join("net1/hosts/alpha").is_file());
     assert!(base.join("net1/ed25519_key.priv").is_file());
 
@@ -110,7 +110,7 @@ fn netname_selects_directory_under_base() {
         .env("NETNAME", "net2")
         .args(["init", "beta"]);
     assert_ok(&run_cmd(cmd));
-    assert!(read(&base.join("net2/meshd.conf")).contains("Name = beta"));
+    assert!(read(&base.join("net2/tinc.conf")).contains("Name = beta"));
     assert!(base.join("net2/hosts/beta").is_file());
     assert!(base.join("net2/ed25519_key.priv").is_file());
 
@@ -131,13 +131,13 @@ fn netname_selects_directory_under_base() {
 fn config_errors_name_file_and_line() {
     let tmp = tempfile::tempdir().unwrap();
 
-    // Mode = router in meshd.conf.
+    // Mode = router in tinc.conf.
     let dir = tmp.path().join("router");
     assert_ok(&meshd(
         &dir,
         &["init", "alpha", "--port", &free_port().to_string()],
     ));
-    let conf = dir.join("meshd.conf");
+    let conf = dir.join("tinc.conf");
     append(&conf, "Mode = router\n");
     let line = read(&conf).lines().count();
     let o = meshd(&dir, &["start", "-D"]);
@@ -224,7 +224,7 @@ fn two_daemons_on_loopback() {
     init_node(&b, "beta", free_port());
     std::fs::copy(a.join("hosts/alpha"), b.join("hosts/alpha")).unwrap();
     std::fs::copy(b.join("hosts/beta"), a.join("hosts/beta")).unwrap();
-    append(&b.join("meshd.conf"), "ConnectTo = alpha\n");
+    append(&b.join("tinc.conf"), "ConnectTo = alpha\n");
     let port_of = |dir: &Path, name: &str| -> u16 {
         read(&dir.join("hosts").join(name))
             .lines()
@@ -429,9 +429,9 @@ fn foreground_daemon_logs_to_stderr_and_stops_on_sigterm() {
         &["init", "alpha", "--port", &port.to_string()],
     ));
     // Two things to warn about, each once, with file and line.
-    append(&dir.join("meshd.conf"), "Bogus = 1\n");
+    append(&dir.join("tinc.conf"), "Bogus = 1\n");
     append(&dir.join("hosts/alpha"), &format!("Port = {port}\n"));
-    let bogus_line = read(&dir.join("meshd.conf")).lines().count();
+    let bogus_line = read(&dir.join("tinc.conf")).lines().count();
     let port_line = read(&dir.join("hosts/alpha")).lines().count();
     let log = tmp.path().join("stderr.log");
     let mut reaper = Reaper::default();
@@ -494,7 +494,7 @@ fn foreground_daemon_logs_to_stderr_and_stops_on_sigterm() {
     assert!(text.contains("SIGTERM"), "stderr:\n{text}");
     let bogus = format!(
         "{}:{bogus_line}: unknown variable 'Bogus'",
-        dir.join("meshd.conf").display()
+        dir.join("tinc.conf").display()
     );
     assert_eq!(text.matches(&bogus).count(), 1, "{bogus:?} in\n{text}");
     let twice = format!(

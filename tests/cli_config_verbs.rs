@@ -28,7 +28,7 @@ fn command_mode_runs_tincs_integration_test_setup() {
     assert!(host.contains("\nPort = 0\n"), "{host}");
     assert!(host.contains("\nAddress = localhost\n"), "{host}");
     assert!(host.contains("Ed25519PublicKey = "), "{host}");
-    let conf = read(&dir.join("meshd.conf"));
+    let conf = read(&dir.join("tinc.conf"));
     assert!(conf.contains("\nName = foo\n"), "{conf}");
     assert!(conf.contains("\nDeviceType = dummy\n"), "{conf}");
     let o = meshd(&dir, &["get", "Port"]);
@@ -120,7 +120,7 @@ fn values_are_checked_as_start_would_and_refusals_leave_files_alone() {
     let t = tempfile::tempdir().unwrap();
     let dir = tinc_test_node(t.path());
     let host_before = read(&dir.join("hosts/foo"));
-    let conf_before = read(&dir.join("meshd.conf"));
+    let conf_before = read(&dir.join("tinc.conf"));
     for args in [
         &["set", "Port", "abc"][..],
         &["add", "Subnet", "10.9.0.300"],
@@ -140,7 +140,7 @@ fn values_are_checked_as_start_would_and_refusals_leave_files_alone() {
     assert!(stderr(&o).contains("hosts/foo:"), "{}", show(&o));
     assert!(stderr(&o).contains("bad value for Port"), "{}", show(&o));
     assert_eq!(read(&dir.join("hosts/foo")), host_before);
-    assert_eq!(read(&dir.join("meshd.conf")), conf_before);
+    assert_eq!(read(&dir.join("tinc.conf")), conf_before);
     // Missing values and variables.
     let o = meshd(&dir, &["set", "Port"]);
     assert_exit1(&o);
@@ -331,7 +331,7 @@ fn verbs_work_on_a_tinc_directory() {
         read(&dir.join("tinc.conf")),
         "Name = alpha\nDeviceType = dummy\nMode = switch\nConnectTo = beta\n"
     );
-    assert!(!dir.join("meshd.conf").exists());
+    assert!(!dir.join("tinc.conf").exists());
     assert_ok(&meshd(&dir, &["add", "Subnet", "02:00:00:00:00:0a"]));
     let host = read(&dir.join("hosts/alpha"));
     assert!(
@@ -351,7 +351,7 @@ fn verbs_work_on_a_tinc_directory() {
 fn set_says_when_another_file_s_value_wins() {
     let t = tempfile::tempdir().unwrap();
     let dir = tinc_test_node(t.path());
-    append(&dir.join("meshd.conf"), "Port = 5\n");
+    append(&dir.join("tinc.conf"), "Port = 5\n");
     let o = meshd(&dir, &["set", "Port", "7"]);
     assert_ok(&o);
     assert!(
@@ -359,7 +359,7 @@ fn set_says_when_another_file_s_value_wins() {
         "{}",
         show(&o)
     );
-    assert!(stderr(&o).contains("meshd.conf:"), "{}", show(&o));
+    assert!(stderr(&o).contains("tinc.conf:"), "{}", show(&o));
 }
 
 /// Runs `meshd ARGS...` with stdin and stdout on a new terminal, types `typed` and then an

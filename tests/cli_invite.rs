@@ -71,7 +71,7 @@ fn invite_join_start_and_meet() {
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     append(
-        &n1.join("meshd.conf"),
+        &n1.join("tinc.conf"),
         "HelloInterval = 100ms\nDeadInterval = 400ms\n",
     );
 
@@ -125,7 +125,7 @@ fn invite_join_start_and_meet() {
         "{err}"
     );
     assert!(err.contains("Invitation successfully accepted."), "{err}");
-    let conf = read(&n2.join("meshd.conf"));
+    let conf = read(&n2.join("tinc.conf"));
     assert!(
         conf.contains(
             "Name = node_2\nConnectTo = node_1\nHelloInterval = 100ms\nDeadInterval = 400ms\n"
@@ -179,7 +179,7 @@ fn invite_join_start_and_meet() {
     );
 
     // The joined node starts and both see each other.
-    append(&n2.join("meshd.conf"), "DeviceType = dummy\n");
+    append(&n2.join("tinc.conf"), "DeviceType = dummy\n");
     start_node(&mut reaper, &n2, "node_2", port2, &[&n1, &n2]);
     assert!(
         wait_until(Duration::from_secs(10), || sees_reachable(
@@ -247,7 +247,7 @@ fn refused_joins_write_nothing() {
     let o = meshd(&taken, &["join", &url]);
     assert_exit1(&o);
     assert!(
-        stderr(&o).contains("already holds a network"),
+        stderr(&o).contains("tinc.conf already exists!"),
         "{}",
         show(&o)
     );
@@ -260,7 +260,7 @@ fn refused_joins_write_nothing() {
     ));
 
     // Expired (InvitationExpire is read by the daemon at each join).
-    append(&n1.join("meshd.conf"), "InvitationExpire = 1\n");
+    append(&n1.join("tinc.conf"), "InvitationExpire = 1\n");
     let url4 = invite(&n1, "node_4", &[]);
     std::thread::sleep(Duration::from_millis(2100));
     let o = meshd(&tmp.path().join("j4"), &["join", &url4]);
@@ -292,7 +292,10 @@ fn invite_refuses_bad_requests() {
             vec!["invite", &"x".repeat(65)],
             "node name is too long (65 bytes, at most 64)",
         ),
-        (vec!["invite", "node_1"], "own name"),
+        (
+            vec!["invite", "node_1"],
+            "A host config file for node_1 already exists!",
+        ),
         (
             vec!["invite", "x", "--set", "ScriptsInterpreter=/bin/sh"],
             "would refuse it",
@@ -312,7 +315,11 @@ fn invite_refuses_bad_requests() {
     }
     std::fs::write(n1.join("hosts/node_2"), "Ed25519PublicKey = x\n").unwrap();
     let o = meshd(&n1, &["invite", "node_2"]);
-    assert!(stderr(&o).contains("already a member"), "{}", show(&o));
+    assert!(
+        stderr(&o).contains("A host config file for node_2 already exists!"),
+        "{}",
+        show(&o)
+    );
     // Without an Address, a joiner could not find us.
     let lone = tmp.path().join("lone");
     assert_ok(&meshd(&lone, &["init", "lone"]));
@@ -356,7 +363,7 @@ fn join_without_a_directory_uses_the_networks_name() {
         ],
     ));
     let n1 = base1.join("lab");
-    append(&n1.join("meshd.conf"), "DeviceType = dummy\n");
+    append(&n1.join("tinc.conf"), "DeviceType = dummy\n");
     start_node(&mut reaper, &n1, "node_1", port, &[&n1]);
     let o = with_base(&base1, &["-n", "lab", "invite", "node_2"]);
     assert_ok(&o);
@@ -365,7 +372,7 @@ fn join_without_a_directory_uses_the_networks_name() {
     let o = with_base(&base2, &["join", &url, "--port", &free_port().to_string()]);
     assert_ok(&o);
     assert!(stderr(&o).contains("meshd -n lab start"), "{}", show(&o));
-    assert!(read(&base2.join("lab/meshd.conf")).contains("Name = node_2"));
+    assert!(read(&base2.join("lab/tinc.conf")).contains("Name = node_2"));
     assert!(read(&base2.join("lab/invitation-data")).contains("NetName = lab"));
     assert_ok(&meshd(&n1, &["stop"]));
 }

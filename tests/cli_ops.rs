@@ -57,7 +57,7 @@ fn notify_ready_watchdog_reload_stopping() {
     init_node(&b, "beta", port_b);
     std::fs::copy(a.join("hosts/alpha"), b.join("hosts/alpha")).unwrap();
     std::fs::copy(b.join("hosts/beta"), a.join("hosts/beta")).unwrap();
-    append(&b.join("meshd.conf"), "ConnectTo = alpha\n");
+    append(&b.join("tinc.conf"), "ConnectTo = alpha\n");
     let (sock_a_path, sock_b_path) = (tmp.path().join("notify-a"), tmp.path().join("notify-b"));
     let sock_a = UnixDatagram::bind(&sock_a_path).unwrap();
     let sock_b = UnixDatagram::bind(&sock_b_path).unwrap();
@@ -208,7 +208,7 @@ fn syslog_gets_one_message_per_line_with_priority() {
     let dir = tmp.path().join("a");
     let port = free_port();
     init_node(&dir, "alpha", port);
-    append(&dir.join("meshd.conf"), "Bogus = 1\n");
+    append(&dir.join("tinc.conf"), "Bogus = 1\n");
     let sock_path = tmp.path().join("syslog");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     let mut reaper = Reaper::default();

@@ -53,7 +53,7 @@ fn init_makes_a_private_directory() {
     assert_eq!(mode_of(&dir.join("ed25519_key.priv")), 0o600);
     assert_eq!(mode_of(&dir.join("hosts")), 0o755);
     assert_eq!(mode_of(&dir.join("hosts/alpha")), 0o644);
-    assert_eq!(mode_of(&dir.join("meshd.conf")), 0o644);
+    assert_eq!(mode_of(&dir.join("tinc.conf")), 0o644);
     assert_eq!(mode_of(&dir.join("tinc-up")), 0o755);
     assert!(dotfiles(&dir).is_empty(), "{:?}", dotfiles(&dir));
 }
@@ -73,7 +73,7 @@ fn init_refuses_a_directory_others_can_write() {
         "{}",
         show(&o)
     );
-    assert!(!dir.join("meshd.conf").exists());
+    assert!(!dir.join("tinc.conf").exists());
     assert!(!dir.join("ed25519_key.priv").exists());
     // Fixed as told, it works (and an existing directory keeps its mode).
     chmod(&dir, 0o755);

@@ -53,7 +53,7 @@ fn tinc_up_env(net: Option<&str>) -> Vec<(String, String)> {
         run_cmd(cmd)
     };
     assert_ok(&run(&["init", "alpha", "--port", &port.to_string()]));
-    append(&dir.join("meshd.conf"), "DeviceType = dummy\n");
+    append(&dir.join("tinc.conf"), "DeviceType = dummy\n");
     let out = tmp.path().join("tinc-up.env");
     env_script(&dir.join("tinc-up"), &out);
     let mut reaper = Reaper::default();
@@ -172,10 +172,9 @@ fn dash_n_finds_a_tinc_network_until_meshd_has_its_own() {
             .args(args);
         run_cmd(cmd)
     };
-    // A tinc-made directory: tinc.conf, not meshd.conf.
+    // A tinc-made directory (init writes tinc.conf, as tinc's init does).
     let c = tinc_dir.to_str().unwrap();
     assert_ok(&run(&["-c", c, "init", "alpha", "--port", "0"]));
-    std::fs::rename(tinc_dir.join("meshd.conf"), tinc_dir.join("tinc.conf")).unwrap();
 
     let out = run(&["-n", "vpn", "get", "Name"]);
     assert_ok(&out);
@@ -187,8 +186,8 @@ fn dash_n_finds_a_tinc_network_until_meshd_has_its_own() {
 
     // init -n makes MESHD_CONFDIR_BASE/vpn, not a second tinc.conf in tinc's directory.
     assert_ok(&run(&["-n", "vpn", "init", "beta", "--port", "0"]));
-    assert!(meshd_base.join("vpn/meshd.conf").is_file());
-    assert!(!tinc_dir.join("meshd.conf").exists());
+    assert!(meshd_base.join("vpn/tinc.conf").is_file());
+    assert!(read(&tinc_dir.join("tinc.conf")).contains("Name = alpha"));
     let out = run(&["-n", "vpn", "get", "Name"]);
     assert_ok(&out);
     assert_eq!(
@@ -250,14 +249,14 @@ fn edit_opens_the_editor_checks_and_reloads() {
     let mut reaper = Reaper::default();
     start_node(&mut reaper, &dir, "alpha", port, &[&dir]);
 
-    // tinc.conf names the server file even when it is meshd.conf; a broken line: exit 1.
+    // tinc.conf names the server file; a broken line: exit 1.
     let o = meshd_edit(
         &dir,
         &appending_editor(tmp.path(), "Mode = router"),
         "tinc.conf",
     );
     assert_exit1(&o);
-    let conf = dir.join("meshd.conf");
+    let conf = dir.join("tinc.conf");
     let lines = read(&conf).lines().count();
     assert!(
         stderr(&o).contains(&format!("{}:{lines}", conf.display())),
@@ -319,7 +318,7 @@ fn dump_shapes_as_tinc_prints_them() {
     append(&b.join("hosts/beta"), "Subnet = 02:00:00:00:00:0b\n");
     std::fs::copy(a.join("hosts/alpha"), b.join("hosts/alpha")).unwrap();
     std::fs::copy(b.join("hosts/beta"), a.join("hosts/beta")).unwrap();
-    append(&b.join("meshd.conf"), "ConnectTo = alpha\n");
+    append(&b.join("tinc.conf"), "ConnectTo = alpha\n");
     let mut reaper = Reaper::default();
     let pa = start_node(&mut reaper, &a, "alpha", pa, &dirs);
     let pb = start_node(&mut reaper, &b, "beta", pb, &dirs);

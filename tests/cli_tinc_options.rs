@@ -160,6 +160,19 @@ fn no_mode_line_says_switch_mode_and_warns_in_a_tinc_directory() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("a");
     init_node(&dir, "alpha", free_port());
+    // init writes Mode = switch into tinc.conf, so tincd reading the directory agrees.
+    let conf = read(&dir.join("tinc.conf"));
+    assert!(conf.lines().any(|l| l == "Mode = switch"), "{conf}");
+    let log = start_log(&dir);
+    assert!(!log.contains("Mode line"), "{log}");
+    // meshd.conf (older meshd versions) without Mode: switch mode, said at info level.
+    let without_mode: String = conf
+        .lines()
+        .filter(|l| !l.starts_with("Mode"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::remove_file(dir.join("tinc.conf")).unwrap();
+    std::fs::write(dir.join("meshd.conf"), &without_mode).unwrap();
     let log = start_log(&dir);
     assert!(
         log.contains("no Mode line in") && log.contains("switch mode (meshd's only mode)"),
@@ -196,7 +209,7 @@ fn listen_address_is_where_the_daemon_listens() {
     let dir = tmp.path().join("a");
     let port = free_port();
     init_node(&dir, "alpha", port);
-    append(&dir.join("meshd.conf"), "ListenAddress = 127.0.0.2\n");
+    append(&dir.join("tinc.conf"), "ListenAddress = 127.0.0.2\n");
     let mut reaper = Reaper::default();
     assert_ok(&meshd(&dir, &["start"]));
     reaper.track_dir(&dir);
@@ -217,7 +230,7 @@ fn listen_address_is_where_the_daemon_listens() {
     );
     assert_ok(&meshd(&dir, &["stop"]));
     // A second address: one socket, and a warning that says which is not listened on.
-    append(&dir.join("meshd.conf"), "BindToAddress = 127.0.0.1\n");
+    append(&dir.join("tinc.conf"), "BindToAddress = 127.0.0.1\n");
     let log = start_log(&dir);
     assert!(
         log.contains("meshd listens on one address: 127.0.0.1")

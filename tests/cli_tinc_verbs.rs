@@ -47,8 +47,8 @@ fn disconnect_retry_and_purge() {
     copy_host(&b, &a, "beta");
     copy_host(&b, &g, "beta");
     copy_host(&g, &b, "gamma");
-    append(&b.join("meshd.conf"), "ConnectTo = alpha\n");
-    append(&g.join("meshd.conf"), "ConnectTo = beta\n");
+    append(&b.join("tinc.conf"), "ConnectTo = alpha\n");
+    append(&g.join("tinc.conf"), "ConnectTo = beta\n");
     let pa = start_node(&mut reaper, &a, "alpha", port_of(&a, "alpha"), &dirs);
     let pb = start_node(&mut reaper, &b, "beta", port_of(&b, "beta"), &dirs);
     let pg = start_node(&mut reaper, &g, "gamma", port_of(&g, "gamma"), &dirs);
@@ -193,7 +193,7 @@ fn fsck_is_silent_on_a_healthy_directory_and_names_each_problem() {
     assert_exit1(&o);
     assert!(
         stderr(&o).starts_with(&format!(
-            "ERROR: cannot read {}/meshd.conf: No such file or directory\nNo meshd configuration found. Create a new one with:\n\nmeshd -c {} init NAME\n",
+            "ERROR: cannot read {}/tinc.conf: No such file or directory\nNo tinc configuration found. Create a new one with:\n\nmeshd -c {} init NAME\n",
             dir.display(),
             dir.display()
         )),
@@ -262,7 +262,7 @@ fn fsck_is_silent_on_a_healthy_directory_and_names_each_problem() {
     assert_eq!(stderr(&o), "");
 
     // An unknown variable is a warning (the daemon ignores it), not a failure.
-    append(&dir.join("meshd.conf"), "Foo = bar\n");
+    append(&dir.join("tinc.conf"), "Foo = bar\n");
     let o = meshd(&dir, &["fsck"]);
     assert_ok(&o);
     assert!(

@@ -18,7 +18,7 @@ fn dump_limits_shows_every_table_and_the_control_socket_bound() {
     init_node(&dir, "mlm_a", port);
     let metrics_port = free_port();
     append(
-        &dir.join("meshd.conf"),
+        &dir.join("tinc.conf"),
         &format!("MetricsAddress = 127.0.0.1:{metrics_port}\n"),
     );
     let mut reaper = Reaper::default();

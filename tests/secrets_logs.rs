@@ -117,7 +117,7 @@ fn no_secret_in_any_log_line() {
     init_node(&n1, "node_1", port1);
     // Handed to the joiner by the invitation: both rekey every 2 s.
     append(
-        &n1.join("meshd.conf"),
+        &n1.join("tinc.conf"),
         "KeyExpire = 2\nHelloInterval = 100ms\nDeadInterval = 1s\n",
     );
     start_debug(&mut reaper, &n1);
@@ -146,7 +146,7 @@ fn no_secret_in_any_log_line() {
     cli.push(("join".into(), o));
     assert_eq!(mode_of(&n2), 0o700);
     assert_eq!(mode_of(&n2.join("ed25519_key.priv")), 0o600);
-    append(&n2.join("meshd.conf"), "DeviceType = dummy\n");
+    append(&n2.join("tinc.conf"), "DeviceType = dummy\n");
     // A replayed URL is refused; the refusal is logged, the cookie is not.
     let o = meshd(&n3, &["join", &url]);
     assert_exit1(&o);

@@ -76,6 +76,28 @@ fn purge_forgets_unreachable_gossip_nodes_and_keeps_host_file_nodes() {
     assert!(!peers.contains_key("n2"), "n2 (gossip only) is still known");
     let hub = peers.get("hub").expect("the hub (host file) is kept");
     assert!(hub.record.is_none() && hub.subnets.is_empty());
+    // `dump nodes` no longer lists it, as tinc deletes a purged node (tinc's cmd_net test:
+    // one line after `purge`)...
+    let listed = |net: &SimNet| -> Vec<String> {
+        let now = net.now;
+        net.node("n1")
+            .node_statuses(now, 655)
+            .into_iter()
+            .map(|s| s.name)
+            .collect()
+    };
+    assert_eq!(listed(&net), ["n1"], "dump nodes lists a purged node");
+    // ...until it is reachable again (its host file keeps it tried).
+    net.restart("hub");
+    net.run_until_cond(net.elapsed() + 20 * S, 10 * MS, |n| {
+        n.node("n1").is_alive("hub")
+    })
+    .expect("the hub did not come back");
+    assert!(
+        listed(&net).contains(&"hub".to_string()),
+        "{:?}",
+        listed(&net)
+    );
     // A live peer is never purged.
     let mut net = trio(23);
     let now = net.now;

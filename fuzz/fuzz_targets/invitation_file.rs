@@ -26,8 +26,8 @@ fuzz_target!(|data: &[u8]| {
     for h in &plan.hosts {
         assert!(NodeName::new(h.name.as_str()).is_ok() && h.name != plan.name);
     }
-    let conf = parse_config_text(&plan.meshd_conf(), Path::new("meshd.conf"))
-        .expect("the written meshd.conf parses");
+    let conf = parse_config_text(&plan.tinc_conf(), Path::new("tinc.conf"))
+        .expect("the written tinc.conf parses");
     let names: Vec<&str> = conf
         .iter()
         .filter(|l| l.is("Name"))

@@ -209,10 +209,10 @@ impl Lab {
         }
     }
 
-    /// Appends a line to `node`'s meshd.conf.
+    /// Appends a line to `node`'s tinc.conf.
     pub fn conf(&self, node: &str, line: &str) {
         append(
-            &self.node(node).netdir.join("meshd.conf"),
+            &self.node(node).netdir.join("tinc.conf"),
             &format!("{line}\n"),
         );
     }

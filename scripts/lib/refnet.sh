@@ -33,7 +33,7 @@ is_holder() { case " ${HOLDERS[*]} " in *" $1 "*) return 0 ;; *) return 1 ;; esa
 
 # make_meshd_template DIR [CONF_LINE...]: the five directories in DIR, made the
 # way a person would (README, "Quick start"); CONF_LINEs are network-wide
-# settings in node_1's meshd.conf that every invitation hands over (and that a
+# settings in node_1's tinc.conf that every invitation hands over (and that a
 # joined node gets if its invitation did not). Sets MESH_MS (full mesh after
 # the last start) and VIP_MS (node_5 sees the three holders eligible).
 MESH_MS=""
@@ -50,8 +50,8 @@ make_meshd_template() {
     cat "$WORK/build-init.log" >&2
     return 1
   }
-  echo "Interface = mesh0" >>"$d/meshd.conf"
-  for line in "$@"; do echo "$line" >>"$d/meshd.conf"; done
+  echo "Interface = mesh0" >>"$d/tinc.conf"
+  for line in "$@"; do echo "$line" >>"$d/tinc.conf"; done
   echo "ip addr replace $(ovl 1)/24 dev \"\$INTERFACE\"" >>"$d/tinc-up"
   [ "${VIP6:-0}" = 0 ] || echo "ip addr replace $(ovl6 1)/64 dev \"\$INTERFACE\"" >>"$d/tinc-up"
   meshd_start 1 "$d" || return 1
@@ -71,9 +71,9 @@ make_meshd_template() {
       cat "$WORK/build-join-$i.log" >&2
       return 1
     fi
-    echo "Interface = mesh0" >>"$t/node_$i/meshd.conf"
+    echo "Interface = mesh0" >>"$t/node_$i/tinc.conf"
     for line in "$@"; do
-      grep -q "^${line%% *}" "$t/node_$i/meshd.conf" || echo "$line" >>"$t/node_$i/meshd.conf"
+      grep -q "^${line%% *}" "$t/node_$i/tinc.conf" || echo "$line" >>"$t/node_$i/tinc.conf"
     done
     if is_holder "$i"; then
       # A join refuses exec checks from an invitation: the admin adds it.

@@ -55,6 +55,15 @@ fn host_names(netdir: &NetDir) -> Result<Vec<NodeName>> {
 
 /// The text `export` (this node) or `export-all` (every host file) prints.
 fn export_text(netdir: &NetDir, all: bool) -> Result<String> {
+    // tinc's words when there is no server configuration file at all.
+    let conf = netdir.config_file();
+    if let Err(e) = std::fs::File::open(&conf) {
+        anyhow::bail!(
+            "Could not open {}: {}",
+            conf.display(),
+            super::network::strerror(&e)
+        );
+    }
     let names = if all {
         host_names(netdir)?
     } else {

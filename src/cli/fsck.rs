@@ -54,7 +54,7 @@ pub fn fsck(netdir: &NetDir, force: bool) -> Result<i32> {
             super::network::strerror(&e)
         ));
         eprintln!(
-            "No meshd configuration found. Create a new one with:\n\nmeshd -c {} init NAME",
+            "No tinc configuration found. Create a new one with:\n\nmeshd -c {} init NAME",
             netdir.root.display()
         );
         return Ok(1);
@@ -129,9 +129,11 @@ fn check_public_key(
 ) -> Result<()> {
     let host = netdir.host_file(&server.name);
     let want = key.public().to_tinc_base64();
+    // tinc's words for a missing or unusable key, then what exactly is wrong.
+    const NO_KEY: &str = "No (usable) public Ed25519 key found for this host";
     let problem = match &server.ed25519_public_key {
         _ if !host.exists() => format!("own host file {} does not exist", host.display()),
-        None => format!("{} has no Ed25519PublicKey", host.display()),
+        None => format!("{NO_KEY}: {} has no Ed25519PublicKey", host.display()),
         Some(text) => match crate::keys::PublicKey::from_tinc_base64(text) {
             Ok(k) if k.to_tinc_base64() == want => return Ok(()),
             Ok(_) => format!(
@@ -139,7 +141,7 @@ fn check_public_key(
                 host.display(),
                 server.private_key_file.display()
             ),
-            Err(e) => format!("{}: Ed25519PublicKey: {e}", host.display()),
+            Err(e) => format!("{NO_KEY}: {}: Ed25519PublicKey: {e}", host.display()),
         },
     };
     if !force {
@@ -156,6 +158,7 @@ fn check_public_key(
         true,
     )?;
     if code == 0 {
+        r.warning(&problem);
         r.fixed(format!("{} has Ed25519PublicKey = {want}", host.display()));
     } else {
         r.error(problem);
@@ -188,6 +191,38 @@ fn check_scripts(netdir: &NetDir, server: &ServerConfig, force: bool, r: &Report
     }
     for path in paths {
         check_script(&path, force, r);
+    }
+    unknown_scripts(netdir, ext, r);
+}
+
+/// `*-up` / `*-down` files in the network directory that no event runs (tinc's warning).
+fn unknown_scripts(netdir: &NetDir, ext: &str, r: &Report) {
+    let Ok(entries) = std::fs::read_dir(&netdir.root) else {
+        return;
+    };
+    let mut unknown: Vec<String> = entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| {
+            let stem = n.strip_suffix(ext).unwrap_or(n);
+            let base = stem
+                .strip_suffix("-up")
+                .or_else(|| stem.strip_suffix("-down"));
+            base.is_some_and(|b| !["tinc", "host", "subnet", "vip"].contains(&b))
+        })
+        .collect();
+    unknown.sort();
+    for (i, name) in unknown.iter().enumerate() {
+        r.warning(format!(
+            "Unknown script {}/{name} found.",
+            netdir.root.display()
+        ));
+        if i == 0 {
+            eprintln!(
+                "The only scripts in {} executed by meshd are:\n{}.",
+                netdir.root.display(),
+                SCRIPTS.join(", ")
+            );
+        }
     }
 }
 

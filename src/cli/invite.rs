@@ -34,15 +34,10 @@ fn running(netdir: &NetDir) -> Option<PidFile> {
 pub fn invite(netdir: &NetDir, node: &str, set: &[String]) -> Result<i32> {
     let server = load_server_config(netdir)?;
     let node = &NodeName::new(node).map_err(|e| anyhow!("Invalid name for node: {e}"))?;
-    if *node == server.name {
-        bail!("{node} is this node's own name");
-    }
+    // tinc's words, for this node's own name too (its host file exists).
     let host_file = netdir.host_file(node);
-    if host_file.exists() {
-        bail!(
-            "{} already exists: {node} is already a member",
-            host_file.display()
-        );
+    if *node == server.name || host_file.exists() {
+        bail!("A host config file for {node} already exists!");
     }
     let daemon = running(netdir);
     if daemon.is_some() {
@@ -92,7 +87,8 @@ pub fn invite(netdir: &NetDir, node: &str, set: &[String]) -> Result<i32> {
             }
             bail!(
                 "the daemon is using a dynamic port (Port = 0) and is not running. Please start \
-                 meshd or set the Port option to a non-zero value (the URL names the port)"
+                 tincd (meshd start) or set the Port option to a non-zero value (the URL names \
+                 the port)"
             )
         }
         (p, None) => p,

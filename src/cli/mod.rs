@@ -29,7 +29,7 @@ use std::path::PathBuf;
 
 /// A tinc-compatible L2 VPN mesh daemon with sub-second failover of shared IPs.
 ///
-/// meshd reads a tinc-style network directory (meshd.conf or tinc.conf, hosts/NAME,
+/// meshd reads a tinc-style network directory (tinc.conf, or meshd.conf from older meshd versions, hosts/NAME,
 /// ed25519_key.priv) and forms an encrypted, authenticated UDP mesh with every other
 /// node of the network. Pick the directory with -c DIR, or -n NET for
 /// /etc/meshd/NET, or a tinc user's /etc/tinc/NET when /etc/meshd/NET does not exist and
@@ -39,7 +39,7 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(name = "meshd", version, after_help = EXAMPLES)]
 pub struct Cli {
-    /// Network directory (holds meshd.conf or tinc.conf, hosts/, keys).
+    /// Network directory (holds tinc.conf or meshd.conf, hosts/, keys).
     #[arg(short = 'c', long = "config", global = true, value_name = "DIR")]
     pub config: Option<PathBuf>,
     /// Network name: the directory is /etc/meshd/NET if it exists, else /etc/tinc/NET if it
@@ -89,7 +89,7 @@ Growing a network (as tinc 1.1 does):
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create a network directory: meshd.conf, hosts/NAME, an Ed25519 key pair, a tinc-up template.
+    /// Create a network directory: tinc.conf, hosts/NAME, an Ed25519 key pair, a tinc-up template.
     Init {
         /// This node's name ([A-Za-z0-9_]+).
         name: String,

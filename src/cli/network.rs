@@ -47,6 +47,10 @@ fn tinc_networks(base: &Path) -> Option<Vec<String>> {
 /// `meshd network [NET]` outside command mode.
 pub fn network(net: Option<&str>) -> Result<i32> {
     if let Some(net) = net {
+        if net != "." && !crate::config::valid_netname(net) {
+            eprintln!("Invalid character in netname!");
+            return Ok(1);
+        }
         eprintln!(
             "network {net} switches the network of command mode (meshd with no command); \
              on the command line use -n {net}"

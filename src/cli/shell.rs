@@ -92,7 +92,7 @@ pub fn command_mode(cli: &Cli) -> Result<i32> {
             Some(w) if w.eq_ignore_ascii_case("network") && words.len() == 2 => {
                 let net = words[1];
                 if net != "." && !crate::config::valid_netname(net) {
-                    eprintln!("Invalid network name '{net}'.");
+                    eprintln!("Invalid character in netname!");
                     failed = true;
                 } else {
                     prefix = switch_network(&prefix, net);

@@ -4,7 +4,7 @@
 
 use crate::config::{load_host_config, load_server_config, NetDir, NodeName};
 use crate::keys::{sign_document, verify_document, KeyError, PublicKey};
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use std::io::{Read, Write};
 use std::path::Path;
 
@@ -34,6 +34,14 @@ fn write_out(data: &[u8]) -> Result<()> {
 /// `meshd sign [FILE]`.
 pub fn sign(netdir: &NetDir, file: Option<&Path>) -> Result<i32> {
     let server = load_server_config(netdir)?;
+    // tinc's words when the key file cannot be opened at all.
+    if let Err(e) = std::fs::File::open(&server.private_key_file) {
+        bail!(
+            "Could not open {}: {}",
+            server.private_key_file.display(),
+            super::network::strerror(&e)
+        );
+    }
     let key = crate::keyfile::load_private_key(&server.private_key_file).with_context(|| {
         format!(
             "Could not read private key from {}",
@@ -90,6 +98,19 @@ pub fn verify(netdir: &NetDir, signer: &str, file: Option<&Path>) -> Result<i32>
         }
         Err(KeyError::BadSignature { .. }) => {
             eprintln!("Invalid signature.");
+            Ok(1)
+        }
+        // tinc's words when the signer's host file has no usable key.
+        Err(KeyError::UnknownSigner { signer }) if netdir.hosts_dir().join(&signer).is_file() => {
+            eprintln!(
+                "Could not read public key from {}.",
+                netdir.hosts_dir().join(&signer).display()
+            );
+            Ok(1)
+        }
+        // tinc's words first, then what is wrong.
+        Err(e @ (KeyError::MalformedDocument { .. } | KeyError::BadSignerName { .. })) => {
+            eprintln!("Invalid input: {e}.");
             Ok(1)
         }
         Err(e) => {

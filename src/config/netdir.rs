@@ -16,9 +16,11 @@ pub const DEFAULT_TINC_CONFDIR_BASE: &str = "/etc/tinc";
 pub const TINC_CONFDIR_BASE_ENV: &str = "MESHD_TINC_CONFDIR_BASE";
 /// Environment variable used as the network name when `-n` is not given (as in tinc).
 pub const NETNAME_ENV: &str = "NETNAME";
-/// Preferred server configuration file name.
+/// meshd's older server configuration file name: read (and edited) when it exists, winning
+/// over `tinc.conf`, so directories made by earlier meshd versions keep working.
 pub const MESHD_CONF: &str = "meshd.conf";
-/// tinc's server configuration file name, used when `meshd.conf` does not exist.
+/// tinc's server configuration file name: what `init` and `join` write, so `tincd` and
+/// `tinc fsck` read a directory meshd made.
 pub const TINC_CONF: &str = "tinc.conf";
 
 /// A network directory ("confbase" in tinc terms) and the paths derived from it.
@@ -153,18 +155,14 @@ impl NetDir {
         self
     }
 
-    /// The server configuration file: `meshd.conf` if it exists, else `tinc.conf` if it
-    /// exists, else `meshd.conf`.
+    /// The server configuration file: `meshd.conf` if it exists (directories made by older
+    /// meshd versions), else `tinc.conf` (what `init` and `join` write).
     pub fn config_file(&self) -> PathBuf {
         let meshd = self.root.join(MESHD_CONF);
         if meshd.exists() {
             return meshd;
         }
-        let tinc = self.root.join(TINC_CONF);
-        if tinc.exists() {
-            return tinc;
-        }
-        meshd
+        self.root.join(TINC_CONF)
     }
 
     /// `ROOT/conf.d`: optional `*.conf` files read after the server configuration file.
@@ -340,7 +338,7 @@ mod tests {
     fn config_file_fallback() {
         let dir = tempfile::tempdir().unwrap();
         let nd = NetDir::new(dir.path());
-        assert_eq!(nd.config_file(), dir.path().join("meshd.conf"));
+        assert_eq!(nd.config_file(), dir.path().join("tinc.conf"));
         std::fs::write(dir.path().join("tinc.conf"), "Name = a\n").unwrap();
         assert_eq!(nd.config_file(), dir.path().join("tinc.conf"));
         std::fs::write(dir.path().join("meshd.conf"), "Name = a\n").unwrap();

@@ -661,7 +661,7 @@ fn check_error(e: &super::ConfigError, conf: &str, host: &str) -> Result<(), Tes
             );
         }
         None => prop_assert!(
-            e.message.contains("Name is not set") || e.message.contains("must be longer than"),
+            e.message.contains("Could not find Name") || e.message.contains("must be longer than"),
             "error without a line: {}",
             shown
         ),

@@ -223,7 +223,8 @@ pub(super) fn resolve_name(
     conf: &std::path::Path,
     getenv: &dyn Fn(&str) -> Option<String>,
 ) -> Result<NodeName, ConfigError> {
-    let line = lookup(lines, "Name").ok_or_else(|| ConfigError::file(conf, "Name is not set"))?;
+    let line =
+        lookup(lines, "Name").ok_or_else(|| ConfigError::file(conf, "Could not find Name"))?;
     expand_name(&line.value, getenv).map_err(|r| bad_value(line, "Name", &r))
 }
 

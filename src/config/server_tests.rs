@@ -162,7 +162,7 @@ fn bad_values_name_file_line_and_problem() {
         );
     }
     let e = from_text("Port = 1\n", "").unwrap_err();
-    assert_eq!(e.to_string(), "/n/meshd.conf: Name is not set");
+    assert_eq!(e.to_string(), "/n/meshd.conf: Could not find Name");
     let e = from_text("Name = a.b\n", "").unwrap_err();
     assert_eq!(
         e.to_string(),

@@ -181,7 +181,7 @@ pub fn create_network_root(root: &Path) -> Result<(), ConfigError> {
 
 /// Initialises a new network directory for node `name`: creates the root (0700, see
 /// [`create_network_root`]) and `hosts/` (0755),
-/// writes `meshd.conf` (`Name = NAME`), `hosts/NAME` (`Port = N` if given, then
+/// writes `tinc.conf` (`Name = NAME`, `Mode = switch`), `hosts/NAME` (`Port = N` if given, then
 /// `public_key_line`, e.g. `Ed25519PublicKey = ...`) and an executable `tinc-up` template
 /// (unless one exists). Refuses if `meshd.conf` or `tinc.conf` already exists, or if the own
 /// host file exists. Key generation is the caller's job.
@@ -239,11 +239,14 @@ pub fn init_netdir(
     }
 
     // Written last: its existence marks the directory as initialised.
-    let conf = netdir.root.join(MESHD_CONF);
+    // tinc's name, so tincd and `tinc fsck` read the directory too; Mode = switch because it
+    // is what meshd runs and tincd's default is router.
+    let conf = netdir.root.join(TINC_CONF);
     let text = format!(
-        "# meshd configuration (tinc 1.1 compatible syntax, switch mode only).\n\
+        "# Written by meshd init (tinc 1.1 syntax; meshd runs switch mode only).\n\
          # This node's own host variables (Port, Address, Subnet) live in hosts/{name}.\n\
-         Name = {name}\n"
+         Name = {name}\n\
+         Mode = switch\n"
     );
     write_atomic(&conf, text.as_bytes(), 0o644)
         .map_err(|e| ConfigError::io(&conf, "cannot write", &e))
@@ -374,7 +377,7 @@ mod tests {
         );
         let nd = NetDir::new(&root);
         assert!(init_netdir(&nd, &nm("alpha"), None, "").is_err());
-        assert!(!nd.root.join("meshd.conf").exists());
+        assert!(!nd.root.join("tinc.conf").exists());
     }
 
     #[test]
@@ -406,7 +409,8 @@ mod tests {
         assert_eq!(mode_of(&nd.root), 0o700);
         assert_eq!(mode_of(&nd.hosts_dir()), 0o755);
         assert_eq!(mode_of(&nd.host_file(&nm("alpha"))), 0o644);
-        assert_eq!(mode_of(&nd.root.join("meshd.conf")), 0o644);
+        assert_eq!(mode_of(&nd.root.join("tinc.conf")), 0o644);
+        assert!(!nd.root.join("meshd.conf").exists());
         let up = nd.script("tinc-up");
         assert_eq!(mode_of(&up) & 0o111, 0o111);
         let up_text = std::fs::read_to_string(&up).unwrap();
@@ -420,7 +424,7 @@ mod tests {
 
         let e = init_netdir(&nd, &nm("alpha"), None, "Ed25519PublicKey = abc").unwrap_err();
         assert!(e.message.contains("already initialised"), "{e}");
-        assert_eq!(e.file, nd.root.join("meshd.conf"));
+        assert_eq!(e.file, nd.root.join("tinc.conf"));
     }
 
     #[test]

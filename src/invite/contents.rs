@@ -23,7 +23,7 @@ pub const HANDED_OVER_BY_DEFAULT: &[&str] = &[
     "RekeyPackets",
 ];
 
-/// Variables a joiner writes to its `meshd.conf` when an invitation carries them.
+/// Variables a joiner writes to its `tinc.conf` when an invitation carries them.
 pub const ACCEPTED_SERVER_VARIABLES: &[&str] = &[
     "AddressFamily",
     "AnswerARP",
@@ -174,7 +174,7 @@ pub struct JoinPlan {
     pub name: NodeName,
     /// The network's name the inviter suggested.
     pub netname: Option<String>,
-    /// Lines for `meshd.conf` after `Name`.
+    /// Lines for `tinc.conf` after `Name`.
     pub server_lines: Vec<(String, String)>,
     /// Lines for the own `hosts/NAME` (before the public key).
     pub host_lines: Vec<(String, String)>,
@@ -201,10 +201,10 @@ impl JoinPlan {
         self.host_lines.iter().any(|(v, _)| v == "VirtualIP")
     }
 
-    /// `meshd.conf`.
-    pub fn meshd_conf(&self) -> String {
+    /// `tinc.conf` (tinc's name, so tincd and `tinc fsck` read the directory too).
+    pub fn tinc_conf(&self) -> String {
         let mut out = String::from(
-            "# meshd configuration, written by `meshd join` from an invitation.\n\
+            "# Written by `meshd join` from an invitation (tinc 1.1 syntax).\n\
              # This node's own host variables (Port, Address, Subnet) live in hosts/",
         );
         let _ = writeln!(out, "{}.", self.name);
@@ -505,7 +505,7 @@ mod tests {
         assert_eq!(plan.hosts.len(), 1);
         assert_eq!(plan.hosts[0].name, "node_1");
         assert!(plan.hosts[0].text.contains("Port = 655"));
-        let conf = plan.meshd_conf();
+        let conf = plan.tinc_conf();
         assert!(conf
             .contains("Name = node_2\nConnectTo = node_1\nMode = switch\nDeadInterval = 300ms\n"));
         let conf_lines = parse_config_text(&conf, Path::new("x")).unwrap();

@@ -6,6 +6,7 @@
 use super::contents::{parse_invitation, JoinPlan, VIP_DOWN, VIP_UP};
 use super::exchange::{self, Channel, JoinerHandshake, Kind};
 use super::url::InvitationUrl;
+use crate::config::netdir::{MESHD_CONF, TINC_CONF};
 use crate::config::{write_atomic, NetDir};
 use crate::keys::PrivateKey;
 use anyhow::{anyhow, bail, Context, Result};
@@ -44,11 +45,11 @@ pub struct CompletedJoin {
 
 /// Refuses a target that already holds something: nothing must be overwritten.
 pub fn check_target_free(root: &Path) -> Result<()> {
-    for conf in ["meshd.conf", "tinc.conf"] {
+    for conf in [MESHD_CONF, TINC_CONF] {
         if root.join(conf).exists() {
             bail!(
-                "{} already holds a network ({conf}); choose another -n NET or -c DIR",
-                root.display()
+                "Configuration file {} already exists! Choose another -n NET or -c DIR",
+                root.join(conf).display()
             );
         }
     }
@@ -293,7 +294,7 @@ fn stage(
         crate::keyfile::save_private_key(key, &key_path)
             .with_context(|| format!("cannot write {}", key_path.display()))?;
         // Written last, as `init` does: its presence marks the directory as initialised.
-        put("meshd.conf", &plan.meshd_conf(), 0o644)
+        put(TINC_CONF, &plan.tinc_conf(), 0o644)
     })();
     match result {
         Ok(()) => Ok(staging),

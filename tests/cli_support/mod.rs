@@ -246,7 +246,7 @@ pub fn init_node(dir: &Path, name: &str, port: u16) {
     let o = meshd(dir, &["init", name, "--port", &port.to_string()]);
     assert_ok(&o);
     append(&dir.join("hosts").join(name), "Address = 127.0.0.1\n");
-    append(&dir.join("meshd.conf"), "DeviceType = dummy\n");
+    append(&dir.join("tinc.conf"), "DeviceType = dummy\n");
 }
 
 /// Rewrites the `Port` line of `hosts/NAME` in every directory given.

@@ -105,6 +105,7 @@ impl Node {
         let endpoint = peer.endpoint.unwrap_or(from);
         if !peer.alive && peer.send_index.is_some() {
             peer.alive = true;
+            peer.purged = false;
             peer.reached = true;
             peer.state_changed = Some(now);
             peer.attempts = 0;

@@ -129,6 +129,7 @@ impl Node {
             self.peers.get_mut(name).and_then(|peer| {
                 peer.subnets.clear();
                 peer.send_index = None;
+                peer.purged = true;
                 peer.record.take()
             })
         } else {

@@ -142,6 +142,9 @@ pub struct Peer {
     pub send_index: Option<u32>,
     /// Alive for steering: an authenticated packet arrived within DeadInterval.
     pub alive: bool,
+    /// `purge` forgot it while it was down: `dump nodes` leaves it out (as tinc deletes the
+    /// node) until it is alive again; its host file keeps it tried as usual.
+    pub purged: bool,
     /// When the last authenticated packet arrived.
     pub last_rx: Option<Instant>,
     /// When we last sent it a heartbeat.
@@ -188,6 +191,7 @@ impl Peer {
             record_refreshed: now,
             send_index: None,
             alive: false,
+            purged: false,
             last_rx: None,
             last_hello_tx: None,
             state_changed: None,

@@ -269,7 +269,8 @@ impl Node {
             handshakes: 0,
             deaths: 0,
         });
-        for p in self.peers.values() {
+        // A purged node is gone from tinc's node list until it comes back.
+        for p in self.peers.values().filter(|p| p.alive || !p.purged) {
             let (distance, nexthop) = dist.get(&p.name).cloned().unwrap_or((-1, p.name.clone()));
             let mut status = 0;
             if p.send_index.is_some() {
