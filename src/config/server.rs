@@ -322,7 +322,10 @@ pub(super) fn build_server_config(
         }
     }
 
-    if let Some(line) = v.single("Mode") {
+    // Every Mode line, not only the first that counts: `init` writes `Mode = switch`, and a
+    // `Mode = router` added below it must not pass silently.
+    let _ = v.single("Mode");
+    for line in v.lines.iter().filter(|l| l.is("Mode")) {
         match line.value.to_ascii_lowercase().as_str() {
             "switch" => {}
             m @ ("router" | "hub") => {

@@ -139,13 +139,26 @@ pub fn build_invitation(spec: &InvitationSpec) -> String {
     }
     let _ = writeln!(out, "{SEPARATOR}");
     let _ = writeln!(out, "Name = {}", spec.inviter);
+    // The inviter's host file verbatim, with the port it listens on in place of the first
+    // Port line (appended if there is none): the joiner's copy then reads like the inviter's
+    // own (tinc's invite test compares them).
+    let mut port_written = false;
     for line in spec.inviter_host_file.lines() {
-        if is_variable_line(line, "Port") || is_variable_line(line, "Name") {
+        if is_variable_line(line, "Name") {
+            continue;
+        }
+        if is_variable_line(line, "Port") {
+            if !port_written {
+                let _ = writeln!(out, "Port = {}", spec.inviter_port);
+                port_written = true;
+            }
             continue;
         }
         let _ = writeln!(out, "{line}");
     }
-    let _ = writeln!(out, "Port = {}", spec.inviter_port);
+    if !port_written {
+        let _ = writeln!(out, "Port = {}", spec.inviter_port);
+    }
     out
 }
 
@@ -487,9 +500,15 @@ mod tests {
             format!(
                 "Name = node_2\nNetName = lab\nConnectTo = node_1\nMode = switch\n\
                  DeadInterval = 300ms\nIfconfig = 10.1.1.2/24\n{SEPARATOR}\nName = node_1\n\
-                 Address = 192.0.2.1\n{KEY}\nPort = 655\n"
+                 Address = 192.0.2.1\nPort = 655\n{KEY}\n"
             )
         );
+        // Without a Port line the port is appended; a second Port line is dropped.
+        let mut s = spec();
+        s.inviter_host_file = format!("{KEY}\n");
+        assert!(build_invitation(&s).ends_with(&format!("Name = node_1\n{KEY}\nPort = 655\n")));
+        s.inviter_host_file = format!("Port = 1\n{KEY}\nPort = 2\n");
+        assert!(build_invitation(&s).ends_with(&format!("Name = node_1\nPort = 655\n{KEY}\n")));
         let plan = parse_invitation(&text).unwrap();
         assert_eq!(plan.name, "node_2");
         assert_eq!(plan.netname.as_deref(), Some("lab"));
