@@ -225,6 +225,10 @@ impl JoinPlan {
         for (v, value) in &self.server_lines {
             let _ = writeln!(out, "{v} = {value}");
         }
+        // As `init`: tincd reading this directory then runs meshd's mode, not its router.
+        if !self.server_lines.iter().any(|(v, _)| v.eq_ignore_ascii_case("Mode")) {
+            out.push_str("Mode = switch\n");
+        }
         out
     }
 
@@ -540,6 +544,7 @@ mod tests {
         );
         let plan = parse_invitation(&text).unwrap();
         assert_eq!(plan.name, "beta");
+        assert_eq!(plan.tinc_conf().matches("Mode = switch").count(), 1);
         assert!(plan.hosts[0].text.contains("BEGIN RSA PUBLIC KEY"));
         assert!(plan.tinc_up().contains("edit $0"), "placeholder tinc-up");
     }
