@@ -331,7 +331,7 @@ fn verbs_work_on_a_tinc_directory() {
         read(&dir.join("tinc.conf")),
         "Name = alpha\nDeviceType = dummy\nMode = switch\nConnectTo = beta\n"
     );
-    assert!(!dir.join("tinc.conf").exists());
+    assert!(!dir.join("meshd.conf").exists());
     assert_ok(&meshd(&dir, &["add", "Subnet", "02:00:00:00:00:0a"]));
     let host = read(&dir.join("hosts/alpha"));
     assert!(

@@ -111,7 +111,7 @@ fn invite_join_start_and_meet() {
     let invitation = read(&inv_dir.join(file));
     assert!(
         invitation.starts_with(
-            "Name = node_2\nConnectTo = node_1\nHelloInterval = 100ms\nDeadInterval = 400ms\n"
+            "Name = node_2\nConnectTo = node_1\nMode = switch\nHelloInterval = 100ms\nDeadInterval = 400ms\n"
         ),
         "{invitation}"
     );
@@ -128,7 +128,7 @@ fn invite_join_start_and_meet() {
     let conf = read(&n2.join("tinc.conf"));
     assert!(
         conf.contains(
-            "Name = node_2\nConnectTo = node_1\nHelloInterval = 100ms\nDeadInterval = 400ms\n"
+            "Name = node_2\nConnectTo = node_1\nMode = switch\nHelloInterval = 100ms\nDeadInterval = 400ms\n"
         ),
         "{conf}"
     );

@@ -226,7 +226,11 @@ impl JoinPlan {
             let _ = writeln!(out, "{v} = {value}");
         }
         // As `init`: tincd reading this directory then runs meshd's mode, not its router.
-        if !self.server_lines.iter().any(|(v, _)| v.eq_ignore_ascii_case("Mode")) {
+        if !self
+            .server_lines
+            .iter()
+            .any(|(v, _)| v.eq_ignore_ascii_case("Mode"))
+        {
             out.push_str("Mode = switch\n");
         }
         out
