@@ -139,6 +139,20 @@ fn join_verify_network_and_fsck_scripts_say_what_tinc_says() {
         show(&o)
     );
 
+    // fsck without the private key: tinc's words.
+    let key = m.join("ed25519_key.priv");
+    let saved = read(&key);
+    std::fs::remove_file(&key).unwrap();
+    let o = meshd(&m, &["fsck"]);
+    assert_exit1(&o);
+    assert!(
+        stderr(&o).starts_with("ERROR: No Ed25519 private key found:"),
+        "{}",
+        show(&o)
+    );
+    std::fs::write(&key, saved).unwrap();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+
     // fsck: a *-up script no event runs.
     assert_ok(&meshd(&m, &["fsck"]));
     std::fs::write(m.join("fake-up"), "").unwrap();

@@ -85,7 +85,8 @@ fn check_private_key(server: &ServerConfig, force: bool, r: &mut Report) -> Opti
     let path = &server.private_key_file;
     if !path.exists() {
         r.error(format!(
-            "no private key: {} does not exist; create one with meshd -c DIR generate-ed25519-keys",
+            "No Ed25519 private key found: {} does not exist; create one with meshd -c DIR \
+             generate-ed25519-keys",
             path.display()
         ));
         return None;

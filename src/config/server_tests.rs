@@ -250,7 +250,7 @@ fn load_falls_back_to_tinc_conf_and_conf_d() {
 fn load_missing_config_names_file() {
     let (_d, nd) = netdir_with(&[]);
     let e = load_server_config(&nd).unwrap_err();
-    assert_eq!(e.file, nd.root.join("meshd.conf"));
+    assert_eq!(e.file, nd.root.join("tinc.conf"));
     assert!(e.message.contains("not found"));
 }
 

@@ -71,7 +71,7 @@ pub enum ClaimError {
     #[error("unknown invitation (never issued, revoked or already used)")]
     Unknown,
     /// Past its expiry.
-    #[error("invitation for {invitee} expired {ago} s ago")]
+    #[error("tried to use expired invitation for {invitee} (expired {ago} s ago)")]
     Expired {
         /// The node it invited.
         invitee: NodeName,
@@ -496,6 +496,12 @@ mod tests {
             .claim(&c.cookie, &c.key, Duration::from_secs(60), later)
             .unwrap_err();
         assert!(matches!(e, ClaimError::Expired { .. }), "{e}");
+        // The daemon logs it in tinc's words (tinc's invite test looks for them).
+        assert!(
+            e.to_string()
+                .starts_with("tried to use expired invitation for beta"),
+            "{e}"
+        );
         assert!(e.joiner_message().contains("expired"));
         assert!(
             !c.file.exists(),
