@@ -153,6 +153,25 @@ fn join_verify_network_and_fsck_scripts_say_what_tinc_says() {
     std::fs::write(&key, saved).unwrap();
     std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
 
+    // fsck without the own public key: tinc's warning, exit 0; --force writes it.
+    let host = m.join("hosts/beta");
+    let with_key = read(&host);
+    let without: String = with_key
+        .lines()
+        .filter(|l| !l.starts_with("Ed25519PublicKey"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&host, &without).unwrap();
+    let o = meshd(&m, &["fsck"]);
+    assert_ok(&o);
+    assert!(
+        stderr(&o).starts_with("WARNING: No (usable) public Ed25519 key found for this host"),
+        "{}",
+        show(&o)
+    );
+    assert_ok(&meshd(&m, &["--force", "fsck"]));
+    assert_eq!(stderr(&meshd(&m, &["fsck"])), "");
+
     // fsck: a *-up script no event runs.
     assert_ok(&meshd(&m, &["fsck"]));
     std::fs::write(m.join("fake-up"), "").unwrap();

@@ -146,9 +146,15 @@ fn check_public_key(
         },
     };
     if !force {
-        r.error(format!(
-            "{problem}; it should say: Ed25519PublicKey = {want} (or meshd fsck --force)"
-        ));
+        let msg =
+            format!("{problem}; it should say: Ed25519PublicKey = {want} (or meshd fsck --force)");
+        // As tinc: a missing or unreadable own public key is a warning (the daemon runs on
+        // its private key; peers need the line); a different key is an error.
+        if problem.starts_with(NO_KEY) {
+            r.warning(msg);
+        } else {
+            r.error(msg);
+        }
         return Ok(());
     }
     let args = [format!("{}.Ed25519PublicKey", server.name), want.clone()];
