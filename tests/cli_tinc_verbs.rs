@@ -274,7 +274,11 @@ fn fsck_is_silent_on_a_healthy_directory_and_names_each_problem() {
     std::fs::remove_file(&key).unwrap();
     let o = meshd(&dir, &["fsck"]);
     assert_exit1(&o);
-    assert!(stderr(&o).contains("No Ed25519 private key found"), "{}", show(&o));
+    assert!(
+        stderr(&o).contains("No Ed25519 private key found"),
+        "{}",
+        show(&o)
+    );
 }
 
 /// What tinc 1.1 printed for `tinc -c alpha sign FILE` with FILE = "hello\n" (cli/36.txt), and
