@@ -119,6 +119,33 @@ fn join_verify_network_and_fsck_scripts_say_what_tinc_says() {
         show(&o)
     );
 
+    // join without a URL reads it from stdin, as tinc does.
+    let j = tmp.path().join("j");
+    let o = meshd_stdin(&["-c", j.to_str().unwrap(), "join"], "");
+    assert_exit1(&o);
+    assert!(
+        stderr(&o).starts_with("Error while reading stdin"),
+        "{}",
+        show(&o)
+    );
+    let o = meshd_stdin(&["-c", j.to_str().unwrap(), "join"], "127.0.0.1:1/AAAA\n");
+    assert_exit1(&o);
+    assert!(
+        stderr(&o).contains("malformed invitation URL"),
+        "{}",
+        show(&o)
+    );
+    // An inviter that does not answer: tinc's words.
+    let url = format!("127.0.0.1:{}/{}", free_port(), "A".repeat(48));
+    let o = meshd(&j, &["join", &url]);
+    assert_exit1(&o);
+    assert!(
+        stderr(&o).contains("Could not connect to 127.0.0.1 port "),
+        "{}",
+        show(&o)
+    );
+    assert!(!j.join("tinc.conf").exists());
+
     for input in ["", "Signature = foo bar baz"] {
         let o = meshd_stdin(&["-c", m.to_str().unwrap(), "verify", "beta"], input);
         assert_exit1(&o);

@@ -205,6 +205,25 @@ fn run_invitation_created(
 }
 
 /// `meshd join URL [--port N] [--start]`.
+/// `join` without a URL: one line from stdin (prompted on a terminal), as tinc reads it.
+/// `None` (after tinc's `Error while reading stdin` message) when there is none.
+pub fn url_from_stdin() -> Option<String> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("Enter invitation URL: ");
+        let _ = std::io::stderr().flush();
+    }
+    let mut line = String::new();
+    match stdin.lock().read_line(&mut line) {
+        Ok(0) => eprintln!("Error while reading stdin: end of input"),
+        Err(e) => eprintln!("Error while reading stdin: {e}"),
+        Ok(_) if line.trim().is_empty() => eprintln!("Error while reading stdin: empty line"),
+        Ok(_) => return Some(line.trim().to_string()),
+    }
+    None
+}
+
 pub fn join(
     cli_config: Option<PathBuf>,
     cli_net: Option<String>,

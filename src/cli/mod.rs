@@ -124,8 +124,9 @@ pub enum Command {
     /// with the network name the invitation carries. The inviter is verified against the key
     /// hash in the URL; nothing is written unless the whole exchange succeeds.
     Join {
-        /// The URL `meshd invite` printed: HOST[:PORT]/48 characters.
-        url: String,
+        /// The URL `meshd invite` printed: HOST[:PORT]/48 characters (read from stdin, as
+        /// tinc does, when not given).
+        url: Option<String>,
         /// This node's UDP port (written to its host file; default 655).
         #[arg(long)]
         port: Option<u16>,
@@ -395,7 +396,14 @@ pub fn run(mut cli: Cli) -> Result<i32> {
         }
         Command::Network { net } => return network::network(net.as_deref()),
         Command::Join { url, port, start } => {
-            return invite::join(cli.config.clone(), cli.net.clone(), url, *port, *start);
+            let url = match url {
+                Some(u) => u.clone(),
+                None => match invite::url_from_stdin() {
+                    Some(u) => u,
+                    None => return Ok(1),
+                },
+            };
+            return invite::join(cli.config.clone(), cli.net.clone(), &url, *port, *start);
         }
         _ => {}
     }

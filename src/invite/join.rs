@@ -132,7 +132,9 @@ fn connect(url: &InvitationUrl, log: &mut dyn FnMut(&str)) -> Result<(TcpStream,
     }
     match last {
         Some((addr, e)) => Err(anyhow!(
-            "cannot connect to the inviter at {addr}: {e} (is its daemon running?)"
+            "Could not connect to {} port {}: {e} (the inviter; is its daemon running?)",
+            addr.ip(),
+            addr.port()
         )),
         None => Err(anyhow!("{} resolves to no address", url.host)),
     }
