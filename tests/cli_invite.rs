@@ -216,9 +216,9 @@ fn refused_joins_write_nothing() {
     };
     refused(
         &format!("{authority}/{}", &secret[..40]),
-        "malformed invitation URL",
+        "Invalid invitation URL",
     );
-    refused("no-slash-at-all", "malformed invitation URL");
+    refused("no-slash-at-all", "Invalid invitation URL");
     // A server whose key does not hash to the URL's fingerprint: a man in the middle.
     let other_hash = if secret.starts_with('A') { "B" } else { "A" };
     let forged = format!("{authority}/{other_hash}{}", &secret[1..]);

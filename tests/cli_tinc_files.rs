@@ -131,7 +131,15 @@ fn join_verify_network_and_fsck_scripts_say_what_tinc_says() {
     let o = meshd_stdin(&["-c", j.to_str().unwrap(), "join"], "127.0.0.1:1/AAAA\n");
     assert_exit1(&o);
     assert!(
-        stderr(&o).contains("malformed invitation URL"),
+        stderr(&o).contains("Invalid invitation URL"),
+        "{}",
+        show(&o)
+    );
+    // A host that does not resolve (RFC 6761: .invalid never does): tinc's words.
+    let o = meshd(&j, &["join", &format!("meshd.invalid/{}", "A".repeat(48))]);
+    assert_exit1(&o);
+    assert!(
+        stderr(&o).contains("Error looking up meshd.invalid port 655"),
         "{}",
         show(&o)
     );

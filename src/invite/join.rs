@@ -116,7 +116,7 @@ fn connect(url: &InvitationUrl, log: &mut dyn FnMut(&str)) -> Result<(TcpStream,
     let port = url.port_or_default();
     let addrs: Vec<SocketAddr> = (url.host.as_str(), port)
         .to_socket_addrs()
-        .with_context(|| format!("cannot resolve {}", url.host))?
+        .with_context(|| format!("Error looking up {} port {port}", url.host))?
         .collect();
     let mut last = None;
     for addr in addrs {

@@ -26,7 +26,7 @@ pub struct InvitationUrl {
 
 /// Why a URL could not be parsed; the text says what is wrong.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("malformed invitation URL: {0}")]
+#[error("Invalid invitation URL: {0}")]
 pub struct UrlError(String);
 
 impl InvitationUrl {
@@ -223,7 +223,7 @@ mod tests {
         ] {
             let e = InvitationUrl::parse(text).unwrap_err().to_string();
             assert!(e.contains(why), "{text}: {e}");
-            assert!(e.starts_with("malformed invitation URL"), "{e}");
+            assert!(e.starts_with("Invalid invitation URL"), "{e}");
         }
     }
 }
