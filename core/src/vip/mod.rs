@@ -6,10 +6,12 @@
 
 mod flows;
 mod owner;
+mod resteer;
 mod steer;
 mod types;
 
 pub use flows::{Flow, FlowTable};
+pub use resteer::resteer_mac;
 pub use owner::{
     OwnerClaim, OwnerState, OwnerView, PresenceSpec, OWNER_DISCOVER, OWNER_FRESH, OWNER_HURRY,
     OWNER_REFRESH,
@@ -239,6 +241,7 @@ impl VipEngine {
                 alive: true,
                 eligible_since: None,
                 nearest: false,
+                resteer: true,
             });
             holder.weight = s.cfg.weight;
             holder.nearest = s.cfg.policy == SteerPolicy::Nearest;
@@ -313,7 +316,8 @@ impl VipEngine {
                         VipItem::NEAREST
                     } else {
                         0
-                    },
+                    }
+                    | VipItem::RESTEER,
             })
             .collect()
     }
@@ -340,9 +344,11 @@ impl VipEngine {
                 alive,
                 eligible_since: None,
                 nearest: false,
+                resteer: false,
             });
             holder.weight = item.weight;
             holder.nearest = item.is_nearest();
+            holder.resteer = item.takes_resteered();
             update_holder(holder, item.is_offered(), alive, now);
         }
         self.drop_ineligible_flows();
