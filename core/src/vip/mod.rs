@@ -11,11 +11,11 @@ mod steer;
 mod types;
 
 pub use flows::{Flow, FlowTable};
-pub use resteer::resteer_mac;
 pub use owner::{
     OwnerClaim, OwnerState, OwnerView, PresenceSpec, OWNER_DISCOVER, OWNER_FRESH, OWNER_HURRY,
     OWNER_REFRESH,
 };
+pub use resteer::resteer_mac;
 #[cfg(test)]
 use steer::{fnv1a64, score};
 pub use steer::{SteerPolicy, NEAREST_MARGIN_MIN, NEAREST_MARGIN_PERCENT};
