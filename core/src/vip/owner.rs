@@ -509,4 +509,42 @@ mod tests {
         assert_eq!(o.probe_due(t), Some(true));
         assert!(!o.present());
     }
+
+    #[test]
+    fn a_vanish_fails_presence_at_once_unless_the_owner_answers() {
+        let t0 = crate::test_clock::start();
+        let spec = PresenceSpec {
+            interval: ms(100),
+            rise: 1,
+            fall: 2,
+        };
+        let mut o = OwnerState::new(None, Some(spec), t0);
+        assert_eq!(o.probe_due(t0), Some(false));
+        assert!(o.claim(A, t0 + ms(1)).1);
+        assert!(o.present());
+        // Another station leaving, or none under a presence check: nothing.
+        assert!(!o.vanished(B, t0 + ms(10)));
+        // The owner's entry went: a probe at once, fast ones after.
+        assert!(o.vanished(A, t0 + ms(10)));
+        assert!(o.suspected());
+        assert!(!o.vanished(A, t0 + ms(11)), "one confirmation at a time");
+        assert_eq!(o.probe_due(t0 + ms(10)), Some(false));
+        assert_eq!(o.next_probe(), Some(t0 + ms(10) + VANISH_PROBE_EVERY));
+        // It answers: a false alarm; the regular round resumes.
+        assert!(!o.claim(A, t0 + ms(12)).1);
+        assert!(!o.suspected() && o.present());
+        assert_eq!(o.next_probe(), Some(t0 + ms(100)));
+        // It goes for real: absent when the confirmation ends unanswered.
+        let t = t0 + ms(150);
+        assert!(o.vanished(A, t));
+        let mut now = t;
+        let mut changed = false;
+        while now <= t + VANISH_CONFIRM {
+            if let Some(c) = o.probe_due(now) {
+                changed |= c;
+            }
+            now += ms(1);
+        }
+        assert!(changed && !o.present() && !o.suspected());
+    }
 }
