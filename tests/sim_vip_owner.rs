@@ -474,14 +474,16 @@ fn a_container_that_leaves_the_bridge_is_withdrawn_at_once_and_its_frames_go_on_
     let gone_at = lab.net.now;
     lab.net.node_mut("node_2").station_left(gone_at, CTR_MAC);
     lab.net.pump(1);
-    let withdrawn = lab
-        .net
-        .run_until_cond(Duration::from_millis(200), Duration::from_millis(1), |net| {
+    let withdrawn = lab.net.run_until_cond(
+        Duration::from_millis(200),
+        Duration::from_millis(1),
+        |net| {
             net.node("node_2")
                 .vip_engine()
                 .local_state(&IpAddr::V4(VIP))
                 .is_some_and(|s| !s.offered)
-        });
+        },
+    );
     let range = first..lab.probe_for(Duration::from_millis(800), 6100).end;
     lab.net.run_for(Duration::from_millis(100));
     let (outage, lost) = lab.outage(range.clone());
@@ -500,10 +502,16 @@ fn a_container_that_leaves_the_bridge_is_withdrawn_at_once_and_its_frames_go_on_
         withdrawn.is_some_and(|d| d <= Duration::from_millis(25)),
         "node_2 withdrew its VIP only after {withdrawn:?}"
     );
-    assert_eq!(lost, 0, "probes lost across the container's removal: {by:?}");
+    assert_eq!(
+        lost, 0,
+        "probes lost across the container's removal: {by:?}"
+    );
     assert!(c.resteered >= 1, "nothing was re-steered: {c:?}");
     assert_eq!(c.resteer_dropped, 0, "{c:?}");
-    assert_eq!(delivered, c.resteered, "a re-steered frame was not delivered");
+    assert_eq!(
+        delivered, c.resteered,
+        "a re-steered frame was not delivered"
+    );
     // One flow, one backup: the re-steered frames went where node_5 sends now.
     let tail: Vec<u8> = by.iter().rev().take(60).copied().collect();
     assert!(
@@ -544,5 +552,8 @@ fn a_re_steered_frame_is_never_sent_on_again() {
     lab.net.run_for(Duration::from_millis(50));
     let c = lab.net.node("node_2").vip_engine().counters().clone();
     assert_eq!(c.resteer_dropped, 1, "{c:?}");
-    assert_eq!(c.resteered, sent_before, "a re-steered frame was sent on: {c:?}");
+    assert_eq!(
+        c.resteered, sent_before,
+        "a re-steered frame was sent on: {c:?}"
+    );
 }

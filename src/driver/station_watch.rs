@@ -7,7 +7,7 @@
 //! acts (an idle station's entry may just have aged out).
 //!
 //! The socket only listens: it joins a multicast group any process may join
-//! and sends nothing.
+//! and sends nothing; messages not from the kernel (port 0) are ignored.
 
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::neighbour::{NeighbourAttribute, NeighbourMessage};
@@ -37,12 +37,22 @@ fn run(sock: &Socket, tap: &str, tx: &UnboundedSender<[u8; 6]>) {
     let mut buf = Vec::with_capacity(64 * 1024);
     loop {
         buf.clear();
-        if let Err(err) = sock.recv(&mut buf, 0) {
-            if err.kind() == std::io::ErrorKind::Interrupted {
-                continue;
+        let from = match sock.recv_from(&mut buf, 0) {
+            Ok((_, from)) => from,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(err) => {
+                tracing::warn!(%err, "rtnetlink: cannot read; no longer watching for stations that leave the bridge");
+                return;
             }
-            tracing::warn!(%err, "rtnetlink: cannot read; no longer watching for stations that leave the bridge");
-            return;
+        };
+        // Only the kernel speaks for the bridge: any local process may send
+        // a unicast message to our port.
+        if from.port_number() != 0 {
+            tracing::debug!(
+                port = from.port_number(),
+                "rtnetlink: ignored a message not from the kernel"
+            );
+            continue;
         }
         let bridge = bridge_of(tap);
         for mac in left_stations(&buf, bridge) {
