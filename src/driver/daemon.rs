@@ -63,6 +63,10 @@ pub(super) struct Daemon {
     pub(super) health: Option<HealthChecks>,
     /// Where the health checks report (kept for the checks of a reloaded configuration).
     pub(super) health_tx: mpsc::UnboundedSender<HealthChange>,
+    /// Where the bridge watcher reports stations that left (`station_watch`).
+    pub(super) stations_tx: mpsc::UnboundedSender<[u8; 6]>,
+    /// Whether the bridge watcher runs (started once a VIP has a presence check).
+    pub(super) station_watch: bool,
     /// Where a reload started off the packet loop delivers what it read.
     pub(super) reload_tx: mpsc::Sender<Loaded>,
     /// Whether a graceful stop has begun (the loop ends once the core's leave is done).
@@ -257,6 +261,24 @@ impl Daemon {
             Err(err) => Response::Error {
                 message: format!("{err:#}"),
             },
+        }
+    }
+}
+
+impl Daemon {
+    /// Starts watching the TAP's bridge for stations that leave, once a VIP
+    /// of ours has a presence check (PROTOCOL §7.6); a failure is logged and
+    /// presence still works by its probes alone.
+    pub(super) fn watch_stations(&mut self) {
+        if self.station_watch || !self.setup.node.vips.iter().any(|v| v.presence.is_some()) {
+            return;
+        }
+        let Some(tap) = self.tap.as_ref().map(|t| t.name().to_string()) else {
+            return;
+        };
+        self.station_watch = true;
+        if let Err(err) = super::station_watch::spawn(tap, self.stations_tx.clone()) {
+            tracing::warn!(%err, "cannot watch the TAP's bridge (rtnetlink); a VIP's presence check notices a vanished owner by its probes only");
         }
     }
 }

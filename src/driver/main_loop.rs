@@ -24,6 +24,8 @@ pub(super) struct Inputs {
     pub(super) scrapes: mpsc::Receiver<metrics::Scrape>,
     /// VIP health changes.
     pub(super) health: mpsc::UnboundedReceiver<HealthChange>,
+    /// MACs of stations that left the TAP's bridge.
+    pub(super) stations: mpsc::UnboundedReceiver<[u8; 6]>,
     /// Configurations read off the loop.
     pub(super) reloads: mpsc::Receiver<Loaded>,
     pub(super) sigterm: Signal,
@@ -60,6 +62,8 @@ enum Input {
     ReadyDeadline,
     Scrape(metrics::Scrape),
     Health(HealthChange),
+    /// A station left the TAP's bridge: its MAC.
+    StationLeft([u8; 6]),
     /// Boxed: a whole configuration would make every input as large.
     ReloadLoaded(Box<Loaded>),
     Signal(Sig),
@@ -152,6 +156,7 @@ impl Daemon {
             }
             Some(reply) = inputs.scrapes.recv() => Input::Scrape(reply),
             Some(change) = inputs.health.recv() => Input::Health(change),
+            Some(mac) = inputs.stations.recv() => Input::StationLeft(mac),
             Some(loaded) = inputs.reloads.recv() => Input::ReloadLoaded(Box::new(loaded)),
             _ = inputs.sigterm.recv() => Input::Signal(Sig::Term),
             _ = inputs.sigint.recv() => Input::Signal(Sig::Int),
@@ -172,6 +177,7 @@ impl Daemon {
             Input::ReadyDeadline => self.send_ready("serving; no peer reachable yet"),
             Input::Scrape(reply) => self.on_scrape(reply),
             Input::Health(change) => self.on_health(change),
+            Input::StationLeft(mac) => self.node.station_left(Instant::now(), mac),
             Input::ReloadLoaded(loaded) => self.on_reload_loaded(loaded),
             Input::Signal(sig) => self.on_signal(sig),
             Input::Joined(joined) => self.on_joined(joined),
@@ -371,6 +377,7 @@ impl Daemon {
         if self.ready_sent {
             self.notify("READY=1\nSTATUS=serving; configuration reloaded");
         }
+        self.watch_stations();
         if self.setup.health_checks != checks_before {
             self.health = Some(HealthChecks::spawn(
                 self.setup.health_checks.clone(),

@@ -15,6 +15,7 @@ pub mod pcap;
 pub mod privileges;
 pub mod scripts;
 pub mod setup;
+mod station_watch;
 pub mod systemd;
 pub mod tap;
 mod tap_io;
@@ -207,6 +208,8 @@ async fn start(netdir: NetDir, debug: u8) -> Result<(Daemon, Inputs, Servers)> {
     // VIP health checks run as their own tasks and report changes here.
     let (health_tx, health_rx) = tokio::sync::mpsc::unbounded_channel();
     let health = health::HealthChecks::spawn(setup.health_checks.clone(), health_tx.clone());
+    // Stations that leave the TAP's bridge (for presence checks): see Daemon::watch_stations.
+    let (stations_tx, stations_rx) = tokio::sync::mpsc::unbounded_channel();
     // Reloads read files and resolve host names off the packet loop: see Daemon::reload.
     let (reload_tx, reloads) = tokio::sync::mpsc::channel::<daemon::Loaded>(4);
     let mut d = Daemon {
@@ -231,6 +234,8 @@ async fn start(netdir: NetDir, debug: u8) -> Result<(Daemon, Inputs, Servers)> {
         metrics_stats: None,
         health: Some(health),
         health_tx,
+        stations_tx,
+        station_watch: false,
         reload_tx,
         leaving: false,
         stop_reply: None,
@@ -249,6 +254,7 @@ async fn start(netdir: NetDir, debug: u8) -> Result<(Daemon, Inputs, Servers)> {
         },
         None => None,
     };
+    d.watch_stations();
     // Ready for systemd once tinc-up has run and the first session is up; at once for a node
     // that connects to no one; after READY_WAIT anyway (its peers may simply be down).
     let ready_deadline = tokio::time::Instant::now() + READY_WAIT;
@@ -266,6 +272,7 @@ async fn start(netdir: NetDir, debug: u8) -> Result<(Daemon, Inputs, Servers)> {
         joined: joined_rx,
         scrapes,
         health: health_rx,
+        stations: stations_rx,
         reloads,
         sigterm: signal(SignalKind::terminate()).context("SIGTERM handler")?,
         sigint: signal(SignalKind::interrupt()).context("SIGINT handler")?,

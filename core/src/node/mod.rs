@@ -25,6 +25,7 @@ mod types;
 mod vip;
 mod vip_nd;
 mod vip_owner;
+mod vip_resteer;
 pub mod vip_status;
 // tinc's operator commands: disconnect, retry, purge.
 mod operator;
@@ -210,6 +211,8 @@ pub struct Node {
     cap_logged_at: Option<Instant>,
     vip: crate::vip::VipEngine,
     tap_mac: Option<crate::switch::MacAddr>,
+    /// Frames from peers for our VIPs whose owner's vanish is being confirmed.
+    vip_held: std::collections::HashMap<std::net::IpAddr, Vec<(String, Vec<u8>)>>,
     leaving: Option<vip::Leaving>,
     /// Names with a host file at the last load (a name that loses it is revoked).
     host_files: BTreeSet<NodeName>,
@@ -292,6 +295,7 @@ impl Node {
             cap_logged_at: None,
             vip: crate::vip::VipEngine::new(&config_name, config_vip_settings),
             tap_mac: None,
+            vip_held: std::collections::HashMap::new(),
             leaving: None,
             host_files: BTreeSet::new(),
             revoked: BTreeSet::new(),

@@ -81,6 +81,11 @@ impl Node {
             peer.stats.rx_packets += 1;
             peer.stats.rx_bytes += frame.len() as u64;
         }
+        self.frame_from_peer(now, from, frame);
+    }
+
+    /// A frame from peer `from` (counted already): the VIP path, then the switch.
+    pub(super) fn frame_from_peer(&mut self, now: Instant, from: &str, frame: &[u8]) {
         let copy = match self.vip_from_peer(now, from, frame) {
             super::vip::VipVerdict::Consumed => return,
             super::vip::VipVerdict::Pass => None,

@@ -175,6 +175,9 @@ impl Node {
         let Ok(eth) = EthernetFrame::parse(frame) else {
             return VipVerdict::Pass;
         };
+        if let Some(v) = self.resteered_in(&eth, frame) {
+            return v;
+        }
         let mut rewritten = None;
         let nd = parse_nd(&eth);
         if eth.ethertype() == ETHERTYPE_ARP {
@@ -201,6 +204,9 @@ impl Node {
                 self.vip.counters_mut().not_holder += 1;
                 tracing::debug!(%vip, peer = %from, "frame for a VIP we do not hold");
                 return VipVerdict::Consumed;
+            }
+            if let Some(v) = self.resteer_from_peer(now, from, vip, &eth, frame) {
+                return v;
             }
             let mut copy = rewritten.unwrap_or_else(|| frame.to_vec());
             self.vip.owner_wanted(&vip, now);

@@ -47,6 +47,7 @@ impl Node {
                 self.presence_changed(vip);
             }
         }
+        self.release_held(now);
         self.drain_vip_events();
     }
 
@@ -122,6 +123,7 @@ impl Node {
             self.presence_changed(vip);
             self.finish(now);
         }
+        self.release_held(now);
         Some(())
     }
 

@@ -6,6 +6,7 @@
 
 mod flows;
 mod owner;
+mod resteer;
 mod steer;
 mod types;
 
@@ -14,6 +15,7 @@ pub use owner::{
     OwnerClaim, OwnerState, OwnerView, PresenceSpec, OWNER_DISCOVER, OWNER_FRESH, OWNER_HURRY,
     OWNER_REFRESH,
 };
+pub use resteer::resteer_mac;
 #[cfg(test)]
 use steer::{fnv1a64, score};
 pub use steer::{SteerPolicy, NEAREST_MARGIN_MIN, NEAREST_MARGIN_PERCENT};
@@ -239,6 +241,7 @@ impl VipEngine {
                 alive: true,
                 eligible_since: None,
                 nearest: false,
+                resteer: true,
             });
             holder.weight = s.cfg.weight;
             holder.nearest = s.cfg.policy == SteerPolicy::Nearest;
@@ -313,7 +316,8 @@ impl VipEngine {
                         VipItem::NEAREST
                     } else {
                         0
-                    },
+                    }
+                    | VipItem::RESTEER,
             })
             .collect()
     }
@@ -340,9 +344,11 @@ impl VipEngine {
                 alive,
                 eligible_since: None,
                 nearest: false,
+                resteer: false,
             });
             holder.weight = item.weight;
             holder.nearest = item.is_nearest();
+            holder.resteer = item.takes_resteered();
             update_holder(holder, item.is_offered(), alive, now);
         }
         self.drop_ineligible_flows();

@@ -33,6 +33,12 @@ pub const OWNER_FRESH: Duration = Duration::from_secs(30);
 pub const OWNER_HURRY: Duration = Duration::from_millis(100);
 /// Least time between two log lines about conflicting owners of one VIP.
 const CONFLICT_LOG_EVERY: Duration = Duration::from_secs(10);
+/// After the local side says the owner left (its bridge forwarding entry
+/// was deleted), how long fast probes wait for it to answer before its
+/// presence fails at once.
+pub const VANISH_CONFIRM: Duration = Duration::from_millis(20);
+/// The fast probes' spacing while a vanish is being confirmed.
+pub const VANISH_PROBE_EVERY: Duration = Duration::from_millis(5);
 
 /// What a claim from the local side did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +111,18 @@ impl Presence {
         false
     }
 
+    /// The owner is gone for sure: absent at once, a new round starts.
+    /// Returns true if presence changed.
+    fn fail_now(&mut self) -> bool {
+        let was = self.present;
+        self.present = false;
+        self.successes = 0;
+        self.failures = 0;
+        self.round_open = false;
+        self.answered = false;
+        was
+    }
+
     /// The end of a round. Returns true if presence changed.
     fn end_round(&mut self) -> bool {
         let failed = self.round_open && !self.answered;
@@ -137,6 +155,17 @@ pub struct OwnerState {
     last_probe: Option<Instant>,
     conflict_logged: Option<Instant>,
     conflicts: u64,
+    /// The local side said the owner left: confirming with fast probes.
+    suspect: Option<Suspect>,
+}
+
+/// A vanish being confirmed ([`OwnerState::vanished`]).
+#[derive(Debug, Clone, Copy)]
+struct Suspect {
+    /// No answer by then: presence fails.
+    deadline: Instant,
+    /// When the regular probe was due before the fast ones began.
+    resume: Instant,
 }
 
 /// One local VIP's owner as `dump vips` shows it.
@@ -165,6 +194,7 @@ impl OwnerState {
             last_probe: None,
             conflict_logged: None,
             conflicts: 0,
+            suspect: None,
         }
     }
 
@@ -179,6 +209,7 @@ impl OwnerState {
         self.configured = configured;
         if self.presence.as_ref().map(|p| p.spec) != presence {
             self.presence = presence.map(Presence::new);
+            self.suspect = None;
             self.next_probe = now;
         }
     }
@@ -251,8 +282,37 @@ impl OwnerState {
             let owner = self.mac().unwrap_or(mac);
             return (OwnerClaim::Conflict { owner, log }, false);
         };
+        // The owner answered: it did not leave after all.
+        if let Some(s) = self.suspect.take() {
+            self.next_probe = s.resume;
+        }
         let changed = self.presence.as_mut().is_some_and(Presence::answer);
         (claim, changed)
+    }
+
+    /// The local side says station `mac` left (its bridge forwarding entry
+    /// was deleted: the port it was behind went down or away, or the entry
+    /// aged out). If it is the present owner under a presence check, fast
+    /// probes start at once and presence fails at [`VANISH_CONFIRM`] unless
+    /// it answers. Returns true if that began.
+    pub fn vanished(&mut self, mac: MacAddr, now: Instant) -> bool {
+        if self.suspect.is_some()
+            || self.mac() != Some(mac)
+            || !self.presence.as_ref().is_some_and(|p| p.present)
+        {
+            return false;
+        }
+        self.suspect = Some(Suspect {
+            deadline: now + VANISH_CONFIRM,
+            resume: self.next_probe,
+        });
+        self.next_probe = now;
+        true
+    }
+
+    /// A vanish is being confirmed: frames for the VIP wait.
+    pub fn suspected(&self) -> bool {
+        self.suspect.is_some()
     }
 
     /// A frame must be delivered to the VIP now: if no owner is known, the
@@ -279,6 +339,20 @@ impl OwnerState {
     pub fn probe_due(&mut self, now: Instant) -> Option<bool> {
         if self.next_probe().is_none_or(|t| now < t) {
             return None;
+        }
+        if let Some(s) = self.suspect {
+            self.last_probe = Some(now);
+            if now < s.deadline {
+                self.next_probe = (now + VANISH_PROBE_EVERY).min(s.deadline);
+                return Some(false);
+            }
+            self.suspect = None;
+            let interval = self
+                .presence
+                .as_ref()
+                .map_or(OWNER_REFRESH, |p| p.spec.interval);
+            self.next_probe = now + interval.max(Duration::from_millis(1));
+            return Some(self.presence.as_mut().is_some_and(Presence::fail_now));
         }
         let changed = self.presence.as_mut().is_some_and(Presence::end_round);
         let every = match (&self.presence, self.mac()) {
@@ -434,5 +508,43 @@ mod tests {
         t += ms(100);
         assert_eq!(o.probe_due(t), Some(true));
         assert!(!o.present());
+    }
+
+    #[test]
+    fn a_vanish_fails_presence_at_once_unless_the_owner_answers() {
+        let t0 = crate::test_clock::start();
+        let spec = PresenceSpec {
+            interval: ms(100),
+            rise: 1,
+            fall: 2,
+        };
+        let mut o = OwnerState::new(None, Some(spec), t0);
+        assert_eq!(o.probe_due(t0), Some(false));
+        assert!(o.claim(A, t0 + ms(1)).1);
+        assert!(o.present());
+        // Another station leaving, or none under a presence check: nothing.
+        assert!(!o.vanished(B, t0 + ms(10)));
+        // The owner's entry went: a probe at once, fast ones after.
+        assert!(o.vanished(A, t0 + ms(10)));
+        assert!(o.suspected());
+        assert!(!o.vanished(A, t0 + ms(11)), "one confirmation at a time");
+        assert_eq!(o.probe_due(t0 + ms(10)), Some(false));
+        assert_eq!(o.next_probe(), Some(t0 + ms(10) + VANISH_PROBE_EVERY));
+        // It answers: a false alarm; the regular round resumes.
+        assert!(!o.claim(A, t0 + ms(12)).1);
+        assert!(!o.suspected() && o.present());
+        assert_eq!(o.next_probe(), Some(t0 + ms(100)));
+        // It goes for real: absent when the confirmation ends unanswered.
+        let t = t0 + ms(150);
+        assert!(o.vanished(A, t));
+        let mut now = t;
+        let mut changed = false;
+        while now <= t + VANISH_CONFIRM {
+            if let Some(c) = o.probe_due(now) {
+                changed |= c;
+            }
+            now += ms(1);
+        }
+        assert!(changed && !o.present() && !o.suspected());
     }
 }

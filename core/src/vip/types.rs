@@ -45,6 +45,9 @@ pub struct Holder {
     pub eligible_since: Option<Instant>,
     /// It asks for nearest-holder steering (`VIPPolicy = ADDRESS nearest`).
     pub nearest: bool,
+    /// It takes frames another holder re-steers to it (its item has
+    /// `RESTEER`, PROTOCOL §7.6; always true for ourselves).
+    pub resteer: bool,
 }
 
 impl Holder {
@@ -115,6 +118,18 @@ pub struct VipCounters {
     pub owner_conflicts: u64,
     /// ARP probes / Neighbour Solicitations sent into the TAP for our VIPs' owners.
     pub owner_probes: u64,
+    /// Times the local side said a present owner of ours left (each starts
+    /// a fast confirmation).
+    pub owner_vanish_reports: u64,
+    /// Frames for our VIP held while a vanish was being confirmed.
+    pub vanish_held: u64,
+    /// Frames for our VIP whose owner is gone here, re-steered to another holder.
+    pub resteered: u64,
+    /// Frames another holder re-steered to us, delivered to our owner.
+    pub resteer_delivered: u64,
+    /// Frames that could not be re-steered (no other holder) or that were
+    /// re-steered to us while our owner was gone too (never sent on): dropped.
+    pub resteer_dropped: u64,
 }
 
 /// One of our own VIPs as the engine sees it ([`VipEngine::local_state`](super::VipEngine::local_state)).

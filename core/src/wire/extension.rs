@@ -26,7 +26,8 @@ pub struct VipItem {
     /// The virtual MAC every node answers ARP with.
     pub virtual_mac: [u8; 6],
     /// Bit 0: offered (healthy and serving); clear = withdrawn. Bit 1: the
-    /// origin asks senders to steer new flows to the nearest holder.
+    /// origin asks senders to steer new flows to the nearest holder. Bit 2:
+    /// the origin takes re-steered frames.
     pub flags: u8,
 }
 
@@ -37,9 +38,18 @@ impl VipItem {
     /// Flag: the origin's policy for this VIP is `nearest` (`VIPPolicy`).
     pub const NEAREST: u8 = 0x02;
 
+    /// Flag: the origin takes frames another holder re-steers to it at the
+    /// VIP's re-steer MAC (PROTOCOL §7.6).
+    pub const RESTEER: u8 = 0x04;
+
     /// True if the origin currently serves it.
     pub fn is_offered(&self) -> bool {
         self.flags & Self::OFFERED != 0
+    }
+
+    /// True if the origin takes re-steered frames.
+    pub fn takes_resteered(&self) -> bool {
+        self.flags & Self::RESTEER != 0
     }
 
     /// True if the origin asks for nearest-holder steering.
