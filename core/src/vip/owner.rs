@@ -293,7 +293,7 @@ impl OwnerState {
     /// The local side says station `mac` left (its bridge forwarding entry
     /// was deleted: the port it was behind went down or away, or the entry
     /// aged out). If it is the present owner under a presence check, fast
-    /// probes start at once and presence fails at [`VANISH_CONFIRM`] unless
+    /// probes start at once and presence fails at `VANISH_CONFIRM` (20 ms) unless
     /// it answers. Returns true if that began.
     pub fn vanished(&mut self, mac: MacAddr, now: Instant) -> bool {
         if self.suspect.is_some()
