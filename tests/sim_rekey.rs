@@ -75,6 +75,11 @@ struct Link {
     held: Vec<(Duration, Vec<u8>)>,
     /// Frame datagrams that crossed the lossy link (delivered or held).
     frames_passed: u64,
+    /// Capturing and holding back (else only `last_arrival` is kept).
+    capturing: bool,
+    /// Receiver index → when a packet on it last reached b (b keeps a
+    /// superseded session a grace period past its last use).
+    last_arrival: HashMap<u32, Duration>,
 }
 
 impl Link {
@@ -136,6 +141,7 @@ fn run_case(c: &Case) -> Result<(), TestCaseError> {
     let link = Rc::new(RefCell::new(Link {
         rng: c.seed | 1,
         hold_permille: c.hold_permille,
+        capturing: true,
         ..Link::default()
     }));
     let hook = Rc::clone(&link);
@@ -145,6 +151,13 @@ fn run_case(c: &Case) -> Result<(), TestCaseError> {
         }
         let mut l = hook.borrow_mut();
         let now = l.now;
+        if payload.len() >= 6 {
+            // Delivered within this step (jitter < 30 ms < the 50 ms step).
+            l.last_arrival.insert(receiver_index(payload), now + 50 * MS);
+        }
+        if !l.capturing {
+            return true;
+        }
         l.captured.push((now, payload.to_vec()));
         if payload.len() >= FRAME_DATAGRAM_MIN {
             l.frames_passed += 1;
@@ -189,6 +202,9 @@ fn run_case(c: &Case) -> Result<(), TestCaseError> {
             due.into_iter().map(|(_, p)| p).collect()
         };
         for p in due {
+            if p.len() >= 6 {
+                link.borrow_mut().last_arrival.insert(receiver_index(&p), now);
+            }
             net.inject("b", a_addr, p);
         }
         // Replays of earlier packets (duplicates, possibly of old sessions).
@@ -247,9 +263,12 @@ fn run_case(c: &Case) -> Result<(), TestCaseError> {
     );
 
     // Long after: every captured packet again. None delivers anything; those
-    // of sessions retired more than a grace period ago are not even found.
-    net.tap = None;
+    // of sessions unused for more than a grace period are not even found. The
+    // two sides may each send on a session of its own (both started a rekey
+    // at once), so "in use" is what a still sends on, not b's own choice.
+    link.borrow_mut().capturing = false;
     for _ in 0..300 {
+        link.borrow_mut().now = net.elapsed();
         net.run_for(step);
         if let Some(i) = net.node("b").peers().get("a").and_then(|p| p.send_index) {
             current_until.insert(i, net.elapsed());
@@ -257,12 +276,14 @@ fn run_case(c: &Case) -> Result<(), TestCaseError> {
     }
     let now = net.elapsed();
     let captured = std::mem::take(&mut link.borrow_mut().captured);
+    let last_arrival = std::mem::take(&mut link.borrow_mut().last_arrival);
     let mut retired = 0u64;
     let before = net.node("b").drops().clone();
     for (_, p) in &captured {
         let idx = receiver_index(p);
         let last_current = current_until.get(&idx).copied().unwrap_or_default();
-        if last_current + GRACE + Duration::from_secs(3) < now {
+        let last_used = last_arrival.get(&idx).copied().unwrap_or_default();
+        if last_current.max(last_used) + GRACE + 100 * MS < now {
             retired += 1;
         }
         net.inject("b", a_addr, p.clone());
