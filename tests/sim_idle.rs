@@ -106,25 +106,30 @@ fn idle_pairs_heartbeat_every_few_seconds_and_speed_up_with_a_vip() {
     // each way per 2 s as well (4 peers get one per round).
     assert!(idle <= 2.1, "{idle}");
 
-    // c starts holding a VIP: every pair with c speeds up within a round
-    // trip of its record, the others stay slow.
+    // c starts holding a VIP: c's heartbeats to every peer (which may now
+    // steer to it) speed up within a round trip of its record; a's to c stay
+    // slow (c does not steer to a), and pairs without c stay slow both ways.
     let mut cfg = net.config("c", &["hub"]);
     cfg.vips = vec![vip()];
     let t0 = net.now;
     net.reload("c", cfg);
     let sped_up = net
         .run_until_cond(Duration::from_secs(2), MS, |n| {
-            let a = n.node("a").peers();
-            !a["c"].detector.peer_slow() && !n.node("c").peers()["a"].detector.peer_slow()
+            !n.node("a").peers()["c"].detector.peer_slow()
         })
-        .expect("a-c never sped up");
-    eprintln!("a-c at HelloInterval {sped_up:?} after c took a VIP");
+        .expect("c's heartbeats to a never sped up");
+    eprintln!("c -> a at HelloInterval {sped_up:?} after c took a VIP");
     assert!(sped_up <= 10 * MS, "{sped_up:?}");
     net.run_for(Duration::from_secs(1));
+    assert!(
+        net.node("c").peers()["a"].detector.peer_slow(),
+        "a heartbeats c fast though a holds no VIP"
+    );
     let related = pair_rate(&mut net, &counts, "a", "c", Duration::from_secs(20));
     let still_idle = pair_rate(&mut net, &counts, "a", "b", Duration::from_secs(60));
     eprintln!("with the VIP: a-c {related:.1}/s, a-b {still_idle:.2}/s");
-    assert!(related >= 19.0, "{related}");
+    // 10/s from c, one per 2 s from a, digests.
+    assert!((9.5..=12.0).contains(&related), "{related}");
     assert!(still_idle <= 2.1, "{still_idle}");
     assert_eq!(timeouts(&net), 0);
     let _ = t0;

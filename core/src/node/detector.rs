@@ -300,11 +300,11 @@ impl Detector {
     // ------------------------------------------------------------ our rate
 
     /// Our heartbeat period towards the peer and the flags of the next Hello:
-    /// the idle rate only if it runs this detector, `related` is false
-    /// (neither of us holds a VIP the other may steer to) and the idle rate is
-    /// slower, after announcing it.
-    pub fn sending(&self, related: bool, b: &Bounds) -> (Duration, u8) {
-        let slow = !related && self.peer_adaptive && b.idle_hello > b.hello;
+    /// the idle rate only if it runs this detector, `fast` is false (it may
+    /// not steer to us: we hold no VIP) and the idle rate is slower, after
+    /// announcing it.
+    pub fn sending(&self, fast: bool, b: &Bounds) -> (Duration, u8) {
+        let slow = !fast && self.peer_adaptive && b.idle_hello > b.hello;
         if !slow {
             return (b.hello, Hello::ADAPTIVE);
         }

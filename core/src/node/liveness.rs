@@ -20,16 +20,14 @@ impl Node {
         }
     }
 
-    /// A steering relation: we hold a VIP (the peer may steer to us) or the
-    /// peer's record lists one (we may steer to it). Such pairs heartbeat at
-    /// `HelloInterval`, others at the idle rate.
-    pub(super) fn related(&self, name: &str) -> bool {
+    /// Whether our peers need our heartbeats at the fast rate: we hold a VIP,
+    /// so any of them may steer frames to us and must notice within
+    /// `DeadInterval` when we die. The other direction (a peer holds a VIP we
+    /// may steer to) needs nothing fast from us: its own heartbeats tell us it
+    /// lives, and our frames to it are watched on demand. So idle cost grows
+    /// with the number of holders, one fast direction per holder and peer.
+    pub(super) fn heartbeat_fast(&self) -> bool {
         self.vip.local_vips().next().is_some()
-            || self
-                .vip
-                .vips()
-                .values()
-                .any(|v| v.holders.contains_key(name))
     }
 
     /// A live peer's current detection deadline: the silence after which it
@@ -269,7 +267,7 @@ impl Node {
         }
         let alive = peer.alive;
         let bounds = self.bounds();
-        let (period, flags) = peer.detector.sending(self.related(name), &bounds);
+        let (period, flags) = peer.detector.sending(self.heartbeat_fast(), &bounds);
         // Gaining a steering relation speeds the pair up at once.
         let speed_up = flags & Hello::SLOW == 0 && peer.detector.sending_slow();
         let hello_due = speed_up
@@ -391,11 +389,11 @@ impl Node {
     pub(super) fn send_hello(&mut self, now: Instant, name: &str, flags: u8) {
         let now_us = self.micros(now);
         let bounds = self.bounds();
-        let related = self.related(name);
+        let fast = self.heartbeat_fast();
         let Some(peer) = self.peers.get_mut(name) else {
             return;
         };
-        let (_, rate_flags) = peer.detector.sending(related, &bounds);
+        let (_, rate_flags) = peer.detector.sending(fast, &bounds);
         let flags = flags | rate_flags;
         peer.detector.hello_sent(flags);
         peer.last_hello_tx = Some(now);

@@ -106,7 +106,7 @@ impl Node {
             if let Some(t) = self.rekey_due(peer) {
                 consider(t);
             }
-            let (period, flags) = peer.detector.sending(self.related(&peer.name), &bounds);
+            let (period, flags) = peer.detector.sending(self.heartbeat_fast(), &bounds);
             let speed_up = flags & Hello::SLOW == 0 && peer.detector.sending_slow();
             match peer.last_hello_tx {
                 Some(t) if !speed_up => consider(t + period),
