@@ -15,6 +15,6 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(again, url, "{text:?} -> {printed:?}");
             assert!(url.port_or_default() != 0);
         }
-        Err(e) => assert!(e.to_string().starts_with("malformed invitation URL")),
+        Err(e) => assert!(e.to_string().starts_with("Invalid invitation URL")),
     }
 });

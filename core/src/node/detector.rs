@@ -61,6 +61,9 @@ pub struct Detector {
     peer_adaptive: bool,
     /// Smoothed fraction of its heartbeats that did not arrive.
     loss: f64,
+    /// `losses_tolerated` at the current loss (0: not computed yet): the
+    /// deadline is read at every tick, the loss changes once per heartbeat.
+    tolerated: u32,
     unanswered_since: Option<Instant>,
     probes: u8,
     last_probe_at: Option<Instant>,
@@ -163,6 +166,7 @@ impl Detector {
             self.loss += (1.0 - self.loss) * LOSS_WEIGHT;
         }
         self.loss -= self.loss * LOSS_WEIGHT;
+        self.tolerated = Self::tolerated_at(self.loss);
         let sample = gap / slots;
         match self.hb_mean {
             None => {
@@ -179,7 +183,15 @@ impl Detector {
     /// How many heartbeats in a row the deadline must outlast at the
     /// measured loss: the least `n ≥ 2` with `loss^n ≤ LOSS_TARGET`.
     fn losses_tolerated(&self) -> u32 {
-        let p = self.loss.clamp(1e-4, 0.5);
+        if self.tolerated == 0 {
+            Self::tolerated_at(self.loss)
+        } else {
+            self.tolerated
+        }
+    }
+
+    fn tolerated_at(loss: f64) -> u32 {
+        let p = loss.clamp(1e-4, 0.5);
         let n = (LOSS_TARGET.ln() / p.ln()).ceil();
         (n as u32).clamp(2, 8)
     }
