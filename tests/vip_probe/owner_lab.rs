@@ -229,7 +229,7 @@ pub fn presence_fails_over(tag: &str, vip: &str) {
     assert!(
         info.lines().any(|l| l.starts_with("Owner here:")
             && l.contains(&ctr_mac)
-            && l.contains("presence yes")),
+            && l.contains("presence present")),
         "node_2 does not name the container {ctr_mac} as the present owner:\n{info}"
     );
 
@@ -286,7 +286,7 @@ pub fn presence_fails_over(tag: &str, vip: &str) {
     );
     let info = text(&lab, "node_2", &["info", vip]);
     assert!(
-        info.contains("presence no"),
+        info.contains("presence absent"),
         "node_2's info does not show presence failing:\n{info}"
     );
 
@@ -454,7 +454,7 @@ pub fn container_namespace_deleted(tag: &str, vip: &str) {
     );
     let info = text(&lab, "node_2", &["info", vip]);
     assert!(
-        info.contains("presence no"),
+        info.contains("presence absent"),
         "node_2's info does not show presence failing:\n{info}"
     );
     let (reports, held, resteered, dropped, delivered) = (
