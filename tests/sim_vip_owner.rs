@@ -8,14 +8,16 @@
 //! presence check withdraws the VIP when it stops and offers it again when
 //! it returns; a second station answering for the VIP is refused and
 //! counted; `VIPOwner` pins the owner. The same for an IPv6 VIP, found by
-//! Neighbour Solicitation, in a two-node net.
+//! Neighbour Solicitation, in a two-node net, whose station's own
+//! solicitations are answered to it. A station leaving the bridge:
+//! `sim_vip_owner_vanish.rs`.
 
 mod sim;
 
 use meshd::node::Event;
 use meshd::switch::{build_arp_reply, ArpOp, ArpPacket, EthernetFrame, MacAddr, NdMessage};
 use meshd::vip::{virtual_mac_for, LocalVip, PresenceSpec};
-use sim::ip6::{echo, na, nd_of, parse_echo};
+use sim::ip6::{echo, na, nd_of, ns, parse_echo};
 use sim::lab::*;
 use sim::owner::*;
 use std::cell::Cell;
@@ -252,9 +254,10 @@ fn station6(mac: [u8; 6], up: Rc<Cell<bool>>) -> sim::HostFn {
     })
 }
 
-#[test]
-fn an_ipv6_vip_behind_the_holder_is_found_by_solicitation_and_watched_by_presence() {
-    let mut net = sim::SimNet::new(37, &["a", "b"]);
+/// A two-node net: b serves VIP6 (presence checked) from a station behind
+/// its TAP (up while the returned switch is); a is the client's node.
+fn owner6_net(seed: u64) -> (sim::SimNet, Rc<Cell<bool>>, MacAddr) {
+    let mut net = sim::SimNet::new(seed, &["a", "b"]);
     let vmac = MacAddr(virtual_mac_for(VIP6.into()));
     let mut cfg = net.config("b", &[]);
     cfg.vips = vec![LocalVip {
@@ -278,6 +281,12 @@ fn an_ipv6_vip_behind_the_holder_is_found_by_solicitation_and_watched_by_presenc
     net.node_mut("b").set_tap_mac(tap_mac(2));
     let up = Rc::new(Cell::new(true));
     net.nodes[1].host = Some(station6(CTR_MAC, up.clone()));
+    (net, up, vmac)
+}
+
+#[test]
+fn an_ipv6_vip_behind_the_holder_is_found_by_solicitation_and_watched_by_presence() {
+    let (mut net, up, vmac) = owner6_net(37);
     let answers: Rc<RefCell<Vec<u32>>> = Rc::new(RefCell::new(Vec::new()));
     let log = answers.clone();
     net.nodes[0].host = Some(Box::new(move |_, f: &[u8]| {
@@ -352,4 +361,45 @@ fn a_frame_for_a_vip_with_no_known_owner_hurries_the_probe() {
         first.is_some_and(|d| d <= ms(150)),
         "the container answered only after {first:?}"
     );
+}
+
+/// The station's own solicitation for a client (from the VIP) reaches the
+/// client's node; the client's advertisement comes back addressed to the
+/// station's MAC, not to b's TAP (which a bridge would hand to b's own stack).
+#[test]
+fn the_stations_own_solicitation_for_a_client_is_answered_to_the_station() {
+    let (mut net, _up, _) = owner6_net(39);
+    // The client answers solicitations for itself, to their link-layer address.
+    net.nodes[0].host = Some(Box::new(|_, f: &[u8]| match nd_of(f) {
+        Some(NdMessage::Solicitation(s)) if s.target == CLIENT6 && !s.src_ip.is_unspecified() => {
+            let to = s.source_ll.map_or(s.eth_src.0, |m| m.0);
+            vec![na(to, CLIENT_MAC, CLIENT6, s.src_ip)]
+        }
+        _ => vec![],
+    }));
+    net.run_for(Duration::from_secs(3));
+    net.take_tap_rx("b");
+    net.tap_send("b", &ns(CTR_MAC, VIP6, CLIENT6));
+    net.run_for(Duration::from_millis(50));
+    let answers: Vec<Vec<u8>> = net
+        .take_tap_rx("b")
+        .into_iter()
+        .filter(|f| matches!(nd_of(f), Some(NdMessage::Advertisement(a)) if a.target == CLIENT6))
+        .collect();
+    assert!(!answers.is_empty(), "no advertisement reached the station");
+    for f in &answers {
+        assert_eq!(
+            &f[0..6],
+            &CTR_MAC,
+            "the answer is not addressed to the station"
+        );
+        let Some(NdMessage::Advertisement(a)) = nd_of(f) else {
+            unreachable!()
+        };
+        assert_eq!(
+            a.target_ll,
+            Some(MacAddr(CLIENT_MAC)),
+            "the answer names the client's MAC"
+        );
+    }
 }
