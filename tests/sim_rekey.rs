@@ -153,7 +153,8 @@ fn run_case(c: &Case) -> Result<(), TestCaseError> {
         let now = l.now;
         if payload.len() >= 6 {
             // Delivered within this step (jitter < 30 ms < the 50 ms step).
-            l.last_arrival.insert(receiver_index(payload), now + 50 * MS);
+            l.last_arrival
+                .insert(receiver_index(payload), now + 50 * MS);
         }
         if !l.capturing {
             return true;
@@ -203,7 +204,9 @@ fn run_case(c: &Case) -> Result<(), TestCaseError> {
         };
         for p in due {
             if p.len() >= 6 {
-                link.borrow_mut().last_arrival.insert(receiver_index(&p), now);
+                link.borrow_mut()
+                    .last_arrival
+                    .insert(receiver_index(&p), now);
             }
             net.inject("b", a_addr, p);
         }
