@@ -8,91 +8,23 @@
 //! presence check withdraws the VIP when it stops and offers it again when
 //! it returns; a second station answering for the VIP is refused and
 //! counted; `VIPOwner` pins the owner. The same for an IPv6 VIP, found by
-//! Neighbour Solicitation, in a two-node net.
+//! Neighbour Solicitation, in a two-node net, whose station's own
+//! solicitations are answered to it. A station leaving the bridge:
+//! `sim_vip_owner_vanish.rs`.
 
 mod sim;
 
 use meshd::node::Event;
 use meshd::switch::{build_arp_reply, ArpOp, ArpPacket, EthernetFrame, MacAddr, NdMessage};
 use meshd::vip::{virtual_mac_for, LocalVip, PresenceSpec};
-use sim::ip6::{echo, na, nd_of, parse_echo};
+use sim::ip6::{echo, na, nd_of, ns, parse_echo};
 use sim::lab::*;
+use sim::owner::*;
 use std::cell::Cell;
 use std::cell::RefCell;
 use std::net::{IpAddr, Ipv6Addr};
 use std::rc::Rc;
 use std::time::Duration;
-
-const CTR_MAC: [u8; 6] = [0x02, 0xc0, 0, 0, 0, 2];
-const OTHER_MAC: [u8; 6] = [0x02, 0xc0, 0, 0, 0, 9];
-
-/// What a station behind node_2 does: answers ARP requests for the VIP from
-/// `mac` (as Linux does, probes from 0.0.0.0 included) while `arp` and `up`,
-/// and UDP to the VIP addressed to `mac` while `up` (saying "I am holder 2").
-fn station(mac: [u8; 6], up: Rc<Cell<bool>>, arp: bool) -> impl FnMut(&[u8]) -> Vec<Vec<u8>> {
-    move |f: &[u8]| {
-        if !up.get() {
-            return vec![];
-        }
-        let Ok(eth) = EthernetFrame::parse(f) else {
-            return vec![];
-        };
-        if let Some(Ok(req)) = ArpPacket::from_frame(&eth) {
-            if arp && req.op == ArpOp::Request && req.target_ip == VIP {
-                return vec![build_arp_reply(&req, eth.src(), MacAddr(mac))];
-            }
-            return vec![];
-        }
-        match parse_udp(f) {
-            Some((src, dst, sport, dport, payload)) if dst == VIP && f[0..6] == mac => {
-                let mut p = payload.to_vec();
-                p.push(2);
-                vec![udp(
-                    f[6..12].try_into().expect("6 bytes"),
-                    mac,
-                    VIP,
-                    src,
-                    dport,
-                    sport,
-                    &p,
-                )]
-            }
-            _ => vec![],
-        }
-    }
-}
-
-/// The scenario with node_2 active (weight 5); `tune` adjusts node_2's VIP.
-/// Returns the lab and the switch that starts and stops the container.
-fn owner_lab(seed: u64, tune: impl Fn(&mut meshd::vip::LocalVip)) -> (Lab, Rc<Cell<bool>>) {
-    let mut lab = lab(seed, [5, 10, 10], |cfg| {
-        if cfg.name.as_str() == "node_2" {
-            for v in &mut cfg.vips {
-                tune(v);
-            }
-        }
-    });
-    let up = Rc::new(Cell::new(true));
-    let mut ctr = station(CTR_MAC, up.clone(), true);
-    lab.net.nodes[1].host = Some(Box::new(move |_, f: &[u8]| ctr(f)));
-    // The container is found (and present), and node_2 is past its hold-down.
-    lab.net.run_for(Duration::from_millis(2500));
-    (lab, up)
-}
-
-fn answered_by(lab: &Lab, range: std::ops::Range<u32>) -> Vec<u8> {
-    let a = lab.answers.borrow();
-    range
-        .map(|s| a.iter().find(|x| x.1 == s).map_or(0, |x| x.2))
-        .collect()
-}
-
-fn owner_mac(lab: &Lab) -> Option<MacAddr> {
-    lab.net
-        .node("node_2")
-        .vip_engine()
-        .owner_mac(&IpAddr::V4(VIP))
-}
 
 #[test]
 fn steered_frames_reach_a_container_that_holds_the_vip_behind_the_tap() {
@@ -322,9 +254,10 @@ fn station6(mac: [u8; 6], up: Rc<Cell<bool>>) -> sim::HostFn {
     })
 }
 
-#[test]
-fn an_ipv6_vip_behind_the_holder_is_found_by_solicitation_and_watched_by_presence() {
-    let mut net = sim::SimNet::new(37, &["a", "b"]);
+/// A two-node net: b serves VIP6 (presence checked) from a station behind
+/// its TAP (up while the returned switch is); a is the client's node.
+fn owner6_net(seed: u64) -> (sim::SimNet, Rc<Cell<bool>>, MacAddr) {
+    let mut net = sim::SimNet::new(seed, &["a", "b"]);
     let vmac = MacAddr(virtual_mac_for(VIP6.into()));
     let mut cfg = net.config("b", &[]);
     cfg.vips = vec![LocalVip {
@@ -348,6 +281,12 @@ fn an_ipv6_vip_behind_the_holder_is_found_by_solicitation_and_watched_by_presenc
     net.node_mut("b").set_tap_mac(tap_mac(2));
     let up = Rc::new(Cell::new(true));
     net.nodes[1].host = Some(station6(CTR_MAC, up.clone()));
+    (net, up, vmac)
+}
+
+#[test]
+fn an_ipv6_vip_behind_the_holder_is_found_by_solicitation_and_watched_by_presence() {
+    let (mut net, up, vmac) = owner6_net(37);
     let answers: Rc<RefCell<Vec<u32>>> = Rc::new(RefCell::new(Vec::new()));
     let log = answers.clone();
     net.nodes[0].host = Some(Box::new(move |_, f: &[u8]| {
@@ -424,136 +363,43 @@ fn a_frame_for_a_vip_with_no_known_owner_hurries_the_probe() {
     );
 }
 
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-/// The container is deleted (its namespace goes, and with it its port on
-/// node_2's bridge): the driver tells node_2 its MAC left the bridge.
-/// node_2 confirms with fast probes, withdraws the VIP within ~20 ms (no
-/// presence rounds to wait for), and the frames that reach it meanwhile —
-/// held through the confirmation, or sent before node_5 learned of the
-/// withdrawal — go on once to the holder node_5 will pick, so no probe is
-/// lost. A false alarm (the entry aged out, the container still answers)
-/// changes nothing and loses nothing.
+/// The station's own solicitation for a client (from the VIP) reaches the
+/// client's node; the client's advertisement comes back addressed to the
+/// station's MAC, not to b's TAP (which a bridge would hand to b's own stack).
 #[test]
-fn a_container_that_leaves_the_bridge_is_withdrawn_at_once_and_its_frames_go_on_to_a_backup() {
-    let spec = PresenceSpec {
-        interval: Duration::from_millis(100),
-        rise: 2,
-        fall: 2,
-    };
-    let (mut lab, up) = owner_lab(36, |v| v.presence = Some(spec));
-    // Slow links, so frames are in flight when node_2 withdraws.
-    for n in ["node_1", "node_3", "node_4", "node_5"] {
-        lab.net
-            .set_link_delay("node_2", n, Duration::from_millis(15));
+fn the_stations_own_solicitation_for_a_client_is_answered_to_the_station() {
+    let (mut net, _up, _) = owner6_net(39);
+    // The client answers solicitations for itself, to their link-layer address.
+    net.nodes[0].host = Some(Box::new(|_, f: &[u8]| match nd_of(f) {
+        Some(NdMessage::Solicitation(s)) if s.target == CLIENT6 && !s.src_ip.is_unspecified() => {
+            let to = s.source_ll.map_or(s.eth_src.0, |m| m.0);
+            vec![na(to, CLIENT_MAC, CLIENT6, s.src_ip)]
+        }
+        _ => vec![],
+    }));
+    net.run_for(Duration::from_secs(3));
+    net.take_tap_rx("b");
+    net.tap_send("b", &ns(CTR_MAC, VIP6, CLIENT6));
+    net.run_for(Duration::from_millis(50));
+    let answers: Vec<Vec<u8>> = net
+        .take_tap_rx("b")
+        .into_iter()
+        .filter(|f| matches!(nd_of(f), Some(NdMessage::Advertisement(a)) if a.target == CLIENT6))
+        .collect();
+    assert!(!answers.is_empty(), "no advertisement reached the station");
+    for f in &answers {
+        assert_eq!(
+            &f[0..6],
+            &CTR_MAC,
+            "the answer is not addressed to the station"
+        );
+        let Some(NdMessage::Advertisement(a)) = nd_of(f) else {
+            unreachable!()
+        };
+        assert_eq!(
+            a.target_ll,
+            Some(MacAddr(CLIENT_MAC)),
+            "the answer names the client's MAC"
+        );
     }
-    lab.net.run_for(Duration::from_millis(500));
-    let before = lab.probe_for(Duration::from_millis(300), 6100);
-    // Answers take a round trip (30 ms) to come back.
-    lab.net.run_for(Duration::from_millis(100));
-    assert!(answered_by(&lab, before).iter().all(|h| *h == 2));
-
-    // A false alarm: the container's entry went, the container did not.
-    let now = lab.net.now;
-    lab.net.node_mut("node_2").station_left(now, CTR_MAC);
-    lab.net.pump(1);
-    let alarm = lab.probe_for(Duration::from_millis(200), 6100);
-    lab.net.run_for(Duration::from_millis(100));
-    let (_, lost) = lab.outage(alarm.clone());
-    assert_eq!(lost, 0, "a false alarm lost probes");
-    assert!(answered_by(&lab, alarm).iter().all(|h| *h == 2));
-    let c = lab.net.node("node_2").vip_engine().counters().clone();
-    assert_eq!(c.owner_vanish_reports, 1, "{c:?}");
-    assert_eq!(c.resteered, 0, "a false alarm re-steered frames: {c:?}");
-
-    // The container really goes.
-    let first = lab.probe_for(Duration::from_millis(50), 6100).start;
-    up.set(false);
-    let gone_at = lab.net.now;
-    lab.net.node_mut("node_2").station_left(gone_at, CTR_MAC);
-    lab.net.pump(1);
-    let withdrawn = lab.net.run_until_cond(
-        Duration::from_millis(200),
-        Duration::from_millis(1),
-        |net| {
-            net.node("node_2")
-                .vip_engine()
-                .local_state(&IpAddr::V4(VIP))
-                .is_some_and(|s| !s.offered)
-        },
-    );
-    let range = first..lab.probe_for(Duration::from_millis(800), 6100).end;
-    lab.net.run_for(Duration::from_millis(100));
-    let (outage, lost) = lab.outage(range.clone());
-    let by = answered_by(&lab, range);
-    let c = lab.net.node("node_2").vip_engine().counters().clone();
-    let delivered: u64 = ["node_3", "node_4"]
-        .iter()
-        .map(|n| lab.net.node(n).vip_engine().counters().resteer_delivered)
-        .sum();
-    eprintln!(
-        "container gone: withdrawn after {withdrawn:?}, outage {outage:?}, {lost} lost; \
-         held {}, re-steered {}, dropped {}; delivered by the backups {delivered}",
-        c.vanish_held, c.resteered, c.resteer_dropped
-    );
-    assert!(
-        withdrawn.is_some_and(|d| d <= Duration::from_millis(25)),
-        "node_2 withdrew its VIP only after {withdrawn:?}"
-    );
-    assert_eq!(
-        lost, 0,
-        "probes lost across the container's removal: {by:?}"
-    );
-    assert!(c.resteered >= 1, "nothing was re-steered: {c:?}");
-    assert_eq!(c.resteer_dropped, 0, "{c:?}");
-    assert_eq!(
-        delivered, c.resteered,
-        "a re-steered frame was not delivered"
-    );
-    // One flow, one backup: the re-steered frames went where node_5 sends now.
-    let tail: Vec<u8> = by.iter().rev().take(60).copied().collect();
-    assert!(
-        tail.iter().all(|h| *h == tail[0] && (*h == 3 || *h == 4)),
-        "the flow did not settle on one backup: {by:?}"
-    );
-    assert!(
-        by.iter().skip_while(|h| **h == 2).all(|h| *h == tail[0]),
-        "re-steered frames went to another backup than node_5's choice: {by:?}"
-    );
-    let down = lab.net.nodes[1]
-        .events
-        .iter()
-        .any(|(_, e)| matches!(e, Event::VipDown { .. }));
-    assert!(down, "no vip-down on node_2");
-}
-
-/// A frame re-steered to a holder whose owner is gone too is dropped, never
-/// sent on: two holders cannot bounce it between them.
-#[test]
-fn a_re_steered_frame_is_never_sent_on_again() {
-    let spec = PresenceSpec {
-        interval: Duration::from_millis(100),
-        rise: 2,
-        fall: 2,
-    };
-    let (mut lab, up) = owner_lab(37, |v| v.presence = Some(spec));
-    up.set(false);
-    lab.net.run_for(Duration::from_millis(600));
-    // node_2's owner is gone: a frame for the VIP at its re-steer MAC, as
-    // another holder would send it, is dropped and counted.
-    let rmac = meshd::vip::resteer_mac(MacAddr(VMAC));
-    assert_eq!(rmac, MacAddr([0x02, 0x6e, 10, 1, 1, 10]));
-    let f = udp(rmac.0, CLIENT_MAC, CLIENT_IP, VIP, 6200, 53, &[0, 0, 0, 9]);
-    let sent_before: u64 = lab.net.node("node_2").vip_engine().counters().resteered;
-    assert!(lab.net.node_mut("node_3").send_frame("node_2", &f));
-    lab.net.pump(2);
-    lab.net.run_for(Duration::from_millis(50));
-    let c = lab.net.node("node_2").vip_engine().counters().clone();
-    assert_eq!(c.resteer_dropped, 1, "{c:?}");
-    assert_eq!(
-        c.resteered, sent_before,
-        "a re-steered frame was sent on: {c:?}"
-    );
 }

@@ -20,6 +20,8 @@ mod usage;
 mod vips;
 
 pub use usage::main_with_args;
+/// The text `info VIP` and `dump vips` print for a VIP (tests check it).
+pub use vips::{format_vip_info, format_vip_lines};
 
 use crate::config::edit::EditAction;
 use crate::config::NetDir;

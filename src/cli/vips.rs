@@ -62,14 +62,27 @@ fn policy_words(v: &VipStatus) -> String {
     s
 }
 
-/// `MAC (source) [seen N ms ago] [presence yes|no] [conflicts N]`.
+/// `MAC (source) [seen N ms ago] [presence present|absent|confirming (owner
+/// left the bridge, fails in N ms unless it answers)] [conflicts N]`.
 fn owner_words(o: &OwnerStatus) -> String {
     let mut s = format!("{} ({})", o.mac.as_deref().unwrap_or("unknown"), o.source);
     if let Some(ms) = o.seen_ms_ago {
         let _ = write!(s, " seen {ms} ms ago");
     }
-    if let Some(p) = o.present {
-        let _ = write!(s, " presence {}", yes(p));
+    // A daemon from before `presence` sent only the verdict.
+    let state = o.presence.as_deref().or(match o.present {
+        Some(true) => Some("present"),
+        Some(false) => Some("absent"),
+        None => None,
+    });
+    if let Some(state) = state {
+        let _ = write!(s, " presence {state}");
+    }
+    if let Some(ms) = o.confirm_ms_left {
+        let _ = write!(
+            s,
+            " (owner left the bridge; fails in {ms} ms unless it answers)"
+        );
     }
     if o.conflicts > 0 {
         let _ = write!(s, " conflicts {}", o.conflicts);
@@ -199,6 +212,8 @@ mod tests {
                 source: "learned".into(),
                 seen_ms_ago: Some(120),
                 present: Some(false),
+                presence: Some("absent".into()),
+                confirm_ms_left: None,
                 conflicts: 1,
             }),
             policy: "nearest".into(),
@@ -214,12 +229,39 @@ mod tests {
         let text = format_vip_info(&status());
         for want in [
             "Served here:  yes (presence: no station answers for it: withdrawn)",
-            "Owner here:   02:42:ac:11:00:02 (learned) seen 120 ms ago presence no conflicts 1",
+            "Owner here:   02:42:ac:11:00:02 (learned) seen 120 ms ago presence absent conflicts 1",
             "Policy:       nearest: new flows to node_3 (lowest RTT; another holder takes over only when 20% and 500 µs faster)",
             "Holder:       node_2 weight 10 alive yes offered yes holddown 0 flows 0 share 0% rtt 40.00ms asks nearest",
         ] {
             assert!(text.contains(want), "missing {want:?} in:\n{text}");
         }
+    }
+
+    #[test]
+    fn info_and_dump_show_a_vanish_being_confirmed() {
+        let mut v = status();
+        v.local_healthy = Some(true);
+        if let Some(o) = v.owner.as_mut() {
+            o.present = Some(true);
+            o.presence = Some("confirming".into());
+            o.confirm_ms_left = Some(14);
+            o.conflicts = 0;
+        }
+        let want = "02:42:ac:11:00:02 (learned) seen 120 ms ago presence confirming \
+                    (owner left the bridge; fails in 14 ms unless it answers)";
+        let info = format_vip_info(&v);
+        assert!(info.contains(&format!("Owner here:   {want}\n")), "{info}");
+        let dump = format_vip_lines(&v);
+        assert!(
+            dump.lines().nth(1).is_some_and(|l| l.ends_with(want)),
+            "{dump}"
+        );
+        // A daemon that sends only the verdict.
+        if let Some(o) = v.owner.as_mut() {
+            o.presence = None;
+            o.confirm_ms_left = None;
+        }
+        assert!(format_vip_info(&v).contains("ago presence present\n"));
     }
 
     #[test]
@@ -230,7 +272,7 @@ mod tests {
         assert!(!lines[0].contains("owner"), "{}", lines[0]);
         assert!(
             lines[1].ends_with(
-                "owner 02:42:ac:11:00:02 (learned) seen 120 ms ago presence no conflicts 1"
+                "owner 02:42:ac:11:00:02 (learned) seen 120 ms ago presence absent conflicts 1"
             ),
             "{}",
             lines[1]

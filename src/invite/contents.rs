@@ -667,4 +667,32 @@ mod tests {
         );
         assert!(acceptance("HealthCheck", "10.1.1.10 exec true").is_err());
     }
+
+    #[test]
+    fn an_ipv6_vip_and_its_settings_are_handed_over_whole() {
+        let lines = [
+            ("VirtualIP", "fd00:1::10/64#5"),
+            ("VirtualIP", "10.1.1.10/24"),
+            ("VirtualMAC", "fd00:1::10 06:00:00:00:00:10"),
+            ("VIPOwner", "fd00:1::10 02:00:00:00:00:01"),
+            ("VIPPolicy", "fd00:1::10 nearest"),
+            (
+                "HealthCheck",
+                "fd00:1::10 presence interval=100ms rise=2 fall=2",
+            ),
+            ("HealthCheck", "10.1.1.10 tcp 53"),
+        ];
+        let body: String = lines.iter().map(|(v, x)| format!("{v} = {x}\n")).collect();
+        let plan = parse_invitation(&format!(
+            "Name = n2\nConnectTo = n1\n{body}Name = n1\n{KEY}\n"
+        ))
+        .unwrap();
+        assert!(plan.refused.is_empty(), "{:?}", plan.refused);
+        let want: Vec<(String, String)> = lines
+            .iter()
+            .map(|(v, x)| (v.to_string(), x.to_string()))
+            .collect();
+        assert_eq!(plan.host_lines, want);
+        assert!(plan.has_vips());
+    }
 }

@@ -5,6 +5,7 @@
 
 pub mod ip6;
 pub mod lab;
+pub mod owner;
 pub mod puppet;
 
 use meshd::keys::PrivateKey;

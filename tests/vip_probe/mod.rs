@@ -1,8 +1,11 @@
 //! Shared by the netns VIP tests: a `ping` from the client run in the
 //! background and its outcome read from the output (answered sequence
-//! numbers, outage by sequence and by wall clock), and process helpers.
+//! numbers, outage by sequence and by wall clock), and process helpers;
+//! [`owner_lab`]: the lab of a VIP held by a container behind its holder.
 // Each test file uses some of these.
 #![allow(dead_code)]
+
+pub mod owner_lab;
 
 use meshd_lab::netns::Lab;
 use nix::sys::signal::Signal;

@@ -46,6 +46,14 @@ pub struct OwnerStatus {
     pub seen_ms_ago: Option<u64>,
     /// The presence check's verdict (`HealthCheck = VIP presence`), if any.
     pub present: Option<bool>,
+    /// The presence check's state, if any: `present`, `absent`, or
+    /// `confirming` (the local side said the owner left; fast probes ask
+    /// whether it still answers before its presence fails).
+    #[serde(default)]
+    pub presence: Option<String>,
+    /// While `confirming`: milliseconds left before presence fails unanswered.
+    #[serde(default)]
+    pub confirm_ms_left: Option<u64>,
     /// Claims for the VIP by a second station, refused.
     pub conflicts: u64,
 }
@@ -95,6 +103,17 @@ impl Node {
                 .seen
                 .map(|t| now.saturating_duration_since(t).as_millis() as u64),
             present: o.present,
+            presence: o.present.map(|p| {
+                match (o.confirming_until, p) {
+                    (Some(_), _) => "confirming",
+                    (None, true) => "present",
+                    (None, false) => "absent",
+                }
+                .to_string()
+            }),
+            confirm_ms_left: o
+                .confirming_until
+                .map(|t| t.saturating_duration_since(now).as_millis() as u64),
             conflicts: o.conflicts,
         })
     }

@@ -13,7 +13,7 @@ mod types;
 pub use flows::{Flow, FlowTable};
 pub use owner::{
     OwnerClaim, OwnerState, OwnerView, PresenceSpec, OWNER_DISCOVER, OWNER_FRESH, OWNER_HURRY,
-    OWNER_REFRESH,
+    OWNER_REFRESH, VANISH_CONFIRM,
 };
 pub use resteer::resteer_mac;
 #[cfg(test)]

@@ -181,6 +181,9 @@ pub struct OwnerView {
     pub present: Option<bool>,
     /// Claims by other stations refused so far.
     pub conflicts: u64,
+    /// The local side said the owner left and fast probes are confirming it:
+    /// presence fails then unless it answers.
+    pub confirming_until: Option<Instant>,
 }
 
 impl OwnerState {
@@ -232,6 +235,7 @@ impl OwnerState {
             seen: self.learned.as_ref().map(|l| l.seen),
             present: self.presence.as_ref().map(|p| p.present),
             conflicts: self.conflicts,
+            confirming_until: self.suspect.map(|s| s.deadline),
         }
     }
 
@@ -528,6 +532,11 @@ mod tests {
         assert!(o.vanished(A, t0 + ms(10)));
         assert!(o.suspected());
         assert!(!o.vanished(A, t0 + ms(11)), "one confirmation at a time");
+        assert_eq!(
+            o.view().confirming_until,
+            Some(t0 + ms(10) + VANISH_CONFIRM)
+        );
+        assert_eq!(o.view().present, Some(true), "present until confirmed gone");
         assert_eq!(o.probe_due(t0 + ms(10)), Some(false));
         assert_eq!(o.next_probe(), Some(t0 + ms(10) + VANISH_PROBE_EVERY));
         // It answers: a false alarm; the regular round resumes.
@@ -546,5 +555,6 @@ mod tests {
             now += ms(1);
         }
         assert!(changed && !o.present() && !o.suspected());
+        assert_eq!(o.view().confirming_until, None);
     }
 }
