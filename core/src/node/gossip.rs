@@ -37,6 +37,9 @@ pub(super) struct OwnRecord {
     pub refresh: bool,
     /// A change of the neighbour list alone waits until then (pacing).
     pub publish_at: Option<Instant>,
+    /// The current version went to one new neighbour only; the others get it
+    /// at the next publish even if nothing changed by then.
+    pub flood_owed: bool,
 }
 
 impl OwnRecord {
@@ -49,6 +52,7 @@ impl OwnRecord {
             signed_at: None,
             refresh: false,
             publish_at: None,
+            flood_owed: false,
         }
     }
 }
@@ -94,8 +98,34 @@ impl Node {
             }
         }
         self.own.publish_at = None;
-        let neighbours: Vec<Neighbour> = self
-            .peers
+        let neighbours = self.own_neighbours();
+        let unchanged = self.own.record.as_ref().is_some_and(|r| {
+            r.neighbours == neighbours
+                && r.addresses == self.config.advertised_addresses
+                && r.extension == extension
+        });
+        let record = match &self.own.record {
+            Some(record) if unchanged && !self.own.refresh => {
+                if !self.own.flood_owed {
+                    return;
+                }
+                record.clone()
+            }
+            _ => {
+                self.own.refresh = false;
+                self.sign_own_record(now, neighbours, extension)
+            }
+        };
+        self.own.flood_owed = false;
+        let alive = self.alive_peer_names();
+        for name in alive {
+            self.send_records(&name, std::slice::from_ref(&record));
+        }
+    }
+
+    /// Our live sessions, as our record lists them.
+    fn own_neighbours(&self) -> Vec<Neighbour> {
+        self.peers
             .values()
             .filter(|p| p.alive)
             .filter_map(|p| {
@@ -104,16 +134,16 @@ impl Node {
                     endpoint,
                 })
             })
-            .collect();
-        let unchanged = self.own.record.as_ref().is_some_and(|r| {
-            r.neighbours == neighbours
-                && r.addresses == self.config.advertised_addresses
-                && r.extension == extension
-        });
-        if unchanged && !self.own.refresh {
-            return;
-        }
-        self.own.refresh = false;
+            .collect()
+    }
+
+    /// Signs the next version of our record and keeps it as the current one.
+    fn sign_own_record(
+        &mut self,
+        now: Instant,
+        neighbours: Vec<Neighbour>,
+        extension: Vec<u8>,
+    ) -> NodeRecord {
         self.own.signed_at = Some(now);
         self.own.version += 1;
         let mut record = NodeRecord {
@@ -128,10 +158,42 @@ impl Node {
         };
         record.signature = self.identity.sign(&record.signed_bytes());
         self.own.record = Some(record.clone());
-        let alive = self.alive_peer_names();
-        for name in alive {
-            self.send_records(&name, std::slice::from_ref(&record));
+        record
+    }
+
+    /// A session with `name` just went live: it gets our record listing it at
+    /// once (its `host-up` waits for that, announce.rs). A change of the
+    /// neighbour list alone is signed for it now but flooded to the others at
+    /// the usual pace; any other change is flooded to all now.
+    pub(super) fn send_own_record_to(&mut self, now: Instant, name: &str) {
+        if self.shutting_down {
+            return;
         }
+        let extension = encode_extension(&self.own_extension_items());
+        let neighbours = self.own_neighbours();
+        let record = match &self.own.record {
+            Some(r) if r.neighbours == neighbours
+                && r.addresses == self.config.advertised_addresses
+                && r.extension == extension =>
+            {
+                r.clone()
+            }
+            Some(r)
+                if r.addresses == self.config.advertised_addresses && r.extension == extension =>
+            {
+                let record = self.sign_own_record(now, neighbours, extension);
+                self.own.flood_owed = true;
+                self.own.dirty = true;
+                self.own.publish_at = Some(now + NEIGHBOURS_REPUBLISH_EVERY);
+                record
+            }
+            _ => {
+                self.own.refresh = true;
+                self.publish_own_record(now);
+                return;
+            }
+        };
+        self.send_records(name, std::slice::from_ref(&record));
     }
 
     /// Sends records to one peer, packed into messages of a sane size.
@@ -446,6 +508,7 @@ impl Node {
         // A new key, a handshake now, a VIP (a steering relation): all bring
         // its timer forward.
         self.touch(&rec.name);
+        self.announce_up_if_ready(&rec.name);
         Ok(true)
     }
 

@@ -142,6 +142,10 @@ pub struct Peer {
     pub send_index: Option<u32>,
     /// Alive for steering: an authenticated packet arrived within DeadInterval.
     pub alive: bool,
+    /// Alive, but `host-up` not yet announced: it waits (until this deadline at most)
+    /// for the peer's record that lists this node, so that both directions of the
+    /// new edge are known when the script runs (tinc sends ADD_EDGE before).
+    pub up_pending: Option<Instant>,
     /// `purge` forgot it while it was down: `dump nodes` leaves it out (as tinc deletes the
     /// node) until it is alive again; its host file keeps it tried as usual.
     pub purged: bool,
@@ -191,6 +195,7 @@ impl Peer {
             record_refreshed: now,
             send_index: None,
             alive: false,
+            up_pending: None,
             purged: false,
             last_rx: None,
             last_hello_tx: None,
