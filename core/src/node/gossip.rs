@@ -298,9 +298,11 @@ impl Node {
             .collect();
         let mut newer: Vec<NodeRecord> = Vec::new();
         let own = self.own.record.iter();
+        // A record its origin sent only us as our session came up is its origin's to flood.
         for rec in self
             .peers
             .values()
+            .filter(|p| !p.record_unflooded)
             .filter_map(|p| p.record.as_ref())
             .chain(own)
             .filter(|r| digest.covers(&r.name))
@@ -336,13 +338,19 @@ impl Node {
                 continue;
             }
             let direct = rec.name == from;
+            let session_delta = direct && self.session_delta(from, &rec);
             match self.accept_record(now, from, &rec) {
                 Ok(true) => {
                     if direct {
                         // Straight from its origin: acknowledge (a leaving node waits for this).
                         self.ack_record(from, rec.generation, rec.version);
                     }
-                    fresh.push(rec)
+                    if let Some(p) = self.peers.get_mut(&rec.name) {
+                        p.record_unflooded = session_delta;
+                    }
+                    if !session_delta {
+                        fresh.push(rec)
+                    }
                 }
                 Ok(false) => {
                     if direct && self.holds_record(&rec) {
@@ -397,6 +405,21 @@ impl Node {
             let forward: Vec<NodeRecord> = idx.iter().map(|&i| fresh[i].clone()).collect();
             self.send_records(&name, &forward);
         }
+    }
+
+    /// True if `rec` is the record its origin `from` sent us as our session came up (its
+    /// `host-up` still waits here): only its neighbour list differs from the one we hold, and
+    /// its origin floods that to the mesh at its own pace, so it is not flooded on from here
+    /// (forming a mesh would otherwise flood one version per session).
+    fn session_delta(&self, from: &str, rec: &NodeRecord) -> bool {
+        self.peers.get(from).is_some_and(|p| {
+            p.up_pending.is_some()
+                && p.record.as_ref().is_some_and(|old| {
+                    old.generation == rec.generation
+                        && old.addresses == rec.addresses
+                        && old.extension == rec.extension
+                })
+        })
     }
 
     /// Checks one record; Ok(true) if it is new and was stored.

@@ -114,6 +114,10 @@ pub struct Peer {
     pub connect_to: bool,
     /// Its latest signed record.
     pub record: Option<NodeRecord>,
+    /// That record came from the node itself as our session came up and differs from the
+    /// one before only in its neighbours: not flooded on nor offered in digest answers (the
+    /// node floods that change at its own pace).
+    pub record_unflooded: bool,
     /// Static subnets its record lists (`Subnet` lines of its own host file).
     pub subnets: Vec<crate::subnet::Subnet>,
     /// `Subnet` lines of its host file on our disk.
@@ -182,6 +186,7 @@ impl Peer {
             static_addresses: Vec::new(),
             connect_to: false,
             record: None,
+            record_unflooded: false,
             subnets: Vec::new(),
             host_subnets: Vec::new(),
             host_vips: Vec::new(),
