@@ -116,8 +116,8 @@ fn check_private_key(server: &ServerConfig, force: bool, r: &mut Report) -> Opti
         Err(e @ KeyError::PermissionsTooOpen { .. }) => {
             // tinc only warns; meshd's daemon refuses such a key (README Differences).
             r.error(format!(
-                "unsafe file permissions on {}: {e} (or meshd fsck --force)",
-                path.display()
+                "{e} (unsafe file permissions: meshd start refuses such a key; or meshd fsck \
+                 --force)"
             ));
             None
         }
@@ -247,6 +247,10 @@ fn check_script(path: &Path, force: bool, r: &Report) {
         return;
     }
     if force {
+        r.warning(format!(
+            "{} is not executable: meshd cannot read and execute it",
+            path.display()
+        ));
         // Executable wherever it is readable.
         let new = mode | 0o100 | ((mode & 0o044) >> 2);
         match std::fs::set_permissions(path, std::fs::Permissions::from_mode(new)) {
@@ -255,7 +259,8 @@ fn check_script(path: &Path, force: bool, r: &Report) {
         }
     } else {
         r.warning(format!(
-            "{} is not executable: meshd will not run it (chmod +x {0}, or meshd fsck --force)",
+            "{} is not executable: meshd cannot read and execute it (chmod +x {0}, or meshd \
+             fsck --force)",
             path.display()
         ));
     }
