@@ -63,9 +63,13 @@ pub fn fsck(netdir: &NetDir, force: bool) -> Result<i32> {
         Ok(s) => s,
         Err(e) => {
             r.error(e);
+            if !super::fsck_vars::has_valid_name(&conf) {
+                r.error("meshd cannot run without a valid Name.");
+            }
             return Ok(1);
         }
     };
+    super::fsck_vars::check_placement(netdir, &conf);
     for w in &server.warnings {
         r.warning(w);
     }
@@ -110,11 +114,15 @@ fn check_private_key(server: &ServerConfig, force: bool, r: &mut Report) -> Opti
             }
         }
         Err(e @ KeyError::PermissionsTooOpen { .. }) => {
-            r.error(format!("{e} (or meshd fsck --force)"));
+            // tinc only warns; meshd's daemon refuses such a key (README Differences).
+            r.error(format!(
+                "{e} (unsafe file permissions: meshd start refuses such a key; or meshd fsck \
+                 --force)"
+            ));
             None
         }
         Err(e) => {
-            r.error(e);
+            r.error(format!("No Ed25519 private key found: {e}"));
             None
         }
     }
@@ -157,18 +165,15 @@ fn check_public_key(
         }
         return Ok(());
     }
-    let args = [format!("{}.Ed25519PublicKey", server.name), want.clone()];
-    let code = super::config_cmd::config(
-        netdir,
-        Some(crate::config::edit::EditAction::Set),
-        &args,
-        true,
-    )?;
-    if code == 0 {
-        r.warning(&problem);
-        r.fixed(format!("{} has Ed25519PublicKey = {want}", host.display()));
-    } else {
-        r.error(problem);
+    // As tinc: old key lines and blocks are commented out, the key appended as a PEM block
+    // (meshd reads it as it reads the one-line form).
+    r.warning(&problem);
+    let text = std::fs::read_to_string(&host).unwrap_or_default();
+    let (mut out, _) = super::init::disable_old_public_keys(&text);
+    out.push_str(&key.public().to_pem_string());
+    match crate::config::write::write_atomic(&host, out.as_bytes(), 0o644) {
+        Ok(()) => eprintln!("Wrote Ed25519 public key to {}.", host.display()),
+        Err(e) => r.error(format!("cannot write {}: {e}", host.display())),
     }
     Ok(())
 }
@@ -242,6 +247,10 @@ fn check_script(path: &Path, force: bool, r: &Report) {
         return;
     }
     if force {
+        r.warning(format!(
+            "{} is not executable: meshd cannot read and execute it",
+            path.display()
+        ));
         // Executable wherever it is readable.
         let new = mode | 0o100 | ((mode & 0o044) >> 2);
         match std::fs::set_permissions(path, std::fs::Permissions::from_mode(new)) {
@@ -250,7 +259,8 @@ fn check_script(path: &Path, force: bool, r: &Report) {
         }
     } else {
         r.warning(format!(
-            "{} is not executable: meshd will not run it (chmod +x {0}, or meshd fsck --force)",
+            "{} is not executable: meshd cannot read and execute it (chmod +x {0}, or meshd \
+             fsck --force)",
             path.display()
         ));
     }

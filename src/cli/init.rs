@@ -99,7 +99,7 @@ fn disable_old_blocks(text: &str, begin: &str) -> (String, bool) {
 /// `text` with every `Ed25519PublicKey` line and every line of an `ED25519 PUBLIC KEY` PEM
 /// block prefixed by `#`, ending in a newline (unless empty), and whether any line was
 /// disabled: what tinc does to the host file before it appends a new key.
-fn disable_old_public_keys(text: &str) -> (String, bool) {
+pub(super) fn disable_old_public_keys(text: &str) -> (String, bool) {
     disable_lines(
         text,
         |line| {

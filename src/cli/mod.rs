@@ -6,6 +6,7 @@ mod dump;
 mod edit;
 mod exchange;
 mod fsck;
+mod fsck_vars;
 mod graph;
 mod init;
 mod invite;

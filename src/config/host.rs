@@ -108,7 +108,15 @@ impl<'a> Vars<'a, '_> {
     /// Warns about each tinc variable given a value meshd does not implement.
     pub fn warn_unimplemented(&mut self) {
         for line in self.lines {
+            let canonical = known::canonical(&line.variable).unwrap_or(&line.variable);
             if let Some(instead) = known::unimplemented(&line.variable, &line.value) {
+                if known::is_obsolete(canonical) {
+                    self.warnings.push(format!(
+                        "{}: obsolete variable {canonical} ignored ({instead})",
+                        line.location()
+                    ));
+                    continue;
+                }
                 self.warnings.push(format!(
                     "{}: {} = {} is not implemented by meshd and is ignored ({instead})",
                     line.location(),
@@ -164,12 +172,44 @@ pub fn parse_host_config(
 
 /// Reads and parses `hosts/NAME` (with the daemon's `-o NAME.VAR=VALUE` applied).
 pub fn load_host_config(netdir: &NetDir, name: &NodeName) -> Result<HostConfig, ConfigError> {
-    let mut lines = read_config_file(netdir.host_file(name))?;
+    let path = netdir.host_file(name);
+    let mut lines = read_config_file(&path)?;
     super::overrides::apply(
         &mut lines,
         super::overrides::for_host(&netdir.overrides, name),
     );
-    parse_host_config(name, lines)
+    let mut host = parse_host_config(name, lines)?;
+    if host.ed25519_public_key.is_none() {
+        host.ed25519_public_key = public_key_elsewhere(&host.raw, &path, &netdir.root)?;
+    }
+    Ok(host)
+}
+
+/// The key of a host without an `Ed25519PublicKey` line, in tinc's two other forms: the
+/// `ED25519 PUBLIC KEY` PEM block of the file named by `Ed25519PublicKeyFile` (relative to
+/// the network directory), else such a block in the host file itself. As tinc-base64.
+pub(super) fn public_key_elsewhere(
+    lines: &[ConfigLine],
+    host_file: &std::path::Path,
+    root: &std::path::Path,
+) -> Result<Option<String>, ConfigError> {
+    use meshd_core::keys::PublicKey;
+    if let Some(line) = lines.iter().find(|l| l.is("Ed25519PublicKeyFile")) {
+        let path = root.join(&line.value);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| line.error(format!("cannot read {}: {e}", path.display())))?;
+        let key = PublicKey::from_pem_str(&text).map_err(|e| {
+            line.error(format!(
+                "{}: no usable ED25519 PUBLIC KEY block: {e}",
+                path.display()
+            ))
+        })?;
+        return Ok(Some(key.to_tinc_base64()));
+    }
+    let text = std::fs::read_to_string(host_file).unwrap_or_default();
+    Ok(PublicKey::from_pem_str(&text)
+        .ok()
+        .map(|k| k.to_tinc_base64()))
 }
 
 /// Loads every host file in `hosts/` whose file name is a valid node name (so `NAME-up`,

@@ -142,11 +142,6 @@ pub const UNIMPLEMENTED: &[(&str, &[&str], &str)] = &[
     ),
     ("Digest", &[], LEGACY),
     (
-        "Ed25519PublicKeyFile",
-        &[],
-        "put the key in the host file (Ed25519PublicKey)",
-    ),
-    (
         "ExperimentalProtocol",
         &["yes"],
         "meshd always uses Ed25519 keys",
@@ -228,6 +223,14 @@ pub const UNIMPLEMENTED: &[(&str, &[&str], &str)] = &[
 ];
 
 const LEGACY: &str = "tinc's legacy (RSA) protocol is not spoken: meshd uses Ed25519 keys only";
+
+/// tinc variables tinc 1.1 itself calls obsolete (its `fsck` says so).
+pub const OBSOLETE: &[&str] = &["GraphDumpFile"];
+
+/// Whether tinc 1.1 calls `variable` obsolete.
+pub fn is_obsolete(variable: &str) -> bool {
+    OBSOLETE.iter().any(|v| v.eq_ignore_ascii_case(variable))
+}
 
 /// If `variable = value` asks for something meshd does not do: what to know instead.
 pub fn unimplemented(variable: &str, value: &str) -> Option<&'static str> {

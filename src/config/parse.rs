@@ -75,7 +75,7 @@ pub fn parse_config_text(text: &str, file: &Path) -> Result<Vec<ConfigLine>, Con
             return Err(ConfigError::at(
                 file,
                 lineno,
-                format!("no value for variable '{variable}'"),
+                format!("No value for variable `{variable}'"),
             ));
         }
         out.push(ConfigLine {
@@ -179,7 +179,7 @@ mod tests {
         assert_eq!(e.line, Some(3));
         assert_eq!(
             e.to_string(),
-            "/n/meshd.conf:3: no value for variable 'Port'"
+            "/n/meshd.conf:3: No value for variable `Port'"
         );
         let e = parse("Port = \n").unwrap_err();
         assert_eq!(e.line, Some(1));

@@ -5,7 +5,7 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::host::{bad_value, host_fields, Vars};
+use super::host::{bad_value, host_fields, public_key_elsewhere, Vars};
 use super::netdir::NetDir;
 use super::overrides;
 use super::parse::{lookup, parse_config_text, read_config_file, ConfigLine};
@@ -354,7 +354,11 @@ pub(super) fn build_server_config(
         }
     }
 
-    let host = host_fields(&mut v)?;
+    let mut host = host_fields(&mut v)?;
+    if host.ed25519_public_key.is_none() {
+        let host_file = netdir.host_file(&name);
+        host.ed25519_public_key = public_key_elsewhere(v.lines, &host_file, &netdir.root)?;
+    }
     let connect_to = v.all("ConnectTo", node_name)?;
     let interface = v.get("Interface", interface_name)?.map(|(i, _)| i);
     let address_family = v.get_or("AddressFamily", AddressFamily::Any, str::parse)?;

@@ -30,6 +30,9 @@ pub struct SimNode {
     pub config: Option<NodeConfig>,
     pub knows: Vec<String>,
     pub events: Vec<(Duration, Event)>,
+    /// For each `host-up` (PeerUp) polled: the peer and the edges (from, to)
+    /// that `dump edges` listed at that moment, as a host-up script sees them.
+    pub edges_at_up: Vec<(String, Vec<(String, String)>)>,
     pub restarts: u64,
     /// Frames the node wrote into its TAP, with the time.
     pub tap_rx: Vec<(Duration, Vec<u8>)>,
@@ -105,6 +108,7 @@ impl SimNet {
                 config: None,
                 knows: Vec::new(),
                 events: Vec::new(),
+                edges_at_up: Vec::new(),
                 restarts: 0,
                 tap_rx: Vec::new(),
                 host: None,
@@ -403,10 +407,16 @@ impl SimNet {
             out.push(t);
         }
         let mut events = Vec::new();
+        let mut edges_at_up = Vec::new();
         while let Some(e) = node.poll_event() {
+            if let Event::PeerUp { name, .. } = &e {
+                let edges = node.edge_statuses().into_iter().map(|e| (e.from, e.to));
+                edges_at_up.push((name.clone(), edges.collect()));
+            }
             events.push((elapsed, e));
         }
         self.nodes[i].events.extend(events);
+        self.nodes[i].edges_at_up.extend(edges_at_up);
         let from = self.nodes[i].addr;
         for t in out {
             let Some(&to) = self.by_addr.get(&t.destination) else {

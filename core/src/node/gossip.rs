@@ -37,6 +37,9 @@ pub(super) struct OwnRecord {
     pub refresh: bool,
     /// A change of the neighbour list alone waits until then (pacing).
     pub publish_at: Option<Instant>,
+    /// The current version went to one new neighbour only; the others get it
+    /// at the next publish even if nothing changed by then.
+    pub flood_owed: bool,
 }
 
 impl OwnRecord {
@@ -49,6 +52,7 @@ impl OwnRecord {
             signed_at: None,
             refresh: false,
             publish_at: None,
+            flood_owed: false,
         }
     }
 }
@@ -94,8 +98,34 @@ impl Node {
             }
         }
         self.own.publish_at = None;
-        let neighbours: Vec<Neighbour> = self
-            .peers
+        let neighbours = self.own_neighbours();
+        let unchanged = self.own.record.as_ref().is_some_and(|r| {
+            r.neighbours == neighbours
+                && r.addresses == self.config.advertised_addresses
+                && r.extension == extension
+        });
+        let record = match &self.own.record {
+            Some(record) if unchanged && !self.own.refresh => {
+                if !self.own.flood_owed {
+                    return;
+                }
+                record.clone()
+            }
+            _ => {
+                self.own.refresh = false;
+                self.sign_own_record(now, neighbours, extension)
+            }
+        };
+        self.own.flood_owed = false;
+        let alive = self.alive_peer_names();
+        for name in alive {
+            self.send_records(&name, std::slice::from_ref(&record));
+        }
+    }
+
+    /// Our live sessions, as our record lists them.
+    fn own_neighbours(&self) -> Vec<Neighbour> {
+        self.peers
             .values()
             .filter(|p| p.alive)
             .filter_map(|p| {
@@ -104,16 +134,16 @@ impl Node {
                     endpoint,
                 })
             })
-            .collect();
-        let unchanged = self.own.record.as_ref().is_some_and(|r| {
-            r.neighbours == neighbours
-                && r.addresses == self.config.advertised_addresses
-                && r.extension == extension
-        });
-        if unchanged && !self.own.refresh {
-            return;
-        }
-        self.own.refresh = false;
+            .collect()
+    }
+
+    /// Signs the next version of our record and keeps it as the current one.
+    fn sign_own_record(
+        &mut self,
+        now: Instant,
+        neighbours: Vec<Neighbour>,
+        extension: Vec<u8>,
+    ) -> NodeRecord {
         self.own.signed_at = Some(now);
         self.own.version += 1;
         let mut record = NodeRecord {
@@ -128,10 +158,42 @@ impl Node {
         };
         record.signature = self.identity.sign(&record.signed_bytes());
         self.own.record = Some(record.clone());
-        let alive = self.alive_peer_names();
-        for name in alive {
-            self.send_records(&name, std::slice::from_ref(&record));
+        record
+    }
+
+    /// A session with `name` just went live: it gets our record listing it at
+    /// once (its `host-up` waits for that, announce.rs). A change of the
+    /// neighbour list alone is signed for it now but flooded to the others at
+    /// the usual pace; any other change is flooded to all now.
+    pub(super) fn send_own_record_to(&mut self, now: Instant, name: &str) {
+        if self.shutting_down {
+            return;
         }
+        let extension = encode_extension(&self.own_extension_items());
+        let neighbours = self.own_neighbours();
+        let record = match &self.own.record {
+            Some(r) if r.neighbours == neighbours
+                && r.addresses == self.config.advertised_addresses
+                && r.extension == extension =>
+            {
+                r.clone()
+            }
+            Some(r)
+                if r.addresses == self.config.advertised_addresses && r.extension == extension =>
+            {
+                let record = self.sign_own_record(now, neighbours, extension);
+                self.own.flood_owed = true;
+                self.own.dirty = true;
+                self.own.publish_at = Some(now + NEIGHBOURS_REPUBLISH_EVERY);
+                record
+            }
+            _ => {
+                self.own.refresh = true;
+                self.publish_own_record(now);
+                return;
+            }
+        };
+        self.send_records(name, std::slice::from_ref(&record));
     }
 
     /// Sends records to one peer, packed into messages of a sane size.
@@ -236,9 +298,11 @@ impl Node {
             .collect();
         let mut newer: Vec<NodeRecord> = Vec::new();
         let own = self.own.record.iter();
+        // A record its origin sent only us as our session came up is its origin's to flood.
         for rec in self
             .peers
             .values()
+            .filter(|p| !p.record_unflooded)
             .filter_map(|p| p.record.as_ref())
             .chain(own)
             .filter(|r| digest.covers(&r.name))
@@ -274,13 +338,19 @@ impl Node {
                 continue;
             }
             let direct = rec.name == from;
+            let session_delta = direct && self.session_delta(from, &rec);
             match self.accept_record(now, from, &rec) {
                 Ok(true) => {
                     if direct {
                         // Straight from its origin: acknowledge (a leaving node waits for this).
                         self.ack_record(from, rec.generation, rec.version);
                     }
-                    fresh.push(rec)
+                    if let Some(p) = self.peers.get_mut(&rec.name) {
+                        p.record_unflooded = session_delta;
+                    }
+                    if !session_delta {
+                        fresh.push(rec)
+                    }
                 }
                 Ok(false) => {
                     if direct && self.holds_record(&rec) {
@@ -335,6 +405,21 @@ impl Node {
             let forward: Vec<NodeRecord> = idx.iter().map(|&i| fresh[i].clone()).collect();
             self.send_records(&name, &forward);
         }
+    }
+
+    /// True if `rec` is the record its origin `from` sent us as our session came up (its
+    /// `host-up` still waits here): only its neighbour list differs from the one we hold, and
+    /// its origin floods that to the mesh at its own pace, so it is not flooded on from here
+    /// (forming a mesh would otherwise flood one version per session).
+    fn session_delta(&self, from: &str, rec: &NodeRecord) -> bool {
+        self.peers.get(from).is_some_and(|p| {
+            p.up_pending.is_some()
+                && p.record.as_ref().is_some_and(|old| {
+                    old.generation == rec.generation
+                        && old.addresses == rec.addresses
+                        && old.extension == rec.extension
+                })
+        })
     }
 
     /// Checks one record; Ok(true) if it is new and was stored.
@@ -446,6 +531,7 @@ impl Node {
         // A new key, a handshake now, a VIP (a steering relation): all bring
         // its timer forward.
         self.touch(&rec.name);
+        self.announce_up_if_ready(&rec.name);
         Ok(true)
     }
 

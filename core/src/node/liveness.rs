@@ -110,11 +110,9 @@ impl Node {
             tracing::info!(peer = %name, %endpoint, "peer is up");
             self.touch(name);
             self.own.dirty = true;
-            self.events.push_back(Event::PeerUp {
-                name: name.to_string(),
-                endpoint,
-            });
-            self.peer_subnets_up(now, name);
+            self.vip.set_peer_alive(name, true, now);
+            // `host-up` once its record lists us (announce.rs).
+            self.session_up(now, name);
             // Exchange membership at once so a newcomer converges quickly.
             self.send_digest(now, name);
         }
@@ -248,6 +246,7 @@ impl Node {
     }
 
     pub(super) fn tick_peer(&mut self, now: Instant, name: &NodeName) {
+        self.announce_up_if_due(now, name);
         let Some(peer) = self.peers.get(name) else {
             return;
         };
@@ -349,6 +348,12 @@ impl Node {
         if !peer.alive {
             return;
         }
+        // Its `host-up` still waited for its record: run it first, so that
+        // every `host-down` follows a `host-up`.
+        self.announce_up(name);
+        let Some(peer) = self.peers.get_mut(name) else {
+            return;
+        };
         peer.alive = false;
         peer.state_changed = Some(now);
         peer.stats.deaths += 1;

@@ -6,6 +6,7 @@
 //! driver (the `meshd` crate) and the simulated network in the tests are its
 //! only callers.
 
+mod announce;
 pub mod detector;
 mod gossip;
 mod handshake;

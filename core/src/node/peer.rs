@@ -114,6 +114,10 @@ pub struct Peer {
     pub connect_to: bool,
     /// Its latest signed record.
     pub record: Option<NodeRecord>,
+    /// That record came from the node itself as our session came up and differs from the
+    /// one before only in its neighbours: not flooded on nor offered in digest answers (the
+    /// node floods that change at its own pace).
+    pub record_unflooded: bool,
     /// Static subnets its record lists (`Subnet` lines of its own host file).
     pub subnets: Vec<crate::subnet::Subnet>,
     /// `Subnet` lines of its host file on our disk.
@@ -142,6 +146,10 @@ pub struct Peer {
     pub send_index: Option<u32>,
     /// Alive for steering: an authenticated packet arrived within DeadInterval.
     pub alive: bool,
+    /// Alive, but `host-up` not yet announced: it waits (until this deadline at most)
+    /// for the peer's record that lists this node, so that both directions of the
+    /// new edge are known when the script runs (tinc sends ADD_EDGE before).
+    pub up_pending: Option<Instant>,
     /// `purge` forgot it while it was down: `dump nodes` leaves it out (as tinc deletes the
     /// node) until it is alive again; its host file keeps it tried as usual.
     pub purged: bool,
@@ -178,6 +186,7 @@ impl Peer {
             static_addresses: Vec::new(),
             connect_to: false,
             record: None,
+            record_unflooded: false,
             subnets: Vec::new(),
             host_subnets: Vec::new(),
             host_vips: Vec::new(),
@@ -191,6 +200,7 @@ impl Peer {
             record_refreshed: now,
             send_index: None,
             alive: false,
+            up_pending: None,
             purged: false,
             last_rx: None,
             last_hello_tx: None,

@@ -236,7 +236,8 @@ impl Node {
             return;
         };
         let old = std::mem::replace(&mut peer.subnets, subnets.clone());
-        let alive = peer.alive;
+        // While its `host-up` waits, its subnets go up with it (announce.rs).
+        let alive = peer.alive && peer.up_pending.is_none();
         if alive {
             for s in old.iter().filter(|s| !subnets.contains(s)) {
                 self.push_subnet_event(false, Some(name.to_string()), *s);
@@ -256,13 +257,8 @@ impl Node {
         while self.switch.poll_event().is_some() {}
     }
 
-    /// A peer came up: `subnet-up` for each of its static subnets.
-    pub(super) fn peer_subnets_up(&mut self, now: Instant, name: &str) {
-        self.vip.set_peer_alive(name, true, now);
-        self.push_static_subnet_events(true, name);
-    }
-
-    fn push_static_subnet_events(&mut self, up: bool, name: &str) {
+    /// `subnet-up` (or down) for each of a peer's static subnets.
+    pub(super) fn push_static_subnet_events(&mut self, up: bool, name: &str) {
         let subnets = self
             .peers
             .get(name)
