@@ -17,7 +17,11 @@ fn fresh(tmp: &Path, name: &str) -> PathBuf {
 
 /// `fsck` (with `--force` if asked): its exit code and stderr.
 fn fsck(dir: &Path, force: bool) -> (Option<i32>, String) {
-    let args: &[&str] = if force { &["--force", "fsck"] } else { &["fsck"] };
+    let args: &[&str] = if force {
+        &["--force", "fsck"]
+    } else {
+        &["fsck"]
+    };
     let o = meshd(dir, args);
     (o.status.code(), stderr(&o))
 }
@@ -34,11 +38,36 @@ fn without_key_line(text: &str) -> String {
 fn fsck_warns_in_tincs_words_about_variables() {
     let tmp = tempfile::tempdir().unwrap();
     let cases: &[(&str, &str, Option<i32>, &str)] = &[
-        ("hosts", "GraphDumpFile = /dev/null\n", Some(0), "obsolete variable GraphDumpFile"),
-        ("hosts", "Weight = \n", Some(1), "No value for variable `Weight'"),
-        ("hosts", "Weight = 0\nWeight = 1\n", Some(0), "multiple instances of variable Weight"),
-        ("hosts", "Interface = fake0\n", Some(0), "server variable Interface found in host config"),
-        ("tinc.conf", "Port = 1337\n", Some(0), "host variable Port found in server config"),
+        (
+            "hosts",
+            "GraphDumpFile = /dev/null\n",
+            Some(0),
+            "obsolete variable GraphDumpFile",
+        ),
+        (
+            "hosts",
+            "Weight = \n",
+            Some(1),
+            "No value for variable `Weight'",
+        ),
+        (
+            "hosts",
+            "Weight = 0\nWeight = 1\n",
+            Some(0),
+            "multiple instances of variable Weight",
+        ),
+        (
+            "hosts",
+            "Interface = fake0\n",
+            Some(0),
+            "server variable Interface found in host config",
+        ),
+        (
+            "tinc.conf",
+            "Port = 1337\n",
+            Some(0),
+            "host variable Port found in server config",
+        ),
     ];
     for (i, (file, line, code, want)) in cases.iter().enumerate() {
         let name = format!("n{i}");
@@ -112,7 +141,10 @@ fn fsck_force_writes_the_public_key_as_a_pem_block_that_meshd_reads() {
     )
     .unwrap();
     std::fs::write(&host, "Port = 0\n").unwrap();
-    append(&dir.join("tinc.conf"), &format!("Ed25519PublicKeyFile = {}\n", pem.display()));
+    append(
+        &dir.join("tinc.conf"),
+        &format!("Ed25519PublicKeyFile = {}\n", pem.display()),
+    );
     let (rc, err) = fsck(&dir, false);
     assert_eq!(rc, Some(0), "{err}");
     assert!(!err.contains("No (usable) public Ed25519"), "{err}");

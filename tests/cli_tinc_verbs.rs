@@ -258,10 +258,17 @@ fn fsck_is_silent_on_a_healthy_directory_and_names_each_problem() {
     // --force comments the wrong key out and appends the right one as tinc does, a PEM block.
     let o = meshd(&dir, &["--force", "fsck"]);
     assert_ok(&o);
-    assert!(stderr(&o).contains("Wrote Ed25519 public key"), "{}", show(&o));
+    assert!(
+        stderr(&o).contains("Wrote Ed25519 public key"),
+        "{}",
+        show(&o)
+    );
     let fixed = read(&host);
     assert!(fixed.contains(&format!("#{other}\n")), "{fixed}");
-    assert!(fixed.contains("-----BEGIN ED25519 PUBLIC KEY-----\n"), "{fixed}");
+    assert!(
+        fixed.contains("-----BEGIN ED25519 PUBLIC KEY-----\n"),
+        "{fixed}"
+    );
     let o = meshd(&dir, &["fsck"]);
     assert_ok(&o);
     assert_eq!(stderr(&o), "");

@@ -67,7 +67,10 @@ fn host_up_does_not_wait_for_the_paced_record_flood() {
             .unwrap_or_else(|| panic!("{node} never ran host-up for {peer}"));
         // The handshake and one record take a few round trips of 0.2 ms; the
         // neighbour list alone is flooded to the mesh at most once a second.
-        assert!(at < Duration::from_millis(100), "{node}: host-up {peer} at {at:?}");
+        assert!(
+            at < Duration::from_millis(100),
+            "{node}: host-up {peer} at {at:?}"
+        );
     }
 }
 

@@ -13,7 +13,8 @@ pub fn has_valid_name(conf: &Path) -> bool {
     let Ok(lines) = read_config_file(conf) else {
         return false;
     };
-    lookup(&lines, "Name").is_some_and(|l| l.value.starts_with('$') || NodeName::new(&l.value).is_ok())
+    lookup(&lines, "Name")
+        .is_some_and(|l| l.value.starts_with('$') || NodeName::new(&l.value).is_ok())
 }
 
 /// Which file a variable belongs in, for tinc's two warnings.

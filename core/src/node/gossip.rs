@@ -172,9 +172,10 @@ impl Node {
         let extension = encode_extension(&self.own_extension_items());
         let neighbours = self.own_neighbours();
         let record = match &self.own.record {
-            Some(r) if r.neighbours == neighbours
-                && r.addresses == self.config.advertised_addresses
-                && r.extension == extension =>
+            Some(r)
+                if r.neighbours == neighbours
+                    && r.addresses == self.config.advertised_addresses
+                    && r.extension == extension =>
             {
                 r.clone()
             }
