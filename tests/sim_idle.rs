@@ -193,3 +193,49 @@ fn three_hundred_nodes_form_a_mesh_idle_cheaply_and_never_die_falsely() {
         .unwrap_or(300);
     form_and_idle(n);
 }
+
+/// A VIP holder heartbeats every peer at HelloInterval; those heartbeats
+/// leave together, on one grid of instants, so the holder wakes about ten
+/// times a second for them, not once per peer and heartbeat. (At idle a
+/// daemon's CPU is its wakeups: bench-scale's 30 nodes.)
+#[test]
+fn a_holders_heartbeats_leave_together() {
+    let names: Vec<String> = (0..8).map(|i| format!("n{i}")).collect();
+    let mut net = hub_mesh(43, &names, |_| {});
+    let mut cfg = net.config("n3", &["n0"]);
+    cfg.vips = vec![vip()];
+    net.reload("n3", cfg);
+    net.run_for(Duration::from_secs(5));
+    assert!(net.full_mesh(&names));
+    let holder = net.idx("n3");
+    let sent = Rc::new(RefCell::new(0u64));
+    let s = sent.clone();
+    net.tap = Some(Box::new(move |from, _, _| {
+        if from == holder {
+            *s.borrow_mut() += 1;
+        }
+        true
+    }));
+    // Each virtual millisecond in which the holder sent anything is one wakeup.
+    let (mut slots, mut seen) = (0u64, 0u64);
+    let idle_for = Duration::from_secs(10);
+    let _ = net.run_until_cond(idle_for, MS, |_| {
+        let now = *sent.borrow();
+        if now > seen {
+            slots += 1;
+            seen = now;
+        }
+        false
+    });
+    let per_s = |x: u64| x as f64 / idle_for.as_secs_f64();
+    eprintln!(
+        "holder n3: {:.1} datagrams/s in {:.1} sending instants/s",
+        per_s(seen),
+        per_s(slots)
+    );
+    // 7 peers at 10 heartbeats/s, and digests.
+    assert!(per_s(seen) >= 68.0, "{}", per_s(seen));
+    // One instant per HelloInterval for all 7, a few more for digests and answers.
+    assert!(per_s(slots) <= 16.0, "{}", per_s(slots));
+    assert_eq!(timeouts(&net), 0);
+}

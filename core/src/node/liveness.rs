@@ -272,7 +272,7 @@ impl Node {
         let hello_due = speed_up
             || peer
                 .last_hello_tx
-                .is_none_or(|t| now.saturating_duration_since(t) >= period);
+                .is_none_or(|t| now >= self.next_hello_after(t, period));
         let handshake_due = peer.key.is_some() && now >= peer.next_handshake;
         let needs_rekey = peer
             .send_index
@@ -291,14 +291,7 @@ impl Node {
         let on_demand_due = peer.detector.next_on_demand().is_some_and(|t| now >= t);
         let on_demand = if alive && on_demand_due {
             let since = peer.detector.unanswered_since();
-            let peers = &self.peers;
-            let others_heard = || {
-                since.is_some_and(|s| {
-                    peers
-                        .values()
-                        .any(|q| q.name != *name && q.alive && q.last_rx.is_some_and(|t| t > s))
-                })
-            };
+            let others_heard = || since.is_some_and(|s| self.another_answered(name, s));
             let mut detector = peer.detector.clone();
             let verdict = detector.on_demand(now, others_heard);
             if let Some(p) = self.peers.get_mut(name) {
@@ -318,6 +311,7 @@ impl Node {
         if alive {
             if on_demand == OnDemand::Probe {
                 self.send_hello(now, name, Hello::REPLY_REQUESTED);
+                self.check_hearing(now, name);
             } else if probe_due {
                 if let Some(p) = self.peers.get_mut(name) {
                     p.probes_sent += 1;
@@ -338,6 +332,62 @@ impl Node {
             }
         } else if handshake_due {
             self.start_handshake(now, name);
+        }
+    }
+
+    /// When the heartbeat after one sent at `last` is due: the next point of
+    /// the grid of wall-clock multiples of `period`, not `last + period`.
+    /// All peers on one rate come due at the same instants, so a node's
+    /// heartbeats leave in one wakeup instead of one each; and since every
+    /// node's grid is the same (clocks agree to a few milliseconds), the
+    /// heartbeats a node receives arrive together too: at idle a daemon's
+    /// cost is its wakeups, not its packets. A peer sees `period` between
+    /// heartbeats; a probe or an answer sent between grid points does not
+    /// move the grid.
+    pub(super) fn next_hello_after(&self, last: Instant, period: Duration) -> Instant {
+        let period_ns = period.as_nanos().max(1);
+        let phase = u128::from(self.wall_ns_at_start) % period_ns;
+        let since = last.saturating_duration_since(self.start).as_nanos() + phase;
+        let steps = since / period_ns + 1;
+        let offset = (steps.saturating_mul(period_ns)).saturating_sub(phase);
+        let offset = Duration::from_nanos(u64::try_from(offset).unwrap_or(u64::MAX));
+        self.start.checked_add(offset).unwrap_or(last + period)
+    }
+
+    /// Whether a live peer other than `silent` answered a hello we sent at
+    /// or after `since`: proof that we hear, and that paths did not just
+    /// slow down for everyone (a heartbeat that merely arrived proves
+    /// neither: it may have left long before).
+    fn another_answered(&self, silent: &str, since: Instant) -> bool {
+        self.peers
+            .values()
+            .any(|q| q.name != *silent && q.alive && q.last_echoed.is_some_and(|t| t >= since))
+    }
+
+    /// Frames to `silent` go unanswered: unless another peer already answered
+    /// since they started to, ask the live peer with the shortest round trip
+    /// for an answer, so that the window's end can tell a dead holder from
+    /// our own deafness or a path that slowed down for everyone. One
+    /// datagram per on-demand probe, at most.
+    fn check_hearing(&mut self, now: Instant, silent: &str) {
+        let Some(since) = self
+            .peers
+            .get(silent)
+            .and_then(|p| p.detector.unanswered_since())
+        else {
+            return;
+        };
+        if self.another_answered(silent, since) {
+            return;
+        }
+        let witness = self
+            .peers
+            .values()
+            .filter(|q| q.name != *silent && q.alive && !q.detector.suspected())
+            .min_by_key(|q| q.detector.srtt().unwrap_or(Duration::MAX))
+            .map(|q| q.name.clone());
+        if let Some(witness) = witness {
+            self.send_hello(now, &witness, Hello::REPLY_REQUESTED);
         }
     }
 

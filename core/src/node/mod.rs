@@ -508,6 +508,14 @@ impl Node {
                             .saturating_sub(hello.echo_us)
                             .saturating_sub(hello.echo_delay_us as u64);
                         let rtt = Duration::from_micros(rtt);
+                        // The peer controls echo_us: an instant past now is no answer.
+                        let echoed = self
+                            .start
+                            .checked_add(Duration::from_micros(hello.echo_us - 1))
+                            .filter(|t| *t <= now);
+                        if echoed > peer.last_echoed {
+                            peer.last_echoed = echoed;
+                        }
                         peer.stats.rtt = Some(rtt);
                         peer.detector.rtt_sample(rtt);
                         self.vip.set_rtt(from, peer.detector.srtt());

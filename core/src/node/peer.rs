@@ -167,6 +167,10 @@ pub struct Peer {
     pub timestamp_guard: TimestampGuard,
     /// `sent_us` of its last hello and when it arrived, echoed back for RTT.
     pub last_hello_rx: Option<(u64, Instant)>,
+    /// When we sent the latest of our hellos that it echoed back: it answered
+    /// everything we sent up to then (the on-demand detector's proof that we
+    /// hear, and that paths did not slow down for everyone).
+    pub last_echoed: Option<Instant>,
     /// Reply-requested probes sent since the last packet from it (0, 1 or 2).
     pub probes_sent: u8,
     /// The adaptive failure detector: RTT, heartbeat statistics, deadline,
@@ -209,6 +213,7 @@ impl Peer {
             attempts: 0,
             timestamp_guard: TimestampGuard::default(),
             last_hello_rx: None,
+            last_echoed: None,
             probes_sent: 0,
             detector: super::detector::Detector::default(),
             stats: PeerStats::default(),

@@ -112,7 +112,7 @@ impl Node {
             let (period, flags) = peer.detector.sending(self.heartbeat_fast(), &bounds);
             let speed_up = flags & Hello::SLOW == 0 && peer.detector.sending_slow();
             match peer.last_hello_tx {
-                Some(t) if !speed_up => consider(t + period),
+                Some(t) if !speed_up => consider(self.next_hello_after(t, period)),
                 Some(t) => consider(t),
                 None => consider(self.start),
             }
