@@ -345,13 +345,7 @@ impl Node {
     /// heartbeats; a probe or an answer sent between grid points does not
     /// move the grid.
     pub(super) fn next_hello_after(&self, last: Instant, period: Duration) -> Instant {
-        let period_ns = period.as_nanos().max(1);
-        let phase = u128::from(self.wall_ns_at_start) % period_ns;
-        let since = last.saturating_duration_since(self.start).as_nanos() + phase;
-        let steps = since / period_ns + 1;
-        let offset = (steps.saturating_mul(period_ns)).saturating_sub(phase);
-        let offset = Duration::from_nanos(u64::try_from(offset).unwrap_or(u64::MAX));
-        self.start.checked_add(offset).unwrap_or(last + period)
+        super::timers::next_on_wall_grid(self.start, self.wall_ns_at_start, last, period)
     }
 
     /// Whether a live peer other than `silent` answered a hello we sent at

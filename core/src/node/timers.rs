@@ -16,7 +16,7 @@ use super::{Node, Peer};
 use crate::name::NodeName;
 use crate::wire::Hello;
 use std::collections::{BTreeSet, HashMap};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Instants per key, earliest first; one entry per key.
 #[derive(Debug, Default)]
@@ -78,6 +78,24 @@ impl TimerQueue {
     pub(super) fn len(&self) -> usize {
         self.queued.len()
     }
+}
+
+/// The first instant after `last` that is a multiple of `period` in wall-clock
+/// time, for a clock that read `wall_ns_at_start` (Unix nanoseconds) at
+/// `start`: nodes whose clocks agree share the grid whenever they started.
+pub(super) fn next_on_wall_grid(
+    start: Instant,
+    wall_ns_at_start: u64,
+    last: Instant,
+    period: Duration,
+) -> Instant {
+    let period_ns = period.as_nanos().max(1);
+    let phase = u128::from(wall_ns_at_start) % period_ns;
+    let since = last.saturating_duration_since(start).as_nanos() + phase;
+    let steps = since / period_ns + 1;
+    let offset = steps.saturating_mul(period_ns).saturating_sub(phase);
+    let offset = Duration::from_nanos(u64::try_from(offset).unwrap_or(u64::MAX));
+    start.checked_add(offset).unwrap_or(last + period)
 }
 
 /// Peers whose next due time may have moved earlier since they were queued.
@@ -255,6 +273,32 @@ mod tests {
         assert_eq!(q.queued_at("a"), Some(t0 + Duration::from_secs(1)));
         assert_eq!(q.len(), 1);
         assert_eq!(q.next(), Some(t0 + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn nodes_started_apart_share_the_wall_clock_grid() {
+        let t0 = crate::test_clock::start();
+        let ms = Duration::from_millis;
+        let period = ms(100);
+        // Node a started at t0 when the wall clock read 1000.030 s; node b
+        // 47 ms later (wall 1000.077 s). Grid points: wall multiples of 100 ms.
+        let wall_a = 1_000_030_000_000u64;
+        let (start_b, wall_b) = (t0 + ms(47), wall_a + 47_000_000);
+        let a = next_on_wall_grid(t0, wall_a, t0 + ms(5), period);
+        assert_eq!(a, t0 + ms(70), "wall 1000.100 s");
+        let b = next_on_wall_grid(start_b, wall_b, start_b, period);
+        assert_eq!(b, a, "the same wall instant");
+        // On a grid point, the next one; a reply sent between points does not move it.
+        assert_eq!(next_on_wall_grid(t0, wall_a, a, period), t0 + ms(170));
+        assert_eq!(
+            next_on_wall_grid(t0, wall_a, t0 + ms(169), period),
+            t0 + ms(170)
+        );
+        // A clock exactly on the grid at start.
+        assert_eq!(
+            next_on_wall_grid(t0, 2_000_000_000, t0, period),
+            t0 + ms(100)
+        );
     }
 
     #[test]
