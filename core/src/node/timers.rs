@@ -95,7 +95,10 @@ pub(super) fn next_on_wall_grid(
     let steps = since / period_ns + 1;
     let offset = steps.saturating_mul(period_ns).saturating_sub(phase);
     let offset = Duration::from_nanos(u64::try_from(offset).unwrap_or(u64::MAX));
-    start.checked_add(offset).unwrap_or(last + period)
+    start
+        .checked_add(offset)
+        .or_else(|| last.checked_add(period))
+        .unwrap_or(last)
 }
 
 /// Peers whose next due time may have moved earlier since they were queued.
