@@ -252,7 +252,7 @@ impl Lab {
 #[derive(Parser, Debug)]
 #[command(name = "scripts/bench-faults", override_help = include_str!("help/bench-faults.txt"), args_override_self = true, disable_version_flag = true)]
 pub struct Faults {
-    #[arg(long, default_value = "loss1,loss5,jitter,reorder,dup,all")]
+    #[arg(long, default_value = "loss1,loss5,jitter,rtt200,reorder,dup,all")]
     profiles: String,
     #[arg(long, default_value = "3", value_parser = seconds)]
     minutes: String,
@@ -272,7 +272,9 @@ pub struct Faults {
 
 impl Faults {
     pub fn shell(&self) -> Result<Shell, String> {
-        let profiles = ["none", "loss1", "loss5", "jitter", "reorder", "dup", "all"];
+        let profiles = [
+            "none", "loss1", "loss5", "jitter", "rtt200", "reorder", "dup", "all",
+        ];
         let list =
             list("profile", &self.profiles, &profiles).map_err(|e| format!("--profiles: {e}"))?;
         let minutes: f64 = self

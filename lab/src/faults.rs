@@ -354,7 +354,7 @@ pub struct Doc<'a> {
 }
 
 /// The profiles that must show no false failover at all.
-const STRICT: [&str; 5] = ["none", "loss1", "jitter", "reorder", "dup"];
+const STRICT: [&str; 6] = ["none", "loss1", "jitter", "rtt200", "reorder", "dup"];
 
 /// Pass: every session alive at the end, and no false failover under the mild profiles.
 pub fn passed(r: &ProfileResult) -> bool {

@@ -300,7 +300,7 @@ enum Cmd {
     /// scripts/bench-faults: the line printed when a profile ends.
     FaultsLine { result: PathBuf },
     /// scripts/bench-faults: the table of the results; exits 3 if a profile failed
-    /// (a session lost, or a false failover under none/loss1/jitter/reorder/dup).
+    /// (a session lost, or a false failover under none/loss1/jitter/rtt200/reorder/dup).
     FaultsTable {
         /// Also write the JSON document here.
         #[arg(long)]
