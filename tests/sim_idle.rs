@@ -239,3 +239,50 @@ fn a_holders_heartbeats_leave_together() {
     assert!(per_s(slots) <= 16.0, "{}", per_s(slots));
     assert_eq!(timeouts(&net), 0);
 }
+
+/// A node's timer wakes it only when it has something to do: at idle, a
+/// node that holds no VIP in a mesh with three holders wakes for its own
+/// heartbeats and digests, not once per heartbeat it receives (each moves
+/// that peer's probe time later, and a wakeup at the old time does nothing).
+#[test]
+fn an_idle_node_wakes_only_to_send() {
+    let names: Vec<String> = (0..30).map(|i| format!("n{i:02}")).collect();
+    let mut net = hub_mesh(44, &names, |_| {});
+    for h in ["n01", "n02", "n03"] {
+        let mut cfg = net.config(h, &["n00"]);
+        cfg.vips = vec![vip()];
+        net.reload(h, cfg);
+    }
+    net.run_for(Duration::from_secs(20));
+    assert!(net.full_mesh(&names));
+    let idle_for = Duration::from_secs(20);
+    let before: Vec<(u64, u64)> = net
+        .nodes
+        .iter()
+        .map(|n| (n.wakeups, n.idle_wakeups))
+        .collect();
+    net.run_for(idle_for);
+    let per_s = |x: u64| x as f64 / idle_for.as_secs_f64();
+    for (i, n) in net.nodes.iter().enumerate() {
+        let (w, idle) = (n.wakeups - before[i].0, n.idle_wakeups - before[i].1);
+        eprintln!(
+            "{}: {:.1} timer wakeups/s, {:.1} sent nothing",
+            n.name,
+            per_s(w),
+            per_s(idle)
+        );
+        // Holders: one instant per HelloInterval for all their heartbeats.
+        // The others: their slow heartbeats (one instant every few seconds)
+        // and digests. Before heartbeats retimed their sender: 20 and 12/s.
+        let holder = ["n01", "n02", "n03"].contains(&n.name.as_str());
+        let most = if holder { 11.0 } else { 2.0 };
+        assert!(per_s(w) <= most, "{}: {:.1} wakeups/s", n.name, per_s(w));
+        assert!(
+            per_s(idle) <= 1.0,
+            "{}: {:.1} idle wakeups/s",
+            n.name,
+            per_s(idle)
+        );
+    }
+    assert_eq!(timeouts(&net), 0);
+}

@@ -41,6 +41,10 @@ pub struct SimNode {
     pub host: Option<HostFn>,
     /// How far its wall clock is off, in nanoseconds (read at each start).
     pub clock_offset_ns: i64,
+    /// Times the network called `handle_timeout` (a driver's timer wakeups),
+    /// and how many of them sent nothing.
+    pub wakeups: u64,
+    pub idle_wakeups: u64,
 }
 
 /// A simulated host kernel behind a node's TAP.
@@ -113,6 +117,8 @@ impl SimNet {
                 tap_rx: Vec::new(),
                 host: None,
                 clock_offset_ns: 0,
+                wakeups: 0,
+                idle_wakeups: 0,
             })
             .collect();
         let base = Instant::now();
@@ -520,6 +526,9 @@ impl SimNet {
             for &i in &touched {
                 if let Some(n) = self.nodes[i].node.as_mut() {
                     n.handle_timeout(now);
+                    let sent_nothing = n.queued().transmits == 0;
+                    self.nodes[i].wakeups += 1;
+                    self.nodes[i].idle_wakeups += u64::from(sent_nothing);
                 }
                 self.pump(i);
                 self.timers[i] = self.timer_of(i);

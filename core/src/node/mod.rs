@@ -521,8 +521,9 @@ impl Node {
                         self.vip.set_rtt(from, peer.detector.srtt());
                     }
                 }
-                // Its deadline may have shrunk, its heartbeat rate changed.
-                self.touch(from);
+                // Its probes and deadline moved later, its deadline may have
+                // shrunk, its heartbeat rate changed.
+                self.retime(from);
                 if reply {
                     self.send_hello(now, from, 0);
                 }

@@ -4,9 +4,12 @@
 //! the peers it knows but cannot reach.
 //!
 //! The queue holds, per peer, an instant no later than the peer's next due
-//! time (a lower bound). A change that can only delay a peer (a heartbeat
+//! time (a lower bound). A change that can only delay a peer (a data packet
 //! arriving) needs nothing: its entry comes up early, the peer is ticked
-//! (harmless) and queued again at its real time. A change that can bring a
+//! (harmless) and queued again at its real time. A heartbeat arriving
+//! *retimes* the peer (queued afresh at its real time): at idle, heartbeats
+//! are what arrives, and a tick at the old time would wake the driver for
+//! nothing once per heartbeat received. A change that can bring a
 //! peer's time forward *touches* it; touched peers are queued again before
 //! the next tick and counted in `poll_timeout` until then. The invariant is
 //! checked after every step of the simulated-network tests
@@ -171,6 +174,14 @@ impl Node {
         if let Some((key, _)) = self.peers.get_key_value(name) {
             self.touched.names.push(key.clone());
         }
+    }
+
+    /// `name`'s due time moved, later or earlier (a heartbeat arrived: its
+    /// probes and deadline move later, its rate may have changed): queue it
+    /// afresh before the next tick instead of ticking it at the old time.
+    pub(super) fn retime(&mut self, name: &str) {
+        self.timers.cancel(name);
+        self.touch(name);
     }
 
     /// Every peer's due time may have moved (settings, our own VIPs, a stall).
