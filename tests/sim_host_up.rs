@@ -13,6 +13,7 @@ fn star(seed: u64, hub: &str, others: &[&str]) -> SimNet {
     let mut all = vec![hub];
     all.extend_from_slice(others);
     let mut net = SimNet::new(seed, &all);
+    net.record_edges_at_up = true;
     let cfg = net.config(hub, &[]);
     net.start(cfg, others);
     for name in others {

@@ -85,6 +85,10 @@ pub struct SimNet {
     /// (from, to, address): datagrams from node `from` to node `to` arrive
     /// with this source address instead of `from`'s (a spoofed source).
     pub spoof: Vec<(usize, usize, SocketAddr)>,
+    /// Record, at each PeerUp, the edges `dump edges` listed then
+    /// (`SimNode::edges_at_up`). Off by default: at hundreds of nodes it is
+    /// every edge of the mesh once per PeerUp, tens of gigabytes.
+    pub record_edges_at_up: bool,
     /// Node index by address.
     by_addr: std::collections::HashMap<SocketAddr, usize>,
     /// Each node's last `poll_timeout` (None if frozen or not running), kept
@@ -125,6 +129,7 @@ impl SimNet {
         let by_addr = nodes.iter().enumerate().map(|(i, n)| (n.addr, i)).collect();
         SimNet {
             by_addr,
+            record_edges_at_up: false,
             timers: Vec::new(),
             base,
             now: base,
@@ -414,8 +419,9 @@ impl SimNet {
         }
         let mut events = Vec::new();
         let mut edges_at_up = Vec::new();
+        let record_edges = self.record_edges_at_up;
         while let Some(e) = node.poll_event() {
-            if let Event::PeerUp { name, .. } = &e {
+            if let (true, Event::PeerUp { name, .. }) = (record_edges, &e) {
                 let edges = node.edge_statuses().into_iter().map(|e| (e.from, e.to));
                 edges_at_up.push((name.clone(), edges.collect()));
             }
