@@ -156,7 +156,7 @@ pub fn format_node(n: &NodeStatus) -> String {
     let (min, max) = if n.is_self {
         (0, n.pmtu)
     } else {
-        (n.pmtu, n.pmtu.max(crate::node::status::PMTU_1500))
+        (n.min_mtu, n.max_mtu)
     };
     let mut s = format!(
         "{} id {} at {} port {} cipher 0 digest 0 maclength 0 compression 0 options 0 status {:04x} nexthop {} via {} distance {} pmtu {} (min {} max {}) rx {} {} tx {} {}",

@@ -170,7 +170,11 @@ impl Daemon {
             if self.batch.is_empty() {
                 break;
             }
-            self.udp.send_batch(&self.batch).await;
+            let too_big = self.udp.send_batch(&self.batch).await;
+            for (destination, len) in too_big {
+                self.node
+                    .handle_send_too_big(std::time::Instant::now(), destination, len);
+            }
             for t in self.batch.drain(..) {
                 self.node.recycle(t.payload);
             }

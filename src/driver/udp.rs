@@ -40,6 +40,7 @@ impl Udp {
         let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
         let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
         socket.set_nonblocking(true).context("O_NONBLOCK")?;
+        set_dont_fragment(&socket, addr.is_ipv6());
         socket.bind(&addr.into()).with_context(|| {
             format!(
                 "cannot bind UDP {addr} (is another daemon using port {}?)",
@@ -66,6 +67,41 @@ impl Udp {
     /// The port actually bound.
     pub fn local_port(&self) -> u16 {
         self.port
+    }
+}
+
+/// Sets the don't-fragment bit on every datagram and has the kernel refuse
+/// (`EMSGSIZE`) what exceeds the path MTU it knows: meshd finds each path's
+/// MTU itself and cuts frames to fit (core `pmtu`, `pieces`), so a datagram
+/// is never fragmented by the kernel or lost to a router that will not.
+fn set_dont_fragment(socket: &Socket, v6: bool) {
+    let set = |level, name, value| {
+        let value: libc::c_int = value;
+        // SAFETY: a valid descriptor and a c_int option value that outlives the call.
+        unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(socket),
+                level,
+                name,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        }
+    };
+    // On a dual-stack socket the IPv4 option covers v4-mapped peers.
+    let v4 = set(
+        libc::IPPROTO_IP,
+        libc::IP_MTU_DISCOVER,
+        libc::IP_PMTUDISC_DO,
+    );
+    let v6 = !v6
+        || set(
+            libc::IPPROTO_IPV6,
+            libc::IPV6_MTU_DISCOVER,
+            libc::IPV6_PMTUDISC_DO,
+        ) == 0;
+    if v4 != 0 || !v6 {
+        tracing::debug!("cannot set the don't-fragment option: the kernel fragments big datagrams");
     }
 }
 

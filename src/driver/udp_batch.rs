@@ -78,8 +78,11 @@ pub fn gso_run(items: &[Transmit]) -> usize {
 impl Udp {
     /// Sends `items` in order, runs of them with UDP GSO (see the module doc).
     /// Waits while the socket buffer is full; errors are logged and the
-    /// datagrams concerned dropped, as for one `sendto` each.
-    pub async fn send_batch(&mut self, items: &[Transmit]) {
+    /// datagrams concerned dropped, as for one `sendto` each. Returns the
+    /// datagrams the kernel refused as larger than the path allows
+    /// (`EMSGSIZE`: destination, length), for the core's path MTU.
+    pub async fn send_batch(&mut self, items: &[Transmit]) -> Vec<(SocketAddr, usize)> {
+        let mut too_big = Vec::new();
         let mut i = 0;
         while i < items.len() {
             let n = if self.gso { gso_run(&items[i..]) } else { 1 };
@@ -120,17 +123,18 @@ impl Udp {
                             .async_io(Interest::WRITABLE, || send_raw(fd, to, one, None))
                             .await;
                         if let Err(err) = res {
-                            tracing::debug!(to = %dest, %err, "UDP send failed");
+                            note_failure(&mut too_big, dest, t.payload.len(), &err);
                         }
                     }
                     i += n;
                 }
                 Err(err) => {
-                    tracing::debug!(to = %dest, %err, "UDP send failed");
+                    note_failure(&mut too_big, dest, run[0].payload.len(), &err);
                     i += n;
                 }
             }
         }
+        too_big
     }
 
     /// Waits for a datagram, or a coalesced train of them: returns the bytes
@@ -151,6 +155,21 @@ impl Udp {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// Logs a failed send; one refused as too big is kept for the core.
+fn note_failure(
+    too_big: &mut Vec<(SocketAddr, usize)>,
+    dest: SocketAddr,
+    len: usize,
+    err: &io::Error,
+) {
+    if err.raw_os_error() == Some(libc::EMSGSIZE) {
+        tracing::debug!(to = %dest, len, "datagram larger than the path allows");
+        too_big.push((dest, len));
+    } else {
+        tracing::debug!(to = %dest, %err, "UDP send failed");
     }
 }
 

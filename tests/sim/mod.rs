@@ -168,6 +168,8 @@ impl SimNet {
             .map(|s| NodeName::new(*s).expect("a test node name"))
             .collect();
         cfg.advertised_addresses = vec![self.nodes[self.idx(name)].addr];
+        // The daemon's default TAP (MTU 1400): path MTU probes are 1449 bytes.
+        cfg.switch.max_frame_len = 1418;
         cfg
     }
 

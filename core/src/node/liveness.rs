@@ -97,6 +97,7 @@ impl Node {
                 self.check_path(now, name, from, len);
             }
         }
+        let ceiling = self.pmtu_ceiling();
         let Some(peer) = self.peers.get_mut(name) else {
             return;
         };
@@ -107,6 +108,7 @@ impl Node {
             peer.reached = true;
             peer.state_changed = Some(now);
             peer.attempts = 0;
+            peer.pmtu.restart(now, ceiling);
             tracing::info!(peer = %name, %endpoint, "peer is up");
             self.touch(name);
             self.own.dirty = true;
@@ -265,6 +267,12 @@ impl Node {
             return;
         }
         let alive = peer.alive;
+        if alive && peer.pmtu.next_due().is_some_and(|t| t <= now) {
+            self.tick_pmtu(now, name);
+        }
+        let Some(peer) = self.peers.get(name) else {
+            return;
+        };
         let bounds = self.bounds();
         let (period, flags) = peer.detector.sending(self.heartbeat_fast(), &bounds);
         // Gaining a steering relation speeds the pair up at once.
@@ -404,6 +412,7 @@ impl Node {
         peer.next_handshake = now;
         peer.attempts = 0;
         peer.last_hello_rx = None;
+        peer.pmtu.stop();
         peer.detector.reset_on_demand();
         self.touch(name);
         let Some(peer) = self.peers.get_mut(name) else {

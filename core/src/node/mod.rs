@@ -16,6 +16,8 @@ mod membership;
 mod observed;
 mod path;
 mod peer;
+mod pieces;
+mod pmtu;
 mod revoke;
 pub mod status;
 mod strict;
@@ -33,6 +35,8 @@ mod operator;
 
 pub use limits::{AtCap, Limit, LimitCounters, LogThrottle};
 pub use peer::{KeySource, PathCheck, Peer, PeerStats, SignatureBudget};
+pub use pieces::{PieceOutcome, Reassembly};
+pub use pmtu::{PathMtu, FLOOR_DATAGRAM, FRAME_OVERHEAD};
 pub use switching::TapStats;
 pub use types::{DownReason, DropCounters, Event, KnownHost, NodeConfig, QueueDepth, Transmit};
 
@@ -537,7 +541,10 @@ impl Node {
                 version,
             } => self.on_record_ack(now, from, generation, version),
             Message::PathChallenge(token) => self.on_path_challenge(from, src, token),
-            Message::PathResponse(token) => self.on_path_response(from, src, token),
+            Message::PathResponse(token) => self.on_path_response(now, from, src, token),
+            Message::MtuProbe { token, padding } => self.on_mtu_probe(from, token, padding),
+            Message::MtuProbeAck { token, .. } => self.on_mtu_probe_ack(now, from, token),
+            Message::FramePiece(piece) => self.on_frame_piece(now, from, &piece),
         }
     }
 
@@ -600,7 +607,13 @@ impl Node {
             self.limit_counters.send_queue_refused += 1;
             return false;
         }
-        let sent = self.send_message(name, &Message::Frame(frame));
+        // A frame the path cannot carry whole goes in pieces (pieces.rs).
+        let datagram = self.peers.get(name).map_or(0, |p| p.pmtu.confirmed());
+        let sent = if frame.len() + usize::from(FRAME_OVERHEAD) > usize::from(datagram) {
+            self.send_frame_in_pieces(name, frame, datagram)
+        } else {
+            self.send_message(name, &Message::Frame(frame))
+        };
         if sent {
             if let Some(peer) = self.peers.get_mut(name) {
                 peer.stats.tx_packets += 1;

@@ -66,7 +66,13 @@ impl Node {
 
     /// A PathResponse from `name` arrived from `src`: if it echoes the
     /// challenge sent there, `src` becomes the endpoint.
-    pub(super) fn on_path_response(&mut self, name: &str, src: SocketAddr, token: u64) {
+    pub(super) fn on_path_response(
+        &mut self,
+        now: Instant,
+        name: &str,
+        src: SocketAddr,
+        token: u64,
+    ) {
         let Some(peer) = self.peers.get_mut(name) else {
             return;
         };
@@ -80,6 +86,12 @@ impl Node {
         peer.path_check = None;
         tracing::info!(peer = %name, from = ?peer.endpoint, to = %src, "peer moved to a new address (proven)");
         peer.endpoint = Some(src);
+        // Another path: its MTU is found afresh.
+        let ceiling = self.pmtu_ceiling();
+        if let Some(peer) = self.peers.get_mut(name) {
+            peer.pmtu.restart(now, ceiling);
+        }
+        self.touch(name);
         self.own.dirty = true;
     }
 

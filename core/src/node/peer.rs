@@ -178,6 +178,12 @@ pub struct Peer {
     pub detector: super::detector::Detector,
     /// Counters.
     pub stats: PeerStats,
+    /// The path MTU towards it (probed while it is alive).
+    pub pmtu: super::pmtu::PathMtu,
+    /// Its frames that arrive in pieces, being joined.
+    pub reassembly: super::pieces::Reassembly,
+    /// The number of our last frame to it sent in pieces.
+    pub next_frame_id: u32,
 }
 
 impl Peer {
@@ -217,6 +223,9 @@ impl Peer {
             probes_sent: 0,
             detector: super::detector::Detector::default(),
             stats: PeerStats::default(),
+            pmtu: super::pmtu::PathMtu::default(),
+            reassembly: super::pieces::Reassembly::default(),
+            next_frame_id: 0,
         }
     }
 

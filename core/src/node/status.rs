@@ -25,9 +25,14 @@ pub mod status_bits {
     pub const HAS_ADDRESS: u32 = 0x800;
 }
 
-/// Largest Ethernet frame carried in one 1500-byte underlay datagram:
-/// 1500 − 20 (IPv4) − 8 (UDP) − 14 (data header) − 16 (tag) − 1 (message type).
-pub const PMTU_1500: u32 = 1441;
+/// The largest frame a datagram of `datagram` bytes carries; 0 without a path.
+fn frame_mtu(alive: bool, datagram: u16) -> u32 {
+    if alive {
+        u32::from(datagram.saturating_sub(super::FRAME_OVERHEAD))
+    } else {
+        0
+    }
+}
 
 /// One line of `dump nodes`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -52,8 +57,14 @@ pub struct NodeStatus {
     pub via: String,
     /// Hops in the membership graph, -1 if none.
     pub distance: i32,
-    /// Largest frame carried to it.
+    /// Largest frame carried to it in one datagram (0: no path).
     pub pmtu: u32,
+    /// Largest frame known to pass in one datagram (path MTU discovery).
+    #[serde(default)]
+    pub min_mtu: u32,
+    /// Largest frame that may pass in one datagram (the search's upper bound).
+    #[serde(default)]
+    pub max_mtu: u32,
     /// Packets and bytes received from it.
     pub rx_packets: u64,
     /// Bytes received from it.
@@ -253,6 +264,8 @@ impl Node {
             via: me.to_string(),
             distance: 0,
             pmtu: 1518,
+            min_mtu: 1518,
+            max_mtu: 1518,
             rx_packets: self.tap_stats.rx_packets,
             rx_bytes: self.tap_stats.rx_bytes,
             tx_packets: self.tap_stats.tx_packets,
@@ -299,7 +312,9 @@ impl Node {
                 },
                 via: p.name.to_string(),
                 distance: if p.alive { 1 } else { distance },
-                pmtu: if p.alive { PMTU_1500 } else { 0 },
+                pmtu: frame_mtu(p.alive, p.pmtu.confirmed()),
+                min_mtu: frame_mtu(p.alive, p.pmtu.confirmed()),
+                max_mtu: frame_mtu(p.alive, p.pmtu.upper()),
                 rx_packets: p.stats.rx_packets,
                 rx_bytes: p.stats.rx_bytes,
                 tx_packets: p.stats.tx_packets,

@@ -133,6 +133,9 @@ impl Node {
             if let Some(t) = peer.up_pending {
                 consider(t);
             }
+            if let Some(t) = peer.pmtu.next_due() {
+                consider(t);
+            }
             let (period, flags) = peer.detector.sending(self.heartbeat_fast(), &bounds);
             let speed_up = flags & Hello::SLOW == 0 && peer.detector.sending_slow();
             match peer.last_hello_tx {

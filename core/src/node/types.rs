@@ -248,4 +248,10 @@ pub struct DropCounters {
     /// Gossip records dropped unchecked: their relay's budget of failed
     /// signature checks was spent.
     pub gossip_budget: u64,
+    /// Frames not sent: larger than [`crate::wire::MAX_PIECES`] pieces of the
+    /// path's MTU.
+    pub frame_too_big: u64,
+    /// Frame pieces refused: duplicates, counts that disagree, frames
+    /// longer than the TAP takes.
+    pub bad_piece: u64,
 }

@@ -26,6 +26,12 @@ pub mod kind {
     /// One part of a digest too large for one datagram: the entries of a
     /// range of names.
     pub const DIGEST_PART: u8 = 0x09;
+    /// A path MTU probe: a token, padded to the size being tried (r10).
+    pub const MTU_PROBE: u8 = 0x0A;
+    /// A probe's token and the size it arrived with, echoed (r10).
+    pub const MTU_PROBE_ACK: u8 = 0x0B;
+    /// One piece of a frame too large for the path's MTU (r10).
+    pub const FRAME_PIECE: u8 = 0x0C;
 }
 
 /// A liveness heartbeat. The echo fields let the receiver measure RTT without
@@ -116,7 +122,41 @@ pub enum Message<'a> {
     PathChallenge(u64),
     /// A [`Message::PathChallenge`]'s token, echoed from the address it reached.
     PathResponse(u64),
+    /// A path MTU probe (r10): answer with a [`Message::MtuProbeAck`].
+    MtuProbe {
+        /// Identifies the probe in the answer.
+        token: u32,
+        /// Zero bytes after the token that make the datagram the size tried.
+        padding: u16,
+    },
+    /// A [`Message::MtuProbe`] arrived (r10): its token and the length of its
+    /// plaintext.
+    MtuProbeAck {
+        /// The probe's token.
+        token: u32,
+        /// The probe's plaintext length as received.
+        size: u16,
+    },
+    /// One piece of an Ethernet frame that does not fit the path (r10).
+    FramePiece(FramePiece<'a>),
 }
+
+/// One piece of a frame split to fit a path's MTU; the receiver joins the
+/// `count` pieces of one `frame_id` in `index` order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FramePiece<'a> {
+    /// The sender's number for the frame (per session direction).
+    pub frame_id: u32,
+    /// This piece's place, `0..count`.
+    pub index: u8,
+    /// How many pieces the frame has, 2..=[`MAX_PIECES`].
+    pub count: u8,
+    /// The piece's bytes (not empty).
+    pub bytes: &'a [u8],
+}
+
+/// Most pieces one frame is split into.
+pub const MAX_PIECES: u8 = 16;
 
 /// Largest number of records or digest entries one message may carry.
 pub const MAX_ITEMS: usize = 4096;
@@ -195,6 +235,49 @@ impl<'a> Message<'a> {
             },
             kind::PATH_CHALLENGE => Message::PathChallenge(r.u64("challenge token")?),
             kind::PATH_RESPONSE => Message::PathResponse(r.u64("response token")?),
+            kind::MTU_PROBE => {
+                let token = r.u32("probe token")?;
+                let padding = r.bytes(r.remaining(), "probe padding")?;
+                if padding.iter().any(|b| *b != 0) {
+                    return Err(WireError::Invalid {
+                        field: "probe padding",
+                        reason: "not zero",
+                    });
+                }
+                let padding = u16::try_from(padding.len()).map_err(|_| WireError::Invalid {
+                    field: "probe padding",
+                    reason: "longer than 65535",
+                })?;
+                Message::MtuProbe { token, padding }
+            }
+            kind::MTU_PROBE_ACK => Message::MtuProbeAck {
+                token: r.u32("probe ack token")?,
+                size: r.u16("probe ack size")?,
+            },
+            kind::FRAME_PIECE => {
+                let frame_id = r.u32("piece frame id")?;
+                let index = r.u8("piece index")?;
+                let count = r.u8("piece count")?;
+                if !(2..=MAX_PIECES).contains(&count) || index >= count {
+                    return Err(WireError::Invalid {
+                        field: "piece count",
+                        reason: "index or count out of range",
+                    });
+                }
+                let bytes = r.bytes(r.remaining(), "piece bytes")?;
+                if bytes.is_empty() {
+                    return Err(WireError::Invalid {
+                        field: "piece bytes",
+                        reason: "empty",
+                    });
+                }
+                Message::FramePiece(FramePiece {
+                    frame_id,
+                    index,
+                    count,
+                    bytes,
+                })
+            }
             other => return Err(WireError::UnknownType(other)),
         };
         r.finish()?;
@@ -256,6 +339,23 @@ impl<'a> Message<'a> {
                 out.push(kind::PATH_RESPONSE);
                 out.extend_from_slice(&token.to_be_bytes());
             }
+            Message::MtuProbe { token, padding } => {
+                out.push(kind::MTU_PROBE);
+                out.extend_from_slice(&token.to_be_bytes());
+                out.resize(out.len() + usize::from(*padding), 0);
+            }
+            Message::MtuProbeAck { token, size } => {
+                out.push(kind::MTU_PROBE_ACK);
+                out.extend_from_slice(&token.to_be_bytes());
+                out.extend_from_slice(&size.to_be_bytes());
+            }
+            Message::FramePiece(p) => {
+                out.push(kind::FRAME_PIECE);
+                out.extend_from_slice(&p.frame_id.to_be_bytes());
+                out.push(p.index);
+                out.push(p.count);
+                out.extend_from_slice(p.bytes);
+            }
         }
     }
 
@@ -303,6 +403,24 @@ mod tests {
             }),
             Message::PathChallenge(0x0102_0304_0506_0708),
             Message::PathResponse(u64::MAX),
+            Message::MtuProbe {
+                token: 7,
+                padding: 1400,
+            },
+            Message::MtuProbe {
+                token: 8,
+                padding: 0,
+            },
+            Message::MtuProbeAck {
+                token: 7,
+                size: 1405,
+            },
+            Message::FramePiece(FramePiece {
+                frame_id: 9,
+                index: 1,
+                count: 2,
+                bytes: &frame,
+            }),
         ];
         for m in msgs {
             let bytes = m.to_vec();
@@ -324,5 +442,12 @@ mod tests {
         // A part without bounds is a whole digest in disguise (found by fuzzing:
         // it would not re-encode to itself).
         assert!(Message::parse(&[kind::DIGEST_PART, 0, 0, 0, 0]).is_err());
+        // Probe padding is zeros; pieces have 2..=16 parts, a valid index, bytes.
+        assert!(Message::parse(&[kind::MTU_PROBE, 0, 0, 0, 1, 0, 1]).is_err());
+        assert!(Message::parse(&[kind::FRAME_PIECE, 0, 0, 0, 1, 0, 1, 9]).is_err());
+        assert!(Message::parse(&[kind::FRAME_PIECE, 0, 0, 0, 1, 2, 2, 9]).is_err());
+        assert!(Message::parse(&[kind::FRAME_PIECE, 0, 0, 0, 1, 0, 17, 9]).is_err());
+        assert!(Message::parse(&[kind::FRAME_PIECE, 0, 0, 0, 1, 0, 2]).is_err());
+        assert!(Message::parse(&[kind::FRAME_PIECE, 0, 0, 0, 1, 1, 2, 9]).is_ok());
     }
 }

@@ -12,7 +12,7 @@ pub mod reader;
 pub mod record;
 
 pub use extension::{ExtensionItem, VipItem};
-pub use message::{Digest, DigestEntry, Hello, Message};
+pub use message::{Digest, DigestEntry, FramePiece, Hello, Message, MAX_PIECES};
 pub use record::{Neighbour, NodeRecord};
 
 /// A malformed inner message.
