@@ -20,8 +20,10 @@ const MS: Duration = Duration::from_millis(1);
 const GRACE: Duration = Duration::from_secs(10);
 /// Frame payload size: far bigger than any heartbeat, gossip or digest.
 const PAYLOAD: usize = 1000;
-/// A data datagram this big carries one of our frames.
+/// A data datagram this big carries one of our frames...
 const FRAME_DATAGRAM_MIN: usize = 900;
+/// ...and one this big is a path MTU probe (the floor, 1232 bytes, or more).
+const PROBE_DATAGRAM_MIN: usize = 1200;
 
 #[derive(Debug, Clone)]
 struct Case {
@@ -160,7 +162,7 @@ fn run_case(c: &Case) -> Result<(), TestCaseError> {
             return true;
         }
         l.captured.push((now, payload.to_vec()));
-        if payload.len() >= FRAME_DATAGRAM_MIN {
+        if (FRAME_DATAGRAM_MIN..PROBE_DATAGRAM_MIN).contains(&payload.len()) {
             l.frames_passed += 1;
         }
         if (l.next() % 1000) < u64::from(l.hold_permille) {

@@ -219,7 +219,8 @@ fn a_re_steered_frame_is_never_sent_on_again() {
     assert_eq!(rmac, MacAddr([0x02, 0x6e, 10, 1, 1, 10]));
     let f = udp(rmac.0, CLIENT_MAC, CLIENT_IP, VIP, 6200, 53, &[0, 0, 0, 9]);
     let sent_before: u64 = lab.net.node("node_2").vip_engine().counters().resteered;
-    assert!(lab.net.node_mut("node_3").send_frame("node_2", &f));
+    let now = lab.net.now;
+    assert!(lab.net.node_mut("node_3").send_frame(now, "node_2", &f));
     lab.net.pump(2);
     lab.net.run_for(Duration::from_millis(50));
     let c = lab.net.node("node_2").vip_engine().counters().clone();

@@ -97,6 +97,49 @@ fn vectors() -> Vec<(&'static str, Vec<u8>)> {
             "path_response",
             Message::PathResponse(0x0123_4567_89ab_cdef).to_vec(),
         ),
+        (
+            "mtu_probe",
+            Message::MtuProbe {
+                token: 0x0102_0304,
+                padding: 8,
+            }
+            .to_vec(),
+        ),
+        (
+            "mtu_probe_ack",
+            Message::MtuProbeAck {
+                token: 0x0102_0304,
+                size: 13,
+            }
+            .to_vec(),
+        ),
+        (
+            "frame_piece",
+            Message::FramePiece(meshd::wire::FramePiece {
+                frame_id: 7,
+                index: 1,
+                count: 2,
+                bytes: &frame[..16],
+            })
+            .to_vec(),
+        ),
+        (
+            "relay_to",
+            Message::RelayTo {
+                dst: name("node_2"),
+                src: name("node_1"),
+                packet: &[1, 3, 0, 0, 0, 1],
+            }
+            .to_vec(),
+        ),
+        (
+            "relay_from",
+            Message::RelayFrom {
+                src: name("node_1"),
+                packet: &[1, 3, 0, 0, 0, 1],
+            }
+            .to_vec(),
+        ),
         ("record_signed_bytes", rec.signed_bytes()),
         (
             "record_extension",

@@ -63,7 +63,10 @@ impl Node {
         if peer.up_pending.take().is_none() {
             return;
         }
-        let Some(endpoint) = peer.endpoint else {
+        if peer.endpoint.is_none() {
+            return;
+        }
+        let Some(endpoint) = self.shown_endpoint(name) else {
             return;
         };
         self.events.push_back(Event::PeerUp {

@@ -128,6 +128,8 @@ impl Node {
         self.peers
             .values()
             .filter(|p| p.alive)
+            // A relayed peer is no direct session: others must not relay through us to it.
+            .filter(|p| p.endpoint.is_some_and(|e| !super::relay::is_relay_addr(e)))
             .filter_map(|p| {
                 p.endpoint.map(|endpoint| Neighbour {
                     name: p.name.clone(),

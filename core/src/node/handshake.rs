@@ -276,13 +276,53 @@ impl Node {
         self.note_life(now, name, from, 0, true);
     }
 
+    /// Starts a handshake with `name` at its known addresses, and through a
+    /// relay too once direct attempts failed or while it is relayed.
     pub(super) fn start_handshake(&mut self, now: Instant, name: &NodeName) {
+        self.start_handshake_on(now, name, true);
+    }
+
+    /// Starts a handshake with `name` at its known addresses and through a
+    /// relay other than `avoid` (a relay that went silent).
+    pub(super) fn start_handshake_avoiding(
+        &mut self,
+        now: Instant,
+        name: &NodeName,
+        avoid: Option<&NodeName>,
+    ) {
+        let relay = self.relay_candidate(name, avoid);
+        self.start_handshake_with(now, name, relay);
+    }
+
+    /// Starts a handshake with `name`; `relays`: a relayed path may be
+    /// among the candidates (false: the periodic direct try of a relayed peer).
+    pub(super) fn start_handshake_on(&mut self, now: Instant, name: &NodeName, relays: bool) {
+        let relay = match self.peers.get(name) {
+            Some(p)
+                if relays
+                    && (p.attempts >= super::relay::RELAY_AFTER_ATTEMPTS
+                        || self.relay_of(name).is_some()) =>
+            {
+                self.relay_candidate(name, None)
+            }
+            _ => None,
+        };
+        self.start_handshake_with(now, name, relay);
+    }
+
+    /// Starts a handshake with `name` at its known addresses, and at the
+    /// relayed path `relay` if given.
+    fn start_handshake_with(&mut self, now: Instant, name: &NodeName, relay: Option<SocketAddr>) {
         let observed = self.observed_endpoints(name);
         let Some(peer) = self.peers.get_mut(name) else {
             return;
         };
         let Some(key) = peer.key else { return };
-        let candidates = peer.candidate_addresses(&observed, MAX_CANDIDATES);
+        let mut candidates = peer.candidate_addresses(&observed, MAX_CANDIDATES);
+        if let Some(relay) = relay {
+            candidates.truncate(MAX_CANDIDATES - 1);
+            candidates.push(relay);
+        }
         let mut delay = peer.retry_delay(self.config.handshake_retry_max);
         if peer.attempts >= RETRY_JITTER_AFTER {
             // After repeated failures, spread the attempts: peers that all died at

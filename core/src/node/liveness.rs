@@ -73,11 +73,17 @@ impl Node {
         len: usize,
         trusted: bool,
     ) {
+        let ceiling = self.pmtu_ceiling();
         let Some(peer) = self.peers.get_mut(name) else {
             return;
         };
         peer.last_rx = Some(now);
         peer.probes_sent = 0;
+        peer.relay_check = None;
+        self.relay_answered(name);
+        let Some(peer) = self.peers.get_mut(name) else {
+            return;
+        };
         if peer.detector.heard() && peer.alive {
             tracing::info!(peer = %name, "suspected peer answers again");
             self.vip.set_peer_alive(name, true, now);
@@ -89,15 +95,22 @@ impl Node {
             if trusted || peer.endpoint.is_none() {
                 if peer.endpoint.is_some() {
                     tracing::info!(peer = %name, %from, "peer moved to a new address");
+                    // Another path: its MTU is found afresh.
+                    peer.pmtu.restart(now, ceiling);
                 }
                 peer.endpoint = Some(from);
                 peer.path_check = None;
+                let relayed = super::relay::is_relay_addr(from);
+                peer.next_direct_try = relayed.then(|| now + super::relay::DIRECT_RETRY);
                 self.own.dirty = true;
+                self.touch(name);
+                if let Some(relay) = self.relay_of(name) {
+                    tracing::info!(peer = %name, %relay, "peer reached through a relay");
+                }
             } else {
                 self.check_path(now, name, from, len);
             }
         }
-        let ceiling = self.pmtu_ceiling();
         let Some(peer) = self.peers.get_mut(name) else {
             return;
         };
@@ -253,11 +266,15 @@ impl Node {
             return;
         };
         let dead = self.deadline_of(peer);
-        if peer.alive
-            && peer
-                .last_rx
-                .is_some_and(|t| now.saturating_duration_since(t) >= dead)
-        {
+        let silent = peer.last_rx.is_some_and(|t| now >= t + dead);
+        if peer.alive && silent && peer.relay_check.is_none() && self.relay_silent_too(peer) {
+            // Its relay is checked before it is declared dead (relay.rs).
+            self.check_relay(now, name);
+        }
+        let Some(peer) = self.peers.get(name) else {
+            return;
+        };
+        if peer.alive && self.death_time(peer, dead).is_some_and(|t| now >= t) {
             self.mark_dead(now, name, DownReason::Timeout);
         }
         let Some(peer) = self.peers.get(name) else {
@@ -315,6 +332,10 @@ impl Node {
                 "frames and probes unanswered: suspected, out of steering for new flows"
             );
             self.vip.set_peer_alive(name, false, now);
+            // Through a relay, the relay may be what failed: another path at once.
+            if self.relay_of(name).is_some() {
+                self.check_relay(now, name);
+            }
         }
         if alive {
             if on_demand == OnDemand::Probe {
@@ -332,6 +353,8 @@ impl Node {
             if needs_rekey && !has_pending {
                 tracing::debug!(peer = %name, "rekeying");
                 self.start_handshake(now, name);
+            } else if !has_pending {
+                self.tick_relayed(now, name);
             }
         } else if handshake_due && answering {
             // It is handshaking with us right now; look again shortly.
@@ -361,9 +384,14 @@ impl Node {
     /// slow down for everyone (a heartbeat that merely arrived proves
     /// neither: it may have left long before).
     fn another_answered(&self, silent: &str, since: Instant) -> bool {
-        self.peers
-            .values()
-            .any(|q| q.name != *silent && q.alive && q.last_echoed.is_some_and(|t| t >= since))
+        // The relay of a relayed peer is no witness: its silence is the peer's.
+        let relay = self.relay_of(silent);
+        self.peers.values().any(|q| {
+            q.name != *silent
+                && Some(&q.name) != relay
+                && q.alive
+                && q.last_echoed.is_some_and(|t| t >= since)
+        })
     }
 
     /// Frames to `silent` go unanswered: unless another peer already answered
@@ -382,10 +410,12 @@ impl Node {
         if self.another_answered(silent, since) {
             return;
         }
+        let relay = self.relay_of(silent);
         let witness = self
             .peers
             .values()
-            .filter(|q| q.name != *silent && q.alive && !q.detector.suspected())
+            .filter(|q| q.name != *silent && Some(&q.name) != relay)
+            .filter(|q| q.alive && !q.detector.suspected())
             .min_by_key(|q| q.detector.srtt().unwrap_or(Duration::MAX))
             .map(|q| q.name.clone());
         if let Some(witness) = witness {
@@ -412,7 +442,7 @@ impl Node {
         peer.next_handshake = now;
         peer.attempts = 0;
         peer.last_hello_rx = None;
-        peer.pmtu.stop();
+        peer.pmtu.forget_peer();
         peer.detector.reset_on_demand();
         self.touch(name);
         let Some(peer) = self.peers.get_mut(name) else {
@@ -434,8 +464,9 @@ impl Node {
             DownReason::Revoked => tracing::info!(peer = %name, "peer revoked"),
             DownReason::Disconnected => tracing::info!(peer = %name, "peer disconnected"),
         }
-        let endpoint = self.peers.get(name).and_then(|p| p.endpoint);
+        let endpoint = self.shown_endpoint(name);
         self.own.dirty = true;
+        self.relay_died(now, name);
         self.events.push_back(Event::PeerDown {
             name: name.to_string(),
             endpoint,

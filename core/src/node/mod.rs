@@ -18,6 +18,7 @@ mod path;
 mod peer;
 mod pieces;
 mod pmtu;
+mod relay;
 mod revoke;
 pub mod status;
 mod strict;
@@ -37,6 +38,7 @@ pub use limits::{AtCap, Limit, LimitCounters, LogThrottle};
 pub use peer::{KeySource, PathCheck, Peer, PeerStats, SignatureBudget};
 pub use pieces::{PieceOutcome, Reassembly};
 pub use pmtu::{PathMtu, FLOOR_DATAGRAM, FRAME_OVERHEAD};
+pub use relay::{is_relay_addr, RelayBudget, RelayCounters};
 pub use switching::TapStats;
 pub use types::{DownReason, DropCounters, Event, KnownHost, NodeConfig, QueueDepth, Transmit};
 
@@ -204,6 +206,16 @@ pub struct Node {
     digest_cursor: usize,
     own: gossip::OwnRecord,
     open_buf: Vec<u8>,
+    /// Addresses that stand for relayed paths (relay.rs).
+    relay_paths: relay::RelayPaths,
+    /// What this node relayed and refused to.
+    relay: RelayCounters,
+    /// A datagram unwrapped from a relay is being handled (relay messages
+    /// inside it are refused: no loops).
+    in_relay: bool,
+    /// Some relayed peer's relay is being checked (relay.rs): packets from
+    /// relays then wake those peers.
+    relay_checks: bool,
     shutting_down: bool,
     switch: crate::switch::Switch,
     tap_out: VecDeque<Vec<u8>>,
@@ -290,6 +302,10 @@ impl Node {
             digest_cursor: 0,
             own,
             open_buf: Vec::with_capacity(2048),
+            relay_paths: relay::RelayPaths::default(),
+            relay: RelayCounters::default(),
+            in_relay: false,
+            relay_checks: false,
             shutting_down: false,
             switch: crate::switch::Switch::new(config_switch),
             tap_out: VecDeque::new(),
@@ -545,6 +561,10 @@ impl Node {
             Message::MtuProbe { token, padding } => self.on_mtu_probe(from, token, padding),
             Message::MtuProbeAck { token, .. } => self.on_mtu_probe_ack(now, from, token),
             Message::FramePiece(piece) => self.on_frame_piece(now, from, &piece),
+            Message::RelayTo { dst, src, packet } => {
+                self.on_relay_to(now, from, &dst, &src, packet)
+            }
+            Message::RelayFrom { src, packet } => self.on_relay_from(now, from, &src, packet),
         }
     }
 
@@ -599,7 +619,7 @@ impl Node {
     }
 
     /// Sends an Ethernet frame to `name`. Returns false if it has no live session.
-    pub fn send_frame(&mut self, name: &str, frame: &[u8]) -> bool {
+    pub fn send_frame(&mut self, now: Instant, name: &str, frame: &[u8]) -> bool {
         if !self.is_alive(name) {
             return false;
         }
@@ -607,9 +627,21 @@ impl Node {
             self.limit_counters.send_queue_refused += 1;
             return false;
         }
-        // A frame the path cannot carry whole goes in pieces (pieces.rs).
-        let datagram = self.peers.get(name).map_or(0, |p| p.pmtu.confirmed());
-        let sent = if frame.len() + usize::from(FRAME_OVERHEAD) > usize::from(datagram) {
+        // A frame the path cannot carry whole goes in pieces (pieces.rs), to
+        // a peer that joins them (r10; an older one gets it whole).
+        let large = frame.len() + usize::from(FRAME_OVERHEAD) > usize::from(FLOOR_DATAGRAM);
+        let (datagram, pieces, woke) = match self.peers.get_mut(name) {
+            Some(p) => (
+                p.pmtu.confirmed(),
+                p.pmtu.takes_pieces(),
+                large && p.pmtu.note_large_frame(now),
+            ),
+            None => (0, false, false),
+        };
+        if woke {
+            self.touch(name);
+        }
+        let sent = if pieces && frame.len() + usize::from(FRAME_OVERHEAD) > usize::from(datagram) {
             self.send_frame_in_pieces(name, frame, datagram)
         } else {
             self.send_message(name, &Message::Frame(frame))
@@ -672,9 +704,19 @@ impl Node {
     /// handshakes and frames in the order they were queued.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.urgent
-            .pop_front()
-            .or_else(|| self.transmits.pop_front())
+        loop {
+            let t = self
+                .urgent
+                .pop_front()
+                .or_else(|| self.transmits.pop_front())?;
+            if !is_relay_addr(t.destination) {
+                return Some(t);
+            }
+            // For a relayed path: sealed again for its relay (relay.rs).
+            if let Some(wrapped) = self.wrap_for_relay(t) {
+                return Some(wrapped);
+            }
+        }
     }
 
     /// Datagrams and TAP frames queued for the driver (it stops reading

@@ -44,6 +44,15 @@ impl ObservedEndpoints {
         }
     }
 
+    /// The nodes whose records list `name` as a neighbour (each has a live
+    /// direct session with it).
+    pub(super) fn reporters(&self, name: &str) -> Vec<NodeName> {
+        self.by_node
+            .get(name)
+            .map(|r| r.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// The addresses records give for `name`, each once, in the order of
     /// the reporters' names and then of their records.
     pub(super) fn of(&self, name: &str) -> Vec<SocketAddr> {

@@ -184,6 +184,13 @@ pub struct Peer {
     pub reassembly: super::pieces::Reassembly,
     /// The number of our last frame to it sent in pieces.
     pub next_frame_id: u32,
+    /// What it may still have us relay.
+    pub relay_budget: super::relay::RelayBudget,
+    /// While it is reached through a relay: when a direct handshake is next tried.
+    pub next_direct_try: Option<Instant>,
+    /// It went silent through its relay, also silent: when the relay check
+    /// started (relay.rs). Cleared by any packet from it.
+    pub relay_check: Option<Instant>,
 }
 
 impl Peer {
@@ -226,6 +233,9 @@ impl Peer {
             pmtu: super::pmtu::PathMtu::default(),
             reassembly: super::pieces::Reassembly::default(),
             next_frame_id: 0,
+            relay_budget: super::relay::RelayBudget::default(),
+            next_direct_try: None,
+            relay_check: None,
         }
     }
 
@@ -243,7 +253,8 @@ impl Peer {
             if out.len() >= limit {
                 break;
             }
-            if !out.contains(addr) && !addr.ip().is_unspecified() && addr.port() != 0 {
+            let relayed = super::relay::is_relay_addr(*addr);
+            if !relayed && !out.contains(addr) && !addr.ip().is_unspecified() && addr.port() != 0 {
                 out.push(*addr);
             }
         }

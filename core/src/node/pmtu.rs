@@ -24,8 +24,9 @@ const PROBE_HEADER: u16 = 1 + 4;
 /// Lost probes of one size before that size is taken as too big (a lone
 /// loss must not shrink the path).
 const LOSSES_TO_SHRINK: u8 = 3;
-/// How often a converged path is checked again at its size (it may have
-/// shrunk: a route change, a tunnel).
+/// How often a converged path that carries frames above the floor is
+/// checked again at its size (it may have shrunk: a route change, a
+/// tunnel). A path without such frames is not probed at all.
 const RECHECK_EVERY: Duration = Duration::from_secs(30);
 /// How often a path below its ceiling is searched again upwards.
 const REGROW_EVERY: Duration = Duration::from_secs(600);
@@ -50,6 +51,11 @@ pub struct PathMtu {
     tried_ceiling: bool,
     next_probe: Option<Instant>,
     last_regrow: Option<Instant>,
+    takes_pieces: bool,
+    /// Frames above the floor went this way since the last check.
+    in_use: bool,
+    /// When the last probe was sent.
+    last_probe: Option<Instant>,
 }
 
 impl Default for PathMtu {
@@ -63,16 +69,21 @@ impl Default for PathMtu {
             tried_ceiling: false,
             next_probe: None,
             last_regrow: None,
+            takes_pieces: false,
+            in_use: false,
+            last_probe: None,
         }
     }
 }
 
 impl PathMtu {
-    /// A new session: search from the floor up to `ceiling` (the largest
-    /// datagram a frame can need), starting now.
+    /// A new path (the peer came up, or moved): search from the floor up to
+    /// `ceiling` (the largest datagram a frame can need), starting now. What
+    /// the peer speaks is kept ([`PathMtu::forget_peer`] clears it).
     pub fn restart(&mut self, now: Instant, ceiling: u16) {
         let ceiling = ceiling.clamp(FLOOR_DATAGRAM, MAX_DATAGRAM);
         *self = PathMtu {
+            takes_pieces: self.takes_pieces,
             min: FLOOR_DATAGRAM,
             max: ceiling,
             ceiling,
@@ -88,9 +99,26 @@ impl PathMtu {
         self.next_probe = None;
     }
 
+    /// The peer went down: when it returns it may run another version.
+    pub fn forget_peer(&mut self) {
+        self.stop();
+        self.takes_pieces = false;
+    }
+
     /// Largest datagram known to pass: frames are sent whole up to this.
     pub fn confirmed(&self) -> u16 {
         self.min
+    }
+
+    /// The peer probes or answers probes (r10): it joins frame pieces. An
+    /// older peer does neither; it gets every frame whole, as before r10.
+    pub fn takes_pieces(&self) -> bool {
+        self.takes_pieces
+    }
+
+    /// A probe or a probe's answer came from the peer on this session.
+    pub fn peer_speaks_r10(&mut self) {
+        self.takes_pieces = true;
     }
 
     /// Largest datagram that may pass (the search's upper bound).
@@ -147,6 +175,7 @@ impl PathMtu {
 
     fn send_probe(&mut self, now: Instant, wait: Duration, token: u32, size: u16) -> u16 {
         self.tried_ceiling = true;
+        self.last_probe = Some(now);
         self.probe = Some(Probe {
             token,
             size,
@@ -159,6 +188,12 @@ impl PathMtu {
     /// A converged path's periodic check: now and then the ceiling again
     /// (did it grow?), else its size (did it shrink?).
     fn recheck(&mut self, now: Instant, wait: Duration, token: u32) -> Option<u16> {
+        if !std::mem::take(&mut self.in_use) {
+            // Idle (or small frames only): nothing to check until a large
+            // frame goes this way ([`PathMtu::note_large_frame`]).
+            self.next_probe = None;
+            return None;
+        }
         let regrow = self.max < self.ceiling
             && self
                 .last_regrow
@@ -200,6 +235,22 @@ impl PathMtu {
         } else {
             now
         });
+        true
+    }
+
+    /// A frame that needs more than the floor goes this way: a sleeping
+    /// converged path is checked again if its last check is older than
+    /// [`RECHECK_EVERY`]. True if that set a new probe time (the caller
+    /// requeues the peer's timer).
+    pub fn note_large_frame(&mut self, now: Instant) -> bool {
+        self.in_use = true;
+        if self.next_probe.is_some() || !self.converged() {
+            return false;
+        }
+        let due = self
+            .last_probe
+            .map_or(now, |t| (t + RECHECK_EVERY).max(now));
+        self.next_probe = Some(due);
         true
     }
 
@@ -258,6 +309,9 @@ impl Node {
 
     /// A probe from `name` (plaintext of `size` bytes): acknowledge it.
     pub(super) fn on_mtu_probe(&mut self, name: &str, token: u32, padding: u16) {
+        if let Some(peer) = self.peers.get_mut(name) {
+            peer.pmtu.peer_speaks_r10();
+        }
         let size = PROBE_HEADER.saturating_add(padding);
         self.send_message(name, &Message::MtuProbeAck { token, size });
     }
@@ -267,6 +321,7 @@ impl Node {
         let Some(peer) = self.peers.get_mut(name) else {
             return;
         };
+        peer.pmtu.peer_speaks_r10();
         let before = peer.pmtu.confirmed();
         if peer.pmtu.on_ack(now, token) {
             let after = peer.pmtu.confirmed();
@@ -398,6 +453,8 @@ mod tests {
         let mut token = 100;
         let mut sizes = Vec::new();
         while p.confirmed() == 1449 {
+            // Full-size frames keep flowing: the path is checked.
+            p.note_large_frame(now);
             sizes.extend(p.on_due(now, MS, token));
             token += 1;
             now += MS;
@@ -420,10 +477,30 @@ mod tests {
         assert_eq!(p.confirmed(), 1300);
         // Ten minutes on the path carries the ceiling again.
         let later = t0 + REGROW_EVERY + Duration::from_secs(1);
+        p.note_large_frame(later);
         assert_eq!(p.on_due(later, MS, 500), Some(1449));
         assert!(p.on_ack(later + MS / 10, 500));
         assert_eq!(p.confirmed(), 1449);
         assert!(p.converged());
+    }
+
+    #[test]
+    fn an_idle_path_is_not_probed_until_a_large_frame_goes() {
+        let t0 = crate::test_clock::start();
+        let mut p = PathMtu::default();
+        p.restart(t0, 1449);
+        let (_, now) = search(&mut p, t0, 1472);
+        // The recheck finds no traffic: the path sleeps.
+        let check = p.next_due().expect("a recheck");
+        assert_eq!(p.on_due(check, MS, 50), None);
+        assert_eq!(p.next_due(), None);
+        // A large frame an hour later wakes it at once (the last check is old).
+        let later = now + Duration::from_secs(3600);
+        assert!(p.note_large_frame(later));
+        assert_eq!(p.next_due(), Some(later));
+        assert_eq!(p.on_due(later, MS, 51), Some(1449));
+        // Another right after changes nothing: a probe is in flight.
+        assert!(!p.note_large_frame(later));
     }
 
     #[test]

@@ -296,7 +296,12 @@ impl Node {
             if !p.static_addresses.is_empty() {
                 status |= status_bits::HAS_ADDRESS;
             }
-            let endpoint: Option<SocketAddr> = p.endpoint;
+            let endpoint: Option<SocketAddr> = self.shown_endpoint(&p.name);
+            let relay = self.relay_of(&p.name).filter(|_| p.alive);
+            if relay.is_some() {
+                // tinc's udp_confirmed is for a direct UDP path.
+                status &= !status_bits::UDP_CONFIRMED;
+            }
             out.push(NodeStatus {
                 name: p.name.to_string(),
                 id: node_id(&p.name),
@@ -305,13 +310,18 @@ impl Node {
                 is_self: false,
                 reachable: p.alive,
                 status,
-                nexthop: if p.alive {
-                    p.name.to_string()
-                } else {
-                    nexthop.to_string()
+                nexthop: match (p.alive, relay) {
+                    (true, Some(r)) => r.to_string(),
+                    (true, None) => p.name.to_string(),
+                    (false, _) => nexthop.to_string(),
                 },
-                via: p.name.to_string(),
-                distance: if p.alive { 1 } else { distance },
+                // tinc's `via`: the node that relays to it (itself if direct).
+                via: relay.map_or_else(|| p.name.to_string(), |r| r.to_string()),
+                distance: match (p.alive, relay) {
+                    (true, Some(_)) => 2,
+                    (true, None) => 1,
+                    (false, _) => distance,
+                },
                 pmtu: frame_mtu(p.alive, p.pmtu.confirmed()),
                 min_mtu: frame_mtu(p.alive, p.pmtu.confirmed()),
                 max_mtu: frame_mtu(p.alive, p.pmtu.upper()),
@@ -373,8 +383,9 @@ impl Node {
             });
         };
         let own_local = self.config.advertised_addresses.first();
+        // Direct sessions only: a relayed peer is reached over two edges.
         for p in self.peers.values().filter(|p| p.alive) {
-            if let Some(at) = p.endpoint {
+            if let Some(at) = p.endpoint.filter(|e| !super::relay::is_relay_addr(*e)) {
                 push(&self.config.name, own_local, &p.name, at);
             }
         }

@@ -55,7 +55,7 @@ impl Node {
         self.reply_buf = replies;
         match delivery {
             Delivery::Peer(name) => {
-                if self.send_frame(&name, frame) {
+                if self.send_frame(now, &name, frame) {
                     self.note_frame_sent(now, &name);
                 }
             }
@@ -67,7 +67,7 @@ impl Node {
                     .map(|p| p.name.clone())
                     .collect();
                 for name in names {
-                    self.send_frame(&name, frame);
+                    self.send_frame(now, &name, frame);
                 }
             }
             Delivery::Tap | Delivery::Drop => {}

@@ -119,7 +119,7 @@ impl Node {
         let bounds = self.bounds();
         if peer.alive {
             let dead = peer.detector.deadline(&bounds);
-            let mut next = peer.last_rx.map(|t| t + dead);
+            let mut next = self.death_time(peer, dead);
             let mut consider = |t: Instant| next = Some(next.map_or(t, |n: Instant| n.min(t)));
             if let Some(t) = peer.next_probe(dead) {
                 consider(t);
@@ -134,6 +134,9 @@ impl Node {
                 consider(t);
             }
             if let Some(t) = peer.pmtu.next_due() {
+                consider(t);
+            }
+            if let Some(t) = self.relayed_due(peer) {
                 consider(t);
             }
             let (period, flags) = peer.detector.sending(self.heartbeat_fast(), &bounds);

@@ -143,7 +143,7 @@ impl Node {
             match t {
                 SteerTarget::Local => self.queue_tap_frame(frame.to_vec()),
                 SteerTarget::Peer(name) => {
-                    if self.send_frame(&name, frame) {
+                    if self.send_frame(now, &name, frame) {
                         self.note_frame_sent(now, &name);
                     }
                 }

@@ -78,7 +78,7 @@ impl Node {
         };
         let mut copy = frame.to_vec();
         set_dst_mac(&mut copy, resteer_mac(vmac));
-        if self.send_frame(&peer, &copy) {
+        if self.send_frame(now, &peer, &copy) {
             self.vip.counters_mut().resteered += 1;
             self.note_frame_sent(now, &peer);
         } else {

@@ -32,6 +32,10 @@ pub mod kind {
     pub const MTU_PROBE_ACK: u8 = 0x0B;
     /// One piece of a frame too large for the path's MTU (r10).
     pub const FRAME_PIECE: u8 = 0x0C;
+    /// A packet for another node, to be relayed to it (r10).
+    pub const RELAY_TO: u8 = 0x0D;
+    /// A packet another node sent through the sender, relayed (r10).
+    pub const RELAY_FROM: u8 = 0x0E;
 }
 
 /// A liveness heartbeat. The echo fields let the receiver measure RTT without
@@ -139,6 +143,25 @@ pub enum Message<'a> {
     },
     /// One piece of an Ethernet frame that does not fit the path (r10).
     FramePiece(FramePiece<'a>),
+    /// Relay `packet` (a whole outer packet of the pair `src`–`dst`, sealed
+    /// end to end) to `dst` (r10). `src` must be the sender itself: the
+    /// relay checks it, and the message it forwards is then always shorter
+    /// than this one (no amplification).
+    RelayTo {
+        /// Where to.
+        dst: crate::name::NodeName,
+        /// The sender (who the relay says it is from).
+        src: crate::name::NodeName,
+        /// The packet, opaque to the relay.
+        packet: &'a [u8],
+    },
+    /// `packet` came from `src` through the sender, a relay (r10).
+    RelayFrom {
+        /// The packet's origin, as the relay authenticated it.
+        src: crate::name::NodeName,
+        /// The packet, to be handled as a datagram from `src`.
+        packet: &'a [u8],
+    },
 }
 
 /// One piece of a frame split to fit a path's MTU; the receiver joins the
@@ -278,6 +301,26 @@ impl<'a> Message<'a> {
                     bytes,
                 })
             }
+            kind::RELAY_TO | kind::RELAY_FROM => {
+                let to = buf.first() == Some(&kind::RELAY_TO);
+                let dst = if to {
+                    Some(r.name("relay destination")?)
+                } else {
+                    None
+                };
+                let src = r.name("relay source")?;
+                let packet = r.bytes(r.remaining(), "relayed packet")?;
+                if packet.len() < 2 {
+                    return Err(WireError::Invalid {
+                        field: "relayed packet",
+                        reason: "shorter than a packet header",
+                    });
+                }
+                match dst {
+                    Some(dst) => Message::RelayTo { dst, src, packet },
+                    None => Message::RelayFrom { src, packet },
+                }
+            }
             other => return Err(WireError::UnknownType(other)),
         };
         r.finish()?;
@@ -356,6 +399,17 @@ impl<'a> Message<'a> {
                 out.push(p.count);
                 out.extend_from_slice(p.bytes);
             }
+            Message::RelayTo { dst, src, packet } => {
+                out.push(kind::RELAY_TO);
+                put_name(out, dst);
+                put_name(out, src);
+                out.extend_from_slice(packet);
+            }
+            Message::RelayFrom { src, packet } => {
+                out.push(kind::RELAY_FROM);
+                put_name(out, src);
+                out.extend_from_slice(packet);
+            }
         }
     }
 
@@ -421,6 +475,15 @@ mod tests {
                 count: 2,
                 bytes: &frame,
             }),
+            Message::RelayTo {
+                dst: crate::name::NodeName::new("b").unwrap(),
+                src: crate::name::NodeName::new("a").unwrap(),
+                packet: &frame,
+            },
+            Message::RelayFrom {
+                src: crate::name::NodeName::new("a").unwrap(),
+                packet: &frame,
+            },
         ];
         for m in msgs {
             let bytes = m.to_vec();

@@ -1,0 +1,229 @@
+//! Relaying in a simulated network with a virtual clock: a and b cannot
+//! exchange datagrams (a firewall between them), both have live sessions
+//! with r1 (near) and r2 (far). Their traffic must go through the nearer
+//! relay, sealed end to end; when that relay dies the pair must move to the
+//! other one without either taking the relay's death for the other's; when
+//! the firewall goes they must move to a direct path.
+
+mod sim;
+
+use meshd::node::{is_relay_addr, Event};
+use sim::SimNet;
+use std::time::Duration;
+
+const MS: Duration = Duration::from_millis(1);
+
+/// A frame from a's station to b's (unicast to an unknown MAC: flooded to
+/// every live peer, b among them) with a tag.
+fn frame(tag: u16) -> Vec<u8> {
+    let mut f = vec![0x02, 0, 0, 0, 0, 0x0b, 0x02, 0, 0, 0, 0, 0x0a, 0x88, 0xb5];
+    f.extend_from_slice(&tag.to_be_bytes());
+    f.extend_from_slice(&[0x5a; 60]);
+    f
+}
+
+fn relayed_mesh() -> SimNet {
+    relayed_mesh_with(|_, _| {})
+}
+
+/// The mesh of [`relayed_mesh`], each node's config tuned by `tune(name, cfg)`.
+fn relayed_mesh_with(tune: impl Fn(&str, &mut meshd::node::NodeConfig)) -> SimNet {
+    let names = ["a", "b", "r1", "r2"];
+    let mut net = SimNet::new(11, &names);
+    net.delay = 10 * MS;
+    for (x, y) in [("a", "r1"), ("b", "r1")] {
+        net.set_link_delay(x, y, 2 * MS);
+    }
+    net.cut("a", "b");
+    for (name, connect) in [
+        ("a", &["b", "r1", "r2"][..]),
+        ("b", &["a", "r1", "r2"][..]),
+        ("r1", &[][..]),
+        ("r2", &["r1"][..]),
+    ] {
+        let mut cfg = net.config(name, connect);
+        tune(name, &mut cfg);
+        net.start(cfg, &names);
+    }
+    net
+}
+
+/// The relay `node` reaches `peer` through, if any.
+fn relay_of(net: &SimNet, node: &str, peer: &str) -> Option<String> {
+    let p = net.node(node).peers().get(peer)?;
+    if !p.alive || !p.endpoint.is_some_and(is_relay_addr) {
+        return None;
+    }
+    let line = net
+        .node(node)
+        .node_statuses(net.now, 655)
+        .into_iter()
+        .find(|n| n.name == peer)?;
+    Some(line.via)
+}
+
+fn downs(net: &SimNet, node: &str, peer: &str) -> usize {
+    let i = net.idx(node);
+    net.nodes[i]
+        .events
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::PeerDown { name, .. } if name == peer))
+        .count()
+}
+
+#[test]
+fn a_blocked_pair_talks_through_the_nearer_relay() {
+    let mut net = relayed_mesh();
+    net.run_for(Duration::from_secs(5));
+    assert_eq!(relay_of(&net, "a", "b").as_deref(), Some("r1"));
+    assert_eq!(relay_of(&net, "b", "a").as_deref(), Some("r1"));
+    let line = net
+        .node("a")
+        .node_statuses(net.now, 655)
+        .into_iter()
+        .find(|n| n.name == "b")
+        .expect("b listed");
+    assert!(line.reachable);
+    assert_eq!((line.nexthop.as_str(), line.distance), ("r1", 2));
+
+    // Relayed peers are no edges: others must not relay through a to b.
+    assert!(
+        !net.node("a")
+            .edge_statuses()
+            .iter()
+            .any(|e| (e.from.as_str(), e.to.as_str()) == ("a", "b")),
+        "dump edges lists a relayed pair"
+    );
+
+    // Frames cross, and the relay's TAP gets only its own flooded copy.
+    net.take_tap_rx("b");
+    net.take_tap_rx("r1");
+    for tag in 0..10 {
+        net.tap_send("a", &frame(tag));
+    }
+    net.run_for(100 * MS);
+    let want: Vec<Vec<u8>> = (0..10).map(frame).collect();
+    assert_eq!(net.take_tap_rx("b"), want);
+    assert_eq!(net.take_tap_rx("r1"), want, "r1's own flooded copies");
+    let c = net.node("r1").relay_counters().clone();
+    assert!(c.relayed_packets > 10, "{c:?}");
+    assert_eq!((c.forged_source, c.nested), (0, 0), "{c:?}");
+    // Neither side ever took the other for dead.
+    assert_eq!(downs(&net, "a", "b") + downs(&net, "b", "a"), 0);
+}
+
+#[test]
+fn the_other_relay_takes_over_when_the_relay_dies() {
+    let mut net = relayed_mesh();
+    net.run_for(Duration::from_secs(5));
+    assert_eq!(relay_of(&net, "a", "b").as_deref(), Some("r1"));
+    // b's station speaks first: a learns its MAC, and a's frames to it are
+    // unicast, watched for answers (a ping's echo requests).
+    let mut hello = vec![0xff; 6];
+    hello.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x0b, 0x88, 0xb5]);
+    hello.extend_from_slice(&[0; 60]);
+    net.tap_send("b", &hello);
+    net.run_for(100 * MS);
+    net.take_tap_rx("b");
+    let killed = net.elapsed();
+    net.kill("r1");
+    // A frame every 10 ms during the failover: the longest gap at b.
+    let mut sent = 0u16;
+    while net.elapsed() < killed + Duration::from_secs(3) {
+        net.tap_send("a", &frame(sent));
+        sent += 1;
+        net.run_for(10 * MS);
+    }
+    assert_eq!(relay_of(&net, "a", "b").as_deref(), Some("r2"));
+    assert_eq!(relay_of(&net, "b", "a").as_deref(), Some("r2"));
+    let i = net.idx("b");
+    let arrivals: Vec<Duration> = net.nodes[i]
+        .tap_rx
+        .iter()
+        .filter(|(t, _)| *t >= killed)
+        .map(|(t, _)| *t)
+        .collect();
+    let mut gap = arrivals.first().map_or(Duration::MAX, |t| *t - killed);
+    for w in arrivals.windows(2) {
+        gap = gap.max(w[1] - w[0]);
+    }
+    eprintln!(
+        "relay r1 killed: frames a -> b resumed through r2 after a gap of {gap:?} ({} of {sent} arrived)",
+        arrivals.len()
+    );
+    // DeadInterval (300 ms) plus a few hundred milliseconds.
+    assert!(gap <= Duration::from_millis(800), "gap {gap:?}");
+    // The relay's death is not the pair's.
+    assert_eq!(downs(&net, "a", "b") + downs(&net, "b", "a"), 0);
+    // r1 itself is declared dead on its own (idle, slow) deadline, later.
+    net.run_for(Duration::from_secs(8));
+    assert_eq!(downs(&net, "a", "r1"), 1);
+    assert_eq!(downs(&net, "a", "b") + downs(&net, "b", "a"), 0);
+    assert_eq!(relay_of(&net, "a", "b").as_deref(), Some("r2"));
+}
+
+#[test]
+fn the_pair_goes_direct_when_the_firewall_goes() {
+    let mut net = relayed_mesh();
+    net.run_for(Duration::from_secs(5));
+    assert_eq!(relay_of(&net, "a", "b").as_deref(), Some("r1"));
+    net.heal();
+    let healed = net.elapsed();
+    let mut direct = None;
+    for _ in 0..150 {
+        net.run_for(100 * MS);
+        let a_direct = relay_of(&net, "a", "b").is_none() && net.sees("a", "b");
+        let b_direct = relay_of(&net, "b", "a").is_none() && net.sees("b", "a");
+        if a_direct && b_direct {
+            direct = Some(net.elapsed() - healed);
+            break;
+        }
+    }
+    let took = direct.expect("still relayed 15 s after the firewall went");
+    eprintln!("direct again {took:?} after the firewall went");
+    // A direct try every 5 s (DIRECT_RETRY), both sides.
+    assert!(took <= Duration::from_secs(7), "{took:?}");
+    assert_eq!(downs(&net, "a", "b") + downs(&net, "b", "a"), 0);
+}
+
+#[test]
+fn a_relayed_vip_holder_that_dies_is_declared_dead_within_the_usual_bound() {
+    // b holds a VIP: it heartbeats every peer fast, a through the relay.
+    let mut net = relayed_mesh_with(|name, cfg| {
+        if name == "b" {
+            cfg.vips = vec![meshd::vip::LocalVip {
+                address: std::net::Ipv4Addr::new(10, 1, 1, 10).into(),
+                prefix_len: 24,
+                weight: 10,
+                virtual_mac: meshd::switch::MacAddr([0x02, 0x6d, 10, 1, 1, 10]),
+                checked: false,
+                owner: None,
+                presence: None,
+                policy: Default::default(),
+            }];
+        }
+    });
+    net.run_for(Duration::from_secs(5));
+    assert_eq!(relay_of(&net, "a", "b").as_deref(), Some("r1"));
+    let killed = net.elapsed();
+    net.kill("b");
+    let i = net.idx("a");
+    let mut declared = None;
+    for _ in 0..300 {
+        net.run_for(5 * MS);
+        if let Some((t, _)) = net.nodes[i]
+            .events
+            .iter()
+            .find(|(t, e)| *t >= killed && matches!(e, Event::PeerDown { name, .. } if name == "b"))
+        {
+            declared = Some(*t - killed);
+            break;
+        }
+    }
+    let took = declared.expect("a never declared the relayed holder dead");
+    eprintln!("relayed holder b killed: a declared it dead after {took:?}");
+    // DeadInterval (300 ms) and the relay's answer to one probe: the relay
+    // lives, so the holder's silence is its own.
+    assert!(took <= Duration::from_millis(450), "{took:?}");
+    assert_eq!(downs(&net, "a", "r1"), 0, "the relay is not blamed");
+}
