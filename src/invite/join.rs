@@ -140,6 +140,18 @@ fn connect(url: &InvitationUrl, log: &mut dyn FnMut(&str)) -> Result<(TcpStream,
     }
 }
 
+/// Where a join leaves the `tinc-up` it generated from the invitation until it is enabled.
+pub const TINC_UP_INVITATION: &str = "tinc-up.invitation";
+
+/// Enables the generated script: `tinc-up.invitation` becomes the executable `tinc-up`.
+pub fn enable_tinc_up(root: &Path) -> Result<()> {
+    let from = root.join(TINC_UP_INVITATION);
+    let to = root.join("tinc-up");
+    fs::set_permissions(&from, fs::Permissions::from_mode(0o755))
+        .and_then(|()| fs::rename(&from, &to))
+        .with_context(|| format!("cannot rename {} to {}", from.display(), to.display()))
+}
+
 /// Redeems `url` and writes the new network directory. `port` is this node's UDP port
 /// (written to its host file; default 655). `log` gets progress lines for the user.
 pub fn join(
@@ -286,7 +298,13 @@ fn stage(
         }
         let own = plan.own_host_file(port, &key.public().to_string());
         put(&format!("hosts/{}", plan.name), &own, 0o644)?;
-        put("tinc-up", &plan.tinc_up(), 0o755)?;
+        // As tinc: a placeholder is enabled at once; a script generated from the
+        // invitation's Ifconfig/Route lines waits for review as `tinc-up.invitation`.
+        if plan.tinc_up_commands.is_empty() {
+            put("tinc-up", &plan.tinc_up(), 0o755)?;
+        } else {
+            put(TINC_UP_INVITATION, &plan.tinc_up(), 0o644)?;
+        }
         if plan.has_vips() {
             put("vip-up", VIP_UP, 0o755)?;
             put("vip-down", VIP_DOWN, 0o755)?;
