@@ -206,7 +206,22 @@ fn refused_joins_write_nothing() {
     let n1 = tmp.path().join("n1");
     let joiner = tmp.path().join("joiner");
     let mut reaper = Reaper::default();
-    inviter(&mut reaper, &n1);
+    let port = inviter(&mut reaper, &n1);
+    // No invitation key yet: meshd's reason, then tinc's words (cmd_join.py).
+    let o = meshd(
+        &joiner,
+        &["join", &format!("127.0.0.1:{port}/{}", "A".repeat(48))],
+    );
+    assert_exit1(&o);
+    for want in [
+        "this node has no outstanding invitations",
+        "Timed out waiting for the server",
+        "Could not connect to inviter",
+        "nothing was written",
+    ] {
+        assert!(stderr(&o).contains(want), "{want}: {}", show(&o));
+    }
+    assert!(!joiner.exists());
     let url = invite(&n1, "node_2", &[]);
     let (authority, secret) = url.rsplit_once('/').unwrap();
     let before = entries(tmp.path());
@@ -230,12 +245,25 @@ fn refused_joins_write_nothing() {
     let forged = format!("{authority}/{other_hash}{}", &secret[1..]);
     refused(&forged, "does not match the invitation URL");
     refused(&forged, "intercepting");
+    refused(&forged, "Peer has an invalid key");
     // A wrong cookie.
     let last = if secret.ends_with('A') { "B" } else { "A" };
     refused(
         &format!("{authority}/{}{last}", &secret[..47]),
         "unknown or was already used",
     );
+    refused(
+        &format!("{authority}/{}{last}", &secret[..47]),
+        "Timed out waiting for the server",
+    );
+    refused(
+        &format!("{authority}/{}{last}", &secret[..47]),
+        "Please try again",
+    );
+    // The inviter logs tinc's words (without the cookie).
+    let log = read(&n1.join("meshd.log"));
+    assert!(log.contains("we don't have an invitation key"), "{log}");
+    assert!(log.contains("tried to use non-existing invitation"), "{log}");
     // None of that used the invitation up.
     let o = meshd(&n1, &["dump", "invitations"]);
     assert!(stdout(&o).contains(" node_2"), "{}", show(&o));

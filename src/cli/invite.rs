@@ -242,7 +242,11 @@ pub fn join(
     };
     let mut log = |line: &str| eprintln!("{line}");
     let joined = redeem(&url, &target, port, &mut log).map_err(|e| {
-        anyhow!("{e:#}\nInvitation cancelled: nothing was written. Try again, or ask the inviter for a new URL.")
+        let (before, after) = tinc_words(&e);
+        anyhow!(
+            "{before}{e:#}\n{after}Invitation cancelled: nothing was written. Please try again, \
+             or ask the inviter for a new URL."
+        )
     })?;
     eprintln!("Invitation successfully accepted.");
     let plan = &joined.plan;
@@ -267,6 +271,38 @@ pub fn join(
         return super::daemon::start(&joined.netdir, &super::daemon::StartArgs::default());
     }
     Ok(0)
+}
+
+/// What tinc's joiner prints where meshd's has its own reason: the lines before and after
+/// meshd's error, so a user (or a script) that knows tinc's words finds them. A tinc inviter
+/// closes the connection without a word when it has no invitation key or no such invitation
+/// (tinc's joiner times out); meshd's inviter says why, and that reason is kept.
+fn tinc_words(e: &anyhow::Error) -> (&'static str, &'static str) {
+    use crate::invite::exchange::ExchangeError;
+    const SILENT: &str =
+        "(a tinc inviter would stay silent: \"Timed out waiting for the server to reply.\")\n";
+    const SILENT_NO_KEY: &str =
+        "(a tinc inviter would stay silent: \"Timed out waiting for the server to reply.\")\n\
+         Could not connect to inviter. Please make sure the URL you entered is valid.\n";
+    for cause in e.chain() {
+        if let Some(x) = cause.downcast_ref::<ExchangeError>() {
+            match x {
+                ExchangeError::KeyMismatch { .. } => {
+                    return (
+                        "Peer has an invalid key. Please make sure you're using the correct URL.\n",
+                        "",
+                    )
+                }
+                // Refused before the handshake: the inviter has no invitation key.
+                ExchangeError::Refused(_) => return ("", SILENT_NO_KEY),
+                _ => {}
+            }
+        }
+        if cause.is::<crate::invite::join::InviterRefused>() {
+            return ("", SILENT);
+        }
+    }
+    ("", "")
 }
 
 /// How a generated `tinc-up` is enabled after a join, as tinc: `--force` enables it, a

@@ -72,6 +72,12 @@ struct Conn {
     stream: TcpStream,
 }
 
+/// The inviter refused the invitation after the handshake (unknown, used, expired, ...);
+/// the text is the inviter's one line for the joiner.
+#[derive(Debug, thiserror::Error)]
+#[error("the inviter refused: {0}")]
+pub struct InviterRefused(pub String);
+
 impl Conn {
     fn send(&mut self, body: &[u8]) -> Result<()> {
         self.stream
@@ -96,7 +102,7 @@ impl Conn {
                 .filter(|c| !c.is_control())
                 .take(300)
                 .collect();
-            bail!("the inviter refused: {why}");
+            return Err(InviterRefused(why).into());
         }
         Ok((kind, payload))
     }
