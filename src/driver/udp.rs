@@ -42,7 +42,10 @@ impl Udp {
         socket.set_nonblocking(true).context("O_NONBLOCK")?;
         socket.bind(&addr.into()).with_context(|| {
             format!(
-                "cannot bind UDP {addr} (is another daemon using port {}?)",
+                "Unable to create any listening socket: Can't bind to {} port {}/udp (is \
+                 another daemon using port {}?)",
+                addr.ip(),
+                addr.port(),
                 addr.port()
             )
         })?;
