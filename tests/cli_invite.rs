@@ -263,7 +263,10 @@ fn refused_joins_write_nothing() {
     // The inviter logs tinc's words (without the cookie).
     let log = read(&n1.join("meshd.log"));
     assert!(log.contains("we don't have an invitation key"), "{log}");
-    assert!(log.contains("tried to use non-existing invitation"), "{log}");
+    assert!(
+        log.contains("tried to use non-existing invitation"),
+        "{log}"
+    );
     // None of that used the invitation up.
     let o = meshd(&n1, &["dump", "invitations"]);
     assert!(stdout(&o).contains(" node_2"), "{}", show(&o));

@@ -246,7 +246,11 @@ fn listen_address_is_where_the_daemon_listens() {
     let (one, two) = (format!("127.0.0.1:{port}"), format!("127.0.0.2:{port}"));
     assert_eq!(
         local,
-        vec![("tcp", one.as_str()), ("tcp", two.as_str()), ("udp", one.as_str())],
+        vec![
+            ("tcp", one.as_str()),
+            ("tcp", two.as_str()),
+            ("udp", one.as_str())
+        ],
         "{ss}"
     );
     assert_ok(&meshd(&dir, &["stop"]));
@@ -283,7 +287,10 @@ fn a_port_that_cannot_be_bound_is_tincs_error() {
         log.contains(&format!("Can't bind to 127.0.0.1 port {busy}/tcp")),
         "{log}"
     );
-    assert!(log.contains("Unable to create any listening socket"), "{log}");
+    assert!(
+        log.contains("Unable to create any listening socket"),
+        "{log}"
+    );
     assert!(
         stderr(&o).contains("Unable to create any listening socket"),
         "{}",

@@ -51,9 +51,7 @@ pub(super) fn check_netname(net: &str) -> Result<Option<&'static str>, &'static 
         return Ok(None);
     }
     // tinc's check_netname(name, false), and meshd's own rule for -n (no `..`).
-    let invalid = net.starts_with('.')
-        || net.contains('\\')
-        || !crate::config::valid_netname(net);
+    let invalid = net.starts_with('.') || net.contains('\\') || !crate::config::valid_netname(net);
     if invalid {
         return Err("Invalid character in netname!");
     }

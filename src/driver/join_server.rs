@@ -79,11 +79,7 @@ fn tinc_addr(a: SocketAddr) -> String {
 /// (port 0 there: `first`'s port), logging tinc's `Listening on ADDR port N` for each
 /// and `Can't bind to ADDR port N/tcp: ...` for each that fails. None at all is tinc's
 /// `Unable to create any listening socket`, an error: the daemon stops, as tincd does.
-pub fn bind_all(
-    first: SocketAddr,
-    more: &[SocketAddr],
-    only_v6: bool,
-) -> Result<Vec<TcpListener>> {
+pub fn bind_all(first: SocketAddr, more: &[SocketAddr], only_v6: bool) -> Result<Vec<TcpListener>> {
     let mut listeners = Vec::new();
     for (i, &addr) in std::iter::once(&first).chain(more).enumerate() {
         let addr = if addr.port() == 0 {
@@ -94,7 +90,10 @@ pub fn bind_all(
         match bind(addr, only_v6) {
             Ok(l) => {
                 if i == 0 {
-                    tracing::info!("Listening on {} (UDP: the mesh; TCP: joins)", tinc_addr(addr));
+                    tracing::info!(
+                        "Listening on {} (UDP: the mesh; TCP: joins)",
+                        tinc_addr(addr)
+                    );
                 } else {
                     tracing::info!(
                         "Listening on {} (TCP: joins only; the mesh's UDP socket is {})",
