@@ -175,7 +175,14 @@ pub fn load(netdir: &NetDir) -> Result<Setup> {
             },
             None => None,
         };
-        let addresses = resolve_addresses(&h.addresses, h.port, family, &mut warnings);
+        // The host file's addresses, then where the node was last reached (tinc's cache/).
+        let mut wanted = h.addresses.clone();
+        for a in config::addr_cache::load(netdir, h.name.as_str()) {
+            if !wanted.contains(&a) {
+                wanted.push(a);
+            }
+        }
+        let addresses = resolve_addresses(&wanted, h.port, family, &mut warnings);
         hosts.push(KnownHost {
             name: h.name.clone(),
             public_key,

@@ -294,6 +294,11 @@ fn stage(
             .mode(0o755)
             .create(&hosts)
             .with_context(|| format!("cannot create {}", hosts.display()))?;
+        let cache = staging.join("cache");
+        DirBuilder::new()
+            .mode(0o755)
+            .create(&cache)
+            .with_context(|| format!("cannot create {}", cache.display()))?;
         let put = |rel: &str, text: &str, mode: u32| {
             let p = staging.join(rel);
             write_atomic(&p, text.as_bytes(), mode)
