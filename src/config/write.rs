@@ -223,7 +223,7 @@ pub fn init_netdir(
     // tinc's address cache (see `addr_cache`).
     super::addr_cache::create_dir(netdir).map_err(|e| {
         ConfigError::io(
-            &super::addr_cache::dir(netdir),
+            super::addr_cache::dir(netdir),
             "cannot create directory",
             &e,
         )
