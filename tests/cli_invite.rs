@@ -140,7 +140,13 @@ fn invite_join_start_and_meet() {
         "{own}"
     );
     assert!(read(&n2.join("hosts/node_1")).contains(&format!("Port = {port1}")));
-    assert!(read(&n2.join("tinc-up")).contains("ip addr replace 10.1.1.2/24 dev \"$INTERFACE\""));
+    // As tinc: without --force (and no terminal to ask on) the generated script waits for
+    // review as tinc-up.invitation, not executable; no tinc-up.
+    let pending = n2.join("tinc-up.invitation");
+    assert!(read(&pending).contains("ip addr replace 10.1.1.2/24 dev \"$INTERFACE\""));
+    assert_eq!(mode_of(&pending), 0o644);
+    assert!(!n2.join("tinc-up").exists());
+    assert!(err.contains("tinc-up.invitation: review it"), "{err}");
     assert_eq!(mode_of(&n2.join("ed25519_key.priv")), 0o600);
     // The inviter stored exactly the joiner's key.
     let key_line = own
@@ -200,7 +206,22 @@ fn refused_joins_write_nothing() {
     let n1 = tmp.path().join("n1");
     let joiner = tmp.path().join("joiner");
     let mut reaper = Reaper::default();
-    inviter(&mut reaper, &n1);
+    let port = inviter(&mut reaper, &n1);
+    // No invitation key yet: meshd's reason, then tinc's words (cmd_join.py).
+    let o = meshd(
+        &joiner,
+        &["join", &format!("127.0.0.1:{port}/{}", "A".repeat(48))],
+    );
+    assert_exit1(&o);
+    for want in [
+        "this node has no outstanding invitations",
+        "Timed out waiting for the server",
+        "Could not connect to inviter",
+        "nothing was written",
+    ] {
+        assert!(stderr(&o).contains(want), "{want}: {}", show(&o));
+    }
+    assert!(!joiner.exists());
     let url = invite(&n1, "node_2", &[]);
     let (authority, secret) = url.rsplit_once('/').unwrap();
     let before = entries(tmp.path());
@@ -224,11 +245,27 @@ fn refused_joins_write_nothing() {
     let forged = format!("{authority}/{other_hash}{}", &secret[1..]);
     refused(&forged, "does not match the invitation URL");
     refused(&forged, "intercepting");
+    refused(&forged, "Peer has an invalid key");
     // A wrong cookie.
     let last = if secret.ends_with('A') { "B" } else { "A" };
     refused(
         &format!("{authority}/{}{last}", &secret[..47]),
         "unknown or was already used",
+    );
+    refused(
+        &format!("{authority}/{}{last}", &secret[..47]),
+        "Timed out waiting for the server",
+    );
+    refused(
+        &format!("{authority}/{}{last}", &secret[..47]),
+        "Please try again",
+    );
+    // The inviter logs tinc's words (without the cookie).
+    let log = read(&n1.join("meshd.log"));
+    assert!(log.contains("we don't have an invitation key"), "{log}");
+    assert!(
+        log.contains("tried to use non-existing invitation"),
+        "{log}"
     );
     // None of that used the invitation up.
     let o = meshd(&n1, &["dump", "invitations"]);
@@ -374,5 +411,55 @@ fn join_without_a_directory_uses_the_networks_name() {
     assert!(stderr(&o).contains("meshd -n lab start"), "{}", show(&o));
     assert!(read(&base2.join("lab/tinc.conf")).contains("Name = node_2"));
     assert!(read(&base2.join("lab/invitation-data")).contains("NetName = lab"));
+    assert_ok(&meshd(&n1, &["stop"]));
+}
+
+/// `join --force` (after the URL, or before the verb as tinc's `tinc --force join`) enables
+/// the tinc-up generated from Ifconfig/Route at once; `--batch` alone leaves it for review.
+#[test]
+fn join_force_enables_the_generated_tinc_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let n1 = tmp.path().join("n1");
+    let mut reaper = Reaper::default();
+    inviter(&mut reaper, &n1);
+    let sets = [
+        "--set",
+        "Ifconfig=10.1.1.7/24",
+        "--set",
+        "Route=10.2.0.0/16 10.1.1.1",
+    ];
+    for (i, args) in [
+        vec!["join", "URL", "--force"],
+        vec!["--force", "join", "URL"],
+        vec!["--batch", "join", "URL"],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let url = invite(&n1, &format!("node_{}", i + 2), &sets);
+        let dir = tmp.path().join(format!("j{i}"));
+        let mut args: Vec<&str> = args
+            .into_iter()
+            .map(|a| if a == "URL" { url.as_str() } else { a })
+            .collect();
+        let port = free_port().to_string();
+        args.extend(["--port", &port]);
+        let o = meshd(&dir, &args);
+        assert_ok(&o);
+        let (up, pending) = (dir.join("tinc-up"), dir.join("tinc-up.invitation"));
+        if args.contains(&"--force") {
+            assert!(!pending.exists(), "{args:?}");
+            assert_eq!(mode_of(&up), 0o755, "{args:?}");
+            let text = read(&up);
+            assert!(text.contains("10.1.1.7/24"), "{text}");
+            assert!(text.contains("10.2.0.0/16"), "{text}");
+            assert!(stderr(&o).contains("tinc-up is enabled"), "{}", show(&o));
+        } else {
+            assert!(!up.exists(), "{args:?}");
+            assert_eq!(mode_of(&pending), 0o644, "{args:?}");
+            assert!(read(&pending).contains("10.1.1.7/24"));
+            assert!(stderr(&o).contains("--force"), "{}", show(&o));
+        }
+    }
     assert_ok(&meshd(&n1, &["stop"]));
 }

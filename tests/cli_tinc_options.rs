@@ -229,14 +229,93 @@ fn listen_address_is_where_the_daemon_listens() {
         "UDP and TCP on {addr} only:\n{ss}"
     );
     assert_ok(&meshd(&dir, &["stop"]));
-    // A second address: one socket, and a warning that says which is not listened on.
+    // A second address: the UDP socket on the first (BindToAddress), a join listener on
+    // each; tinc's `Listening on ADDR port N` for both, and a warning that says so.
     append(&dir.join("tinc.conf"), "BindToAddress = 127.0.0.1\n");
-    let log = start_log(&dir);
+    assert_ok(&meshd(&dir, &["start"]));
+    reaper.track_dir(&dir);
+    let ss = listening(port);
+    let mut local: Vec<(&str, &str)> = ss
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            Some((*f.first()?, *f.get(4)?))
+        })
+        .collect();
+    local.sort();
+    let (one, two) = (format!("127.0.0.1:{port}"), format!("127.0.0.2:{port}"));
+    assert_eq!(
+        local,
+        vec![
+            ("tcp", one.as_str()),
+            ("tcp", two.as_str()),
+            ("udp", one.as_str())
+        ],
+        "{ss}"
+    );
+    assert_ok(&meshd(&dir, &["stop"]));
+    let log = read(&dir.join("meshd.log"));
+    for want in [
+        "meshd's one UDP socket (the mesh) is on 127.0.0.1",
+        "127.0.0.2 serve joins (TCP) only",
+        &format!("Listening on 127.0.0.1 port {port} (UDP: the mesh; TCP: joins)"),
+        &format!("Listening on 127.0.0.2 port {port} (TCP: joins only"),
+    ] {
+        assert!(log.contains(want), "{want}:\n{log}");
+    }
+}
+
+/// tinc's bind_port.py: a join port that cannot be bound is logged as tinc does (`Can't bind
+/// to ADDR port N/tcp`); when no listener at all can be made the daemon stops with
+/// `Unable to create any listening socket`, else it runs on the others.
+#[test]
+fn a_port_that_cannot_be_bound_is_tincs_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("a");
+    init_node(&dir, "alpha", 0);
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = held.local_addr().unwrap().port();
+    append(
+        &dir.join("tinc.conf"),
+        &format!("BindToAddress = 127.0.0.1 {busy}\n"),
+    );
+    let _ = std::fs::remove_file(dir.join("meshd.log"));
+    let o = meshd(&dir, &["start"]);
+    assert_exit1(&o);
+    let log = read(&dir.join("meshd.log"));
     assert!(
-        log.contains("meshd listens on one address: 127.0.0.1")
-            && log.contains("not listening on 127.0.0.2"),
+        log.contains(&format!("Can't bind to 127.0.0.1 port {busy}/tcp")),
         "{log}"
     );
+    assert!(
+        log.contains("Unable to create any listening socket"),
+        "{log}"
+    );
+    assert!(
+        stderr(&o).contains("Unable to create any listening socket"),
+        "{}",
+        show(&o)
+    );
+    // A free address first: the daemon runs, and says which one it could not bind.
+    let free = free_port();
+    std::fs::write(
+        dir.join("tinc.conf"),
+        read(&dir.join("tinc.conf")).replace(
+            "BindToAddress",
+            &format!("BindToAddress = 127.0.0.1 {free}\nBindToAddress"),
+        ),
+    )
+    .unwrap();
+    let log = start_log(&dir);
+    assert!(
+        log.contains(&format!("Listening on 127.0.0.1 port {free}")),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("Can't bind to 127.0.0.1 port {busy}/tcp")),
+        "{log}"
+    );
+    drop(held);
 }
 
 /// `Name:\tvalue...` from /proc/PID/status.

@@ -178,10 +178,26 @@ fn network_lists_networks_and_switches_in_command_mode() {
     let o = child.wait_with_output().unwrap();
     assert_ok(&o);
     assert_eq!(stdout(&o), "one\ntwo\nbase\n");
-    // Outside command mode it says what to use instead.
+    // Outside command mode, as tinc: the name is checked, nothing switches, exit 0 (meshd
+    // says what to use instead); an unsafe character is warned about, an invalid one is exit 1.
     let o = with_base(&["network", "lab"]);
-    assert_exit1(&o);
+    assert_ok(&o);
     assert!(stderr(&o).contains("use -n lab"), "{}", show(&o));
+    let o = with_base(&["network", "foo.<"]);
+    assert_ok(&o);
+    assert!(
+        stderr(&o).starts_with("Warning: unsafe character in netname!\n"),
+        "{}",
+        show(&o)
+    );
+    for bad in ["foo./", ".hidden", "a\\b", ".."] {
+        let o = with_base(&["network", bad]);
+        assert_exit1(&o);
+        assert_eq!(stderr(&o), "Invalid character in netname!\n", "{bad}");
+    }
+    let o = with_base(&["network", "foo", "bar"]);
+    assert_exit1(&o);
+    assert!(stderr(&o).contains("Too many arguments"), "{}", show(&o));
 }
 
 #[test]

@@ -1,8 +1,9 @@
 //! End-to-end (needs root; creates its own network namespaces and removes them): the
 //! reference five-node network built with init / invite / join / start alone. node_1 is
 //! initialised and started; it invites node_2..node_5; each joins from its own namespace
-//! with `meshd join URL --start`; all five see all five; the generated tinc-up gave each its
-//! overlay address (a ping crosses the mesh); a URL used twice fails the second time.
+//! with `meshd join URL --start --force`; all five see all five; the generated tinc-up
+//! (enabled by --force) gave each its overlay address (a ping crosses the mesh); a URL used
+//! twice fails the second time.
 
 use meshd_lab::netns::{self, meshd, need_tools, Lab};
 use meshd_lab::require_netns;
@@ -58,7 +59,7 @@ fn five_nodes_from_init_invite_join() {
         let out = Command::new("ip")
             .args(["netns", "exec", &node.ns, meshd(), "-c"])
             .arg(&node.netdir)
-            .args(["join", url, "--start"])
+            .args(["join", url, "--start", "--force"])
             .output()
             .expect("run meshd join");
         let err = String::from_utf8_lossy(&out.stderr).into_owned();

@@ -66,7 +66,7 @@ make_meshd_template() {
     }
     short="${url:0:26}..."
     say "  node_1: meshd invite node_$i ${sets[*]}  -> $short"
-    if ! in_ns "$i" "$MESHD" -c "$t/node_$i" join "$url" >"$WORK/build-join-$i.log" 2>&1; then
+    if ! in_ns "$i" "$MESHD" -c "$t/node_$i" join "$url" --force >"$WORK/build-join-$i.log" 2>&1; then
       say "meshd join failed on node_$i:"
       cat "$WORK/build-join-$i.log" >&2
       return 1
@@ -79,9 +79,9 @@ make_meshd_template() {
       # A join refuses exec checks from an invitation: the admin adds it.
       echo "HealthCheck = $VIP exec interval=100ms timeout=100ms rise=2 fall=1 test -f $WORK/health/node_$i" \
         >>"$t/node_$i/hosts/node_$i"
-      say "  node_$i: meshd join $short; + HealthCheck (exec) in hosts/node_$i; meshd start"
+      say "  node_$i: meshd join $short --force; + HealthCheck (exec) in hosts/node_$i; meshd start"
     else
-      say "  node_$i: meshd join $short; meshd start"
+      say "  node_$i: meshd join $short --force; meshd start"
     fi
     meshd_start "$i" "$t/node_$i" || return 1
   done

@@ -230,6 +230,7 @@ pub fn join(
     url: &str,
     port: Option<u16>,
     start: bool,
+    confirm: Confirm,
 ) -> Result<i32> {
     let url = InvitationUrl::parse(url)?;
     let env_net = std::env::var("NETNAME").ok().filter(|v| !v.is_empty());
@@ -241,7 +242,11 @@ pub fn join(
     };
     let mut log = |line: &str| eprintln!("{line}");
     let joined = redeem(&url, &target, port, &mut log).map_err(|e| {
-        anyhow!("{e:#}\nInvitation cancelled: nothing was written. Try again, or ask the inviter for a new URL.")
+        let (before, after) = tinc_words(&e);
+        anyhow!(
+            "{before}{e:#}\n{after}Invitation cancelled: nothing was written. Please try again, \
+             or ask the inviter for a new URL."
+        )
     })?;
     eprintln!("Invitation successfully accepted.");
     let plan = &joined.plan;
@@ -256,13 +261,87 @@ pub fn join(
             "Edit {} to give the interface an address, then start it: meshd{dir_args} start",
             joined.netdir.script("tinc-up").display()
         );
-    } else if !start {
-        eprintln!("Start it with: meshd{dir_args} start");
+    } else {
+        review_tinc_up(&joined.netdir, confirm)?;
+        if !start {
+            eprintln!("Start it with: meshd{dir_args} start");
+        }
     }
     if start {
         return super::daemon::start(&joined.netdir, &super::daemon::StartArgs::default());
     }
     Ok(0)
+}
+
+/// What tinc's joiner prints where meshd's has its own reason: the lines before and after
+/// meshd's error, so a user (or a script) that knows tinc's words finds them. A tinc inviter
+/// closes the connection without a word when it has no invitation key or no such invitation
+/// (tinc's joiner times out); meshd's inviter says why, and that reason is kept.
+fn tinc_words(e: &anyhow::Error) -> (&'static str, &'static str) {
+    use crate::invite::exchange::ExchangeError;
+    const SILENT: &str =
+        "(a tinc inviter would stay silent: \"Timed out waiting for the server to reply.\")\n";
+    const SILENT_NO_KEY: &str =
+        "(a tinc inviter would stay silent: \"Timed out waiting for the server to reply.\")\n\
+         Could not connect to inviter. Please make sure the URL you entered is valid.\n";
+    for cause in e.chain() {
+        if let Some(x) = cause.downcast_ref::<ExchangeError>() {
+            match x {
+                ExchangeError::KeyMismatch { .. } => {
+                    return (
+                        "Peer has an invalid key. Please make sure you're using the correct URL.\n",
+                        "",
+                    )
+                }
+                // Refused before the handshake: the inviter has no invitation key.
+                ExchangeError::Refused(_) => return ("", SILENT_NO_KEY),
+                _ => {}
+            }
+        }
+        if cause.is::<crate::invite::join::InviterRefused>() {
+            return ("", SILENT);
+        }
+    }
+    ("", "")
+}
+
+/// How a generated `tinc-up` is enabled after a join, as tinc: `--force` enables it, a
+/// terminal (without `--batch`) is shown it and asked, anything else leaves it for review.
+#[derive(Debug, Clone, Copy)]
+pub struct Confirm {
+    /// `--force`.
+    pub force: bool,
+    /// `--batch`.
+    pub batch: bool,
+}
+
+fn review_tinc_up(netdir: &NetDir, confirm: Confirm) -> Result<()> {
+    use std::io::{IsTerminal, Write};
+    let pending = netdir.root.join(crate::invite::join::TINC_UP_INVITATION);
+    let ask = !confirm.force && !confirm.batch && std::io::stdin().is_terminal();
+    let enable = confirm.force
+        || (ask && {
+            let script = std::fs::read_to_string(&pending).unwrap_or_default();
+            eprint!(
+                "The invitation gives this node a tinc-up script:\n\n{script}\n\
+                 Do you want to use it? [y/N] "
+            );
+            let _ = std::io::stderr().flush();
+            let mut answer = String::new();
+            std::io::stdin().read_line(&mut answer).is_ok()
+                && matches!(answer.trim(), "y" | "Y" | "yes")
+        });
+    if enable {
+        crate::invite::join::enable_tinc_up(&netdir.root)?;
+        eprintln!("{} is enabled.", netdir.script("tinc-up").display());
+    } else {
+        eprintln!(
+            "The tinc-up script the invitation generated is in {}: review it, then rename it to \
+             tinc-up and make it executable (or join with --force to enable it at once).",
+            pending.display()
+        );
+    }
+    Ok(())
 }
 
 /// `meshd dump invitations [--json]`: reads the directory; needs no daemon.

@@ -56,7 +56,8 @@ pub struct Cli {
     #[arg(short = 'b', long = "batch", global = true)]
     pub batch: bool,
     /// Do it anyway: set unknown variables, server variables in host files, values that do
-    /// not load; import over existing host files.
+    /// not load; import over existing host files; enable the tinc-up a joined invitation
+    /// generated (tinc-up.invitation).
     #[arg(long, global = true)]
     pub force: bool,
     /// What to do. Without a command, meshd reads commands from stdin, one a line (tinc's
@@ -406,7 +407,17 @@ pub fn run(mut cli: Cli) -> Result<i32> {
                     None => return Ok(1),
                 },
             };
-            return invite::join(cli.config.clone(), cli.net.clone(), &url, *port, *start);
+            return invite::join(
+                cli.config.clone(),
+                cli.net.clone(),
+                &url,
+                *port,
+                *start,
+                invite::Confirm {
+                    force: cli.force,
+                    batch: cli.batch,
+                },
+            );
         }
         _ => {}
     }

@@ -44,18 +44,45 @@ fn tinc_networks(base: &Path) -> Option<Vec<String>> {
     )
 }
 
-/// `meshd network [NET]` outside command mode.
+/// tinc's check of `network NET`: `Err` is tinc's error (exit 1), `Ok(Some(_))` its warning
+/// for a name that works but is unsafe in a shell or on Windows (`foo.<`).
+pub(super) fn check_netname(net: &str) -> Result<Option<&'static str>, &'static str> {
+    if net == "." {
+        return Ok(None);
+    }
+    // tinc's check_netname(name, false), and meshd's own rule for -n (no `..`).
+    let invalid = net.starts_with('.') || net.contains('\\') || !crate::config::valid_netname(net);
+    if invalid {
+        return Err("Invalid character in netname!");
+    }
+    // tinc's check_netname(name, true).
+    if net.chars().any(|c| " $%<>:`\"|?*".contains(c)) {
+        return Ok(Some("Warning: unsafe character in netname!"));
+    }
+    Ok(None)
+}
+
+/// `meshd network [NET]` outside command mode. With NET it does what tinc does there:
+/// checks the name (exit 1 when invalid, a warning when unsafe) and switches nothing, since
+/// the process ends (exit 0); meshd adds a line saying so.
 pub fn network(net: Option<&str>) -> Result<i32> {
     if let Some(net) = net {
-        if net != "." && !crate::config::valid_netname(net) {
-            eprintln!("Invalid character in netname!");
-            return Ok(1);
+        match check_netname(net) {
+            Err(e) => {
+                eprintln!("{e}");
+                return Ok(1);
+            }
+            Ok(warning) => {
+                if let Some(w) = warning {
+                    eprintln!("{w}");
+                }
+            }
         }
         eprintln!(
             "network {net} switches the network of command mode (meshd with no command); \
              on the command line use -n {net}"
         );
-        return Ok(1);
+        return Ok(0);
     }
     let base = confdir_base();
     let mut names = match std::fs::read_dir(&base) {

@@ -91,10 +91,14 @@ pub fn command_mode(cli: &Cli) -> Result<i32> {
             Some(w) if w.eq_ignore_ascii_case("exit") || w.eq_ignore_ascii_case("quit") => break,
             Some(w) if w.eq_ignore_ascii_case("network") && words.len() == 2 => {
                 let net = words[1];
-                if net != "." && !crate::config::valid_netname(net) {
-                    eprintln!("Invalid character in netname!");
+                let checked = super::network::check_netname(net);
+                if let Err(e) = checked {
+                    eprintln!("{e}");
                     failed = true;
                 } else {
+                    if let Ok(Some(warning)) = checked {
+                        eprintln!("{warning}");
+                    }
                     prefix = switch_network(&prefix, net);
                     if let Some(p) = prompt.as_mut() {
                         *p = prompt_for((net != ".").then_some(net));

@@ -21,6 +21,7 @@
 //!   host file; tinc picks the lowest line number across both files. A warning is emitted when a
 //!   single-valued variable is given more than once.
 
+pub mod addr_cache;
 pub mod edit;
 pub mod host;
 pub mod known;

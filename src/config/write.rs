@@ -220,6 +220,14 @@ pub fn init_netdir(
             _ => Err(e),
         })
         .map_err(|e| ConfigError::io(&hosts, "cannot create directory", &e))?;
+    // tinc's address cache (see `addr_cache`).
+    super::addr_cache::create_dir(netdir).map_err(|e| {
+        ConfigError::io(
+            super::addr_cache::dir(netdir),
+            "cannot create directory",
+            &e,
+        )
+    })?;
 
     let mut host = String::new();
     if let Some(p) = port {

@@ -212,7 +212,23 @@ impl Daemon {
             Event::VipDown { vip } => {
                 tracing::info!(vip = %vip.address, "no longer serving the VIP");
             }
-            Event::PeerUp { .. } => {
+            Event::PeerUp {
+                ref name,
+                ref endpoint,
+            } => {
+                // tinc's address cache: where a node we connect to was reached.
+                if self
+                    .setup
+                    .node
+                    .connect_to
+                    .iter()
+                    .any(|c| c.as_str() == name.as_str())
+                {
+                    let addr = format!("{} {}", endpoint.ip(), endpoint.port());
+                    if let Err(err) = crate::config::addr_cache::store(&self.netdir, name, &addr) {
+                        tracing::debug!(node = %name, "cannot write the address cache: {err}");
+                    }
+                }
                 if !self.ready_sent {
                     self.send_ready("serving; first session up");
                 }

@@ -70,15 +70,53 @@ pub struct Joined {
     pub remote: SocketAddr,
 }
 
-/// Binds the TCP port and spawns the accept loop on the current runtime. Abort the returned
-/// task (and await it) to close the port; the stats count its connections.
-pub fn spawn(
-    netdir: NetDir,
-    self_name: String,
-    bind: SocketAddr,
-    only_v6: bool,
-    joined: mpsc::UnboundedSender<Joined>,
-) -> Result<(tokio::task::JoinHandle<()>, Arc<JoinStats>)> {
+/// `a.b.c.d port N`, as tinc names a socket address in its log.
+fn tinc_addr(a: SocketAddr) -> String {
+    format!("{} port {}", a.ip(), a.port())
+}
+
+/// Binds a join listener (TCP) on `first` (where the UDP socket is) and on each of `more`
+/// (port 0 there: `first`'s port), logging tinc's `Listening on ADDR port N` for each
+/// and `Can't bind to ADDR port N/tcp: ...` for each that fails. None at all is tinc's
+/// `Unable to create any listening socket`, an error: the daemon stops, as tincd does.
+pub fn bind_all(first: SocketAddr, more: &[SocketAddr], only_v6: bool) -> Result<Vec<TcpListener>> {
+    let mut listeners = Vec::new();
+    for (i, &addr) in std::iter::once(&first).chain(more).enumerate() {
+        let addr = if addr.port() == 0 {
+            SocketAddr::new(addr.ip(), first.port())
+        } else {
+            addr
+        };
+        match bind(addr, only_v6) {
+            Ok(l) => {
+                if i == 0 {
+                    tracing::info!(
+                        "Listening on {} (UDP: the mesh; TCP: joins)",
+                        tinc_addr(addr)
+                    );
+                } else {
+                    tracing::info!(
+                        "Listening on {} (TCP: joins only; the mesh's UDP socket is {})",
+                        tinc_addr(addr),
+                        tinc_addr(first)
+                    );
+                }
+                listeners.push(l);
+            }
+            Err(err) => tracing::error!("Can't bind to {}/tcp: {err:#}", tinc_addr(addr)),
+        }
+    }
+    if listeners.is_empty() {
+        tracing::error!("Unable to create any listening socket");
+        anyhow::bail!(
+            "Unable to create any listening socket: no TCP port for joins could be bound \
+             (see the lines above or the log)"
+        );
+    }
+    Ok(listeners)
+}
+
+fn bind(bind: SocketAddr, only_v6: bool) -> Result<TcpListener> {
     let domain = if bind.is_ipv6() {
         Domain::IPV6
     } else {
@@ -91,12 +129,19 @@ pub fn spawn(
     }
     socket.set_reuse_address(true).context("SO_REUSEADDR")?;
     socket.set_nonblocking(true).context("O_NONBLOCK")?;
-    socket
-        .bind(&bind.into())
-        .with_context(|| format!("cannot bind TCP {bind} for joins"))?;
+    socket.bind(&bind.into())?;
     socket.listen(16).context("listen")?;
-    let listener = TcpListener::from_std(socket.into()).context("cannot register the listener")?;
-    tracing::info!(%bind, "serving invitations (meshd join) on TCP");
+    TcpListener::from_std(socket.into()).context("cannot register the listener")
+}
+
+/// Spawns the accept loop over `listeners` (from [`bind_all`]) on the current runtime. Abort
+/// the returned task (and await it) to close the ports; the stats count its connections.
+pub fn spawn(
+    netdir: NetDir,
+    self_name: String,
+    listeners: Vec<TcpListener>,
+    joined: mpsc::UnboundedSender<Joined>,
+) -> (tokio::task::JoinHandle<()>, Arc<JoinStats>) {
     let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_JOINS));
     let stats = Arc::new(JoinStats {
         permits: permits.clone(),
@@ -113,7 +158,15 @@ pub fn spawn(
     let counted = stats.clone();
     let task = tokio::spawn(async move {
         loop {
-            let (stream, remote) = match listener.accept().await {
+            let accept = std::future::poll_fn(|cx| {
+                for l in &listeners {
+                    if let std::task::Poll::Ready(r) = l.poll_accept(cx) {
+                        return std::task::Poll::Ready(r);
+                    }
+                }
+                std::task::Poll::Pending
+            });
+            let (stream, remote) = match accept.await {
                 Ok(x) => x,
                 Err(err) => {
                     tracing::debug!(%err, "accept failed");
@@ -191,7 +244,7 @@ pub fn spawn(
             });
         }
     });
-    Ok((task, stats))
+    (task, stats)
 }
 
 /// [`LogThrottle::allow`] through the lock the connection tasks share.

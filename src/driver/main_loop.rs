@@ -240,6 +240,11 @@ impl Daemon {
     }
 
     fn on_joined(&mut self, joined: Joined) {
+        // tinc's address cache: the invitee was reached from there (its port is its own).
+        let ip = joined.remote.ip().to_string();
+        if let Err(err) = crate::config::addr_cache::store(&self.netdir, &joined.node, &ip) {
+            tracing::debug!(node = %joined.node, "cannot write the address cache: {err}");
+        }
         self.scripts.submit(
             ScriptRequest::new("invitation-accepted")
                 .var("NODE", joined.node.clone())

@@ -105,6 +105,13 @@ async fn start(netdir: NetDir, debug: u8) -> Result<(Daemon, Inputs, Servers)> {
         .with_context(|| format!("cannot load the private key of {}", setup.node.name))?;
     let udp = udp::Udp::bind(&setup)?;
     let port = udp.local_port();
+    // `meshd join` is served over TCP on the UDP socket's address and port, and on every
+    // further BindToAddress/ListenAddress; as tincd, no listener at all stops the daemon.
+    let join_listeners = join_server::bind_all(
+        std::net::SocketAddr::new(setup.bind_address.ip(), port),
+        &setup.extra_bind_addresses,
+        setup.address_family == crate::config::AddressFamily::Ipv6,
+    )?;
     let pidfile = netdir.pidfile();
     let socket_path = netdir.control_socket();
     if crate::control::client::request(
@@ -173,20 +180,15 @@ async fn start(netdir: NetDir, debug: u8) -> Result<(Daemon, Inputs, Servers)> {
         Some(t) => Some(t.mac().context("cannot read the TAP device's MAC")?),
         None => None,
     };
-    // `meshd join` is served on the same port number over TCP; the mesh runs without it.
     let (joined_tx, joined_rx) = tokio::sync::mpsc::unbounded_channel();
-    let (join_server, join_stats) = match join_server::spawn(
-        netdir.clone(),
-        setup.node.name.to_string(),
-        std::net::SocketAddr::new(setup.bind_address.ip(), port),
-        setup.address_family == crate::config::AddressFamily::Ipv6,
-        joined_tx,
-    ) {
-        Ok((task, stats)) => (Some(task), Some(stats)),
-        Err(err) => {
-            tracing::warn!("invitations cannot be served: {err:#}");
-            (None, None)
-        }
+    let (join_server, join_stats) = {
+        let (task, stats) = join_server::spawn(
+            netdir.clone(),
+            setup.node.name.to_string(),
+            join_listeners,
+            joined_tx,
+        );
+        (Some(task), Some(stats))
     };
     tracing::info!(name = %setup.node.name, port, "meshd {} started", env!("CARGO_PKG_VERSION"));
 

@@ -18,8 +18,11 @@ pub struct Setup {
     pub node: NodeConfig,
     /// Every host file but our own.
     pub hosts: Vec<KnownHost>,
-    /// Where to bind the UDP socket.
+    /// Where to bind the UDP socket (and the first join listener).
     pub bind_address: SocketAddr,
+    /// The further BindToAddress/ListenAddress lines: each gets a join listener (TCP); port 0
+    /// means the UDP socket's port.
+    pub extra_bind_addresses: Vec<SocketAddr>,
     /// `AddressFamily`.
     pub address_family: AddressFamily,
     /// Our private key file.
@@ -172,7 +175,14 @@ pub fn load(netdir: &NetDir) -> Result<Setup> {
             },
             None => None,
         };
-        let addresses = resolve_addresses(&h.addresses, h.port, family, &mut warnings);
+        // The host file's addresses, then where the node was last reached (tinc's cache/).
+        let mut wanted = h.addresses.clone();
+        for a in config::addr_cache::load(netdir, h.name.as_str()) {
+            if !wanted.contains(&a) {
+                wanted.push(a);
+            }
+        }
+        let addresses = resolve_addresses(&wanted, h.port, family, &mut warnings);
         hosts.push(KnownHost {
             name: h.name.clone(),
             public_key,
@@ -218,14 +228,25 @@ pub fn load(netdir: &NetDir) -> Result<Setup> {
         }
         None => super::udp::wildcard(family != AddressFamily::Ipv4, server.port),
     };
+    let mut extra_bind_addresses = Vec::new();
     if let [first, rest @ ..] = binds.as_slice() {
         if !rest.is_empty() {
-            let ignored: Vec<String> = rest.iter().map(|b| b.to_string()).collect();
+            let joins_only: Vec<String> = rest.iter().map(|b| b.to_string()).collect();
             warnings.push(format!(
-                "meshd listens on one address: {first} (BindToAddress first, then ListenAddress); \
-                 not listening on {}",
-                ignored.join(", ")
+                "meshd's one UDP socket (the mesh) is on {first} (BindToAddress first, then \
+                 ListenAddress); {} serve joins (TCP) only",
+                joins_only.join(", ")
             ));
+        }
+        for b in rest {
+            let port = b.port.unwrap_or(server.port);
+            let addr = match b.addr {
+                Some(ip) => SocketAddr::new(ip, port),
+                None => super::udp::wildcard(family != AddressFamily::Ipv4, port),
+            };
+            if addr != bind_address && !extra_bind_addresses.contains(&addr) {
+                extra_bind_addresses.push(addr);
+            }
         }
     }
     let metrics_address = match server.get("MetricsAddress") {
@@ -244,6 +265,7 @@ pub fn load(netdir: &NetDir) -> Result<Setup> {
         node,
         hosts,
         bind_address,
+        extra_bind_addresses,
         address_family: family,
         private_key_file: server.private_key_file.clone(),
         store_learned_hosts: server.store_learned_hosts,

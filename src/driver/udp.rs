@@ -43,7 +43,10 @@ impl Udp {
         set_dont_fragment(&socket, addr.is_ipv6());
         socket.bind(&addr.into()).with_context(|| {
             format!(
-                "cannot bind UDP {addr} (is another daemon using port {}?)",
+                "Unable to create any listening socket: Can't bind to {} port {}/udp (is \
+                 another daemon using port {}?)",
+                addr.ip(),
+                addr.port(),
                 addr.port()
             )
         })?;

@@ -72,6 +72,12 @@ struct Conn {
     stream: TcpStream,
 }
 
+/// The inviter refused the invitation after the handshake (unknown, used, expired, ...);
+/// the text is the inviter's one line for the joiner.
+#[derive(Debug, thiserror::Error)]
+#[error("the inviter refused: {0}")]
+pub struct InviterRefused(pub String);
+
 impl Conn {
     fn send(&mut self, body: &[u8]) -> Result<()> {
         self.stream
@@ -96,7 +102,7 @@ impl Conn {
                 .filter(|c| !c.is_control())
                 .take(300)
                 .collect();
-            bail!("the inviter refused: {why}");
+            return Err(InviterRefused(why).into());
         }
         Ok((kind, payload))
     }
@@ -138,6 +144,18 @@ fn connect(url: &InvitationUrl, log: &mut dyn FnMut(&str)) -> Result<(TcpStream,
         )),
         None => Err(anyhow!("{} resolves to no address", url.host)),
     }
+}
+
+/// Where a join leaves the `tinc-up` it generated from the invitation until it is enabled.
+pub const TINC_UP_INVITATION: &str = "tinc-up.invitation";
+
+/// Enables the generated script: `tinc-up.invitation` becomes the executable `tinc-up`.
+pub fn enable_tinc_up(root: &Path) -> Result<()> {
+    let from = root.join(TINC_UP_INVITATION);
+    let to = root.join("tinc-up");
+    fs::set_permissions(&from, fs::Permissions::from_mode(0o755))
+        .and_then(|()| fs::rename(&from, &to))
+        .with_context(|| format!("cannot rename {} to {}", from.display(), to.display()))
 }
 
 /// Redeems `url` and writes the new network directory. `port` is this node's UDP port
@@ -276,6 +294,11 @@ fn stage(
             .mode(0o755)
             .create(&hosts)
             .with_context(|| format!("cannot create {}", hosts.display()))?;
+        let cache = staging.join("cache");
+        DirBuilder::new()
+            .mode(0o755)
+            .create(&cache)
+            .with_context(|| format!("cannot create {}", cache.display()))?;
         let put = |rel: &str, text: &str, mode: u32| {
             let p = staging.join(rel);
             write_atomic(&p, text.as_bytes(), mode)
@@ -286,7 +309,13 @@ fn stage(
         }
         let own = plan.own_host_file(port, &key.public().to_string());
         put(&format!("hosts/{}", plan.name), &own, 0o644)?;
-        put("tinc-up", &plan.tinc_up(), 0o755)?;
+        // As tinc: a placeholder is enabled at once; a script generated from the
+        // invitation's Ifconfig/Route lines waits for review as `tinc-up.invitation`.
+        if plan.tinc_up_commands.is_empty() {
+            put("tinc-up", &plan.tinc_up(), 0o755)?;
+        } else {
+            put(TINC_UP_INVITATION, &plan.tinc_up(), 0o644)?;
+        }
         if plan.has_vips() {
             put("vip-up", VIP_UP, 0o755)?;
             put("vip-down", VIP_DOWN, 0o755)?;

@@ -46,7 +46,10 @@ pub enum ServeError {
     #[error("the joiner sent {0}")]
     Protocol(String),
     /// No invitation key: nothing to redeem.
-    #[error("no outstanding invitations (no {0})")]
+    #[error(
+        "tried to use non-existing invitation: we don't have an invitation key (no {0}), so no \
+         invitation is outstanding"
+    )]
     NoKey(String),
     /// The cookie named no usable invitation.
     #[error("{0}")]

@@ -68,7 +68,7 @@ pub struct Created {
 #[derive(Debug, thiserror::Error)]
 pub enum ClaimError {
     /// No file for that cookie: never issued, revoked, already used, or being used right now.
-    #[error("unknown invitation (never issued, revoked or already used)")]
+    #[error("tried to use non-existing invitation (never issued, revoked or already used)")]
     Unknown,
     /// Past its expiry.
     #[error("tried to use expired invitation for {invitee} (expired {ago} s ago)")]
