@@ -140,6 +140,7 @@ fn vectors() -> Vec<(&'static str, Vec<u8>)> {
             }
             .to_vec(),
         ),
+        ("direct_try", Message::DirectTry.to_vec()),
         ("record_signed_bytes", rec.signed_bytes()),
         (
             "record_extension",

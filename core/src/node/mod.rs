@@ -565,6 +565,7 @@ impl Node {
                 self.on_relay_to(now, from, &dst, &src, packet)
             }
             Message::RelayFrom { src, packet } => self.on_relay_from(now, from, &src, packet),
+            Message::DirectTry => self.on_direct_try(now, from),
         }
     }
 

@@ -191,6 +191,8 @@ pub struct Peer {
     /// It went silent through its relay, also silent: when the relay check
     /// started (relay.rs). Cleared by any packet from it.
     pub relay_check: Option<Instant>,
+    /// When a direct handshake to it was last tried while relayed.
+    pub last_direct_try: Option<Instant>,
 }
 
 impl Peer {
@@ -236,6 +238,7 @@ impl Peer {
             relay_budget: super::relay::RelayBudget::default(),
             next_direct_try: None,
             relay_check: None,
+            last_direct_try: None,
         }
     }
 

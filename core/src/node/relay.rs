@@ -27,6 +27,9 @@ pub(super) const RELAY_AFTER_ATTEMPTS: u32 = 2;
 /// While relayed, how often a direct handshake is tried (NAT traversal and
 /// the return to a direct path; both sides try, so their attempts cross).
 pub(super) const DIRECT_RETRY: Duration = Duration::from_secs(5);
+/// Least time between two direct handshakes tried because a relayed peer
+/// asked (`DirectTry`).
+const DIRECT_TRY_ANSWER_EVERY: Duration = Duration::from_secs(1);
 /// How long a relayed peer whose relay went silent may take to come up
 /// through another path before it is declared dead.
 pub(super) const FAILOVER_GRACE: Duration = Duration::from_millis(500);
@@ -318,8 +321,35 @@ impl Node {
             self.start_handshake_on(now, name, false);
             if let Some(p) = self.peers.get_mut(name) {
                 p.next_direct_try = Some(now + DIRECT_RETRY);
+                p.last_direct_try = Some(now);
             }
+            // Through the relay: "try me now", so that both send at once
+            // and each NAT opens towards the other (hole punching).
+            self.send_message(name, &Message::DirectTry);
         }
+    }
+
+    /// A relayed peer tries a direct handshake now: one back at once (at
+    /// most once per [`DIRECT_TRY_ANSWER_EVERY`]), which opens this side's
+    /// NAT towards it.
+    pub(super) fn on_direct_try(&mut self, now: Instant, name: &str) {
+        let Some((key, peer)) = self.peers.get_key_value(name) else {
+            return;
+        };
+        let name = key.clone();
+        let recent = peer
+            .last_direct_try
+            .is_some_and(|t| now.saturating_duration_since(t) < DIRECT_TRY_ANSWER_EVERY);
+        if self.relay_of(&name).is_none() || recent {
+            return;
+        }
+        tracing::debug!(peer = %name, "peer tries a direct path: trying back");
+        if let Some(p) = self.peers.get_mut(&name) {
+            p.last_direct_try = Some(now);
+        }
+        // Our own attempt crosses its: the handshake collision rule (§4.2)
+        // keeps one of the two.
+        self.start_handshake_on(now, &name, false);
     }
 
     /// When [`Node::tick_relayed`] has something to do for `peer`.

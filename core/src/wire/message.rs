@@ -36,6 +36,8 @@ pub mod kind {
     pub const RELAY_TO: u8 = 0x0D;
     /// A packet another node sent through the sender, relayed (r10).
     pub const RELAY_FROM: u8 = 0x0E;
+    /// The sender tries a direct handshake now: try one back (r10).
+    pub const DIRECT_TRY: u8 = 0x0F;
 }
 
 /// A liveness heartbeat. The echo fields let the receiver measure RTT without
@@ -155,6 +157,10 @@ pub enum Message<'a> {
         /// The packet, opaque to the relay.
         packet: &'a [u8],
     },
+    /// The sender (reached through a relay) is sending a direct handshake
+    /// to the receiver's addresses now: the receiver sends one back at once,
+    /// so both NATs open a mapping towards the other (r10).
+    DirectTry,
     /// `packet` came from `src` through the sender, a relay (r10).
     RelayFrom {
         /// The packet's origin, as the relay authenticated it.
@@ -252,6 +258,7 @@ impl<'a> Message<'a> {
                 })
             }
             kind::GOODBYE => Message::Goodbye,
+            kind::DIRECT_TRY => Message::DirectTry,
             kind::RECORD_ACK => Message::RecordAck {
                 generation: r.u64("ack generation")?,
                 version: r.u64("ack version")?,
@@ -366,6 +373,7 @@ impl<'a> Message<'a> {
                 }
             }
             Message::Goodbye => out.push(kind::GOODBYE),
+            Message::DirectTry => out.push(kind::DIRECT_TRY),
             Message::RecordAck {
                 generation,
                 version,
@@ -484,6 +492,7 @@ mod tests {
                 src: crate::name::NodeName::new("a").unwrap(),
                 packet: &frame,
             },
+            Message::DirectTry,
         ];
         for m in msgs {
             let bytes = m.to_vec();

@@ -1,0 +1,247 @@
+//! NAT traversal end to end (needs root; creates its own network namespaces
+//! and removes them): alpha and beta each sit behind their own NAT router
+//! (a namespace doing iptables MASQUERADE, inbound filtered as home routers
+//! do: only replies come in), gamma is public. Behind NATs that keep the
+//! port (endpoint-independent mapping) alpha and beta must end up on a
+//! direct path, found by probing through gamma; behind NATs that pick a new
+//! port per destination (`--random-fully`) they must stay reachable through
+//! gamma as a relay.
+
+use meshd_lab::netns::{self, Lab};
+use meshd_lab::require_netns;
+use std::time::{Duration, Instant};
+
+const NODES: [&str; 3] = ["alpha", "beta", "gamma"];
+
+fn overlay_ip(node: &str) -> String {
+    let i = NODES.iter().position(|n| *n == node).expect("lab node") + 1;
+    format!("10.1.5.{i}")
+}
+
+/// Puts `node` behind a NAT router: the router takes the node's place on
+/// the shared bridge (and its public address), the node gets 10.0.N.2
+/// behind it. `random` picks a new source port per mapping.
+fn behind_nat(lab: &mut Lab, node: &str, n: u8, random: bool) {
+    let node_ns = lab.node(node).ns.clone();
+    let public = lab.node(node).ip.clone();
+    let bridge = lab.bridge_ns.clone();
+    let nat = lab.add_netns(&format!("nat{n}"));
+    let host_end = format!("v{n}");
+    let run = |ns: &str, args: &[&str]| {
+        let mut a = vec!["-n", ns];
+        a.extend_from_slice(args);
+        netns::must("ip", &a);
+    };
+    // The node's uplink goes; the router takes its bridge port and address.
+    run(&node_ns, &["link", "del", "eth0"]);
+    run(
+        &bridge,
+        &[
+            "link", "add", &host_end, "type", "veth", "peer", "name", "wan", "netns", &nat,
+        ],
+    );
+    run(&bridge, &["link", "set", &host_end, "master", "br0", "up"]);
+    run(
+        &nat,
+        &["addr", "add", &format!("{public}/24"), "dev", "wan"],
+    );
+    run(&nat, &["link", "set", "wan", "up"]);
+    run(
+        &nat,
+        &[
+            "link", "add", "lan", "type", "veth", "peer", "name", "eth0", "netns", &node_ns,
+        ],
+    );
+    run(
+        &nat,
+        &["addr", "add", &format!("10.0.{n}.1/24"), "dev", "lan"],
+    );
+    run(&nat, &["link", "set", "lan", "up"]);
+    run(
+        &node_ns,
+        &["addr", "add", &format!("10.0.{n}.2/24"), "dev", "eth0"],
+    );
+    run(&node_ns, &["link", "set", "eth0", "up"]);
+    run(
+        &node_ns,
+        &["route", "add", "default", "via", &format!("10.0.{n}.1")],
+    );
+    lab.must_in(&nat, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    let mut masquerade = vec![
+        "iptables",
+        "-t",
+        "nat",
+        "-A",
+        "POSTROUTING",
+        "-o",
+        "wan",
+        "-j",
+        "MASQUERADE",
+    ];
+    if random {
+        masquerade.push("--random-fully");
+    }
+    lab.must_in(&nat, &masquerade);
+    for rule in [
+        &[
+            "iptables",
+            "-A",
+            "FORWARD",
+            "-i",
+            "wan",
+            "-m",
+            "conntrack",
+            "--ctstate",
+            "ESTABLISHED,RELATED",
+            "-j",
+            "ACCEPT",
+        ][..],
+        &["iptables", "-A", "FORWARD", "-i", "wan", "-j", "DROP"],
+        &[
+            "iptables",
+            "-A",
+            "INPUT",
+            "-i",
+            "wan",
+            "-m",
+            "conntrack",
+            "--ctstate",
+            "ESTABLISHED,RELATED",
+            "-j",
+            "ACCEPT",
+        ],
+        &["iptables", "-A", "INPUT", "-i", "wan", "-j", "DROP"],
+    ] {
+        lab.must_in(&nat, rule);
+    }
+}
+
+fn nat_lab(tag: &str, random: bool) -> Lab {
+    let mut lab = Lab::new(tag, &NODES);
+    lab.init_all();
+    lab.hub("gamma");
+    for n in ["alpha", "beta"] {
+        // Their host files' Address is their NAT's public address: not
+        // reachable from outside (no port forwarding), as at home.
+        lab.give_host(if n == "alpha" { "beta" } else { "alpha" }, n);
+    }
+    for node in NODES {
+        let ip = overlay_ip(node);
+        lab.script(
+            node,
+            "tinc-up",
+            &format!(
+                "#!/bin/sh\nip link set \"$INTERFACE\" up\nip addr add {ip}/24 dev \"$INTERFACE\"\n"
+            ),
+        );
+    }
+    behind_nat(&mut lab, "alpha", 1, random);
+    behind_nat(&mut lab, "beta", 2, random);
+    lab
+}
+
+/// alpha's `dump nodes --json` line for beta: (reachable, via).
+fn beta_from_alpha(lab: &Lab) -> Option<(bool, String)> {
+    let out = lab.ctl("alpha", &["dump", "nodes", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    let line = v.as_array()?.iter().find(|n| n["name"] == "beta")?;
+    Some((
+        line["reachable"].as_bool()?,
+        line["via"].as_str()?.to_string(),
+    ))
+}
+
+fn ping_beta(lab: &Lab) -> bool {
+    let out = lab.exec_in(
+        &lab.node("alpha").ns,
+        &[
+            "ping",
+            "-c",
+            "3",
+            "-i",
+            "0.2",
+            "-W",
+            "2",
+            &overlay_ip("beta"),
+        ],
+    );
+    out.status.success()
+}
+
+fn start(lab: &mut Lab) -> Instant {
+    let t0 = Instant::now();
+    for n in ["gamma", "alpha", "beta"] {
+        lab.start(n);
+    }
+    t0
+}
+
+/// Drops (`-I`) or stops dropping (`-D`) at beta's NAT everything from
+/// alpha's NAT: no direct path at all, whatever either side sends.
+fn block_alpha_at_beta_nat(lab: &Lab, op: &str) {
+    let nat = format!("{}nat2", lab.prefix);
+    let alpha_public = lab.node("alpha").ip.clone();
+    lab.must_in(
+        &nat,
+        &["iptables", op, "FORWARD", "-s", &alpha_public, "-j", "DROP"],
+    );
+    lab.must_in(
+        &nat,
+        &["iptables", op, "INPUT", "-s", &alpha_public, "-j", "DROP"],
+    );
+}
+
+#[test]
+fn behind_port_keeping_nats_the_pair_goes_direct() {
+    require_netns!();
+    netns::need_tools(&["iptables", "ping", "sysctl"]);
+    let mut lab = nat_lab("ne", false);
+    // First no direct path at all: the pair must be relayed through gamma.
+    block_alpha_at_beta_nat(&lab, "-I");
+    let t0 = start(&mut lab);
+    let reached = lab
+        .wait(Duration::from_secs(20), |lab| {
+            beta_from_alpha(lab).is_some_and(|(up, via)| up && via == "gamma")
+        })
+        .expect("alpha never reached beta through gamma");
+    eprintln!("endpoint-independent NATs, direct path blocked: beta reachable through gamma after {reached:?}");
+    assert!(ping_beta(&lab), "ping through the relay failed");
+    // The block goes. Each side's NAT keeps the port; only probing at the
+    // same time (DirectTry through gamma) opens both NATs towards the other.
+    block_alpha_at_beta_nat(&lab, "-D");
+    let t = Instant::now();
+    let direct = lab
+        .wait(Duration::from_secs(20), |lab| {
+            beta_from_alpha(lab).is_some_and(|(up, via)| up && via == "beta")
+        })
+        .expect("alpha and beta never went direct through their NATs");
+    eprintln!(
+        "endpoint-independent NATs: direct {direct:?} after the block went ({:?} since the starts)",
+        t0.elapsed()
+    );
+    // The next direct try is at most 5 s away, then a round trip or two.
+    assert!(t.elapsed() <= Duration::from_secs(8), "{:?}", t.elapsed());
+    assert!(ping_beta(&lab), "ping over the direct path failed");
+}
+
+#[test]
+fn behind_port_changing_nats_the_pair_stays_relayed() {
+    require_netns!();
+    netns::need_tools(&["iptables", "ping", "sysctl"]);
+    let mut lab = nat_lab("nr", true);
+    let t0 = start(&mut lab);
+    lab.wait(Duration::from_secs(20), |lab| {
+        beta_from_alpha(lab).is_some_and(|(up, _)| up)
+    })
+    .expect("alpha never reached beta, even through gamma");
+    eprintln!(
+        "port-changing NATs: beta reachable after {:?}",
+        t0.elapsed()
+    );
+    assert!(ping_beta(&lab), "ping through the relay failed");
+    // Two rounds of direct tries later: still relayed, still answering.
+    std::thread::sleep(Duration::from_secs(11));
+    let (up, via) = beta_from_alpha(&lab).expect("beta listed");
+    assert!(up && via == "gamma", "beta: up {up} via {via}");
+    assert!(ping_beta(&lab), "ping through the relay failed later");
+}
