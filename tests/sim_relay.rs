@@ -227,3 +227,83 @@ fn a_relayed_vip_holder_that_dies_is_declared_dead_within_the_usual_bound() {
     assert!(took <= Duration::from_millis(450), "{took:?}");
     assert_eq!(downs(&net, "a", "r1"), 0, "the relay is not blamed");
 }
+
+#[test]
+fn a_member_cannot_forge_a_source_or_relay_to_what_the_relay_does_not_reach() {
+    use meshd::name::NodeName;
+    use meshd::wire::Message;
+    let mut net = relayed_mesh();
+    net.run_for(Duration::from_secs(5));
+    let name = |s: &str| NodeName::new(s).unwrap();
+    let before = net.node("r1").relay_counters().clone();
+    let packet = [1u8, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    let bad = [
+        // a speaks for r2.
+        Message::RelayTo {
+            dst: name("b"),
+            src: name("r2"),
+            packet: &packet,
+        },
+        // To itself through r1.
+        Message::RelayTo {
+            dst: name("a"),
+            src: name("a"),
+            packet: &packet,
+        },
+        // To a node r1 does not know.
+        Message::RelayTo {
+            dst: name("ghost"),
+            src: name("a"),
+            packet: &packet,
+        },
+    ];
+    for msg in &bad {
+        assert!(net.node_mut("a").send_message_as_test("r1", msg));
+    }
+    let i = net.idx("a");
+    net.pump(i);
+    net.run_for(50 * MS);
+    let after = net.node("r1").relay_counters().clone();
+    assert_eq!(after.forged_source - before.forged_source, 1, "{after:?}");
+    assert_eq!(after.no_route - before.no_route, 2, "{after:?}");
+    // A relay that forwards junk "from a": b drops it as a datagram that
+    // opens no session (the relay can forge nothing end to end).
+    let b_before = net.node("b").drops().clone();
+    assert!(net.node_mut("r1").send_message_as_test(
+        "b",
+        &Message::RelayFrom {
+            src: name("a"),
+            packet: &packet
+        }
+    ));
+    let i = net.idx("r1");
+    net.pump(i);
+    net.run_for(50 * MS);
+    let b_after = net.node("b").drops().clone();
+    assert!(
+        b_after.unknown_session + b_after.malformed > b_before.unknown_session + b_before.malformed,
+        "a junk relayed packet was not dropped"
+    );
+    // Nothing of it reached b's TAP, and the pair is untouched.
+    assert!(net.sees("a", "b") && net.sees("b", "a"));
+}
+
+#[test]
+fn a_relayed_message_is_shorter_than_the_request_that_carried_it() {
+    use meshd::name::NodeName;
+    use meshd::wire::Message;
+    // No amplification by construction: RelayFrom lacks RelayTo's `dst`.
+    for (dst, src) in [("b", "a_much_longer_name"), ("a_much_longer_name", "b")] {
+        let packet = [1u8; 100];
+        let to = Message::RelayTo {
+            dst: NodeName::new(dst).unwrap(),
+            src: NodeName::new(src).unwrap(),
+            packet: &packet,
+        };
+        let from = Message::RelayFrom {
+            src: NodeName::new(src).unwrap(),
+            packet: &packet,
+        };
+        assert!(from.to_vec().len() < to.to_vec().len());
+    }
+}

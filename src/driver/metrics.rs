@@ -69,12 +69,38 @@ pub fn render(node: &Node, now: Instant, extra: &Extra) -> String {
     let me = node.name().to_string();
     let peers = node.peers();
     type PeerFn = fn(&crate::node::Peer) -> f64;
-    let per_peer: [(&str, &str, &str, PeerFn); 12] = [
+    let per_peer: [(&str, &str, &str, PeerFn); 14] = [
         (
             "meshd_peer_up",
             "gauge",
             "1 while the peer has a live session",
             |p| f64::from(u8::from(p.alive)),
+        ),
+        (
+            "meshd_peer_relayed",
+            "gauge",
+            "1 while the peer's live session goes through a relay (0: direct)",
+            |p| {
+                f64::from(u8::from(
+                    p.alive && p.endpoint.is_some_and(crate::node::is_relay_addr),
+                ))
+            },
+        ),
+        (
+            "meshd_peer_pmtu_bytes",
+            "gauge",
+            "largest frame one datagram carries to the peer (path MTU discovery)",
+            |p| {
+                if p.alive {
+                    f64::from(
+                        p.pmtu
+                            .confirmed()
+                            .saturating_sub(crate::node::FRAME_OVERHEAD),
+                    )
+                } else {
+                    0.0
+                }
+            },
         ),
         (
             "meshd_peer_rtt_seconds",
@@ -216,6 +242,47 @@ pub fn render(node: &Node, now: Instant, extra: &Extra) -> String {
     ] {
         o.family(name, "gauge", help);
         o.sample(name, &[("node", &me)], value as f64);
+    }
+
+    let relay = node.relay_counters();
+    o.family(
+        "meshd_relayed_packets_total",
+        "counter",
+        "packets this node relayed between two other nodes",
+    );
+    o.sample(
+        "meshd_relayed_packets_total",
+        &[("node", &me)],
+        relay.relayed_packets as f64,
+    );
+    o.family(
+        "meshd_relayed_bytes_total",
+        "counter",
+        "bytes of the packets this node relayed",
+    );
+    o.sample(
+        "meshd_relayed_bytes_total",
+        &[("node", &me)],
+        relay.relayed_bytes as f64,
+    );
+    o.family(
+        "meshd_relay_refused_total",
+        "counter",
+        "relay requests refused, by reason",
+    );
+    for (reason, n) in [
+        ("forged_source", relay.forged_source),
+        ("no_route", relay.no_route),
+        ("over_budget", relay.over_budget),
+        ("nested", relay.nested),
+        ("relay_gone", relay.relay_gone),
+        ("unknown_source", relay.unknown_source),
+    ] {
+        o.sample(
+            "meshd_relay_refused_total",
+            &[("node", &me), ("reason", reason)],
+            n as f64,
+        );
     }
 
     type LimitFn = fn(&crate::node::Limit) -> u64;

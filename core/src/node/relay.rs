@@ -450,6 +450,14 @@ impl Node {
         }
     }
 
+    /// Seals `msg` for `name` and queues it, as the node's own code would:
+    /// for tests that play a misbehaving member. False if `name` has no
+    /// session.
+    #[doc(hidden)]
+    pub fn send_message_as_test(&mut self, name: &str, msg: &Message<'_>) -> bool {
+        self.send_message(name, msg)
+    }
+
     /// What this node relayed and refused.
     pub fn relay_counters(&self) -> &RelayCounters {
         &self.relay
