@@ -85,6 +85,7 @@ fn a_blocked_pair_talks_through_the_nearer_relay() {
         .expect("b listed");
     assert!(line.reachable);
     assert_eq!((line.nexthop.as_str(), line.distance), ("r1", 2));
+    assert_eq!(line.path, "relayed");
 
     // Relayed peers are no edges: others must not relay through a to b.
     assert!(
@@ -180,6 +181,16 @@ fn the_pair_goes_direct_when_the_firewall_goes() {
         }
     }
     let took = direct.expect("still relayed 15 s after the firewall went");
+    let line = net
+        .node("a")
+        .node_statuses(net.now, 655)
+        .into_iter()
+        .find(|n| n.name == "b")
+        .expect("b listed");
+    assert_eq!(
+        (line.path.as_str(), line.via.as_str(), line.distance),
+        ("punched", "b", 1)
+    );
     eprintln!("direct again {took:?} after the firewall went");
     // A direct try every 5 s (DIRECT_RETRY), both sides.
     assert!(took <= Duration::from_secs(7), "{took:?}");
@@ -226,6 +237,23 @@ fn a_relayed_vip_holder_that_dies_is_declared_dead_within_the_usual_bound() {
     // lives, so the holder's silence is its own.
     assert!(took <= Duration::from_millis(450), "{took:?}");
     assert_eq!(downs(&net, "a", "r1"), 0, "the relay is not blamed");
+    // Shown as tinc shows a node without a path, not as two hops away.
+    let line = net
+        .node("a")
+        .node_statuses(net.now, 655)
+        .into_iter()
+        .find(|n| n.name == "b")
+        .expect("b listed");
+    assert!(!line.reachable);
+    assert_eq!(
+        (
+            line.nexthop.as_str(),
+            line.via.as_str(),
+            line.distance,
+            line.path.as_str()
+        ),
+        ("-", "-", -1, "none")
+    );
 }
 
 #[test]

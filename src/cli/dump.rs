@@ -255,6 +255,8 @@ pub fn format_info(n: &NodeStatus) -> String {
     let _ = writeln!(s, "Protocol:     meshd/1");
     let reach = if n.is_self {
         "can reach itself".to_string()
+    } else if n.reachable && n.path == "relayed" {
+        format!("indirectly via {}", n.via)
     } else if n.reachable {
         "directly with UDP".to_string()
     } else if n.key_source == "none" {
@@ -264,6 +266,12 @@ pub fn format_info(n: &NodeStatus) -> String {
     };
     let _ = writeln!(s, "Reachability: {reach}");
     if n.reachable && !n.is_self {
+        let path = match n.path.as_str() {
+            "relayed" => format!("relayed via {}", n.via),
+            "punched" => "direct (found through NATs after a relayed start)".into(),
+            other => other.to_string(),
+        };
+        let _ = writeln!(s, "Path:         {path}");
         let _ = writeln!(s, "PMTU:         {}", n.pmtu);
         if let Some(rtt) = n.rtt_us {
             let _ = writeln!(s, "RTT:          {}.{:03}", rtt / 1000, rtt % 1000);

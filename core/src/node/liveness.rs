@@ -98,9 +98,14 @@ impl Node {
                     // Another path: its MTU is found afresh.
                     peer.pmtu.restart(now, ceiling);
                 }
+                let was_relayed = peer.endpoint.is_some_and(super::relay::is_relay_addr);
                 peer.endpoint = Some(from);
                 peer.path_check = None;
                 let relayed = super::relay::is_relay_addr(from);
+                if was_relayed && !relayed && peer.alive {
+                    tracing::info!(peer = %name, %from, "direct path found: leaving the relay");
+                    peer.punched = true;
+                }
                 peer.next_direct_try = relayed.then(|| now + super::relay::DIRECT_RETRY);
                 self.own.dirty = true;
                 self.touch(name);
@@ -443,6 +448,7 @@ impl Node {
         peer.attempts = 0;
         peer.last_hello_rx = None;
         peer.pmtu.forget_peer();
+        peer.punched = false;
         peer.detector.reset_on_demand();
         self.touch(name);
         let Some(peer) = self.peers.get_mut(name) else {

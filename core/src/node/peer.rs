@@ -191,6 +191,9 @@ pub struct Peer {
     /// It went silent through its relay, also silent: when the relay check
     /// started (relay.rs). Cleared by any packet from it.
     pub relay_check: Option<Instant>,
+    /// Its direct path was found after it was reached through a relay
+    /// (through NATs, or a firewall that opened).
+    pub punched: bool,
     /// When a direct handshake to it was last tried while relayed.
     pub last_direct_try: Option<Instant>,
 }
@@ -239,6 +242,7 @@ impl Peer {
             next_direct_try: None,
             relay_check: None,
             last_direct_try: None,
+            punched: false,
         }
     }
 

@@ -59,8 +59,8 @@ pub enum PieceOutcome {
 }
 
 impl Reassembly {
-    /// Adds `piece`; frames older than [`PIECE_TIMEOUT`] are forgotten first,
-    /// and a new frame beyond [`MAX_IN_PROGRESS`] evicts the oldest.
+    /// Adds `piece`; frames older than `PIECE_TIMEOUT` (1 s) are forgotten first,
+    /// and a new frame beyond `MAX_IN_PROGRESS` (4) evicts the oldest.
     pub fn add(&mut self, now: Instant, piece: &FramePiece<'_>, max_frame: usize) -> PieceOutcome {
         self.frames
             .retain(|f| now.saturating_duration_since(f.started) < PIECE_TIMEOUT);

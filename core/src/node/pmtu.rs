@@ -148,7 +148,7 @@ impl PathMtu {
     }
 
     /// The probe timer fired: a lost probe counts (its size is tried again,
-    /// and after [`LOSSES_TO_SHRINK`] losses taken as too big), and the next
+    /// and after `LOSSES_TO_SHRINK` (3) losses taken as too big), and the next
     /// probe's size is returned to send with `token`. `wait` is how long an
     /// answer may take (a few round trips).
     pub fn on_due(&mut self, now: Instant, wait: Duration, token: u32) -> Option<u16> {
@@ -240,7 +240,7 @@ impl PathMtu {
 
     /// A frame that needs more than the floor goes this way: a sleeping
     /// converged path is checked again if its last check is older than
-    /// [`RECHECK_EVERY`]. True if that set a new probe time (the caller
+    /// `RECHECK_EVERY` (30 s). True if that set a new probe time (the caller
     /// requeues the peer's timer).
     pub fn note_large_frame(&mut self, now: Instant) -> bool {
         self.in_use = true;

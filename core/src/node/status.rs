@@ -2,10 +2,8 @@
 //! sessions, in plain serialisable structs.
 
 use super::{KeySource, Node};
-use crate::name::NodeName;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha512};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -59,6 +57,10 @@ pub struct NodeStatus {
     pub distance: i32,
     /// Largest frame carried to it in one datagram (0: no path).
     pub pmtu: u32,
+    /// How it is reached: `direct`, `punched` (direct, found through NATs
+    /// after a relayed start), `relayed`, or `none`.
+    #[serde(default)]
+    pub path: String,
     /// Largest frame known to pass in one datagram (path MTU discovery).
     #[serde(default)]
     pub min_mtu: u32,
@@ -188,62 +190,8 @@ impl Node {
         self.wall_ns(t) / 1_000_000_000
     }
 
-    /// Adjacency of the membership graph: an edge counts only if both ends list it.
-    fn graph(&self) -> BTreeMap<NodeName, BTreeSet<NodeName>> {
-        let mut claims: BTreeMap<NodeName, BTreeSet<NodeName>> = BTreeMap::new();
-        let records = self
-            .peers
-            .values()
-            .filter_map(|p| p.record.as_ref())
-            .chain(self.own.record.as_ref());
-        for rec in records {
-            let set = claims.entry(rec.name.clone()).or_default();
-            set.extend(rec.neighbours.iter().map(|n| n.name.clone()));
-        }
-        // Our own live sessions are authoritative for our edges.
-        let own: BTreeSet<NodeName> = self
-            .peers
-            .values()
-            .filter(|p| p.alive)
-            .map(|p| p.name.clone())
-            .collect();
-        claims.insert(self.config.name.clone(), own);
-        let mut graph: BTreeMap<NodeName, BTreeSet<NodeName>> = BTreeMap::new();
-        for (a, set) in &claims {
-            for b in set {
-                let mutual = claims.get(b).is_some_and(|s| s.contains(a)) || a == &self.config.name;
-                if mutual {
-                    graph.entry(a.clone()).or_default().insert(b.clone());
-                    graph.entry(b.clone()).or_default().insert(a.clone());
-                }
-            }
-        }
-        graph
-    }
-
-    /// Breadth-first distances and first hops from this node.
-    fn distances(&self) -> BTreeMap<NodeName, (i32, NodeName)> {
-        let graph = self.graph();
-        let me = self.config.name.clone();
-        let mut out = BTreeMap::new();
-        out.insert(me.clone(), (0, me.clone()));
-        let mut queue = VecDeque::from([me.clone()]);
-        while let Some(n) = queue.pop_front() {
-            let (d, hop) = out.get(&n).cloned().unwrap_or((0, me.clone()));
-            for next in graph.get(&n).into_iter().flatten() {
-                if !out.contains_key(next) {
-                    let first = if n == me { next.clone() } else { hop.clone() };
-                    out.insert(next.clone(), (d + 1, first));
-                    queue.push_back(next.clone());
-                }
-            }
-        }
-        out
-    }
-
     /// `dump nodes`: every node known, this one included, sorted by name.
     pub fn node_statuses(&self, now: Instant, own_port: u16) -> Vec<NodeStatus> {
-        let dist = self.distances();
         let mut out = Vec::new();
         let me = &self.config.name;
         let own_edges = self
@@ -264,6 +212,7 @@ impl Node {
             via: me.to_string(),
             distance: 0,
             pmtu: 1518,
+            path: "self".into(),
             min_mtu: 1518,
             max_mtu: 1518,
             rx_packets: self.tap_stats.rx_packets,
@@ -284,7 +233,6 @@ impl Node {
         });
         // A purged node is gone from tinc's node list until it comes back.
         for p in self.peers.values().filter(|p| p.alive || !p.purged) {
-            let (distance, nexthop) = dist.get(&p.name).cloned().unwrap_or((-1, p.name.clone()));
             let mut status = 0;
             if p.send_index.is_some() {
                 status |= status_bits::VALIDKEY | status_bits::SPTPS;
@@ -310,19 +258,32 @@ impl Node {
                 is_self: false,
                 reachable: p.alive,
                 status,
+                // tinc's `nexthop`/`via`: the relay, or the node itself when
+                // direct; `-` and distance -1 without a working path (as tinc
+                // prints an unreachable node).
                 nexthop: match (p.alive, relay) {
                     (true, Some(r)) => r.to_string(),
                     (true, None) => p.name.to_string(),
-                    (false, _) => nexthop.to_string(),
+                    (false, _) => "-".into(),
                 },
-                // tinc's `via`: the node that relays to it (itself if direct).
-                via: relay.map_or_else(|| p.name.to_string(), |r| r.to_string()),
+                via: match (p.alive, relay) {
+                    (true, Some(r)) => r.to_string(),
+                    (true, None) => p.name.to_string(),
+                    (false, _) => "-".into(),
+                },
                 distance: match (p.alive, relay) {
                     (true, Some(_)) => 2,
                     (true, None) => 1,
-                    (false, _) => distance,
+                    (false, _) => -1,
                 },
                 pmtu: frame_mtu(p.alive, p.pmtu.confirmed()),
+                path: match (p.alive, relay.is_some(), p.punched) {
+                    (false, _, _) => "none",
+                    (true, true, _) => "relayed",
+                    (true, false, true) => "punched",
+                    (true, false, false) => "direct",
+                }
+                .into(),
                 min_mtu: frame_mtu(p.alive, p.pmtu.confirmed()),
                 max_mtu: frame_mtu(p.alive, p.pmtu.upper()),
                 rx_packets: p.stats.rx_packets,
