@@ -122,6 +122,7 @@ impl Pair {
             addresses: vec![addr],
             subnets: Vec::new(),
             vips: Vec::new(),
+            path: Default::default(),
         };
         let mut ca = NodeConfig::new(node_name("a"));
         ca.connect_to = vec![node_name("b")];
@@ -238,6 +239,7 @@ fn idle_pair_with_stale_peers(stale: usize) -> (Pair, Vec<KnownHost>) {
             addresses: vec![SocketAddr::from(([198, 51, 100, (i % 250) as u8], 655))],
             subnets: Vec::new(),
             vips: Vec::new(),
+            path: Default::default(),
         })
         .collect();
     hosts.push(KnownHost {
@@ -246,6 +248,7 @@ fn idle_pair_with_stale_peers(stale: usize) -> (Pair, Vec<KnownHost>) {
         addresses: vec!["192.0.2.2:655".parse().unwrap()],
         subnets: Vec::new(),
         vips: Vec::new(),
+        path: Default::default(),
     });
     let mut config = p.a.config().clone();
     config.handshake_retry_max = Duration::from_secs(60);

@@ -335,3 +335,72 @@ fn a_relayed_message_is_shorter_than_the_request_that_carried_it() {
         assert!(from.to_vec().len() < to.to_vec().len());
     }
 }
+
+#[test]
+fn indirect_data_in_a_host_file_keeps_the_node_behind_a_relay() {
+    // b's host file says `IndirectData = yes`: nobody starts a handshake
+    // to it directly, even with no firewall in the way (its own attempts
+    // are answered where they come from, as a NAT would let through).
+    let names = ["a", "b", "r1", "r2"];
+    let mut net = SimNet::new(12, &names);
+    let direct_inits = std::rc::Rc::new(std::cell::Cell::new(0u32));
+    let seen = direct_inits.clone();
+    net.tap = Some(Box::new(move |from, to, payload| {
+        // [version 1, type 1 = HandshakeInit], from anyone straight to b.
+        if to == 1 && from != 1 && payload.get(..2) == Some(&[1, 1][..]) {
+            seen.set(seen.get() + 1);
+        }
+        true
+    }));
+    net.host_paths.insert(
+        "b".into(),
+        meshd::node::HostPath {
+            indirect: true,
+            ..Default::default()
+        },
+    );
+    for (name, connect) in [
+        ("a", &["r1", "r2"][..]),
+        ("b", &["r1", "r2"][..]),
+        ("r1", &[][..]),
+        ("r2", &["r1"][..]),
+    ] {
+        let cfg = net.config(name, connect);
+        net.start(cfg, &names);
+    }
+    net.run_for(Duration::from_secs(15));
+    assert!(
+        net.sees("a", "b") && net.sees("b", "a"),
+        "a and b never met"
+    );
+    assert_eq!(direct_inits.get(), 0, "a handshake was sent straight to b");
+}
+
+#[test]
+fn a_pmtu_line_in_a_host_file_caps_whole_frames() {
+    let names = ["a", "b"];
+    let mut net = SimNet::new(13, &names);
+    net.host_paths.insert(
+        "b".into(),
+        meshd::node::HostPath {
+            pmtu: Some(1000),
+            pmtu_discovery: false,
+            ..Default::default()
+        },
+    );
+    let cfg = net.config("a", &["b"]);
+    net.start(cfg, &names);
+    let cfg = net.config("b", &[]);
+    net.start(cfg, &names);
+    net.run_for(Duration::from_secs(2));
+    let p = &net.node("a").peers()["b"];
+    assert_eq!(p.pmtu.confirmed(), 1031, "PMTU 1000 + 31");
+    // A 1400-byte frame still arrives whole, in pieces.
+    net.take_tap_rx("b");
+    let mut f = vec![0xff; 6];
+    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x0a, 0x88, 0xb5]);
+    f.extend(std::iter::repeat_n(7u8, 1400));
+    net.tap_send("a", &f);
+    net.run_for(50 * MS);
+    assert_eq!(net.take_tap_rx("b"), vec![f]);
+}

@@ -199,6 +199,7 @@ impl Harness {
             addresses: vec![addr(2, 655)],
             subnets: Vec::new(),
             vips: Vec::new(),
+            path: Default::default(),
         }];
         let node = Node::new(
             config,

@@ -22,6 +22,8 @@ pub struct HostConfig {
     pub subnets: Vec<Subnet>,
     /// `Ed25519PublicKey`, raw text (decoded elsewhere).
     pub ed25519_public_key: Option<String>,
+    /// `IndirectData`, `TCPOnly`, `PMTU`, `PMTUDiscovery`: how to reach it.
+    pub path: meshd_core::node::HostPath,
     /// Non-fatal problems, each `FILE:LINE: message`.
     pub warnings: Vec<String>,
     /// Every line of the file, for variables not typed here.
@@ -159,12 +161,27 @@ pub fn parse_host_config(
     };
     vars.warn_unknown();
     let f = host_fields(&mut vars)?;
+    let indirect = vars.get_or("IndirectData", false, super::types::parse_bool)?;
+    let tcp_only = vars.get_or("TCPOnly", false, super::types::parse_bool)?;
+    let pmtu = vars.get("PMTU", |s| {
+        s.parse::<u16>()
+            .ok()
+            .filter(|n| (576..=9000).contains(n))
+            .ok_or_else(|| format!("{s:?} is not a frame size from 576 to 9000"))
+    })?;
+    let path = meshd_core::node::HostPath {
+        // tinc: TCPOnly implies IndirectData; meshd has no TCP path, a relay stands in.
+        indirect: indirect || tcp_only,
+        pmtu: pmtu.map(|(n, _)| n),
+        pmtu_discovery: vars.get_or("PMTUDiscovery", true, super::types::parse_bool)?,
+    };
     Ok(HostConfig {
         name: name.clone(),
         addresses: f.addresses,
         port: f.port,
         subnets: f.subnets,
         ed25519_public_key: f.ed25519_public_key,
+        path,
         warnings,
         raw: lines,
     })
@@ -288,6 +305,21 @@ mod tests {
             vec!["/n/hosts/alpha:7: unknown variable 'Foo' ignored".to_string()]
         );
         assert_eq!(h.raw.len(), 7);
+    }
+
+    #[test]
+    fn path_variables_as_tinc() {
+        let h = host("").unwrap();
+        assert_eq!(h.path, meshd_core::node::HostPath::default());
+        let h = host("IndirectData = yes\nPMTU = 1300\nPMTUDiscovery = no\n").unwrap();
+        assert!(h.path.indirect && !h.path.pmtu_discovery);
+        assert_eq!(h.path.pmtu, Some(1300));
+        // TCPOnly implies IndirectData, as in tinc.
+        assert!(host("TCPOnly = yes\n").unwrap().path.indirect);
+        let err = host("Port = 1\nPMTU = 40\n").unwrap_err().to_string();
+        assert!(err.contains("/n/hosts/alpha:2") && err.contains("PMTU"), "{err}");
+        let err = host("IndirectData = maybe\n").unwrap_err().to_string();
+        assert!(err.contains("/n/hosts/alpha:1") && err.contains("IndirectData"), "{err}");
     }
 
     #[test]

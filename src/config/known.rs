@@ -182,8 +182,6 @@ pub const UNIMPLEMENTED: &[(&str, &[&str], &str)] = &[
         "handshake retries back off to at most 5 s",
     ),
     ("MTUInfoInterval", &[], "not implemented"),
-    ("PMTU", &[], "set InterfaceMTU instead"),
-    ("PMTUDiscovery", &["no"], "set InterfaceMTU instead"),
     ("PriorityInheritance", &["no"], "not implemented"),
     ("PrivateKey", &[], LEGACY),
     ("PrivateKeyFile", &[], LEGACY),

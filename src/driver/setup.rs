@@ -189,6 +189,7 @@ pub fn load(netdir: &NetDir) -> Result<Setup> {
             addresses,
             subnets: h.subnets.clone(),
             vips: host_file_vips(&h, &mut warnings),
+            path: h.path,
         });
     }
     for name in netdir.revoked_names() {

@@ -89,6 +89,9 @@ pub struct SimNet {
     /// (`SimNode::edges_at_up`). Off by default: at hundreds of nodes it is
     /// every edge of the mesh once per PeerUp, tens of gigabytes.
     pub record_edges_at_up: bool,
+    /// What every host file of a node says about reaching it
+    /// (`IndirectData`, `PMTU`...), by node name (effective at the next start).
+    pub host_paths: std::collections::HashMap<String, meshd::node::HostPath>,
     /// Node index by address.
     by_addr: std::collections::HashMap<SocketAddr, usize>,
     /// Each node's last `poll_timeout` (None if frozen or not running), kept
@@ -130,6 +133,7 @@ impl SimNet {
         SimNet {
             by_addr,
             record_edges_at_up: false,
+            host_paths: Default::default(),
             timers: Vec::new(),
             base,
             now: base,
@@ -233,6 +237,7 @@ impl SimNet {
                         .as_ref()
                         .map(|c| c.vips.clone())
                         .unwrap_or_default(),
+                    path: self.host_paths.get(k.as_str()).copied().unwrap_or_default(),
                 }
             })
             .collect()

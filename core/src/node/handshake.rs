@@ -301,6 +301,7 @@ impl Node {
             Some(p)
                 if relays
                     && (p.attempts >= super::relay::RELAY_AFTER_ATTEMPTS
+                        || p.host_path.indirect
                         || self.relay_of(name).is_some()) =>
             {
                 self.relay_candidate(name, None)
@@ -319,6 +320,10 @@ impl Node {
         };
         let Some(key) = peer.key else { return };
         let mut candidates = peer.candidate_addresses(&observed, MAX_CANDIDATES);
+        if peer.host_path.indirect {
+            // `IndirectData`/`TCPOnly`: only ever through a relay.
+            candidates.clear();
+        }
         if let Some(relay) = relay {
             candidates.truncate(MAX_CANDIDATES - 1);
             candidates.push(relay);

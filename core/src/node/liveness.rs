@@ -96,7 +96,7 @@ impl Node {
                 if peer.endpoint.is_some() {
                     tracing::info!(peer = %name, %from, "peer moved to a new address");
                     // Another path: its MTU is found afresh.
-                    peer.pmtu.restart(now, ceiling);
+                    peer.pmtu.restart_for(now, ceiling, peer.host_path);
                 }
                 let was_relayed = peer.endpoint.is_some_and(super::relay::is_relay_addr);
                 peer.endpoint = Some(from);
@@ -126,7 +126,7 @@ impl Node {
             peer.reached = true;
             peer.state_changed = Some(now);
             peer.attempts = 0;
-            peer.pmtu.restart(now, ceiling);
+            peer.pmtu.restart_for(now, ceiling, peer.host_path);
             tracing::info!(peer = %name, %endpoint, "peer is up");
             self.touch(name);
             self.own.dirty = true;

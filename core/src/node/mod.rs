@@ -40,7 +40,9 @@ pub use pieces::{PieceOutcome, Reassembly};
 pub use pmtu::{PathMtu, FLOOR_DATAGRAM, FRAME_OVERHEAD};
 pub use relay::{is_relay_addr, RelayBudget, RelayCounters};
 pub use switching::TapStats;
-pub use types::{DownReason, DropCounters, Event, KnownHost, NodeConfig, QueueDepth, Transmit};
+pub use types::{
+    DownReason, DropCounters, Event, HostPath, KnownHost, NodeConfig, QueueDepth, Transmit,
+};
 
 use crate::crypto::{
     self, HandshakeLimiter, InitiatorState, PacketType, Session, SessionPolicy, Signer,
@@ -406,6 +408,7 @@ impl Node {
                 .or_insert_with(|| Peer::new(&host.name, now));
             peer.host_subnets = host.subnets;
             peer.host_vips = host.vips;
+            peer.host_path = host.path;
             // Named by the operator: never forgotten, counts against no introducer.
             peer.introduced_by = None;
             if let Some(key) = host.public_key {

@@ -89,7 +89,7 @@ impl Node {
         // Another path: its MTU is found afresh.
         let ceiling = self.pmtu_ceiling();
         if let Some(peer) = self.peers.get_mut(name) {
-            peer.pmtu.restart(now, ceiling);
+            peer.pmtu.restart_for(now, ceiling, peer.host_path);
         }
         self.touch(name);
         self.own.dirty = true;

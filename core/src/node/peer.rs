@@ -191,6 +191,8 @@ pub struct Peer {
     /// It went silent through its relay, also silent: when the relay check
     /// started (relay.rs). Cleared by any packet from it.
     pub relay_check: Option<Instant>,
+    /// What its host file on our disk says about reaching it.
+    pub host_path: super::HostPath,
     /// Its direct path was found after it was reached through a relay
     /// (through NATs, or a firewall that opened).
     pub punched: bool,
@@ -243,6 +245,7 @@ impl Peer {
             relay_check: None,
             last_direct_try: None,
             punched: false,
+            host_path: super::HostPath::default(),
         }
     }
 

@@ -93,6 +93,28 @@ impl PathMtu {
         };
     }
 
+    /// A new path to a peer whose host file may fix its MTU (`PMTU`) or
+    /// turn discovery off (`PMTUDiscovery = no`): as [`PathMtu::restart`],
+    /// within `PMTU`; without discovery the path is taken to carry `PMTU`
+    /// (or, without it, the ceiling: frames go whole, as before r10).
+    pub fn restart_for(&mut self, now: Instant, ceiling: u16, host: super::HostPath) {
+        let ceiling = match host.pmtu {
+            Some(frame) => ceiling.min(frame.saturating_add(FRAME_OVERHEAD)),
+            None => ceiling,
+        };
+        if host.pmtu_discovery && ceiling >= FLOOR_DATAGRAM {
+            self.restart(now, ceiling);
+        } else {
+            *self = PathMtu {
+                min: ceiling,
+                max: ceiling,
+                ceiling,
+                takes_pieces: self.takes_pieces,
+                ..PathMtu::default()
+            };
+        }
+    }
+
     /// Stops probing (the peer is down).
     pub fn stop(&mut self) {
         self.probe = None;

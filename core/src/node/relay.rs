@@ -316,7 +316,7 @@ impl Node {
             if now >= peer.next_handshake {
                 self.start_handshake(now, name);
             }
-        } else if peer.next_direct_try.is_some_and(|t| now >= t) {
+        } else if peer.next_direct_try.is_some_and(|t| now >= t) && !peer.host_path.indirect {
             tracing::debug!(peer = %name, %relay, "trying a direct path");
             self.start_handshake_on(now, name, false);
             if let Some(p) = self.peers.get_mut(name) {
@@ -340,7 +340,7 @@ impl Node {
         let recent = peer
             .last_direct_try
             .is_some_and(|t| now.saturating_duration_since(t) < DIRECT_TRY_ANSWER_EVERY);
-        if self.relay_of(&name).is_none() || recent {
+        if self.relay_of(&name).is_none() || recent || peer.host_path.indirect {
             return;
         }
         tracing::debug!(peer = %name, "peer tries a direct path: trying back");
@@ -355,6 +355,9 @@ impl Node {
     /// When [`Node::tick_relayed`] has something to do for `peer`.
     pub(super) fn relayed_due(&self, peer: &super::Peer) -> Option<Instant> {
         let relay = self.relay_of(&peer.name)?;
+        if peer.host_path.indirect && self.direct_and_alive(relay) {
+            return None;
+        }
         // A handshake in flight: it is requeued when that one ends.
         if self.pending.values().any(|p| p.peer == peer.name) {
             return None;

@@ -111,6 +111,33 @@ pub struct KnownHost {
     /// Its `VirtualIP` lines, with weight and virtual MAC (under
     /// `StrictSubnets`, the only VIPs it may hold, at these weights).
     pub vips: Vec<crate::vip::LocalVip>,
+    /// Its `IndirectData`, `TCPOnly`, `PMTU` and `PMTUDiscovery` lines.
+    pub path: HostPath,
+}
+
+/// How the operator's host file says a node is to be reached (tinc's
+/// `IndirectData`, `TCPOnly`, `PMTU`, `PMTUDiscovery`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostPath {
+    /// `IndirectData = yes` or `TCPOnly = yes`: never sent to directly,
+    /// only through a relay (tinc: only over the meta connections).
+    pub indirect: bool,
+    /// `PMTU = N`: frames longer than N bytes go in pieces (tinc's fixed
+    /// path MTU, in its frame units).
+    pub pmtu: Option<u16>,
+    /// `PMTUDiscovery` (default yes): probe the path's MTU. Without it,
+    /// frames longer than `PMTU` (or the 1201-byte floor) go in pieces.
+    pub pmtu_discovery: bool,
+}
+
+impl Default for HostPath {
+    fn default() -> Self {
+        HostPath {
+            indirect: false,
+            pmtu: None,
+            pmtu_discovery: true,
+        }
+    }
 }
 
 /// A datagram the driver must send.
