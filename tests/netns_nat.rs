@@ -7,6 +7,7 @@
 //! port per destination (`--random-fully`) they must stay reachable through
 //! gamma as a relay.
 
+use meshd_lab::nat::NatKind;
 use meshd_lab::netns::{self, Lab};
 use meshd_lab::require_netns;
 use std::time::{Duration, Instant};
@@ -16,104 +17,6 @@ const NODES: [&str; 3] = ["alpha", "beta", "gamma"];
 fn overlay_ip(node: &str) -> String {
     let i = NODES.iter().position(|n| *n == node).expect("lab node") + 1;
     format!("10.1.5.{i}")
-}
-
-/// Puts `node` behind a NAT router: the router takes the node's place on
-/// the shared bridge (and its public address), the node gets 10.0.N.2
-/// behind it. `random` picks a new source port per mapping.
-fn behind_nat(lab: &mut Lab, node: &str, n: u8, random: bool) {
-    let node_ns = lab.node(node).ns.clone();
-    let public = lab.node(node).ip.clone();
-    let bridge = lab.bridge_ns.clone();
-    let nat = lab.add_netns(&format!("nat{n}"));
-    let host_end = format!("v{n}");
-    let run = |ns: &str, args: &[&str]| {
-        let mut a = vec!["-n", ns];
-        a.extend_from_slice(args);
-        netns::must("ip", &a);
-    };
-    // The node's uplink goes; the router takes its bridge port and address.
-    run(&node_ns, &["link", "del", "eth0"]);
-    run(
-        &bridge,
-        &[
-            "link", "add", &host_end, "type", "veth", "peer", "name", "wan", "netns", &nat,
-        ],
-    );
-    run(&bridge, &["link", "set", &host_end, "master", "br0", "up"]);
-    run(
-        &nat,
-        &["addr", "add", &format!("{public}/24"), "dev", "wan"],
-    );
-    run(&nat, &["link", "set", "wan", "up"]);
-    run(
-        &nat,
-        &[
-            "link", "add", "lan", "type", "veth", "peer", "name", "eth0", "netns", &node_ns,
-        ],
-    );
-    run(
-        &nat,
-        &["addr", "add", &format!("10.0.{n}.1/24"), "dev", "lan"],
-    );
-    run(&nat, &["link", "set", "lan", "up"]);
-    run(
-        &node_ns,
-        &["addr", "add", &format!("10.0.{n}.2/24"), "dev", "eth0"],
-    );
-    run(&node_ns, &["link", "set", "eth0", "up"]);
-    run(
-        &node_ns,
-        &["route", "add", "default", "via", &format!("10.0.{n}.1")],
-    );
-    lab.must_in(&nat, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-    let mut masquerade = vec![
-        "iptables",
-        "-t",
-        "nat",
-        "-A",
-        "POSTROUTING",
-        "-o",
-        "wan",
-        "-j",
-        "MASQUERADE",
-    ];
-    if random {
-        masquerade.push("--random-fully");
-    }
-    lab.must_in(&nat, &masquerade);
-    for rule in [
-        &[
-            "iptables",
-            "-A",
-            "FORWARD",
-            "-i",
-            "wan",
-            "-m",
-            "conntrack",
-            "--ctstate",
-            "ESTABLISHED,RELATED",
-            "-j",
-            "ACCEPT",
-        ][..],
-        &["iptables", "-A", "FORWARD", "-i", "wan", "-j", "DROP"],
-        &[
-            "iptables",
-            "-A",
-            "INPUT",
-            "-i",
-            "wan",
-            "-m",
-            "conntrack",
-            "--ctstate",
-            "ESTABLISHED,RELATED",
-            "-j",
-            "ACCEPT",
-        ],
-        &["iptables", "-A", "INPUT", "-i", "wan", "-j", "DROP"],
-    ] {
-        lab.must_in(&nat, rule);
-    }
 }
 
 fn nat_lab(tag: &str, random: bool) -> Lab {
@@ -135,8 +38,13 @@ fn nat_lab(tag: &str, random: bool) -> Lab {
             ),
         );
     }
-    behind_nat(&mut lab, "alpha", 1, random);
-    behind_nat(&mut lab, "beta", 2, random);
+    let kind = if random {
+        NatKind::RandomPort
+    } else {
+        NatKind::KeepsPort
+    };
+    lab.put_behind_nat("alpha", 1, kind);
+    lab.put_behind_nat("beta", 2, kind);
     lab
 }
 
@@ -179,7 +87,7 @@ fn start(lab: &mut Lab) -> Instant {
 /// Drops (`-I`) or stops dropping (`-D`) at beta's NAT everything from
 /// alpha's NAT: no direct path at all, whatever either side sends.
 fn block_alpha_at_beta_nat(lab: &Lab, op: &str) {
-    let nat = format!("{}nat2", lab.prefix);
+    let nat = lab.nat_ns(2);
     let alpha_public = lab.node("alpha").ip.clone();
     lab.must_in(
         &nat,

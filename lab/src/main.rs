@@ -220,6 +220,13 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// scripts/bench-paths: direct, firewalled (relayed), behind port-keeping
+    /// and port-changing NATs; reachability time, RTT and TCP per path.
+    Paths {
+        /// iperf3 -t, seconds.
+        #[arg(long, default_value_t = 3)]
+        seconds: u32,
+    },
     /// scripts/bench-throughput: the table from each path's directory of measurements.
     ThroughputTable {
         /// iperf3 -t, seconds.
@@ -352,6 +359,13 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<bool> {
     match cli.cmd {
+        Cmd::Paths { seconds } => {
+            let rows = meshd_lab::paths::run(seconds)?;
+            print!("{}", meshd_lab::paths::table(&rows));
+            if !rows.iter().all(|r| r.reach.is_some()) {
+                return Ok(false);
+            }
+        }
         Cmd::Trial {
             ping,
             fault,

@@ -87,15 +87,21 @@ pub struct LabNode {
 
 /// The meshd binary of the test's build: `target/<profile>/meshd`, next to
 /// the `deps/` directory the test binary runs from (cargo builds a package's
-/// binaries before its integration tests).
+/// binaries before its integration tests), or next to the `meshd-lab`
+/// binary that runs a benchmark.
 pub fn meshd() -> &'static str {
     static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     PATH.get_or_init(|| {
         let exe = std::env::current_exe().expect("the test binary's path");
-        let profile = exe
+        let dir = exe
             .parent()
-            .and_then(Path::parent)
-            .unwrap_or_else(|| panic!("{}: not in target/<profile>/deps", exe.display()));
+            .unwrap_or_else(|| panic!("{}: not in target/<profile>", exe.display()));
+        let profile = if dir.ends_with("deps") {
+            dir.parent()
+                .unwrap_or_else(|| panic!("{}: not in target/<profile>/deps", exe.display()))
+        } else {
+            dir
+        };
         let bin = profile.join("meshd");
         assert!(
             bin.is_file(),

@@ -317,9 +317,15 @@ mod tests {
         // TCPOnly implies IndirectData, as in tinc.
         assert!(host("TCPOnly = yes\n").unwrap().path.indirect);
         let err = host("Port = 1\nPMTU = 40\n").unwrap_err().to_string();
-        assert!(err.contains("/n/hosts/alpha:2") && err.contains("PMTU"), "{err}");
+        assert!(
+            err.contains("/n/hosts/alpha:2") && err.contains("PMTU"),
+            "{err}"
+        );
         let err = host("IndirectData = maybe\n").unwrap_err().to_string();
-        assert!(err.contains("/n/hosts/alpha:1") && err.contains("IndirectData"), "{err}");
+        assert!(
+            err.contains("/n/hosts/alpha:1") && err.contains("IndirectData"),
+            "{err}"
+        );
     }
 
     #[test]
