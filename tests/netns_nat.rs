@@ -29,14 +29,7 @@ fn nat_lab(tag: &str, random: bool) -> Lab {
         lab.give_host(if n == "alpha" { "beta" } else { "alpha" }, n);
     }
     for node in NODES {
-        let ip = overlay_ip(node);
-        lab.script(
-            node,
-            "tinc-up",
-            &format!(
-                "#!/bin/sh\nip link set \"$INTERFACE\" up\nip addr add {ip}/24 dev \"$INTERFACE\"\n"
-            ),
-        );
+        lab.overlay_up(node, &format!("{}/24", overlay_ip(node)));
     }
     let kind = if random {
         NatKind::RandomPort
@@ -50,9 +43,7 @@ fn nat_lab(tag: &str, random: bool) -> Lab {
 
 /// alpha's `dump nodes --json` line for beta: (reachable, via).
 fn beta_from_alpha(lab: &Lab) -> Option<(bool, String)> {
-    let out = lab.ctl("alpha", &["dump", "nodes", "--json"]);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-    let line = v.as_array()?.iter().find(|n| n["name"] == "beta")?;
+    let line = lab.node_line("alpha", "beta")?;
     Some((
         line["reachable"].as_bool()?,
         line["via"].as_str()?.to_string(),

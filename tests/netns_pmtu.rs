@@ -9,7 +9,7 @@
 
 use meshd_lab::netns::{self, Lab};
 use meshd_lab::require_netns;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const NODES: [&str; 2] = ["alpha", "beta"];
 
@@ -26,14 +26,7 @@ fn small_link_lab(tag: &str) -> Lab {
     lab.init_all();
     lab.hub("alpha");
     for node in NODES {
-        let ip = overlay_ip(node);
-        lab.script(
-            node,
-            "tinc-up",
-            &format!(
-                "#!/bin/sh\nip link set \"$INTERFACE\" up\nip addr add {ip}/24 dev \"$INTERFACE\"\n"
-            ),
-        );
+        lab.overlay_up(node, &format!("{}/24", overlay_ip(node)));
     }
     // beta's side of the underlay: MTU 1300 on both ends of its link.
     netns::must(
@@ -57,19 +50,12 @@ fn small_link_lab(tag: &str) -> Lab {
 
 /// `dump nodes --json` of `node`: the line of `peer` (pmtu, min_mtu, max_mtu).
 fn pmtu_of(lab: &Lab, node: &str, peer: &str) -> Option<(u64, u64, u64)> {
-    let out = lab.ctl(node, &["dump", "nodes", "--json"]);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-    let line = v.as_array()?.iter().find(|n| n["name"] == peer)?;
+    let line = lab.node_line(node, peer)?;
     Some((
         line["pmtu"].as_u64()?,
         line["min_mtu"].as_u64()?,
         line["max_mtu"].as_u64()?,
     ))
-}
-
-fn sha256(data: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(data))
 }
 
 #[test]
@@ -130,41 +116,16 @@ fn full_size_frames_cross_a_1300_byte_underlay() {
     }
 
     // 8 MiB over TCP, alpha -> beta (full-size segments), intact.
-    let sent = lab.dir.path().join("sent.bin");
-    let received = lab.dir.path().join("received.bin");
     let mut data = vec![0u8; 8 << 20];
     rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut data);
-    std::fs::write(&sent, &data).expect("write sent.bin");
-    let listener = lab.spawn_in(
-        &beta_ns,
-        &["nc.openbsd", "-l", "5001"],
-        None,
-        Some(&received),
-    );
-    lab.wait(Duration::from_secs(5), |lab| {
-        let out = lab.exec_in(&beta_ns, &["ss", "-Hltn", "sport = :5001"]);
-        !String::from_utf8_lossy(&out.stdout).trim().is_empty()
-    })
-    .expect("nc not listening in beta");
-    let t = Instant::now();
-    let sender = lab.spawn_in(
+    let took = lab.tcp_transfer(
         &alpha_ns,
-        &["nc.openbsd", "-N", "-w", "10", overlay_ip("beta"), "5001"],
-        Some(&sent),
-        None,
+        &beta_ns,
+        overlay_ip("beta"),
+        5001,
+        &data,
+        Duration::from_secs(30),
     );
-    let st = lab
-        .wait_child(sender, Duration::from_secs(30))
-        .expect("sender did not finish within 30 s");
-    assert!(st.success(), "nc sender: {st}");
-    let st = lab
-        .wait_child(listener, Duration::from_secs(5))
-        .expect("listener did not finish within 5 s of the sender");
-    assert!(st.success(), "nc listener: {st}");
-    let took = t.elapsed();
-    let got = std::fs::read(&received).expect("received.bin");
-    assert_eq!(got.len(), data.len(), "received {} bytes", got.len());
-    assert_eq!(sha256(&got), sha256(&data), "data differs");
     eprintln!(
         "8 MiB alpha -> beta over a 1300-byte underlay intact in {took:?} ({:.1} Mbit/s)",
         (data.len() * 8) as f64 / took.as_secs_f64() / 1e6

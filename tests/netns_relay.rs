@@ -34,14 +34,7 @@ fn relay_lab(tag: &str) -> Lab {
     }
     lab.conf("alpha", "ConnectTo = beta");
     for node in NODES {
-        let ip = overlay_ip(node);
-        lab.script(
-            node,
-            "tinc-up",
-            &format!(
-                "#!/bin/sh\nip link set \"$INTERFACE\" up\nip addr add {ip}/24 dev \"$INTERFACE\"\n"
-            ),
-        );
+        lab.overlay_up(node, &format!("{}/24", overlay_ip(node)));
     }
     lab
 }
@@ -57,9 +50,7 @@ fn firewall(lab: &Lab, op: &str) {
 
 /// alpha's `dump nodes --json` line for beta: (reachable, via, distance).
 fn beta_from_alpha(lab: &Lab) -> Option<(bool, String, i64)> {
-    let out = lab.ctl("alpha", &["dump", "nodes", "--json"]);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-    let line = v.as_array()?.iter().find(|n| n["name"] == "beta")?;
+    let line = lab.node_line("alpha", "beta")?;
     Some((
         line["reachable"].as_bool()?,
         line["via"].as_str()?.to_string(),
@@ -119,35 +110,16 @@ fn a_blocked_pair_is_relayed_fails_over_and_goes_direct() {
     // 8 MiB through the relay, intact.
     let alpha_ns = lab.node("alpha").ns.clone();
     let beta_ns = lab.node("beta").ns.clone();
-    let sent = lab.dir.path().join("sent.bin");
-    let got = lab.dir.path().join("received.bin");
+    let target = overlay_ip("beta");
     let mut data = vec![0u8; 8 << 20];
     rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut data);
-    std::fs::write(&sent, &data).expect("write sent.bin");
-    let listener = lab.spawn_in(&beta_ns, &["nc.openbsd", "-l", "5001"], None, Some(&got));
-    lab.wait(Duration::from_secs(5), |lab| {
-        let out = lab.exec_in(&beta_ns, &["ss", "-Hltn", "sport = :5001"]);
-        !String::from_utf8_lossy(&out.stdout).trim().is_empty()
-    })
-    .expect("nc not listening in beta");
-    let t = Instant::now();
-    let target = overlay_ip("beta");
-    let sender = lab.spawn_in(
+    let relayed_took = lab.tcp_transfer(
         &alpha_ns,
-        &["nc.openbsd", "-N", "-w", "10", &target, "5001"],
-        Some(&sent),
-        None,
-    );
-    let st = lab
-        .wait_child(sender, Duration::from_secs(30))
-        .expect("sender hung");
-    assert!(st.success(), "nc sender: {st}");
-    let _ = lab.wait_child(listener, Duration::from_secs(5));
-    let relayed_took = t.elapsed();
-    assert_eq!(
-        std::fs::read(&got).expect("received.bin"),
-        data,
-        "data differs"
+        &beta_ns,
+        &target,
+        5001,
+        &data,
+        Duration::from_secs(30),
     );
     eprintln!(
         "8 MiB alpha -> beta through {relay} intact in {relayed_took:?} ({:.0} Mbit/s)",

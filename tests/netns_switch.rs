@@ -271,12 +271,6 @@ fn ping_between_every_pair_over_the_overlay() {
     );
 }
 
-fn sha256_file(path: &std::path::Path) -> String {
-    use sha2::Digest;
-    let data = std::fs::read(path).expect("read file");
-    hex::encode(sha2::Sha256::digest(&data))
-}
-
 fn listening(lab: &Lab, ns: &str, port: u16) -> bool {
     let out = lab.exec_in(ns, &["ss", "-Hltn", &format!("sport = :{port}")]);
     !String::from_utf8_lossy(&out.stdout).trim().is_empty()
@@ -292,41 +286,16 @@ fn tcp_transfer_is_intact() {
     let gamma_ns = lab.node("gamma").ns.clone();
     let beta_ns = lab.node("beta").ns.clone();
 
-    let sent = lab.dir.path().join("sent.bin");
-    let received = lab.dir.path().join("received.bin");
     let mut data = vec![0u8; 8 << 20];
     rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut data);
-    std::fs::write(&sent, &data).expect("write sent.bin");
-
-    let listener = lab.spawn_in(
-        &gamma_ns,
-        &["nc.openbsd", "-l", "5001"],
-        None,
-        Some(&received),
-    );
-    lab.wait(Duration::from_secs(5), |lab| {
-        listening(lab, &gamma_ns, 5001)
-    })
-    .expect("nc not listening in gamma");
-    let t = Instant::now();
-    let sender = lab.spawn_in(
+    let took = lab.tcp_transfer(
         &beta_ns,
-        &["nc.openbsd", "-N", "-w", "10", &overlay_ip("gamma"), "5001"],
-        Some(&sent),
-        None,
+        &gamma_ns,
+        &overlay_ip("gamma"),
+        5001,
+        &data,
+        Duration::from_secs(20),
     );
-    let st = lab
-        .wait_child(sender, Duration::from_secs(20))
-        .expect("sender did not finish within 20 s");
-    assert!(st.success(), "nc sender: {st}");
-    let st = lab
-        .wait_child(listener, Duration::from_secs(5))
-        .expect("listener did not finish within 5 s of the sender");
-    assert!(st.success(), "nc listener: {st}");
-    let took = t.elapsed();
-    let got = std::fs::metadata(&received).expect("received.bin").len();
-    assert_eq!(got, data.len() as u64, "received {got} bytes");
-    assert_eq!(sha256_file(&sent), sha256_file(&received), "data differs");
     eprintln!(
         "8 MiB beta -> gamma intact in {took:?} ({:.1} Mbit/s)",
         (data.len() * 8) as f64 / took.as_secs_f64() / 1e6

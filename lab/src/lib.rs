@@ -10,6 +10,7 @@ pub mod host;
 pub mod keepalived;
 pub mod nat;
 pub mod netns;
+pub mod overlay;
 pub mod paths;
 pub mod probe;
 pub mod report;

@@ -82,14 +82,7 @@ fn build(setup: Setup, tag: &str) -> Lab {
     }
     lab.conf("alpha", "ConnectTo = beta");
     for node in NODES {
-        let ip = overlay_ip(node);
-        lab.script(
-            node,
-            "tinc-up",
-            &format!(
-                "#!/bin/sh\nip link set \"$INTERFACE\" up\nip addr add {ip}/24 dev \"$INTERFACE\"\n"
-            ),
-        );
+        lab.overlay_up(node, &format!("{}/24", overlay_ip(node)));
     }
     match setup {
         Setup::Direct => {}
@@ -115,9 +108,7 @@ fn build(setup: Setup, tag: &str) -> Lab {
 
 /// alpha's `dump nodes --json` line for beta: (reachable, path, via).
 fn beta_from_alpha(lab: &Lab) -> Option<(bool, String, String)> {
-    let out = lab.ctl("alpha", &["dump", "nodes", "--json"]);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-    let line = v.as_array()?.iter().find(|n| n["name"] == "beta")?;
+    let line = lab.node_line("alpha", "beta")?;
     Some((
         line["reachable"].as_bool()?,
         line["path"].as_str()?.to_string(),

@@ -14,7 +14,7 @@ use meshd::node::{Event, KnownHost, Node, NodeConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashSet};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -92,12 +92,45 @@ pub struct SimNet {
     /// What every host file of a node says about reaching it
     /// (`IndirectData`, `PMTU`...), by node name (effective at the next start).
     pub host_paths: std::collections::HashMap<String, meshd::node::HostPath>,
+    /// Nodes behind a NAT, by index (see [`SimNet::behind_nat`]).
+    nats: std::collections::HashMap<usize, SimNat>,
     /// Node index by address.
     by_addr: std::collections::HashMap<SocketAddr, usize>,
     /// Each node's last `poll_timeout` (None if frozen or not running), kept
     /// current inside `run_until` so a large mesh does not ask every node for
     /// it at every step.
     timers: Vec<Option<Instant>>,
+}
+
+/// A NAT in front of one node: its datagrams leave from `public` with a
+/// port per mapping, and only replies come in (address and port filtered,
+/// as a home router): a datagram to a mapped port passes only from the
+/// remote that mapping was made for.
+#[derive(Debug)]
+struct SimNat {
+    public: std::net::IpAddr,
+    /// Endpoint-independent: one port (the node's own) for every remote;
+    /// otherwise a new port per remote (MASQUERADE --random-fully).
+    keeps_port: bool,
+    /// Remote -> public port.
+    mappings: HashMap<SocketAddr, u16>,
+    next_port: u16,
+}
+
+impl SimNat {
+    fn port_for(&mut self, remote: SocketAddr, own_port: u16) -> u16 {
+        if let Some(p) = self.mappings.get(&remote) {
+            return *p;
+        }
+        let port = if self.keeps_port {
+            own_port
+        } else {
+            self.next_port = self.next_port.wrapping_add(7919).max(1024);
+            self.next_port
+        };
+        self.mappings.insert(remote, port);
+        port
+    }
 }
 
 pub const WALL_BASE_NS: u64 = 1_800_000_000_000_000_000;
@@ -134,6 +167,7 @@ impl SimNet {
             by_addr,
             record_edges_at_up: false,
             host_paths: Default::default(),
+            nats: Default::default(),
             timers: Vec::new(),
             base,
             now: base,
@@ -327,6 +361,30 @@ impl SimNet {
         self.blocked.clear();
     }
 
+    /// Puts `name` behind a NAT with public address `public` (`keeps_port`:
+    /// endpoint-independent mapping; else a new port per remote). Its own
+    /// address is private from then on: only replies reach it.
+    pub fn behind_nat(&mut self, name: &str, public: std::net::IpAddr, keeps_port: bool) {
+        let i = self.idx(name);
+        self.nats.insert(
+            i,
+            SimNat {
+                public,
+                keeps_port,
+                mappings: HashMap::new(),
+                next_port: 20_000,
+            },
+        );
+    }
+
+    /// The public address `name`'s NAT uses towards `remote`, if it has one.
+    pub fn nat_mapping(&self, name: &str, remote: SocketAddr) -> Option<SocketAddr> {
+        let nat = self.nats.get(&self.idx(name))?;
+        nat.mappings
+            .get(&remote)
+            .map(|p| SocketAddr::new(nat.public, *p))
+    }
+
     /// Sets the one-way delay between two nodes, both ways.
     pub fn set_link_delay(&mut self, a: &str, b: &str, d: Duration) {
         let (a, b) = (self.idx(a), self.idx(b));
@@ -438,7 +496,12 @@ impl SimNet {
         self.nodes[i].edges_at_up.extend(edges_at_up);
         let from = self.nodes[i].addr;
         for t in out {
-            let Some(&to) = self.by_addr.get(&t.destination) else {
+            // Through the sender's NAT: a public source, a mapping made.
+            let nat_src = self
+                .nats
+                .get_mut(&i)
+                .map(|nat| SocketAddr::new(nat.public, nat.port_for(t.destination, from.port())));
+            let Some(to) = self.route(i, t.destination, nat_src.unwrap_or(from)) else {
                 self.dropped += 1;
                 continue;
             };
@@ -464,6 +527,7 @@ impl SimNet {
                 .iter()
                 .find(|(a, b, _)| *a == i && *b == to)
                 .map_or(from, |s| s.2);
+            let from = nat_src.unwrap_or(from);
             let delay = self.link_delay.get(&(i, to)).copied().unwrap_or(self.delay);
             self.queue.push(Reverse(InFlight {
                 at: self.now + delay + jitter,
@@ -473,6 +537,21 @@ impl SimNet {
                 payload: t.payload,
             }));
         }
+    }
+
+    /// Which node a datagram from node `from` to `dest` reaches: a node's
+    /// own address (unless it is behind a NAT), or a NAT's public address
+    /// and a port mapped for exactly this sender's public address.
+    /// `src` is the sender's address as it leaves (its NAT's public one).
+    fn route(&self, from: usize, dest: SocketAddr, src: SocketAddr) -> Option<usize> {
+        if let Some(&to) = self.by_addr.get(&dest) {
+            return (!self.nats.contains_key(&to) || to == from).then_some(to);
+        }
+        self.nats.iter().find_map(|(&to, nat)| {
+            let mapped = nat.public == dest.ip()
+                && nat.mappings.get(&src).is_some_and(|p| *p == dest.port());
+            mapped.then_some(to)
+        })
     }
 
     /// Runs the network until `self.now + d`.
