@@ -58,6 +58,18 @@ fn behind_port_keeping_nats_the_pair_ends_direct() {
     // And it stays so.
     net.run_for(Duration::from_secs(10));
     assert_eq!(a_to_b(&net), (true, false));
+    // g and b both see a at its NAT's address: a's own record now carries
+    // that reflexive address (PROTOCOL §6.1), as b's copy of it shows.
+    let a_public: std::net::SocketAddr = "198.51.100.1:655".parse().unwrap();
+    let record = net.node("b").peers()["a"]
+        .record
+        .clone()
+        .expect("a's record");
+    assert!(
+        record.addresses.contains(&a_public),
+        "{:?}",
+        record.addresses
+    );
 }
 
 #[test]
@@ -72,4 +84,11 @@ fn behind_port_changing_nats_the_pair_stays_relayed() {
     assert!(net.sees("b", "a"));
     let c = net.node("g").relay_counters().clone();
     assert!(c.relayed_packets > 10, "{c:?}");
+    // Only g sees a's public side (at a port b could not use): one report
+    // does not make a reflexive address.
+    let record = net.node("b").peers()["a"]
+        .record
+        .clone()
+        .expect("a's record");
+    assert_eq!(record.addresses, vec![net.nodes[net.idx("a")].addr]);
 }

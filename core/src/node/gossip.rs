@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 /// Largest plaintext we pack gossip into (records bigger than this go alone).
 const GOSSIP_BUDGET: usize = 1200;
+/// Most reflexive addresses our own record carries.
+const MAX_REFLEXIVE: usize = 4;
 /// A peer's digests are answered at most once per this interval (one comes
 /// every `GossipInterval`, 2 s, and one when a session comes up): a digest
 /// that lacks entries costs the answerer every record it holds.
@@ -77,10 +79,11 @@ impl Node {
     pub(super) fn publish_own_record(&mut self, now: Instant) {
         self.own.dirty = false;
         let extension = encode_extension(&self.own_extension_items());
-        let only_neighbours = !self.own.refresh
-            && self.own.record.as_ref().is_some_and(|r| {
-                r.addresses == self.config.advertised_addresses && r.extension == extension
-            });
+        let only_neighbours =
+            !self.own.refresh
+                && self.own.record.as_ref().is_some_and(|r| {
+                    r.addresses == self.own_addresses() && r.extension == extension
+                });
         // Every session that comes up or goes changes the neighbour list, and
         // each version is flooded to the whole mesh: while a mesh forms that
         // was O(N^3) datagrams. Such changes go out at most once per
@@ -101,7 +104,7 @@ impl Node {
         let neighbours = self.own_neighbours();
         let unchanged = self.own.record.as_ref().is_some_and(|r| {
             r.neighbours == neighbours
-                && r.addresses == self.config.advertised_addresses
+                && r.addresses == self.own_addresses()
                 && r.extension == extension
         });
         let record = match &self.own.record {
@@ -121,6 +124,22 @@ impl Node {
         for name in alive {
             self.send_records(&name, std::slice::from_ref(&record));
         }
+    }
+
+    /// The addresses our record gives for us: the advertised ones, then
+    /// the reflexive ones — where at least two peers' records say they see
+    /// us (a NAT's public address and port) — at most
+    /// [`MAX_REFLEXIVE`] of them. One peer cannot plant an address in our
+    /// record.
+    pub(super) fn own_addresses(&self) -> Vec<SocketAddr> {
+        let mut out = self.config.advertised_addresses.clone();
+        let reflexive = self.observed.confirmed(&self.config.name, 2);
+        for addr in reflexive.into_iter().take(MAX_REFLEXIVE) {
+            if !out.contains(&addr) && !super::relay::is_relay_addr(addr) {
+                out.push(addr);
+            }
+        }
+        out
     }
 
     /// Our live sessions, as our record lists them.
@@ -153,7 +172,7 @@ impl Node {
             public_key: *self.identity.public().as_bytes(),
             generation: self.own.generation,
             version: self.own.version,
-            addresses: self.config.advertised_addresses.clone(),
+            addresses: self.own_addresses(),
             neighbours,
             extension,
             signature: [0; 64],
@@ -176,14 +195,12 @@ impl Node {
         let record = match &self.own.record {
             Some(r)
                 if r.neighbours == neighbours
-                    && r.addresses == self.config.advertised_addresses
+                    && r.addresses == self.own_addresses()
                     && r.extension == extension =>
             {
                 r.clone()
             }
-            Some(r)
-                if r.addresses == self.config.advertised_addresses && r.extension == extension =>
-            {
+            Some(r) if r.addresses == self.own_addresses() && r.extension == extension => {
                 let record = self.sign_own_record(now, neighbours, extension);
                 self.own.flood_owed = true;
                 self.own.dirty = true;
@@ -522,11 +539,25 @@ impl Node {
             .as_ref()
             .is_none_or(|old| old.extension != rec.extension);
         let old = peer.record.replace(rec.clone());
+        let sees_us = |r: &NodeRecord| {
+            r.neighbours
+                .iter()
+                .find(|n| n.name == self.config.name)
+                .map(|n| n.endpoint)
+        };
+        // Where it sees us changed: our reflexive addresses may have too.
+        let reflexive_news = old.as_ref().and_then(sees_us) != sees_us(rec);
         self.observed.replace(&rec.name, old.as_ref(), Some(rec));
         if !peer.alive && (is_new_peer || restarted) {
             // A node we can't reach yet, or one that came back: try it now.
             peer.next_handshake = now;
             peer.attempts = 0;
+        }
+        if reflexive_news {
+            let published = self.own.record.as_ref().map(|r| r.addresses.clone());
+            if published.is_some_and(|a| a != self.own_addresses()) {
+                self.own.dirty = true;
+            }
         }
         if extension_changed {
             self.apply_peer_extension(now, &rec.name, &rec.extension);

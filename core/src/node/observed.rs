@@ -44,6 +44,26 @@ impl ObservedEndpoints {
         }
     }
 
+    /// The addresses at least `min_reporters` different records give for
+    /// `name`, most reported first.
+    pub(super) fn confirmed(&self, name: &str, min_reporters: usize) -> Vec<SocketAddr> {
+        let mut counts: Vec<(SocketAddr, usize)> = Vec::new();
+        for addr in self
+            .by_node
+            .get(name)
+            .into_iter()
+            .flat_map(|r| r.values().flatten())
+        {
+            match counts.iter_mut().find(|(a, _)| a == addr) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((*addr, 1)),
+            }
+        }
+        counts.retain(|(_, n)| *n >= min_reporters);
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        counts.into_iter().map(|(a, _)| a).collect()
+    }
+
     /// The nodes whose records list `name` as a neighbour (each has a live
     /// direct session with it).
     pub(super) fn reporters(&self, name: &str) -> Vec<NodeName> {
