@@ -113,7 +113,26 @@ fn behind_port_keeping_nats_the_pair_goes_direct() {
         .wait(Duration::from_secs(20), |lab| {
             beta_from_alpha(lab).is_some_and(|(up, via)| up && via == "beta")
         })
-        .expect("alpha and beta never went direct through their NATs");
+        .unwrap_or_else(|| {
+            for n in ["alpha", "beta"] {
+                let log = std::fs::read_to_string(lab.node(n).netdir.join("meshd.log"))
+                    .unwrap_or_default();
+                let tail: Vec<&str> = log
+                    .lines()
+                    .filter(|l| {
+                        l.contains("beta")
+                            || l.contains("alpha")
+                            || l.contains("direct")
+                            || l.contains("handshake")
+                    })
+                    .collect();
+                eprintln!(
+                    "==== {n}\n{}",
+                    tail[tail.len().saturating_sub(60)..].join("\n")
+                );
+            }
+            panic!("alpha and beta never went direct through their NATs")
+        });
     eprintln!(
         "endpoint-independent NATs: direct {direct:?} after the block went ({:?} since the starts)",
         t0.elapsed()

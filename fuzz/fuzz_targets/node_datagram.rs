@@ -543,7 +543,7 @@ impl Harness {
                         .set_vip_health(self.now, vip(sel >> 2), sel & 0x80 != 0),
                     _ => {
                         let peer = if op & 0x10 == 0 { "beta" } else { "gamma" };
-                        self.node.send_frame(peer, &frame);
+                        self.node.send_frame(self.now, peer, &frame);
                     }
                 }
                 self.drain();

@@ -107,7 +107,11 @@ impl Node {
                 // took our init and lost its answer, its replay guard refuses
                 // the resends, and only a fresh attempt ends the stand-off.
                 let stale = now.saturating_duration_since(ours.last_sent) >= COLLISION_RESEND_AFTER;
-                if stale || !ours.sent_to.contains(&from) {
+                // The first collision always resends: behind NATs, our first
+                // copy may have reached the peer's NAT before the peer's own
+                // init opened it towards us (simultaneous open).
+                if stale || !ours.sent_to.contains(&from) || !ours.collision_resent {
+                    ours.collision_resent = true;
                     ours.last_sent = now;
                     if !ours.sent_to.contains(&from) {
                         ours.sent_to.push(from);
@@ -376,6 +380,7 @@ impl Node {
                 last_sent: now,
                 init: init.clone(),
                 sent_to: candidates.clone(),
+                collision_resent: false,
             },
         );
         for destination in candidates {

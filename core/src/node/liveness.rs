@@ -112,7 +112,10 @@ impl Node {
                 if let Some(relay) = self.relay_of(name) {
                     tracing::info!(peer = %name, %relay, "peer reached through a relay");
                 }
-            } else {
+            } else if !super::relay::is_relay_addr(from) {
+                // A relayed packet of a peer now reached directly (one still
+                // in flight, or the peer not yet moved) is a sign of life; it
+                // must not move the endpoint back to the relay.
                 self.check_path(now, name, from, len);
             }
         }

@@ -76,6 +76,10 @@ struct Pending {
     /// The HandshakeInit we sent, and where to (for a resend on collision).
     init: Vec<u8>,
     sent_to: Vec<SocketAddr>,
+    /// Our init was sent again once to where the peer's colliding init came
+    /// from (two NATs: the first copy may have arrived before the peer's NAT
+    /// had a mapping towards us, and been dropped).
+    collision_resent: bool,
 }
 
 /// How long a superseded session is still accepted for receiving.
