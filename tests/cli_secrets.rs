@@ -237,6 +237,14 @@ fn join_makes_a_private_directory_and_the_inviter_refuses_an_open_invitation() {
     // The inviter stored the joiner's key, complete, with no temporary file beside it.
     assert_eq!(mode_of(&n1.join("hosts/node_2")), 0o644);
     assert!(read(&n1.join("hosts/node_2")).starts_with("Ed25519PublicKey = "));
+    // The inviter's address cache entry for node_2 is written just after the
+    // join is answered (atomically, through a temporary file): wait for it.
+    let cached = n1.join("cache/node_2");
+    let t = std::time::Instant::now();
+    while !cached.exists() && t.elapsed() < std::time::Duration::from_secs(5) {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(cached.exists(), "the inviter cached node_2's address");
     assert!(dotfiles(&n1).is_empty(), "{:?}", dotfiles(&n1));
     assert!(
         dotfiles(tmp.path()).is_empty(),
