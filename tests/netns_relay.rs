@@ -21,13 +21,7 @@ fn relay_lab(tag: &str) -> Lab {
     let lab = Lab::new(tag, &NODES);
     lab.init_all();
     // Everyone knows everyone; alpha and beta connect to both relays.
-    for a in NODES {
-        for b in NODES {
-            if a != b {
-                lab.give_host(a, b);
-            }
-        }
-    }
+    lab.give_all_hosts();
     for n in ["alpha", "beta"] {
         lab.conf(n, "ConnectTo = gamma");
         lab.conf(n, "ConnectTo = delta");

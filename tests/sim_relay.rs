@@ -54,12 +54,15 @@ fn relay_of(net: &SimNet, node: &str, peer: &str) -> Option<String> {
     if !p.alive || !p.endpoint.is_some_and(is_relay_addr) {
         return None;
     }
-    let line = net
-        .node(node)
+    Some(status_line(net, node, peer)?.via)
+}
+
+/// `peer`'s line in `node`'s `dump nodes`.
+fn status_line(net: &SimNet, node: &str, peer: &str) -> Option<meshd::node::status::NodeStatus> {
+    net.node(node)
         .node_statuses(net.now, 655)
         .into_iter()
-        .find(|n| n.name == peer)?;
-    Some(line.via)
+        .find(|n| n.name == peer)
 }
 
 fn downs(net: &SimNet, node: &str, peer: &str) -> usize {
@@ -77,12 +80,7 @@ fn a_blocked_pair_talks_through_the_nearer_relay() {
     net.run_for(Duration::from_secs(5));
     assert_eq!(relay_of(&net, "a", "b").as_deref(), Some("r1"));
     assert_eq!(relay_of(&net, "b", "a").as_deref(), Some("r1"));
-    let line = net
-        .node("a")
-        .node_statuses(net.now, 655)
-        .into_iter()
-        .find(|n| n.name == "b")
-        .expect("b listed");
+    let line = status_line(&net, "a", "b").expect("b listed");
     assert!(line.reachable);
     assert_eq!((line.nexthop.as_str(), line.distance), ("r1", 2));
     assert_eq!(line.path, "relayed");
@@ -181,12 +179,7 @@ fn the_pair_goes_direct_when_the_firewall_goes() {
         }
     }
     let took = direct.expect("still relayed 15 s after the firewall went");
-    let line = net
-        .node("a")
-        .node_statuses(net.now, 655)
-        .into_iter()
-        .find(|n| n.name == "b")
-        .expect("b listed");
+    let line = status_line(&net, "a", "b").expect("b listed");
     assert_eq!(
         (line.path.as_str(), line.via.as_str(), line.distance),
         ("punched", "b", 1)
@@ -238,12 +231,7 @@ fn a_relayed_vip_holder_that_dies_is_declared_dead_within_the_usual_bound() {
     assert!(took <= Duration::from_millis(450), "{took:?}");
     assert_eq!(downs(&net, "a", "r1"), 0, "the relay is not blamed");
     // Shown as tinc shows a node without a path, not as two hops away.
-    let line = net
-        .node("a")
-        .node_statuses(net.now, 655)
-        .into_iter()
-        .find(|n| n.name == "b")
-        .expect("b listed");
+    let line = status_line(&net, "a", "b").expect("b listed");
     assert!(!line.reachable);
     assert_eq!(
         (

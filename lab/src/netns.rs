@@ -199,6 +199,17 @@ impl Lab {
         std::fs::copy(&src, &dst).expect("copy host file");
     }
 
+    /// Every node gets every other node's host file.
+    pub fn give_all_hosts(&self) {
+        for a in &self.nodes {
+            for b in &self.nodes {
+                if a.name != b.name {
+                    self.give_host(&a.name, &b.name);
+                }
+            }
+        }
+    }
+
     /// A hub topology: `hub` gets every host file, every other node gets the
     /// hub's and `ConnectTo = HUB` (the rest of the mesh comes from gossip).
     pub fn hub(&self, hub: &str) {

@@ -70,13 +70,7 @@ fn overlay_ip(node: &str) -> String {
 fn build(setup: Setup, tag: &str) -> Lab {
     let mut lab = Lab::new(tag, &NODES);
     lab.init_all();
-    for a in NODES {
-        for b in NODES {
-            if a != b {
-                lab.give_host(a, b);
-            }
-        }
-    }
+    lab.give_all_hosts();
     for n in ["alpha", "beta"] {
         lab.conf(n, "ConnectTo = gamma");
     }
