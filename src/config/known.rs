@@ -132,7 +132,6 @@ pub const MULTI_VALUED: &[&str] = &[
 /// for what meshd does anyway (no warning), and what to know instead. Any
 /// other value is warned about at start, naming the line.
 pub const UNIMPLEMENTED: &[(&str, &[&str], &str)] = &[
-    ("BindToInterface", &[], "use BindToAddress"),
     ("Cipher", &[], LEGACY),
     ("DecrementTTL", &["no"], "meshd never decrements the TTL"),
     (

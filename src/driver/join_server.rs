@@ -70,53 +70,13 @@ pub struct Joined {
     pub remote: SocketAddr,
 }
 
-/// `a.b.c.d port N`, as tinc names a socket address in its log.
-fn tinc_addr(a: SocketAddr) -> String {
-    format!("{} port {}", a.ip(), a.port())
-}
-
-/// Binds a join listener (TCP) on `first` (where the UDP socket is) and on each of `more`
-/// (port 0 there: `first`'s port), logging tinc's `Listening on ADDR port N` for each
-/// and `Can't bind to ADDR port N/tcp: ...` for each that fails. None at all is tinc's
-/// `Unable to create any listening socket`, an error: the daemon stops, as tincd does.
-pub fn bind_all(first: SocketAddr, more: &[SocketAddr], only_v6: bool) -> Result<Vec<TcpListener>> {
-    let mut listeners = Vec::new();
-    for (i, &addr) in std::iter::once(&first).chain(more).enumerate() {
-        let addr = if addr.port() == 0 {
-            SocketAddr::new(addr.ip(), first.port())
-        } else {
-            addr
-        };
-        match bind(addr, only_v6) {
-            Ok(l) => {
-                if i == 0 {
-                    tracing::info!(
-                        "Listening on {} (UDP: the mesh; TCP: joins)",
-                        tinc_addr(addr)
-                    );
-                } else {
-                    tracing::info!(
-                        "Listening on {} (TCP: joins only; the mesh's UDP socket is {})",
-                        tinc_addr(addr),
-                        tinc_addr(first)
-                    );
-                }
-                listeners.push(l);
-            }
-            Err(err) => tracing::error!("Can't bind to {}/tcp: {err:#}", tinc_addr(addr)),
-        }
-    }
-    if listeners.is_empty() {
-        tracing::error!("Unable to create any listening socket");
-        anyhow::bail!(
-            "Unable to create any listening socket: no TCP port for joins could be bound \
-             (see the lines above or the log)"
-        );
-    }
-    Ok(listeners)
-}
-
-fn bind(bind: SocketAddr, only_v6: bool) -> Result<TcpListener> {
+/// Binds a join listener on `bind` (see [`super::listen`]): `dual_stack` lets an IPv6
+/// wildcard take IPv4 too; `device` is BindToInterface.
+pub(super) fn bind(
+    bind: SocketAddr,
+    dual_stack: bool,
+    device: Option<&str>,
+) -> Result<TcpListener> {
     let domain = if bind.is_ipv6() {
         Domain::IPV6
     } else {
@@ -125,7 +85,13 @@ fn bind(bind: SocketAddr, only_v6: bool) -> Result<TcpListener> {
     let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))
         .context("cannot create the TCP socket for joins")?;
     if bind.is_ipv6() {
-        socket.set_only_v6(only_v6).context("IPV6_V6ONLY")?;
+        let dual = dual_stack && bind.ip().is_unspecified();
+        socket.set_only_v6(!dual).context("IPV6_V6ONLY")?;
+    }
+    if let Some(dev) = device {
+        socket
+            .bind_device(Some(dev.as_bytes()))
+            .with_context(|| format!("cannot bind to interface {dev} (BindToInterface)"))?;
     }
     socket.set_reuse_address(true).context("SO_REUSEADDR")?;
     socket.set_nonblocking(true).context("O_NONBLOCK")?;
@@ -134,7 +100,7 @@ fn bind(bind: SocketAddr, only_v6: bool) -> Result<TcpListener> {
     TcpListener::from_std(socket.into()).context("cannot register the listener")
 }
 
-/// Spawns the accept loop over `listeners` (from [`bind_all`]) on the current runtime. Abort
+/// Spawns the accept loop over `listeners` (from [`super::listen::open`]) on the current runtime. Abort
 /// the returned task (and await it) to close the ports; the stats count its connections.
 pub fn spawn(
     netdir: NetDir,

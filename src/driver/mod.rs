@@ -8,6 +8,7 @@ mod daemon;
 pub mod health;
 mod hooks;
 mod join_server;
+mod listen;
 mod main_loop;
 pub mod metrics;
 pub mod offload;
@@ -103,15 +104,11 @@ async fn start(netdir: NetDir, debug: u8) -> Result<(Daemon, Inputs, Servers)> {
     }
     let key = crate::keyfile::load_private_key(&setup.private_key_file)
         .with_context(|| format!("cannot load the private key of {}", setup.node.name))?;
-    let udp = udp::Udp::bind(&setup)?;
+    // A UDP socket (the mesh) and a join listener (TCP) per listen address, as tincd.
+    let listeners = listen::open(&setup)?;
+    let udp = udp::Udp::new(listeners.udp)?;
+    let join_listeners = listeners.tcp;
     let port = udp.local_port();
-    // `meshd join` is served over TCP on the UDP socket's address and port, and on every
-    // further BindToAddress/ListenAddress; as tincd, no listener at all stops the daemon.
-    let join_listeners = join_server::bind_all(
-        std::net::SocketAddr::new(setup.bind_address.ip(), port),
-        &setup.extra_bind_addresses,
-        setup.address_family == crate::config::AddressFamily::Ipv6,
-    )?;
     let pidfile = netdir.pidfile();
     let socket_path = netdir.control_socket();
     if crate::control::client::request(

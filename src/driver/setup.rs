@@ -1,6 +1,6 @@
 //! Turns a network directory into what the core and the driver need: the
 //! node's settings, the known hosts with their keys and resolved addresses,
-//! and the UDP bind address.
+//! and the addresses to listen on.
 
 use crate::config::{self, AddressFamily, AddressHost, HostAddress, NetDir, NodeName};
 use crate::keys::PublicKey;
@@ -18,11 +18,12 @@ pub struct Setup {
     pub node: NodeConfig,
     /// Every host file but our own.
     pub hosts: Vec<KnownHost>,
-    /// Where to bind the UDP socket (and the first join listener).
-    pub bind_address: SocketAddr,
-    /// The further BindToAddress/ListenAddress lines: each gets a join listener (TCP); port 0
-    /// means the UDP socket's port.
-    pub extra_bind_addresses: Vec<SocketAddr>,
+    /// Where to listen, BindToAddress lines first, then ListenAddress (the wildcard without
+    /// either): a UDP socket (the mesh) and a join listener (TCP) each, as tincd's listen
+    /// sockets. Never empty; port 0 after the first means the first one's port.
+    pub listen_addresses: Vec<SocketAddr>,
+    /// `BindToInterface`: every listening socket is bound to this device (SO_BINDTODEVICE).
+    pub bind_interface: Option<String>,
     /// `AddressFamily`.
     pub address_family: AddressFamily,
     /// Our private key file.
@@ -213,43 +214,41 @@ pub fn load(netdir: &NetDir) -> Result<Setup> {
         }
     }
 
-    // One socket listens and sends: the first BindToAddress, else the first ListenAddress.
-    let binds: Vec<&crate::config::BindAddress> = server
-        .bind_to_address
-        .iter()
-        .chain(&server.listen_address)
-        .collect();
-    let bind_address = match binds.first() {
-        Some(b) => {
-            let port = b.port.unwrap_or(server.port);
-            match b.addr {
-                Some(ip) => SocketAddr::new(ip, port),
-                None => super::udp::wildcard(family != AddressFamily::Ipv4, port),
-            }
-        }
-        None => super::udp::wildcard(family != AddressFamily::Ipv4, server.port),
-    };
-    let mut extra_bind_addresses = Vec::new();
-    if let [first, rest @ ..] = binds.as_slice() {
-        if !rest.is_empty() {
-            let joins_only: Vec<String> = rest.iter().map(|b| b.to_string()).collect();
-            warnings.push(format!(
-                "meshd's one UDP socket (the mesh) is on {first} (BindToAddress first, then \
-                 ListenAddress); {} serve joins (TCP) only",
-                joins_only.join(", ")
-            ));
-        }
-        for b in rest {
-            let port = b.port.unwrap_or(server.port);
-            let addr = match b.addr {
-                Some(ip) => SocketAddr::new(ip, port),
-                None => super::udp::wildcard(family != AddressFamily::Ipv4, port),
-            };
-            if addr != bind_address && !extra_bind_addresses.contains(&addr) {
-                extra_bind_addresses.push(addr);
-            }
+    // tincd's listen sockets: one per BindToAddress, then per ListenAddress; the wildcard
+    // without either.
+    let mut listen_addresses: Vec<SocketAddr> = Vec::new();
+    for b in server.bind_to_address.iter().chain(&server.listen_address) {
+        let port = b.port.unwrap_or(server.port);
+        let addr = match b.addr {
+            Some(ip) => SocketAddr::new(ip, port),
+            None => super::udp::wildcard(family != AddressFamily::Ipv4, port),
+        };
+        if !listen_addresses.contains(&addr) {
+            listen_addresses.push(addr);
         }
     }
+    if listen_addresses.is_empty() {
+        listen_addresses.push(super::udp::wildcard(
+            family != AddressFamily::Ipv4,
+            server.port,
+        ));
+    }
+    let bind_interface = match server.get("BindToInterface") {
+        None => None,
+        Some(line) => {
+            let name = line.value.trim();
+            // IFNAMSIZ: 15 bytes and the NUL.
+            if name.is_empty() || name.len() > 15 || name.contains(['/', ' ', '\t']) {
+                anyhow::bail!(
+                    "{}: bad value for BindToInterface: '{}' (a network interface name, at \
+                     most 15 characters, e.g. eth0)",
+                    line.location(),
+                    line.value
+                );
+            }
+            Some(name.to_string())
+        }
+    };
     let metrics_address = match server.get("MetricsAddress") {
         None => None,
         Some(line) => Some(line.value.parse::<SocketAddr>().map_err(|_| {
@@ -265,8 +264,8 @@ pub fn load(netdir: &NetDir) -> Result<Setup> {
         no_mode_line,
         node,
         hosts,
-        bind_address,
-        extra_bind_addresses,
+        listen_addresses,
+        bind_interface,
         address_family: family,
         private_key_file: server.private_key_file.clone(),
         store_learned_hosts: server.store_learned_hosts,

@@ -1,75 +1,156 @@
-//! The UDP socket: dual-stack binding, v4-mapped address translation, and
-//! the batched data path: runs of equal-sized datagrams to one peer leave in
+//! The UDP sockets: one per listen address, dual-stack binding, which socket
+//! answers which peer, v4-mapped address translation, and the batched data path: runs of equal-sized datagrams to one peer leave in
 //! one `sendmsg` with UDP GSO (`UDP_SEGMENT`), and arrive coalesced by UDP
 //! GRO, so a burst costs one trip through the kernel instead of one per packet
 //! (see [`super::udp_batch`]).
 
-use super::setup::Setup;
-use crate::config::AddressFamily;
 use anyhow::{Context, Result};
 use socket2::{Domain, Protocol, Socket, Type};
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use tokio::net::UdpSocket;
 
-/// The daemon's one UDP socket.
-pub struct Udp {
+/// One bound UDP socket (one per listen address, as tincd's).
+pub(super) struct Bound {
     pub(super) socket: UdpSocket,
+    /// An IPv6 socket (v4 destinations go out v4-mapped if it is dual-stack).
     pub(super) v6: bool,
-    pub(super) port: u16,
+    /// Whether it can send to IPv4 addresses: an IPv4 socket, or a dual-stack wildcard.
+    pub(super) reaches_v4: bool,
+    /// Whether it can send to IPv6 addresses.
+    pub(super) reaches_v6: bool,
+}
+
+/// The daemon's UDP sockets: one per listen address. A peer is answered from the socket
+/// its datagrams arrive on, so a node listening on two addresses replies from the one it
+/// was reached at; a peer not heard yet is sent to from the first socket of its family.
+pub struct Udp {
+    pub(super) sockets: Vec<Bound>,
+    /// The first socket's port (the node's port: pidfile, `dump nodes`).
+    port: u16,
     /// Whether the kernel takes `UDP_SEGMENT` sends (cleared on the first refusal).
     pub(super) gso: bool,
+    /// Remote → the socket it was last heard on, only where that is not the first socket
+    /// of its family (so empty with one socket per family). Bounded: see [`ROUTES_MAX`].
+    routes: HashMap<SocketAddr, usize>,
+    /// Where the next read looks first, so that no socket starves the others.
+    next_read: usize,
 }
 
 const SOCKET_BUFFER: usize = 4 << 20;
 
-impl Udp {
-    /// Binds according to BindToAddress / AddressFamily / Port.
-    pub fn bind(setup: &Setup) -> Result<Udp> {
-        let addr = setup.bind_address;
+/// Most remembered remotes on non-default sockets. Anyone can send a datagram from any
+/// (spoofed) source, so the table is cleared when full: a real peer's next datagram puts
+/// its entry back, and until then its replies leave from its family's first socket.
+const ROUTES_MAX: usize = 4096;
+
+impl Bound {
+    /// Binds one UDP socket on `addr`. `dual_stack`: an IPv6 wildcard also takes IPv4
+    /// (v4-mapped); `device`: BindToInterface.
+    pub(super) fn bind(addr: SocketAddr, dual_stack: bool, device: Option<&str>) -> Result<Bound> {
         let domain = if addr.is_ipv6() {
             Domain::IPV6
         } else {
             Domain::IPV4
         };
         let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))
-            .context("cannot create UDP socket")?;
+            .context("cannot create a UDP socket")?;
+        let dual = addr.is_ipv6() && dual_stack && addr.ip().is_unspecified();
         if addr.is_ipv6() {
-            let only_v6 = setup.address_family == AddressFamily::Ipv6;
-            socket.set_only_v6(only_v6).context("IPV6_V6ONLY")?;
+            socket.set_only_v6(!dual).context("IPV6_V6ONLY")?;
+        }
+        if let Some(dev) = device {
+            socket
+                .bind_device(Some(dev.as_bytes()))
+                .with_context(|| format!("cannot bind to interface {dev} (BindToInterface)"))?;
         }
         let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
         let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
         socket.set_nonblocking(true).context("O_NONBLOCK")?;
         set_dont_fragment(&socket, addr.is_ipv6());
-        socket.bind(&addr.into()).with_context(|| {
-            format!(
-                "Unable to create any listening socket: Can't bind to {} port {}/udp (is \
-                 another daemon using port {}?)",
-                addr.ip(),
-                addr.port(),
-                addr.port()
-            )
-        })?;
+        socket.bind(&addr.into())?;
         let std_socket: std::net::UdpSocket = socket.into();
-        let port = std_socket
-            .local_addr()
-            .map(|a| a.port())
-            .unwrap_or(addr.port());
         if !super::udp_batch::enable_gro(&std_socket) {
             tracing::debug!("UDP GRO not available: one datagram per read");
         }
-        let socket = UdpSocket::from_std(std_socket).context("cannot register UDP socket")?;
-        Ok(Udp {
-            socket,
+        Ok(Bound {
+            socket: UdpSocket::from_std(std_socket).context("cannot register a UDP socket")?,
             v6: addr.is_ipv6(),
-            port,
-            gso: true,
+            reaches_v4: !addr.is_ipv6() || dual,
+            reaches_v6: addr.is_ipv6(),
         })
     }
 
-    /// The port actually bound.
+    /// The address actually bound (the port the kernel chose for port 0).
+    pub(super) fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+}
+
+impl Udp {
+    /// The sockets bound by [`super::listen`], the first one's port being the node's.
+    pub(super) fn new(sockets: Vec<Bound>) -> Result<Udp> {
+        let first = sockets.first().context("no UDP socket")?;
+        let port = first
+            .local_addr()
+            .context("the UDP socket's address")?
+            .port();
+        Ok(Udp {
+            sockets,
+            port,
+            gso: true,
+            routes: HashMap::new(),
+            next_read: 0,
+        })
+    }
+
+    /// The port actually bound (the first socket's).
     pub fn local_port(&self) -> u16 {
         self.port
+    }
+
+    /// The first socket that can send to `dest`'s family.
+    fn default_for(&self, dest: &SocketAddr) -> Option<usize> {
+        self.sockets.iter().position(|b| {
+            if dest.is_ipv4() {
+                b.reaches_v4
+            } else {
+                b.reaches_v6
+            }
+        })
+    }
+
+    /// The socket to send to `dest` from: the one it was last heard on, else the first of
+    /// its family; `None` if no socket reaches that family.
+    pub(super) fn socket_for(&self, dest: &SocketAddr) -> Option<usize> {
+        match self.routes.get(dest) {
+            Some(&i) => Some(i),
+            None => self.default_for(dest),
+        }
+    }
+
+    /// Notes that `from` (canonical) was heard on socket `index`.
+    pub(super) fn heard_on(&mut self, from: SocketAddr, index: usize) {
+        if self.sockets.len() == 1 {
+            return;
+        }
+        if self.default_for(&from) == Some(index) {
+            if !self.routes.is_empty() {
+                self.routes.remove(&from);
+            }
+            return;
+        }
+        if self.routes.len() >= ROUTES_MAX && !self.routes.contains_key(&from) {
+            self.routes.clear();
+        }
+        self.routes.insert(from, index);
+    }
+
+    /// The socket the next read looks at first (rotating, so none starves the others).
+    pub(super) fn read_start(&mut self) -> usize {
+        let start = self.next_read % self.sockets.len().max(1);
+        self.next_read = self.next_read.wrapping_add(1);
+        start
     }
 }
 

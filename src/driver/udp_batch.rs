@@ -19,6 +19,7 @@ use std::io;
 use std::mem::{size_of, zeroed};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
+use std::task::Poll;
 use tokio::io::Interest;
 
 /// `UDP_SEGMENT` (linux/udp.h): the segment size of a GSO send.
@@ -88,19 +89,20 @@ impl Udp {
             let n = if self.gso { gso_run(&items[i..]) } else { 1 };
             let run = &items[i..i + n];
             let dest = run[0].destination;
-            let to = if self.v6 { mapped(dest) } else { dest };
-            if !self.v6 && to.is_ipv6() {
-                tracing::debug!(to = %dest, "IPv6 destination on an IPv4 socket");
+            let Some(index) = self.socket_for(&dest) else {
+                tracing::debug!(to = %dest, "no UDP socket of that address family");
                 i += n;
                 continue;
-            }
+            };
+            let bound = &self.sockets[index];
+            let to = if bound.v6 { mapped(dest) } else { dest };
             let seg = if n > 1 {
                 u16::try_from(run[0].payload.len()).ok()
             } else {
                 None
             };
-            let fd = self.socket.as_raw_fd();
-            let res = self
+            let fd = bound.socket.as_raw_fd();
+            let res = bound
                 .socket
                 .async_io(Interest::WRITABLE, || send_raw(fd, to, run, seg))
                 .await;
@@ -118,7 +120,7 @@ impl Udp {
                     }
                     for t in run {
                         let one = std::slice::from_ref(t);
-                        let res = self
+                        let res = bound
                             .socket
                             .async_io(Interest::WRITABLE, || send_raw(fd, to, one, None))
                             .await;
@@ -137,24 +139,57 @@ impl Udp {
         too_big
     }
 
-    /// Waits for a datagram, or a coalesced train of them: returns the bytes
-    /// read, the sender and the size of each datagram in `buf[..len]` (all
-    /// but the last, which may be shorter). `buf` should hold 64 KiB.
-    pub async fn recv_train(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr, usize)> {
-        let fd = self.socket.as_raw_fd();
-        self.socket
-            .async_io(Interest::READABLE, || recv_raw(fd, buf))
-            .await
+    /// Waits for a datagram, or a coalesced train of them, on any socket: returns the bytes
+    /// read, the sender and the size of each datagram in `buf[..len]` (all but the last,
+    /// which may be shorter). `buf` should hold 64 KiB. The sender's socket is remembered
+    /// for replies.
+    pub async fn recv_train(&mut self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr, usize)> {
+        let (start, n) = (self.read_start(), self.sockets.len());
+        let (index, got) = std::future::poll_fn(|cx| {
+            for i in (0..n).map(|k| (start + k) % n) {
+                let socket = &self.sockets[i].socket;
+                loop {
+                    match socket.poll_recv_ready(cx) {
+                        Poll::Ready(Ok(())) => {
+                            let fd = socket.as_raw_fd();
+                            match socket.try_io(Interest::READABLE, || recv_raw(fd, buf)) {
+                                // Readiness was cleared: poll again, which registers the waker.
+                                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                                r => return Poll::Ready((i, r)),
+                            }
+                        }
+                        Poll::Ready(Err(e)) => return Poll::Ready((i, Err(e))),
+                        Poll::Pending => break,
+                    }
+                }
+            }
+            Poll::Pending
+        })
+        .await;
+        let got = got?;
+        self.heard_on(got.1, index);
+        Ok(got)
     }
 
-    /// Like [`Udp::recv_train`] if something is queued; `None` otherwise.
-    pub fn try_recv_train(&self, buf: &mut [u8]) -> io::Result<Option<(usize, SocketAddr, usize)>> {
-        let fd = self.socket.as_raw_fd();
-        match self.socket.try_io(Interest::READABLE, || recv_raw(fd, buf)) {
-            Ok(r) => Ok(Some(r)),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-            Err(e) => Err(e),
+    /// Like [`Udp::recv_train`] if something is queued on a socket; `None` otherwise.
+    pub fn try_recv_train(
+        &mut self,
+        buf: &mut [u8],
+    ) -> io::Result<Option<(usize, SocketAddr, usize)>> {
+        let (start, n) = (self.read_start(), self.sockets.len());
+        for i in (0..n).map(|k| (start + k) % n) {
+            let socket = &self.sockets[i].socket;
+            let fd = socket.as_raw_fd();
+            match socket.try_io(Interest::READABLE, || recv_raw(fd, buf)) {
+                Ok(r) => {
+                    self.heard_on(r.1, i);
+                    return Ok(Some(r));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
         }
+        Ok(None)
     }
 }
 
@@ -327,6 +362,7 @@ fn recv_raw(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, SocketAddr, usize)>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::driver::udp::Bound;
 
     fn t(dest: &str, len: usize) -> Transmit {
         Transmit {
@@ -361,19 +397,10 @@ mod tests {
             .build()
             .unwrap();
         rt.block_on(async {
-            let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-            rx.set_nonblocking(true).unwrap();
-            enable_gro(&rx);
-            let to = rx.local_addr().unwrap();
-            let rx = tokio::net::UdpSocket::from_std(rx).unwrap();
-            let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-            tx.set_nonblocking(true).unwrap();
-            let mut udp = Udp {
-                socket: tokio::net::UdpSocket::from_std(tx).unwrap(),
-                v6: false,
-                port: 0,
-                gso: true,
-            };
+            let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+            let mut rx = Udp::new(vec![Bound::bind(any, false, None).unwrap()]).unwrap();
+            let to = SocketAddr::new(any.ip(), rx.local_port());
+            let mut udp = Udp::new(vec![Bound::bind(any, false, None).unwrap()]).unwrap();
             let items: Vec<Transmit> = (0..10u8)
                 .map(|i| Transmit {
                     destination: to,
@@ -381,12 +408,6 @@ mod tests {
                 })
                 .collect();
             udp.send_batch(&items).await;
-            let rx = Udp {
-                socket: rx,
-                v6: false,
-                port: 0,
-                gso: true,
-            };
             let mut got = Vec::new();
             let mut buf = vec![0u8; 65536];
             while got.len() < 10 {
@@ -403,6 +424,49 @@ mod tests {
             }
             let want: Vec<Vec<u8>> = items.into_iter().map(|t| t.payload).collect();
             assert_eq!(got, want);
+        });
+    }
+
+    /// Two listening sockets: a peer is answered from the one it sent to.
+    #[test]
+    fn replies_leave_from_the_socket_the_peer_reached() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let first: SocketAddr = "127.0.0.1:0".parse().unwrap();
+            let a = Bound::bind(first, false, None).unwrap();
+            let port = a.local_addr().unwrap().port();
+            let second: SocketAddr = format!("127.0.0.2:{port}").parse().unwrap();
+            let b = Bound::bind(second, false, None).unwrap();
+            let mut udp = Udp::new(vec![a, b]).unwrap();
+            let mut buf = vec![0u8; 65536];
+            for reached in [second, SocketAddr::new(first.ip(), port)] {
+                let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+                peer.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                    .unwrap();
+                peer.send_to(b"hello", reached).unwrap();
+                let (n, from, _) = tokio::time::timeout(
+                    std::time::Duration::from_secs(5),
+                    udp.recv_train(&mut buf),
+                )
+                .await
+                .expect("a datagram within 5 s")
+                .unwrap();
+                assert_eq!(
+                    (&buf[..n], from),
+                    (&b"hello"[..], peer.local_addr().unwrap())
+                );
+                udp.send_batch(&[Transmit {
+                    destination: from,
+                    payload: b"answer".to_vec(),
+                }])
+                .await;
+                let mut got = [0u8; 16];
+                let (n, source) = peer.recv_from(&mut got).unwrap();
+                assert_eq!((&got[..n], source), (&b"answer"[..], reached));
+            }
         });
     }
 }
