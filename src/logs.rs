@@ -219,6 +219,8 @@ pub fn to_stderr(level: Option<u8>) {
 
 /// Logs to a file (appending).
 pub fn to_file(path: &Path, level: Option<u8>) -> Result<()> {
+    // Absolute, so that a reopen still finds it if the daemon changes directory (-R).
+    let path = &std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let file = open_log_file(path)?;
     let log = LOG_FILE.get_or_init(|| LogFile {
         path: path.to_path_buf(),

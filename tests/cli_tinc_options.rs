@@ -503,12 +503,93 @@ fn user_lock_and_chroot_options() {
         );
     }
 
-    // -R is refused, with the reason.
-    let o = meshd(&dir, &["start", "-R"]);
-    assert_exit1(&o);
-    assert!(
-        stderr(&o).contains("-R (chroot) is not supported"),
-        "{}",
-        show(&o)
+    // -R: the daemon chroots into the network directory once tinc-up has run (tincd's -R):
+    // its root is the directory; control, reload and stop work; a later script runs inside
+    // (here with a /bin/sh copied in), one whose interpreter is missing is logged.
+    std::fs::write(dir.join("tinc-up"), "#!/bin/sh\necho \"$NAME\" > up-ran\n").unwrap();
+    std::fs::write(
+        dir.join("tinc-down"),
+        "#!/bin/sh\necho \"$NAME\" > /down-ran\n",
+    )
+    .unwrap();
+    for s in ["tinc-up", "tinc-down"] {
+        std::fs::set_permissions(
+            dir.join(s),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+    }
+    assert_ok(&meshd(&dir, &["start", "-R"]));
+    let pid = reaper.track_dir(&dir);
+    let root = std::fs::read_link(format!("/proc/{pid}/root")).unwrap();
+    assert_eq!(
+        root,
+        dir.canonicalize().unwrap(),
+        "the daemon's root directory"
     );
+    assert_eq!(
+        read(&dir.join("up-ran")),
+        "alpha\n",
+        "tinc-up ran before the chroot"
+    );
+    assert!(stdout(&meshd(&dir, &["dump", "nodes"])).starts_with("alpha "));
+    assert_ok(&meshd(&dir, &["reload"]));
+    assert_ok(&meshd(&dir, &["stop"]));
+    assert!(!dir.join("meshd.pid").exists() && !dir.join("meshd.socket").exists());
+    let log = read(&dir.join("meshd.log"));
+    assert!(
+        log.contains(&format!("chrooted to {} (-R)", dir.display())),
+        "{log}"
+    );
+    assert!(
+        log.contains("cannot run script ./tinc-down")
+            && log.contains("must be inside the network directory"),
+        "no /bin/sh in the chroot:\n{log}"
+    );
+    copy_with_libraries(std::path::Path::new("/bin/sh"), &dir);
+    assert_ok(&meshd(&dir, &["start", "-R"]));
+    reaper.track_dir(&dir);
+    assert_ok(&meshd(&dir, &["stop"]));
+    assert_eq!(
+        read(&dir.join("down-ran")),
+        "alpha\n",
+        "tinc-down ran inside the chroot"
+    );
+    // With -U too: chrooted and running as nobody.
+    let o = meshd(&dir, &["start", "-R", "-U", "nobody"]);
+    assert_ok(&o);
+    let pid = reaper.track_dir(&dir);
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/root")).unwrap(),
+        dir.canonicalize().unwrap()
+    );
+    assert_eq!(
+        proc_status(pid, "Uid").split_whitespace().next(),
+        Some(nobody.uid.to_string().as_str())
+    );
+    assert_ok(&meshd(&dir, &["stop"]));
+    assert_eq!(
+        read(&dir.join("down-ran")),
+        "alpha\n",
+        "tinc-down ran inside the chroot"
+    );
+}
+
+/// Copies `bin` and the shared libraries it loads (from `ldd`) under `root`, at their paths.
+fn copy_with_libraries(bin: &std::path::Path, root: &std::path::Path) {
+    let ldd = std::process::Command::new("ldd")
+        .arg(bin)
+        .output()
+        .expect("ldd");
+    let mut files = vec![bin.to_path_buf()];
+    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+        if let Some(path) = line.split_whitespace().find(|w| w.starts_with('/')) {
+            files.push(std::path::PathBuf::from(path));
+        }
+    }
+    for f in files {
+        let to = root.join(f.strip_prefix("/").unwrap());
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(f.canonicalize().unwrap(), &to).unwrap();
+    }
 }

@@ -53,8 +53,12 @@ pub struct StartArgs {
     /// be able to read the network directory for reloads.
     #[arg(short = 'U', long = "user", value_name = "USER")]
     pub user: Option<String>,
-    /// tincd's chroot: refused (see README, "Differences from tinc 1.1").
-    #[arg(short = 'R', long = "chroot", hide = true)]
+    /// Chroot into the network directory once the TAP device, the sockets and the pidfile
+    /// are open and tinc-up has run (tincd's -R; needs root). Later scripts, exec health
+    /// checks and VIPOwner commands then run inside it (with the /bin/sh they need copied
+    /// there); reloads and joins keep working; host names in Address lines need the
+    /// resolver files inside it too.
+    #[arg(short = 'R', long = "chroot")]
     pub chroot: bool,
 }
 
@@ -81,15 +85,10 @@ pub(super) fn ask(netdir: &NetDir, req: &Request) -> Result<Response> {
 
 /// `meshd start`.
 pub fn start(netdir: &NetDir, args: &StartArgs) -> Result<i32> {
-    if args.chroot {
-        bail!(
-            "-R (chroot) is not supported: scripts, reloads and joins read the whole network \
-             directory and run /bin/sh; confine meshd with its systemd unit (ProtectSystem=strict) instead"
-        );
-    }
     let privileges = crate::driver::privileges::Privileges {
         lock_memory: args.lock_memory,
         user: args.user.clone(),
+        chroot: args.chroot,
     };
     privileges.prepare()?;
     // `-o` mistakes are reported before anything starts, naming the option (`-o:2: ...`).
@@ -127,8 +126,14 @@ pub fn start(netdir: &NetDir, args: &StartArgs) -> Result<i32> {
             Some(path) => crate::logs::to_file(path, args.debug)?,
             None => crate::logs::to_stderr(args.debug),
         }
+        // -R: from here on the daemon names its files relative to the network directory.
+        let netdir = if args.chroot {
+            crate::driver::privileges::enter_network_directory(netdir)?
+        } else {
+            netdir.clone()
+        };
         // Scripts get tinc's `DEBUG`: the `-d` level, 0 without one (tincd's default).
-        crate::driver::run(netdir.clone(), args.debug.unwrap_or(0), privileges)?;
+        crate::driver::run(netdir, args.debug.unwrap_or(0), privileges)?;
         return Ok(0);
     }
     let logfile = args.logfile(netdir).unwrap_or_else(|| netdir.logfile());
@@ -163,6 +168,9 @@ pub fn start(netdir: &NetDir, args: &StartArgs) -> Result<i32> {
     }
     if let Some(user) = &args.user {
         cmd.arg("-U").arg(user);
+    }
+    if args.chroot {
+        cmd.arg("-R");
     }
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -140,7 +140,7 @@ impl std::error::Error for RunError {}
 /// set here. If the returned future is dropped before the end (an aborted task), the
 /// child's whole group is killed.
 pub async fn run(mut cmd: Command, limits: &Limits) -> Result<Finished, RunError> {
-    cmd.stdin(Stdio::null())
+    cmd.stdin(null_stdin())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -181,6 +181,24 @@ pub async fn run(mut cmd: Command, limits: &Limits) -> Result<Finished, RunError
         stdout: stdout.finish(grace_end).await,
         stderr: stderr.finish(grace_end).await,
     })
+}
+
+/// `/dev/null`, opened once and kept: children still get it as stdin after a chroot (-R)
+/// has hidden `/dev`.
+static DEV_NULL: std::sync::OnceLock<Option<std::fs::File>> = std::sync::OnceLock::new();
+
+/// Opens `/dev/null` for every later child (call before a chroot).
+pub fn keep_dev_null() {
+    DEV_NULL.get_or_init(|| std::fs::File::open("/dev/null").ok());
+}
+
+/// A child's stdin: the kept `/dev/null`, else a fresh one.
+fn null_stdin() -> Stdio {
+    keep_dev_null();
+    match DEV_NULL.get().and_then(|f| f.as_ref()?.try_clone().ok()) {
+        Some(file) => file.into(),
+        None => Stdio::null(),
+    }
 }
 
 /// Waits for a killed child until `until`; after that tokio reaps it in the background.

@@ -73,6 +73,8 @@ pub(super) struct Daemon {
     pub(super) leaving: bool,
     /// The `stop` request to answer once the daemon is gone.
     pub(super) stop_reply: Option<oneshot::Sender<Response>>,
+    /// Whether the daemon chrooted into its network directory (`-R`).
+    pub(super) chrooted: bool,
 }
 
 /// Reads a frame from the TAP; never ready without one (`DeviceType = dummy`).

@@ -67,7 +67,13 @@ async fn run_async(netdir: NetDir, debug: u8, privileges: privileges::Privileges
             return Err(err);
         }
     };
-    privileges.apply()?;
+    if let Err(err) = privileges.apply() {
+        // As if stopped: the scripts' down events and tinc-down run, the files go.
+        tracing::error!("{err:#}");
+        daemon.shut_down(servers).await;
+        return Err(err);
+    }
+    daemon.chrooted = privileges.chroot;
     daemon.serve(&mut inputs).await;
     // The inputs (the control socket's requests among them) live until the daemon is gone.
     daemon.shut_down(servers).await;
@@ -238,6 +244,7 @@ async fn start(netdir: NetDir, debug: u8) -> Result<(Daemon, Inputs, Servers)> {
         reload_tx,
         leaving: false,
         stop_reply: None,
+        chrooted: false,
     };
     let (scrape_tx, scrapes) = tokio::sync::mpsc::channel::<metrics::Scrape>(8);
     let metrics_server = match d.setup.metrics_address {
@@ -305,6 +312,7 @@ impl Daemon {
             udp,
             tap,
             stop_reply,
+            chrooted,
             ..
         } = self;
         drop(udp);
@@ -316,8 +324,13 @@ impl Daemon {
             task.abort();
             let _ = task.await;
         }
-        let _ = std::fs::remove_file(netdir.control_socket());
-        let _ = std::fs::remove_file(netdir.pidfile());
+        // Chrooted (-R), an absolute path names a file outside that is out of reach (and
+        // might name another file inside): `stop` removes what is left.
+        for file in [netdir.control_socket(), netdir.pidfile()] {
+            if !(chrooted && file.is_absolute()) {
+                let _ = std::fs::remove_file(file);
+            }
+        }
         tracing::info!("meshd stopped");
         if let Some(reply) = stop_reply {
             let _ = reply.send(Response::Ok);

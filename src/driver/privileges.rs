@@ -1,18 +1,48 @@
-//! tincd's `-L` (lock the daemon's memory) and `-U USER` (drop root), applied once the
-//! daemon holds what needs root: the TAP device, its sockets, the control socket and the
-//! pidfile, after `tinc-up`. As with tincd, scripts that run later (host-up, subnet-up,
-//! tinc-down, ...) run as USER, without root's privileges.
+//! tincd's `-L` (lock the daemon's memory), `-R` (chroot into the network directory) and
+//! `-U USER` (drop root), applied once the daemon holds what needs root: the TAP device, its
+//! sockets, the control socket and the pidfile, after `tinc-up`. As with tincd, scripts that
+//! run later (host-up, subnet-up, tinc-down, ...) run as USER, without root's privileges,
+//! and inside the chroot (where they need their own `/bin/sh`).
 
+use crate::config::NetDir;
 use anyhow::{bail, Context, Result};
 use nix::unistd::{Uid, User};
+use std::path::{Path, PathBuf};
 
-/// What `start -L` / `-U USER` asked for.
+/// What `start -L` / `-R` / `-U USER` asked for.
 #[derive(Debug, Clone, Default)]
 pub struct Privileges {
     /// `-L`: mlockall (keys and frames never reach swap).
     pub lock_memory: bool,
     /// `-U USER`: the user to become.
     pub user: Option<String>,
+    /// `-R`: chroot into the network directory (the working directory by then: see
+    /// [`enter_network_directory`]).
+    pub chroot: bool,
+}
+
+/// For `-R`: makes the network directory the working directory and returns `netdir` with
+/// paths relative to it (`.`), which name the same files before and after the chroot into
+/// it. A `--pidfile` inside the directory becomes relative too; one outside it stays
+/// absolute: written before the chroot, and (as tincd's) left for `stop` to clean up.
+pub fn enter_network_directory(netdir: &NetDir) -> Result<NetDir> {
+    let root = netdir.root.clone();
+    let pidfile = std::path::absolute(netdir.pidfile())
+        .with_context(|| format!("cannot resolve the pidfile {}", netdir.pidfile().display()))?;
+    std::env::set_current_dir(&root).with_context(|| {
+        format!(
+            "Could not change to configuration directory {} (-R)",
+            root.display()
+        )
+    })?;
+    let inside = pidfile
+        .strip_prefix(&root)
+        .ok()
+        .map(|rel| Path::new(".").join(rel));
+    let mut chrooted = netdir.clone();
+    chrooted.root = PathBuf::from(".");
+    chrooted.pidfile_override = Some(inside.unwrap_or(pidfile));
+    Ok(chrooted)
 }
 
 /// The account `name`, or an error that names it.
@@ -30,6 +60,9 @@ impl Privileges {
     /// locked and counted against it; root's CAP_IPC_LOCK is not). The limit is inherited by
     /// the detached daemon.
     pub fn prepare(&self) -> Result<()> {
+        if self.chroot && !nix::unistd::geteuid().is_root() {
+            bail!("-R (chroot) needs root: start the daemon as root, with -U USER to run as USER");
+        }
         let Some(user) = &self.user else {
             return Ok(());
         };
@@ -53,7 +86,8 @@ impl Privileges {
         Ok(())
     }
 
-    /// Locks memory and drops to the user, in that order (locking needs root's limits).
+    /// Locks memory, chroots and drops to the user, in that order (locking needs root's
+    /// limits; the user's groups are read from /etc/group before the chroot).
     pub fn apply(&self) -> Result<()> {
         if self.lock_memory {
             // SAFETY: mlockall takes only flags and touches no Rust-visible memory.
@@ -65,11 +99,27 @@ impl Privileges {
             }
             tracing::info!("memory locked (-L)");
         }
-        if let Some(name) = &self.user {
-            let user = lookup_user(name)?;
-            let cname = std::ffi::CString::new(name.as_str()).context("user name")?;
-            nix::unistd::initgroups(&cname, user.gid)
-                .with_context(|| format!("cannot set the groups of {name}"))?;
+        let user = match &self.user {
+            Some(name) => {
+                let user = lookup_user(name)?;
+                let cname = std::ffi::CString::new(name.as_str()).context("user name")?;
+                nix::unistd::initgroups(&cname, user.gid)
+                    .with_context(|| format!("cannot set the groups of {name}"))?;
+                Some((name, user))
+            }
+            None => None,
+        };
+        if self.chroot {
+            super::child::keep_dev_null();
+            let dir = std::env::current_dir().context("the network directory (-R)")?;
+            // The working directory is the network directory: it becomes `/`, and stays
+            // the working directory, so the daemon's `./` paths still name its files.
+            nix::unistd::chroot(".")
+                .with_context(|| format!("cannot chroot to {} (-R)", dir.display()))?;
+            nix::unistd::chdir("/").context("chdir / in the chroot (-R)")?;
+            tracing::info!("chrooted to {} (-R)", dir.display());
+        }
+        if let Some((name, user)) = user {
             nix::unistd::setgid(user.gid).with_context(|| format!("cannot setgid to {name}"))?;
             nix::unistd::setuid(user.uid).with_context(|| format!("cannot setuid to {name}"))?;
             if user.uid != Uid::from_raw(0) && nix::unistd::setuid(Uid::from_raw(0)).is_ok() {

@@ -154,8 +154,14 @@ impl ScriptRunner {
         timeout: Duration,
         capacity: usize,
     ) -> ScriptRunner {
-        // Relative program paths with a different cwd are ambiguous: make it absolute.
-        let confdir = std::path::absolute(&confdir).unwrap_or(confdir);
+        // Relative program paths with a different cwd are ambiguous: make it absolute. But
+        // `.` (under -R) is the daemon's working directory for good, before and after the
+        // chroot, where an absolute path would no longer name it.
+        let confdir = if confdir == std::path::Path::new(".") {
+            confdir
+        } else {
+            std::path::absolute(&confdir).unwrap_or(confdir)
+        };
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let worker = Worker {
             confdir,
@@ -344,7 +350,16 @@ impl Worker {
                         parts.join(" ")
                     ),
                     (child::RunError::Spawn(e), None) => {
-                        format!("cannot run script {}: {e}", path.display())
+                        // Under -R the script's `#!` interpreter must be inside the directory.
+                        let hint = if self.confdir == std::path::Path::new(".")
+                            && e.kind() == std::io::ErrorKind::NotFound
+                        {
+                            " (chrooted by -R: its interpreter, e.g. /bin/sh, and what it runs \
+                             must be inside the network directory)"
+                        } else {
+                            ""
+                        };
+                        format!("cannot run script {}: {e}{hint}", path.display())
                     }
                     (child::RunError::Wait(e), _) => {
                         format!("cannot wait for script {}: {e}", path.display())
