@@ -1,11 +1,13 @@
 //! Shared by the netns VIP tests: a `ping` from the client run in the
 //! background and its outcome read from the output (answered sequence
 //! numbers, outage by sequence and by wall clock), and process helpers;
-//! [`owner_lab`]: the lab of a VIP held by a container behind its holder.
+//! [`owner_lab`]: the lab of a VIP held by a container behind its holder; [`ref_lab`]: the
+//! reference scenario (a hub, three holders, a client).
 // Each test file uses some of these.
 #![allow(dead_code)]
 
 pub mod owner_lab;
+pub mod ref_lab;
 
 use meshd_lab::netns::Lab;
 use nix::sys::signal::Signal;
