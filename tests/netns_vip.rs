@@ -21,7 +21,7 @@ use nix::sys::signal::Signal;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 use vip_probe::ref_lab::*;
-use vip_probe::{daemon_alive, finish_probe, process_gone, ProbeResult, Thaw};
+use vip_probe::{daemon_alive, finish_probe};
 
 #[test]
 fn sigterm_graceful_stop_loses_nothing() {
