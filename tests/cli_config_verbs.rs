@@ -170,6 +170,20 @@ fn unknown_and_server_variables_need_force() {
     let o = meshd(&dir, &["--force", "set", "bar.Mode", "switch"]);
     assert_ok(&o);
     assert!(read(&dir.join("hosts/bar")).contains("\nMode = switch\n"));
+    // tinc's obsolete variables (variables.py): refused without --force, a warning with it.
+    let o = meshd(&dir, &["set", "PrivateKey", "12345"]);
+    assert_exit1(&o);
+    assert_eq!(
+        stderr(&o),
+        "PrivateKey is an obsolete variable! Use --force to use it anyway.\n"
+    );
+    assert!(!read(&dir.join("tinc.conf")).contains("PrivateKey"));
+    let o = meshd(&dir, &["--force", "set", "PrivateKey", "67890"]);
+    assert_ok(&o);
+    assert!(stderr(&o).contains("Warning: PrivateKey is an obsolete variable!"));
+    assert_eq!(stdout(&meshd(&dir, &["get", "PrivateKey"])), "67890\n");
+    assert_ok(&meshd(&dir, &["del", "PrivateKey"]));
+    assert_exit1(&meshd(&dir, &["get", "PrivateKey"]));
     // --force also writes a value that would not load, saying so.
     let o = meshd(&dir, &["--force", "set", "Port", "abc"]);
     assert_ok(&o);
@@ -268,6 +282,14 @@ fn usage_errors_exit_1_with_tincs_messages() {
         (
             &["dump", "nodes", "extra"],
             "Invalid number of arguments.\nTry `meshd --help' for more information.\n",
+        ),
+        // tinc's cmd_misc.py: `debug` takes one level; a stray word after `restart` is
+        // tincd's getopt complaint.
+        (&["debug"], "Invalid number of arguments.\n"),
+        (&["debug", "1", "2"], "Invalid number of arguments.\n"),
+        (
+            &["restart", "bad-incorrect-argument"],
+            "meshd: unrecognized argument 'bad-incorrect-argument'\nTry `meshd --help' for more information.\n",
         ),
     ];
     for (args, message) in cases {

@@ -171,10 +171,10 @@ fn debug_level_changes_and_log_streams() {
     std::thread::sleep(Duration::from_millis(300));
     let o = meshd(&dir, &["debug", "2"]);
     assert_ok(&o);
-    assert_eq!(stdout(&o), "Old level 1, new level 2.\n");
+    assert_eq!(stderr(&o), "Old level 1, new level 2.\n");
     assert_ok(&meshd(&dir, &["reload"]));
     let o = meshd(&dir, &["debug", "0"]);
-    assert_eq!(stdout(&o), "Old level 2, new level 0.\n");
+    assert_eq!(stderr(&o), "Old level 2, new level 0.\n");
     // At level 0 (warnings) the reload's info line is not logged, nor streamed.
     assert_ok(&meshd(&dir, &["reload"]));
     assert_ok(&meshd(&dir, &["stop"]));

@@ -99,13 +99,13 @@ fn bare_d_is_one_level_above_the_default() {
     reaper.track_dir(&dir);
     let o = meshd(&dir, &["debug", "1"]);
     assert_ok(&o);
-    assert_eq!(stdout(&o), "Old level 2, new level 1.\n");
+    assert_eq!(stderr(&o), "Old level 2, new level 1.\n");
     assert_ok(&meshd(&dir, &["stop"]));
     // tinc's attached form, as in cli/47.txt (`-d5`).
     assert_ok(&meshd(&dir, &["start", "-d3"]));
     reaper.track_dir(&dir);
     let o = meshd(&dir, &["debug", "1"]);
-    assert_eq!(stdout(&o), "Old level 3, new level 1.\n", "{}", show(&o));
+    assert_eq!(stderr(&o), "Old level 3, new level 1.\n", "{}", show(&o));
     assert_ok(&meshd(&dir, &["stop"]));
 }
 

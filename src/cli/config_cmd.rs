@@ -126,7 +126,14 @@ pub fn config(netdir: &NetDir, verb: Verb, args: &[String], force: bool) -> Resu
                 return Ok(1);
             }
             eprintln!("Warning: {variable} is not a known configuration variable!");
-        } else if t.node.is_some() && !is_host_variable(&variable) {
+        } else if known::is_obsolete(&variable) {
+            if !force {
+                eprintln!("{variable} is an obsolete variable! Use --force to use it anyway.");
+                return Ok(1);
+            }
+            eprintln!("Warning: {variable} is an obsolete variable!");
+        }
+        if canonical.is_some() && t.node.is_some() && !is_host_variable(&variable) {
             if !force {
                 eprintln!(
                     "{variable} is not a host configuration variable! Use --force to use it anyway."

@@ -321,7 +321,8 @@ pub fn pid(netdir: &NetDir) -> Result<i32> {
 pub fn debug(netdir: &NetDir, level: u8) -> Result<i32> {
     match ask(netdir, &Request::Debug { level }) {
         Ok(Response::Debug { previous }) => {
-            println!("Old level {previous}, new level {level}.");
+            // On stderr, as tinc.
+            eprintln!("Old level {previous}, new level {level}.");
             Ok(0)
         }
         Ok(other) => bail!("unexpected answer: {other:?}"),

@@ -135,8 +135,19 @@ fn usage_error(err: &clap::Error, words: &[String]) -> i32 {
         Some("dump" | "list") if too_many || too_few => {
             eprintln!("Invalid number of arguments.\n{TRY_HELP}");
         }
-        Some("info" | "connect" | "disconnect") if too_many || too_few => {
+        Some("info" | "connect" | "disconnect" | "debug") if too_many || too_few => {
             eprintln!("Invalid number of arguments.")
+        }
+        // tincd's own words for a stray word after `start`/`restart` (it parses their options).
+        Some("start" | "restart") if err.kind() == ErrorKind::UnknownArgument => {
+            match err.get(ContextKind::InvalidArg) {
+                Some(ContextValue::String(arg)) if !arg.starts_with('-') => {
+                    eprintln!("meshd: unrecognized argument '{arg}'\n{TRY_HELP}")
+                }
+                _ => {
+                    let _ = err.print();
+                }
+            }
         }
         Some(_) if too_many => eprintln!("Too many arguments!"),
         Some(_) if too_few => eprintln!("Not enough arguments!"),

@@ -221,8 +221,9 @@ pub const UNIMPLEMENTED: &[(&str, &[&str], &str)] = &[
 
 const LEGACY: &str = "tinc's legacy (RSA) protocol is not spoken: meshd uses Ed25519 keys only";
 
-/// tinc variables tinc 1.1 itself calls obsolete (its `fsck` says so).
-pub const OBSOLETE: &[&str] = &["GraphDumpFile"];
+/// tinc variables tinc 1.1 itself calls obsolete (its `fsck` says so; `set`/`add` need
+/// `--force` for them).
+pub const OBSOLETE: &[&str] = &["GraphDumpFile", "PrivateKey", "PublicKey", "PublicKeyFile"];
 
 /// Whether tinc 1.1 calls `variable` obsolete.
 pub fn is_obsolete(variable: &str) -> bool {
