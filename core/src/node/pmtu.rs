@@ -26,8 +26,10 @@ const PROBE_HEADER: u16 = 1 + 4;
 const LOSSES_TO_SHRINK: u8 = 3;
 /// How often a converged path that carries frames above the floor is
 /// checked again at its size (it may have shrunk: a route change, a
-/// tunnel). A path without such frames is not probed at all.
-const RECHECK_EVERY: Duration = Duration::from_secs(30);
+/// tunnel). Short, because until then large frames vanish in the black hole;
+/// cheap, because it is one datagram per busy path. A path without such
+/// frames is not probed at all.
+const RECHECK_EVERY: Duration = Duration::from_secs(5);
 /// How often a path below its ceiling is searched again upwards.
 const REGROW_EVERY: Duration = Duration::from_secs(600);
 
@@ -262,7 +264,7 @@ impl PathMtu {
 
     /// A frame that needs more than the floor goes this way: a sleeping
     /// converged path is checked again if its last check is older than
-    /// `RECHECK_EVERY` (30 s). True if that set a new probe time (the caller
+    /// `RECHECK_EVERY` (5 s). True if that set a new probe time (the caller
     /// requeues the peer's timer).
     pub fn note_large_frame(&mut self, now: Instant) -> bool {
         self.in_use = true;
