@@ -135,8 +135,8 @@ fn idle_pairs_heartbeat_every_few_seconds_and_speed_up_with_a_vip() {
     let _ = t0;
 }
 
-/// What forming an `n`-node mesh (all introduced by one hub) and 30 s of
-/// idle cost, checked: a full mesh, no false death, each pair at about one
+/// What forming an `n`-node mesh (all introduced by one hub, then 5 s to
+/// settle) and 30 s of idle cost, checked: a full mesh, no false death, each pair at about one
 /// heartbeat per 2 s each way (a fixed 100 ms would be 20 datagrams/s).
 /// Returns the datagrams the formation took.
 fn form_and_idle(n: usize) -> u64 {
@@ -148,6 +148,9 @@ fn form_and_idle(n: usize) -> u64 {
             net.full_mesh(&names)
         })
         .expect("no full mesh within 60 s");
+    // Settling: once every session has an RTT, each node signs one more version
+    // of its record that gives them all (relay choice reads them).
+    net.run_for(Duration::from_secs(5));
     let formation = net.delivered;
     let counts = count_pairs(&mut net);
     let idle_for = Duration::from_secs(30);

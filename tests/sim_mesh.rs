@@ -406,6 +406,8 @@ fn a_digest_in_parts_brings_back_a_record_missed_during_a_partition() {
     }
     net.run_until_cond(Duration::from_secs(30), 50 * MS, |n| n.full_mesh(&all))
         .expect("full mesh");
+    // Settled: every record has the version that gives its sessions' RTTs.
+    net.run_for(Duration::from_secs(6));
     let (hub, z, w) = (refs[0], refs[5], refs[23]);
     // Short enough that no session dies (so no record changes afterwards and
     // nothing but anti-entropy can bring the change back).

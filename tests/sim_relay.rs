@@ -111,6 +111,97 @@ fn a_blocked_pair_talks_through_the_nearer_relay() {
     assert_eq!(downs(&net, "a", "b") + downs(&net, "b", "a"), 0);
 }
 
+/// The relay is chosen by combined RTT: r1 is nearest to a (2 ms) but far from
+/// b (30 ms), r2 a bit farther from a (8 ms) and near b (2 ms): a–r1–b costs
+/// 64 ms round trip, a–r2–b 20 ms. Both ends end up relayed through r2 (each
+/// relay's record gives its RTT to the other end), and stay there.
+#[test]
+fn the_relay_with_the_lowest_combined_rtt_is_chosen() {
+    let names = ["a", "b", "r1", "r2"];
+    let mut net = SimNet::new(13, &names);
+    net.delay = 10 * MS;
+    for (x, y, ms) in [
+        ("a", "r1", 2),
+        ("b", "r1", 30),
+        ("a", "r2", 8),
+        ("b", "r2", 2),
+    ] {
+        net.set_link_delay(x, y, ms * MS);
+    }
+    net.cut("a", "b");
+    for (name, connect) in [
+        ("a", &["b", "r1", "r2"][..]),
+        ("b", &["a", "r1", "r2"][..]),
+        ("r1", &[][..]),
+        ("r2", &["r1"][..]),
+    ] {
+        let cfg = net.config(name, connect);
+        net.start(cfg, &names);
+    }
+    let mut settled = None;
+    for step in 0..300 {
+        net.run_for(100 * MS);
+        if relay_of(&net, "a", "b").as_deref() == Some("r2")
+            && relay_of(&net, "b", "a").as_deref() == Some("r2")
+        {
+            settled = Some(step);
+            break;
+        }
+    }
+    let settled = settled.unwrap_or_else(|| {
+        panic!(
+            "not both through r2 after 30 s: a via {:?}, b via {:?}",
+            relay_of(&net, "a", "b"),
+            relay_of(&net, "b", "a")
+        )
+    });
+    eprintln!(
+        "both ends relayed through r2 after {} ms",
+        (settled + 1) * 100
+    );
+    net.run_for(Duration::from_secs(20));
+    assert_eq!(relay_of(&net, "a", "b").as_deref(), Some("r2"));
+    assert_eq!(relay_of(&net, "b", "a").as_deref(), Some("r2"));
+    let srtt = net.node("a").peers()["b"].detector.srtt().expect("srtt");
+    assert!(
+        srtt < 30 * MS,
+        "a's RTT to b is {srtt:?}: not the 20 ms path"
+    );
+    assert_eq!(downs(&net, "a", "b") + downs(&net, "b", "a"), 0);
+}
+
+/// A relayed peer that dies while its relay answers may have been black-holed by
+/// that relay (it can drop what it should pass on): the next path tries another
+/// relay first, for 30 s; then the better relay again.
+#[test]
+fn a_peer_that_died_behind_a_live_relay_comes_back_through_another() {
+    let mut net = relayed_mesh();
+    net.run_for(Duration::from_secs(5));
+    assert_eq!(relay_of(&net, "a", "b").as_deref(), Some("r1"));
+    net.kill("b");
+    net.run_until_cond(Duration::from_secs(30), 10 * MS, |n| !n.sees("a", "b"))
+        .expect("a never declared b dead");
+    net.restart("b");
+    let back = net
+        .run_until_cond(Duration::from_secs(10), 10 * MS, |n| {
+            relay_of(n, "a", "b").is_some()
+        })
+        .expect("a never reached b again");
+    eprintln!(
+        "b back through {:?} after {back:?}",
+        relay_of(&net, "a", "b")
+    );
+    assert_eq!(
+        relay_of(&net, "a", "b").as_deref(),
+        Some("r2"),
+        "r1 first again"
+    );
+    // Once the 30 s are over, the nearer relay wins again (the 5 s check).
+    net.run_for(Duration::from_secs(40));
+    assert_eq!(relay_of(&net, "a", "b").as_deref(), Some("r1"));
+    assert!(net.sees("a", "b") && net.sees("b", "a"));
+}
+
 #[test]
 fn the_other_relay_takes_over_when_the_relay_dies() {
     let mut net = relayed_mesh();
@@ -301,6 +392,41 @@ fn a_member_cannot_forge_a_source_or_relay_to_what_the_relay_does_not_reach() {
         "a junk relayed packet was not dropped"
     );
     // Nothing of it reached b's TAP, and the pair is untouched.
+    assert!(net.sees("a", "b") && net.sees("b", "a"));
+}
+
+/// No chains: a relay request sealed inside the relayed a–b session (so it
+/// reaches b through r1) is refused by b and counted, and nothing leaves b
+/// for its destination.
+#[test]
+fn a_relay_request_that_came_through_a_relay_is_refused() {
+    use meshd::name::NodeName;
+    use meshd::wire::Message;
+    let mut net = relayed_mesh();
+    net.run_for(Duration::from_secs(5));
+    assert_eq!(relay_of(&net, "a", "b").as_deref(), Some("r1"));
+    let name = |s: &str| NodeName::new(s).unwrap();
+    let packet = [1u8, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    let r2_relayed = net.node("r2").relay_counters().relayed_packets;
+    let b_before = net.node("b").relay_counters().clone();
+    assert!(net.node_mut("a").send_message_as_test(
+        "b",
+        &Message::RelayTo {
+            dst: name("r2"),
+            src: name("a"),
+            packet: &packet,
+        }
+    ));
+    let i = net.idx("a");
+    net.pump(i);
+    net.run_for(100 * MS);
+    let b_after = net.node("b").relay_counters().clone();
+    assert_eq!(b_after.nested - b_before.nested, 1, "{b_after:?}");
+    assert_eq!(
+        b_after.relayed_packets, b_before.relayed_packets,
+        "{b_after:?}"
+    );
+    assert_eq!(net.node("r2").relay_counters().relayed_packets, r2_relayed);
     assert!(net.sees("a", "b") && net.sees("b", "a"));
 }
 

@@ -4,7 +4,9 @@
 use super::{Event, KeySource, Node, Peer};
 use crate::keys::PublicKey;
 use crate::name::NodeName;
-use crate::wire::extension::encode_extension;
+use crate::wire::extension::{
+    decode_extension, encode_extension, without_neighbour_rtts, ExtensionItem, NeighbourRtt,
+};
 use crate::wire::{Digest, DigestEntry, Message, Neighbour, NodeRecord};
 use rand_core::RngCore;
 use std::collections::HashMap;
@@ -42,6 +44,15 @@ pub(super) struct OwnRecord {
     /// The current version went to one new neighbour only; the others get it
     /// at the next publish even if nothing changed by then.
     pub flood_owed: bool,
+    /// The current version's extension without its RTT item: what a change is
+    /// judged by (RTTs move all the time; they ride along with other changes
+    /// and the periodic refresh, never causing a version themselves).
+    pub base_extension: Vec<u8>,
+    /// The RTTs the current version gives.
+    pub rtts: Vec<NeighbourRtt>,
+    /// A session's RTT is missing from the current version: the next version
+    /// is due at the neighbour-list pace.
+    pub rtts_stale: bool,
 }
 
 impl OwnRecord {
@@ -55,6 +66,9 @@ impl OwnRecord {
             refresh: false,
             publish_at: None,
             flood_owed: false,
+            base_extension: Vec::new(),
+            rtts: Vec::new(),
+            rtts_stale: false,
         }
     }
 }
@@ -73,17 +87,33 @@ impl Node {
             self.own.refresh = true;
             self.own.dirty = true;
         }
+        if self.own.record.is_some() && !self.own.rtts_stale && self.rtts_outdated() {
+            self.own.rtts_stale = true;
+            self.own.dirty = true;
+        }
+    }
+
+    /// Whether a session's RTT is measured but missing from our record (it
+    /// was signed as the session came up). A changed RTT waits for the next
+    /// version: an idle mesh must not re-sign records as RTTs wander.
+    fn rtts_outdated(&self) -> bool {
+        let current = self.own_neighbours();
+        self.neighbour_rtts(&current)
+            .iter()
+            .any(|now| !self.own.rtts.iter().any(|a| a.name == now.name))
     }
 
     /// Rebuilds, signs and floods our record.
     pub(super) fn publish_own_record(&mut self, now: Instant) {
         self.own.dirty = false;
         let extension = encode_extension(&self.own_extension_items());
-        let only_neighbours =
-            !self.own.refresh
-                && self.own.record.as_ref().is_some_and(|r| {
-                    r.addresses == self.own_addresses() && r.extension == extension
-                });
+        let only_neighbours = !self.own.refresh
+            && self.own.base_extension == extension
+            && self
+                .own
+                .record
+                .as_ref()
+                .is_some_and(|r| r.addresses == self.own_addresses());
         // Every session that comes up or goes changes the neighbour list, and
         // each version is flooded to the whole mesh: while a mesh forms that
         // was O(N^3) datagrams. Such changes go out at most once per
@@ -102,11 +132,12 @@ impl Node {
         }
         self.own.publish_at = None;
         let neighbours = self.own_neighbours();
-        let unchanged = self.own.record.as_ref().is_some_and(|r| {
-            r.neighbours == neighbours
-                && r.addresses == self.own_addresses()
-                && r.extension == extension
-        });
+        let unchanged =
+            self.own.base_extension == extension
+                && !self.own.rtts_stale
+                && self.own.record.as_ref().is_some_and(|r| {
+                    r.neighbours == neighbours && r.addresses == self.own_addresses()
+                });
         let record = match &self.own.record {
             Some(record) if unchanged && !self.own.refresh => {
                 if !self.own.flood_owed {
@@ -158,6 +189,17 @@ impl Node {
             .collect()
     }
 
+    /// The measured RTTs of the sessions `neighbours` lists, for our record.
+    fn neighbour_rtts(&self, neighbours: &[Neighbour]) -> Vec<NeighbourRtt> {
+        neighbours
+            .iter()
+            .filter_map(|n| {
+                let srtt = self.peers.get(n.name.as_str())?.detector.srtt()?;
+                Some(NeighbourRtt::new(n.name.clone(), srtt))
+            })
+            .collect()
+    }
+
     /// Signs the next version of our record and keeps it as the current one.
     fn sign_own_record(
         &mut self,
@@ -167,6 +209,16 @@ impl Node {
     ) -> NodeRecord {
         self.own.signed_at = Some(now);
         self.own.version += 1;
+        let rtts = self.neighbour_rtts(&neighbours);
+        self.own.base_extension = extension.clone();
+        self.own.rtts = rtts.clone();
+        self.own.rtts_stale = false;
+        let mut extension = extension;
+        // The RTT item last, and only while the items fit (a decoder refuses more).
+        let items = decode_extension(&extension).map_or(0, |i| i.len());
+        if !rtts.is_empty() && items < crate::wire::extension::MAX_ITEMS {
+            extension.extend(encode_extension(&[ExtensionItem::NeighbourRtts(rtts)]));
+        }
         let mut record = NodeRecord {
             name: self.config.name.clone(),
             public_key: *self.identity.public().as_bytes(),
@@ -192,15 +244,16 @@ impl Node {
         }
         let extension = encode_extension(&self.own_extension_items());
         let neighbours = self.own_neighbours();
+        let same_extension = self.own.base_extension == extension;
         let record = match &self.own.record {
             Some(r)
-                if r.neighbours == neighbours
-                    && r.addresses == self.own_addresses()
-                    && r.extension == extension =>
+                if same_extension
+                    && r.neighbours == neighbours
+                    && r.addresses == self.own_addresses() =>
             {
                 r.clone()
             }
-            Some(r) if r.addresses == self.own_addresses() && r.extension == extension => {
+            Some(r) if same_extension && r.addresses == self.own_addresses() => {
                 let record = self.sign_own_record(now, neighbours, extension);
                 self.own.flood_owed = true;
                 self.own.dirty = true;
@@ -437,7 +490,8 @@ impl Node {
                 && p.record.as_ref().is_some_and(|old| {
                     old.generation == rec.generation
                         && old.addresses == rec.addresses
-                        && old.extension == rec.extension
+                        && without_neighbour_rtts(&old.extension)
+                            == without_neighbour_rtts(&rec.extension)
                 })
         })
     }
@@ -534,10 +588,9 @@ impl Node {
             .record
             .as_ref()
             .is_some_and(|old| old.generation != rec.generation);
-        let extension_changed = peer
-            .record
-            .as_ref()
-            .is_none_or(|old| old.extension != rec.extension);
+        let extension_changed = peer.record.as_ref().is_none_or(|old| {
+            without_neighbour_rtts(&old.extension) != without_neighbour_rtts(&rec.extension)
+        });
         let old = peer.record.replace(rec.clone());
         let sees_us = |r: &NodeRecord| {
             r.neighbours

@@ -294,7 +294,7 @@ impl Node {
         name: &NodeName,
         avoid: Option<&NodeName>,
     ) {
-        let relay = self.relay_candidate(name, avoid);
+        let relay = self.relay_candidate(now, name, avoid);
         self.start_handshake_with(now, name, relay);
     }
 
@@ -308,7 +308,7 @@ impl Node {
                         || p.host_path.indirect
                         || self.relay_of(name).is_some()) =>
             {
-                self.relay_candidate(name, None)
+                self.relay_candidate(now, name, None)
             }
             _ => None,
         };

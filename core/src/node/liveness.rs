@@ -473,6 +473,18 @@ impl Node {
             DownReason::Revoked => tracing::info!(peer = %name, "peer revoked"),
             DownReason::Disconnected => tracing::info!(peer = %name, "peer disconnected"),
         }
+        // Relayed, and its relay lives and answered (it was checked first):
+        // that relay may drop what it should pass on; not that one for a while.
+        if reason == DownReason::Timeout {
+            if let Some(relay) = self.relay_of(name).cloned() {
+                if self.peers.get(relay.as_str()).is_some_and(|r| r.alive) {
+                    tracing::info!(peer = %name, %relay, "died behind a live relay: trying others first");
+                    if let Some(p) = self.peers.get_mut(name) {
+                        p.shunned_relay = Some((relay, now + super::relay::SHUN_RELAY));
+                    }
+                }
+            }
+        }
         let endpoint = self.shown_endpoint(name);
         self.own.dirty = true;
         self.relay_died(now, name);

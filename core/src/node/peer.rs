@@ -191,6 +191,9 @@ pub struct Peer {
     /// It went silent through its relay, also silent: when the relay check
     /// started (relay.rs). Cleared by any packet from it.
     pub relay_check: Option<Instant>,
+    /// A relay that carried this peer into its death while answering itself,
+    /// and until when it is passed over for this peer.
+    pub shunned_relay: Option<(NodeName, Instant)>,
     /// What its host file on our disk says about reaching it.
     pub host_path: super::HostPath,
     /// Its direct path was found after it was reached through a relay
@@ -243,6 +246,7 @@ impl Peer {
             relay_budget: super::relay::RelayBudget::default(),
             next_direct_try: None,
             relay_check: None,
+            shunned_relay: None,
             last_direct_try: None,
             punched: false,
             host_path: super::HostPath::default(),

@@ -15,6 +15,7 @@
 
 use super::{limits, Node};
 use crate::name::NodeName;
+use crate::wire::extension::{decode_extension, ExtensionItem};
 use crate::wire::Message;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -33,6 +34,10 @@ const DIRECT_TRY_ANSWER_EVERY: Duration = Duration::from_secs(1);
 /// How long a relayed peer whose relay went silent may take to come up
 /// through another path before it is declared dead.
 pub(super) const FAILOVER_GRACE: Duration = Duration::from_millis(500);
+/// How long a relay that carried a peer into its death while answering
+/// itself is passed over for that peer (another relay or a direct path
+/// first; it is used again if there is none: the peer may simply have died).
+pub(super) const SHUN_RELAY: Duration = Duration::from_secs(30);
 /// Packets per second (burst: one second's worth) one peer may have relayed.
 const RELAY_PACKETS_PER_SEC: f64 = 100_000.0;
 
@@ -159,26 +164,92 @@ impl Node {
             .is_some_and(|p| p.alive && p.endpoint.is_some_and(|e| !is_relay_addr(e)))
     }
 
-    /// The relayed path to try for `name`: through the live direct peer with
-    /// the lowest RTT whose record lists `name` as a neighbour (it has a
-    /// session with it). `None` if there is none.
+    /// The relayed path to try for `name`: through the live direct peer whose
+    /// record lists `name` as a neighbour (it has a session with it) with the
+    /// lowest combined RTT — ours to it plus its own to `name`, as its record
+    /// gives it (a relay whose record gives none, an older node, counts its
+    /// RTT twice). `None` if there is none.
     pub(super) fn relay_candidate(
         &mut self,
+        now: Instant,
         name: &NodeName,
         avoid: Option<&NodeName>,
     ) -> Option<SocketAddr> {
-        let relay = self
+        let relay = self.best_relay(now, name, avoid)?;
+        self.relay_paths.addr_for(name, &relay)
+    }
+
+    /// The relay [`Node::relay_candidate`] picks for `name`: not `avoid`, and
+    /// not one that carried `name` into its death lately while it answered
+    /// itself (it may drop what it should relay: [`SHUN_RELAY`]).
+    fn best_relay(
+        &self,
+        now: Instant,
+        name: &NodeName,
+        avoid: Option<&NodeName>,
+    ) -> Option<NodeName> {
+        let shunned = self
+            .peers
+            .get(name)
+            .and_then(|p| p.shunned_relay.as_ref())
+            .filter(|(_, until)| now < *until)
+            .map(|(relay, _)| relay);
+        let candidates: Vec<NodeName> = self
             .observed
             .reporters(name)
             .into_iter()
             .filter(|r| r != name && Some(r) != avoid && self.direct_and_alive(r))
-            .min_by_key(|r| {
-                self.peers
-                    .get(r)
-                    .and_then(|p| p.detector.srtt())
-                    .unwrap_or(Duration::MAX)
-            })?;
-        self.relay_paths.addr_for(name, &relay)
+            .collect();
+        let fastest = |skip: Option<&NodeName>| {
+            candidates
+                .iter()
+                .filter(|r| Some(*r) != skip)
+                .min_by_key(|r| self.relayed_rtt(r, name))
+                .cloned()
+        };
+        fastest(shunned).or_else(|| fastest(None))
+    }
+
+    /// Whether a relay other than `current` now reaches `name` clearly faster
+    /// (a quarter and a millisecond less combined RTT): records carry RTTs
+    /// only from their second version on, so the first choice may be wrong.
+    fn better_relay_than(&self, now: Instant, name: &NodeName, current: &NodeName) -> bool {
+        let Some(best) = self.best_relay(now, name, None) else {
+            return false;
+        };
+        if &best == current {
+            return false;
+        }
+        let now_rtt = self.relayed_rtt(current, name);
+        let best_rtt = self.relayed_rtt(&best, name);
+        best_rtt.saturating_add(Duration::from_millis(1)) < now_rtt
+            && best_rtt.saturating_mul(4) < now_rtt.saturating_mul(3)
+    }
+
+    /// Our RTT to `relay` plus the RTT `relay`'s record gives for its session
+    /// with `target` (our own to `relay` again if it gives none).
+    fn relayed_rtt(&self, relay: &str, target: &str) -> Duration {
+        let Some(peer) = self.peers.get(relay) else {
+            return Duration::MAX;
+        };
+        let Some(ours) = peer.detector.srtt() else {
+            return Duration::MAX;
+        };
+        let theirs = peer
+            .record
+            .as_ref()
+            .and_then(|r| decode_extension(&r.extension).ok())
+            .and_then(|items| {
+                items.into_iter().find_map(|item| match item {
+                    ExtensionItem::NeighbourRtts(list) => list
+                        .into_iter()
+                        .find(|n| n.name.as_str() == target)
+                        .map(|n| n.rtt()),
+                    _ => None,
+                })
+            })
+            .unwrap_or(ours);
+        ours.saturating_add(theirs)
     }
 
     /// A datagram addressed to a relayed path, sealed for its relay; `None`
@@ -317,8 +388,10 @@ impl Node {
                 self.start_handshake(now, name);
             }
         } else if peer.next_direct_try.is_some_and(|t| now >= t) && !peer.host_path.indirect {
-            tracing::debug!(peer = %name, %relay, "trying a direct path");
-            self.start_handshake_on(now, name, false);
+            // With a clearly faster relay known by now, its path is tried too.
+            let better = self.better_relay_than(now, name, &relay);
+            tracing::debug!(peer = %name, %relay, better, "trying a direct path");
+            self.start_handshake_on(now, name, better);
             if let Some(p) = self.peers.get_mut(name) {
                 p.next_direct_try = Some(now + DIRECT_RETRY);
                 p.last_direct_try = Some(now);

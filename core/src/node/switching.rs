@@ -228,6 +228,8 @@ impl Node {
                     Err(err) => tracing::warn!(node = %name, %err, "ignoring a bad subnet"),
                 },
                 ExtensionItem::Vip(v) => vips.push(v),
+                // Read when choosing a relay (relay.rs), from the record itself.
+                ExtensionItem::NeighbourRtts(_) => {}
             }
         }
         let (subnets, vips) = self.strict_claims(name, subnets, vips);

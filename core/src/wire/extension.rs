@@ -1,14 +1,20 @@
-//! The items a node record's extension carries: its subnets and its VIPs,
-//! as a list of type-length-value items (unknown types are skipped, so later
-//! versions can add items without breaking v1 readers).
+//! The items a node record's extension carries: its subnets, its VIPs and the
+//! round-trip times of its direct sessions, as a list of type-length-value
+//! items (unknown types are skipped, so later versions can add items without
+//! breaking v1 readers).
 
-use super::reader::Reader;
+use super::reader::{put_name, Reader};
 use super::WireError;
+use crate::name::NodeName;
 
 /// Item type of a subnet in tinc's text form (`02:00:00:00:00:0a`, `10.1.1.0/24#5`).
 pub const ITEM_SUBNET: u8 = 0x01;
 /// Item type of a served VIP (see [`VipItem`]).
 pub const ITEM_VIP: u8 = 0x02;
+/// Item type of the origin's session round-trip times (see [`NeighbourRtt`], r11).
+pub const ITEM_NEIGHBOUR_RTTS: u8 = 0x03;
+/// Largest value of one item (its length is a `u16`).
+const MAX_ITEM_VALUE: usize = u16::MAX as usize;
 /// Most items one record may carry.
 pub const MAX_ITEMS: usize = 256;
 /// Longest subnet text.
@@ -58,6 +64,33 @@ impl VipItem {
     }
 }
 
+/// The smoothed round-trip time of one of the origin's direct sessions, as
+/// the origin measured it when it signed the record: what a node choosing a
+/// relay adds to its own RTT to the relay (PROTOCOL §5.6, §6.1.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NeighbourRtt {
+    /// The peer at the other end of the session.
+    pub name: NodeName,
+    /// The RTT in units of 100 µs, saturating at `u16::MAX` (6.5535 s).
+    pub rtt_100us: u16,
+}
+
+impl NeighbourRtt {
+    /// `rtt` in the item's units, rounded to the nearest 100 µs (at least 1).
+    pub fn new(name: NodeName, rtt: std::time::Duration) -> NeighbourRtt {
+        let units = (rtt.as_micros() + 50) / 100;
+        NeighbourRtt {
+            name,
+            rtt_100us: u16::try_from(units.max(1)).unwrap_or(u16::MAX),
+        }
+    }
+
+    /// The RTT.
+    pub fn rtt(&self) -> std::time::Duration {
+        std::time::Duration::from_micros(u64::from(self.rtt_100us) * 100)
+    }
+}
+
 /// One item of a record extension.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExtensionItem {
@@ -65,6 +98,8 @@ pub enum ExtensionItem {
     Subnet(String),
     /// A VIP the origin serves or has withdrawn.
     Vip(VipItem),
+    /// The RTTs of the origin's direct sessions (one item for all of them).
+    NeighbourRtts(Vec<NeighbourRtt>),
 }
 
 /// Encodes items as the extension bytes of a record.
@@ -88,6 +123,17 @@ pub fn encode_extension(items: &[ExtensionItem]) -> Vec<u8> {
                 value.extend_from_slice(&vip.virtual_mac);
                 value.push(vip.flags);
                 ITEM_VIP
+            }
+            ExtensionItem::NeighbourRtts(rtts) => {
+                for n in rtts {
+                    // Whole entries only, within one item's length.
+                    if value.len() + 1 + n.name.len() + 2 > MAX_ITEM_VALUE {
+                        break;
+                    }
+                    put_name(&mut value, &n.name);
+                    value.extend_from_slice(&n.rtt_100us.to_be_bytes());
+                }
+                ITEM_NEIGHBOUR_RTTS
             }
         };
         out.push(ty);
@@ -126,10 +172,56 @@ pub fn decode_extension(bytes: &[u8]) -> Result<Vec<ExtensionItem>, WireError> {
                 items.push(ExtensionItem::Subnet(text.to_string()));
             }
             ITEM_VIP => items.push(ExtensionItem::Vip(decode_vip(value)?)),
+            // Advice only: a malformed list is skipped, not the whole extension.
+            ITEM_NEIGHBOUR_RTTS => {
+                if let Ok(rtts) = decode_rtts(value) {
+                    items.push(ExtensionItem::NeighbourRtts(rtts));
+                }
+            }
             _ => {}
         }
     }
     Ok(items)
+}
+
+/// The extension bytes without RTT items: what says whether a record's subnets
+/// and VIPs changed (RTTs change with every version). Malformed bytes are
+/// returned whole.
+pub fn without_neighbour_rtts(extension: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    let mut found = false;
+    while at < extension.len() {
+        let Some(header) = extension.get(at..at + 3) else {
+            return extension.into();
+        };
+        let end = at + 3 + usize::from(u16::from_be_bytes([header[1], header[2]]));
+        let Some(item) = extension.get(at..end) else {
+            return extension.into();
+        };
+        if header[0] == ITEM_NEIGHBOUR_RTTS {
+            found = true;
+        } else {
+            out.extend_from_slice(item);
+        }
+        at = end;
+    }
+    if found {
+        out.into()
+    } else {
+        extension.into()
+    }
+}
+
+fn decode_rtts(value: &[u8]) -> Result<Vec<NeighbourRtt>, WireError> {
+    let mut r = Reader::new(value);
+    let mut rtts = Vec::new();
+    while r.remaining() > 0 {
+        let name = r.name("neighbour RTT name")?;
+        let rtt_100us = r.u16("neighbour RTT")?;
+        rtts.push(NeighbourRtt { name, rtt_100us });
+    }
+    Ok(rtts)
 }
 
 fn decode_vip(value: &[u8]) -> Result<VipItem, WireError> {
@@ -207,6 +299,67 @@ mod tests {
         let bytes = encode_extension(&sample());
         assert_eq!(decode_extension(&bytes).unwrap(), sample());
         assert_eq!(decode_extension(&[]).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn neighbour_rtts_round_trip_and_a_bad_list_is_skipped_alone() {
+        let name = |s: &str| NodeName::new(s).unwrap();
+        let rtts = ExtensionItem::NeighbourRtts(vec![
+            NeighbourRtt::new(name("beta"), std::time::Duration::from_micros(480)),
+            NeighbourRtt::new(name("gamma"), std::time::Duration::from_secs(10)),
+            NeighbourRtt::new(name("delta"), std::time::Duration::ZERO),
+        ]);
+        let ExtensionItem::NeighbourRtts(list) = &rtts else {
+            unreachable!()
+        };
+        assert_eq!(
+            list.iter().map(|n| n.rtt_100us).collect::<Vec<_>>(),
+            vec![5, u16::MAX, 1]
+        );
+        assert_eq!(list[0].rtt(), std::time::Duration::from_micros(500));
+        let mut items = sample();
+        items.push(rtts);
+        let bytes = encode_extension(&items);
+        assert_eq!(decode_extension(&bytes).unwrap(), items);
+        // A truncated list: the subnets and VIPs still count, the list does not.
+        let mut bad = encode_extension(&sample());
+        bad.extend_from_slice(&[ITEM_NEIGHBOUR_RTTS, 0, 3, 4, b'b', b'e']);
+        assert_eq!(decode_extension(&bad).unwrap(), sample());
+    }
+
+    #[test]
+    fn without_neighbour_rtts_keeps_the_other_items() {
+        let rtts = ExtensionItem::NeighbourRtts(vec![NeighbourRtt {
+            name: NodeName::new("beta").unwrap(),
+            rtt_100us: 3,
+        }]);
+        let base = encode_extension(&sample());
+        let mut items = vec![rtts.clone()];
+        items.extend(sample());
+        items.push(rtts);
+        assert_eq!(
+            &*without_neighbour_rtts(&encode_extension(&items)),
+            &base[..]
+        );
+        assert_eq!(&*without_neighbour_rtts(&base), &base[..]);
+        assert_eq!(&*without_neighbour_rtts(&[3, 0]), &[3, 0][..]);
+    }
+
+    #[test]
+    fn a_long_rtt_list_keeps_whole_entries_within_one_item() {
+        let rtts: Vec<NeighbourRtt> = (0..5000)
+            .map(|i| NeighbourRtt {
+                name: NodeName::new(format!("node_{i:010}")).unwrap(),
+                rtt_100us: 7,
+            })
+            .collect();
+        let bytes = encode_extension(&[ExtensionItem::NeighbourRtts(rtts.clone())]);
+        let decoded = decode_extension(&bytes).unwrap();
+        let [ExtensionItem::NeighbourRtts(got)] = decoded.as_slice() else {
+            panic!("{decoded:?}")
+        };
+        assert!(got.len() > 3000 && got.len() < 5000, "{}", got.len());
+        assert_eq!(got[..], rtts[..got.len()]);
     }
 
     #[test]
