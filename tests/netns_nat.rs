@@ -163,3 +163,94 @@ fn behind_port_changing_nats_the_pair_stays_relayed() {
     assert!(up && via == "gamma", "beta: up {up} via {via}");
     assert!(ping_beta(&lab), "ping through the relay failed later");
 }
+
+/// NAT rebinding: alpha, behind a port-keeping NAT, gets a new inside address
+/// while its sessions run. Its NAT gives the new source a new public port (the
+/// old mapping still holds the old one), so every peer now sees alpha's
+/// datagrams from another address: the public gamma must follow it (path
+/// validation) and keep the session — no host-down, pings answered again
+/// within about a second — and beta, behind its own NAT, must reach alpha again.
+#[test]
+fn a_node_whose_nat_mapping_changes_keeps_its_sessions() {
+    require_netns!();
+    netns::need_tools(&["iptables", "ping", "sysctl"]);
+    let mut lab = nat_lab("nb", false);
+    let downs = lab.dir.path().join("gamma-downs");
+    lab.script(
+        "gamma",
+        "host-down",
+        &format!("#!/bin/sh\necho \"$NODE\" >> {}\n", downs.display()),
+    );
+    start(&mut lab);
+    let alpha_at_gamma = |lab: &Lab| -> Option<(bool, String)> {
+        let line = lab.node_line("gamma", "alpha")?;
+        Some((
+            line["reachable"].as_bool()?,
+            format!("{}:{}", line["address"].as_str()?, line["port"].as_str()?),
+        ))
+    };
+    lab.wait(Duration::from_secs(20), |lab| {
+        alpha_at_gamma(lab).is_some_and(|(up, _)| up)
+            && beta_from_alpha(lab).is_some_and(|(up, _)| up)
+    })
+    .expect("the mesh never formed");
+    let (_, before) = alpha_at_gamma(&lab).expect("alpha at gamma");
+    // alpha's inside address changes (a new DHCP lease, another access point).
+    let ns = lab.node("alpha").ns.clone();
+    for args in [
+        &["addr", "flush", "dev", "eth0"][..],
+        &["addr", "add", "10.0.1.3/24", "dev", "eth0"][..],
+        &["route", "add", "default", "via", "10.0.1.1"][..],
+    ] {
+        let mut a = vec!["-n", ns.as_str()];
+        a.extend_from_slice(args);
+        netns::must("ip", &a);
+    }
+    let t = Instant::now();
+    let moved = lab
+        .wait(Duration::from_secs(10), |lab| {
+            alpha_at_gamma(lab).is_some_and(|(up, at)| up && at != before)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "gamma still has alpha at {before}: {:?}",
+                alpha_at_gamma(&lab)
+            )
+        });
+    let (_, after) = alpha_at_gamma(&lab).expect("alpha at gamma");
+    eprintln!("NAT rebinding: gamma follows alpha from {before} to {after} after {moved:?}");
+    let out = lab.exec_in(
+        &ns,
+        &[
+            "ping",
+            "-c",
+            "3",
+            "-i",
+            "0.2",
+            "-W",
+            "2",
+            &overlay_ip("gamma"),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "alpha cannot ping gamma after the change"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        t.elapsed()
+    );
+    let back = lab
+        .wait(Duration::from_secs(20), |lab| {
+            beta_from_alpha(lab).is_some_and(|(up, _)| up)
+        })
+        .expect("alpha never reached beta again");
+    eprintln!("NAT rebinding: alpha reaches beta again {back:?} after gamma followed");
+    assert!(ping_beta(&lab), "alpha cannot ping beta after the change");
+    let downs = std::fs::read_to_string(&downs).unwrap_or_default();
+    assert!(
+        !downs.lines().any(|l| l == "alpha"),
+        "gamma ran host-down for alpha: the session did not survive"
+    );
+}
