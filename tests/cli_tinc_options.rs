@@ -455,6 +455,11 @@ fn user_lock_and_chroot_options() {
         vec![nobody.uid.to_string(); 4],
         "real, effective, saved, fs uid"
     );
+    // Only CAP_NET_ADMIN (12) and CAP_NET_RAW (13) are kept, and passed on to scripts.
+    for set in ["CapPrm", "CapEff", "CapInh", "CapAmb"] {
+        let bits = u64::from_str_radix(&proc_status(pid, set), 16).unwrap();
+        assert_eq!(bits, (1 << 12) | (1 << 13), "{set} {bits:#x}");
+    }
     assert_ok(&meshd(&dir, &["dump", "nodes"]));
     // USER cannot read the root-only directory: a reload says so, the daemon goes on.
     let o = meshd(&dir, &["reload"]);

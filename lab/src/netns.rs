@@ -236,11 +236,17 @@ impl Lab {
 
     /// Starts `node`'s daemon (detached) inside its namespace.
     pub fn start(&mut self, node: &str) {
+        self.start_with(node, &[]);
+    }
+
+    /// [`Lab::start`] with more `start` options (`-U nobody`, `-R`, ...).
+    pub fn start_with(&mut self, node: &str, options: &[&str]) {
         let n = self.node(node);
         let out = Command::new("ip")
             .args(["netns", "exec", &n.ns, meshd(), "-c"])
             .arg(&n.netdir)
             .args(["start", "-d", "2"])
+            .args(options)
             .output()
             .expect("start meshd");
         assert!(

@@ -120,13 +120,46 @@ impl Privileges {
             tracing::info!("chrooted to {} (-R)", dir.display());
         }
         if let Some((name, user)) = user {
+            // Keep the permitted capabilities across setuid, to keep KEPT_CAPS below.
+            caps::securebits::set_keepcaps(true).context("PR_SET_KEEPCAPS")?;
             nix::unistd::setgid(user.gid).with_context(|| format!("cannot setgid to {name}"))?;
             nix::unistd::setuid(user.uid).with_context(|| format!("cannot setuid to {name}"))?;
+            let _ = caps::securebits::set_keepcaps(false);
+            keep_only(KEPT_CAPS)?;
             if user.uid != Uid::from_raw(0) && nix::unistd::setuid(Uid::from_raw(0)).is_ok() {
                 bail!("still able to become root after dropping to {name}");
             }
-            tracing::info!(user = %name, uid = %user.uid, gid = %user.gid, "running as {name} (-U)");
+            tracing::info!(
+                user = %name, uid = %user.uid, gid = %user.gid,
+                "running as {name} (-U), keeping CAP_NET_ADMIN and CAP_NET_RAW for the interface and its scripts"
+            );
         }
         Ok(())
     }
+}
+
+/// What the daemon still needs as USER (`-U`): its scripts (`vip-up` and
+/// `vip-down` put the VIP on the TAP, `subnet-up`, `tinc-down`, ...) and a
+/// reload (the TAP's MTU) configure the interface (CAP_NET_ADMIN); arping and
+/// ping from scripts and health checks need raw sockets (CAP_NET_RAW).
+/// Nothing else: no CAP_SETUID, no CAP_SYS_ADMIN, no file access beyond USER's.
+pub const KEPT_CAPS: &[caps::Capability] = &[
+    caps::Capability::CAP_NET_ADMIN,
+    caps::Capability::CAP_NET_RAW,
+];
+
+/// Leaves exactly `kept` in the permitted, effective and inheritable sets, and
+/// raises them in the ambient set so that scripts (exec'd as USER) get them too.
+fn keep_only(kept: &[caps::Capability]) -> Result<()> {
+    use caps::CapSet;
+    let set: caps::CapsHashSet = kept.iter().copied().collect();
+    for which in [CapSet::Permitted, CapSet::Effective, CapSet::Inheritable] {
+        caps::set(None, which, &set)
+            .with_context(|| format!("cannot set the {which:?} capabilities (-U)"))?;
+    }
+    for cap in kept {
+        caps::raise(None, CapSet::Ambient, *cap)
+            .with_context(|| format!("cannot pass {cap} on to scripts (-U)"))?;
+    }
+    Ok(())
 }
