@@ -167,6 +167,24 @@ fn the_relay_with_the_lowest_combined_rtt_is_chosen() {
         srtt < 30 * MS,
         "a's RTT to b is {srtt:?}: not the 20 ms path"
     );
+    // `dump edges` weights are RTTs in ms, as tinc's: a's own, and r1's from its record.
+    let weight = |from: &str, to: &str| {
+        net.node("a")
+            .edge_statuses()
+            .into_iter()
+            .find(|e| (e.from.as_str(), e.to.as_str()) == (from, to))
+            .map(|e| e.weight)
+    };
+    assert!(
+        matches!(weight("a", "r1"), Some(3..=6)),
+        "{:?}",
+        weight("a", "r1")
+    );
+    assert!(
+        matches!(weight("r1", "b"), Some(55..=66)),
+        "{:?}",
+        weight("r1", "b")
+    );
     assert_eq!(downs(&net, "a", "b") + downs(&net, "b", "a"), 0);
 }
 

@@ -137,7 +137,9 @@ pub struct EdgeStatus {
     pub local_address: String,
     /// FROM's advertised port, or 0.
     pub local_port: u16,
-    /// Edge weight (meshd: 0).
+    /// Edge weight as tinc gives it: the session's round-trip time in
+    /// milliseconds (rounded), as the edge's origin measures it — its record's
+    /// RTTs (r11) for other nodes' edges; 0 where none is known.
     pub weight: i32,
 }
 
@@ -332,7 +334,11 @@ impl Node {
     /// `dump edges`: every session listed in a known record (ours from live state).
     pub fn edge_statuses(&self) -> Vec<EdgeStatus> {
         let mut out = Vec::new();
-        let mut push = |from: &str, local: Option<&SocketAddr>, to: &str, at: SocketAddr| {
+        let mut push = |from: &str,
+                        local: Option<&SocketAddr>,
+                        to: &str,
+                        at: SocketAddr,
+                        rtt: Option<std::time::Duration>| {
             out.push(EdgeStatus {
                 from: from.to_string(),
                 to: to.to_string(),
@@ -340,19 +346,34 @@ impl Node {
                 port: at.port(),
                 local_address: local.map_or("unspec".into(), |a| a.ip().to_string()),
                 local_port: local.map_or(0, |a| a.port()),
-                weight: 0,
+                weight: rtt.map_or(0, |d| {
+                    i32::try_from((d.as_micros() + 500) / 1000).unwrap_or(i32::MAX)
+                }),
             });
         };
         let own_local = self.config.advertised_addresses.first();
         // Direct sessions only: a relayed peer is reached over two edges.
         for p in self.peers.values().filter(|p| p.alive) {
             if let Some(at) = p.endpoint.filter(|e| !super::relay::is_relay_addr(*e)) {
-                push(&self.config.name, own_local, &p.name, at);
+                push(&self.config.name, own_local, &p.name, at, p.detector.srtt());
             }
         }
         for p in self.peers.values() {
+            let rtts: Vec<crate::wire::extension::NeighbourRtt> = p
+                .record
+                .as_ref()
+                .and_then(|r| crate::wire::extension::decode_extension(&r.extension).ok())
+                .into_iter()
+                .flatten()
+                .filter_map(|item| match item {
+                    crate::wire::ExtensionItem::NeighbourRtts(list) => Some(list),
+                    _ => None,
+                })
+                .flatten()
+                .collect();
             for (rec, n) in self.record_edges(p) {
-                push(&rec.name, rec.addresses.first(), &n.name, n.endpoint);
+                let rtt = rtts.iter().find(|r| r.name == n.name).map(|r| r.rtt());
+                push(&rec.name, rec.addresses.first(), &n.name, n.endpoint, rtt);
             }
         }
         out.sort_by(|a, b| (&a.from, &a.to).cmp(&(&b.from, &b.to)));
